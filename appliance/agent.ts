@@ -1,0 +1,210 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { Sequelize } from "sequelize";
+import type { PlumConfig } from "../lib/config.ts";
+import type { Logger } from "../lib/logger.ts";
+import { homeLayout } from "../lib/paths.ts";
+import type { Secrets } from "../lib/secrets.ts";
+import { APP_VERSION, OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR } from "../lib/version.ts";
+import { sleep, waitFor, withDeadline } from "../lib/wait.ts";
+import { createConsoleApp } from "../server/console/app.ts";
+import { firstAdminCreator } from "../server/console/commands/user-commands.ts";
+import type { ConsoleContext } from "../server/console/context.ts";
+import { defineOpsModels } from "../server/console/models/ops-models.ts";
+import type { ApplianceStatus } from "../server/console/status.ts";
+import { clientConfig, connectionUrl, pgServerFor, prepareServer, type PgServer } from "../server/db/database.ts";
+import { EmbeddedPostgres } from "../server/db/embedded-postgres.ts";
+import { migrate } from "../server/db/migrate.ts";
+import { openSequelize } from "../server/db/sequelize.ts";
+import { acquireAgentLock } from "./agent-lock.ts";
+import { AuditLog } from "./audit/audit-log.ts";
+import { EdgeProxy } from "./proxy/edge-proxy.ts";
+import { currentRelease } from "./releases/current-release.ts";
+import { ProcessRuntime } from "./runtimes/process-runtime.ts";
+import type { InstanceInfo, RuntimeDriver } from "./runtimes/runtime.ts";
+
+const RESTARTS_ALLOWED = 5; // unexpected instance exits restarted within RESTART_WINDOW_MS before giving up
+const RESTART_WINDOW_MS = 5 * 60_000;
+
+/**
+ * The agent: the stable control plane. Owns the public port (edge proxy), runs product instances through a
+ * runtime driver, serves the ops console, and records every lifecycle event in the audit log.
+ */
+export class Agent {
+  readonly startedAt = new Date();
+  private stopping?: Promise<void>;
+  private healthTimer?: NodeJS.Timeout;
+  private readonly restarts: number[] = [];
+
+  private constructor(
+    readonly config: PlumConfig,
+    readonly log: Logger,
+    readonly pg: PgServer & { serverVersion: string },
+    private readonly embedded: EmbeddedPostgres | undefined,
+    readonly sequelize: Sequelize,
+    readonly audit: AuditLog,
+    readonly runtime: RuntimeDriver,
+    readonly proxy: EdgeProxy,
+    private readonly consoleServer: http.Server,
+    private readonly lock: { release(): void },
+    readonly urls: { proxy: string; console: string },
+    readonly firstAdmin: { username: string; oneTimePassword: string } | undefined,
+  ) {}
+
+  /** Boot in order: lock, PostgreSQL, databases and migrations, audit, instances, proxy, console. */
+  static async start(config: PlumConfig, secrets: Secrets, log: Logger): Promise<Agent> {
+    const layout = homeLayout(config.home);
+    const lock = acquireAgentLock(layout.runDir);
+    const cleanup: Array<() => Promise<unknown>> = [async () => lock.release()];
+    try {
+      const server = pgServerFor(config, secrets.postgresPassword);
+      let embedded: EmbeddedPostgres | undefined;
+      if (server.embedded) {
+        embedded = new EmbeddedPostgres({ dataDir: layout.pgData, port: config.database.embedded.port, password: secrets.postgresPassword, logFile: path.join(layout.logsDir, "postgres.log"), log });
+        await embedded.start();
+        cleanup.unshift(() => embedded!.stop());
+      }
+      const { version: serverVersion } = await prepareServer(server, [config.database.productDatabase, config.database.opsDatabase]);
+      await migrate({ clientConfig: clientConfig(server, config.database.opsDatabase), dir: OPS_MIGRATIONS_DIR, log });
+      await migrate({ clientConfig: clientConfig(server, config.database.productDatabase), dir: PRODUCT_MIGRATIONS_DIR, log });
+
+      const sequelize = openSequelize(clientConfig(server, config.database.opsDatabase), { log });
+      cleanup.unshift(() => sequelize.close());
+      const audit = new AuditLog(sequelize);
+      const ctx: ConsoleContext = { sequelize, models: defineOpsModels(sequelize), audit, security: config.security, sessionHours: config.console.sessionHours };
+
+      const runtime = new ProcessRuntime({
+        runDir: layout.runDir,
+        logDir: path.join(layout.logsDir, "instances"),
+        log,
+        stopTimeoutMs: config.instances.stopTimeoutSeconds * 1000,
+        startTimeoutMs: config.instances.healthTimeoutSeconds * 1000,
+        applianceId: layout.home,
+      });
+      const recovered = await runtime.recover();
+      await audit.append({ actor: "agent", action: "agent.start", detail: { version: APP_VERSION, pid: process.pid, database: server.embedded ? "embedded" : "external", recovered } });
+      const firstAdmin = await firstAdminCreator(ctx);
+
+      const registry = new Registry();
+      collectDefaultMetrics({ register: registry, prefix: "plum_agent_" });
+      const proxy = new EdgeProxy({ log, registry });
+      const proxyPort = await proxy.listen(config.http.port, config.http.host);
+      cleanup.unshift(() => proxy.close());
+
+      const consoleServer = http.createServer();
+      const consoleUrl = await new Promise<string>((resolve, reject) => {
+        consoleServer.once("error", reject);
+        consoleServer.listen(config.console.port, config.console.host, () => resolve(`http://${config.console.host}:${(consoleServer.address() as AddressInfo).port}`));
+      });
+      cleanup.unshift(() => new Promise((r) => consoleServer.close(r)));
+      const proxyHost = config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host;
+      const pgInfo = { ...server, serverVersion };
+      const agent = new Agent(config, log, pgInfo, embedded, sequelize, audit, runtime, proxy, consoleServer, lock, { proxy: `http://${proxyHost}:${proxyPort}`, console: consoleUrl }, firstAdmin);
+      consoleServer.on("request", createConsoleApp({ ctx, logger: log, sessionKey: secrets.sessionKey, secureCookies: config.console.cookieSecure, status: () => agent.status(), metrics: registry }));
+      cleanup.unshift(() => agent.stopInstances());
+      agent.watch(registry);
+      await agent.startProduction();
+      return agent;
+    } catch (err) {
+      for (const step of cleanup) await step().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private instanceEnv(): Record<string, string> {
+    return { PLUM_PRODUCT_DATABASE_URL: connectionUrl(this.pg, this.config.database.productDatabase), PLUM_LOG_LEVEL: this.config.log.level };
+  }
+
+  /** Start the production instance, wait until it is ready (deadline), then give it the traffic. */
+  private async startProduction(): Promise<InstanceInfo> {
+    const instance = await this.runtime.start({ slot: "production", release: currentRelease(), env: this.instanceEnv() });
+    try {
+      await waitFor(`instance ${instance.id} to become ready`, async () => {
+        const h = await this.runtime.health(instance.id);
+        if (!h.ready) throw new Error(h.detail);
+        return true;
+      }, { timeoutMs: this.config.instances.healthTimeoutSeconds * 1000 });
+    } catch (err) {
+      await this.runtime.stop(instance.id);
+      await this.audit.append({ actor: "agent", action: "instance.start", target: instance.id, outcome: "failure", detail: { error: (err as Error).message } });
+      throw err;
+    }
+    this.proxy.switchTo({ id: instance.id, version: instance.version, url: instance.url });
+    await this.audit.append({ actor: "agent", action: "instance.start", target: instance.id, detail: { pid: instance.pid, url: instance.url } });
+    return instance;
+  }
+
+  /** Keep health gauges current; restart a production instance that died, a bounded number of times. */
+  private watch(registry: Registry): void {
+    const healthy = new Gauge({ name: "plum_instance_healthy", help: "1 when the instance answers /readyz", labelNames: ["instance", "slot", "version"], registers: [registry] });
+    const uptime = new Gauge({ name: "plum_agent_uptime_seconds", help: "Seconds since the agent started", registers: [registry] });
+    const tick = async () => {
+      uptime.set((Date.now() - this.startedAt.getTime()) / 1000);
+      healthy.reset();
+      for (const i of this.runtime.list()) healthy.set({ instance: i.id, slot: i.slot, version: i.version }, (await this.runtime.health(i.id)).ready ? 1 : 0);
+    };
+    this.healthTimer = setInterval(() => void tick().catch(() => undefined), 5000);
+    this.healthTimer.unref();
+    void tick();
+    this.runtime.onUnexpectedExit((instance, how) => void this.onInstanceDied(instance, how));
+  }
+
+  private async onInstanceDied(instance: InstanceInfo, how: string): Promise<void> {
+    if (this.stopping) return;
+    this.log.error({ instance: instance.id, how }, "instance exited unexpectedly");
+    await this.audit.append({ actor: "agent", action: "instance.exit", target: instance.id, outcome: "failure", detail: { how } }).catch(() => undefined);
+    if (instance.slot !== "production" || this.proxy.current?.id !== instance.id) return;
+    const now = Date.now();
+    while (this.restarts.length > 0 && this.restarts[0] < now - RESTART_WINDOW_MS) this.restarts.shift();
+    if (this.restarts.length >= RESTARTS_ALLOWED) {
+      this.log.error({ instance: instance.id }, "instance keeps dying; not restarting it again (see its log)");
+      return;
+    }
+    this.restarts.push(now);
+    await sleep(500 * 2 ** (this.restarts.length - 1));
+    if (!this.stopping) await this.startProduction().catch((err) => this.log.error({ err }, "restarting the production instance failed"));
+  }
+
+  async status(): Promise<ApplianceStatus> {
+    const instances = await Promise.all(
+      this.runtime.list().map(async (i) => {
+        const h = await this.runtime.health(i.id);
+        return { id: i.id, slot: i.slot, version: i.version, url: i.url, pid: i.pid, startedAt: i.startedAt, live: h.live, ready: h.ready, detail: h.detail };
+      }),
+    );
+    return {
+      version: APP_VERSION,
+      startedAt: this.startedAt,
+      database: { mode: this.pg.embedded ? "embedded" : "external", host: this.pg.host, port: this.pg.port, serverVersion: this.pg.serverVersion, productDatabase: this.config.database.productDatabase, opsDatabase: this.config.database.opsDatabase },
+      proxy: { listening: this.urls.proxy, activeInstance: this.proxy.current?.id },
+      instances,
+    };
+  }
+
+  private async stopInstances(): Promise<void> {
+    for (const i of this.runtime.list()) {
+      await this.runtime.stop(i.id);
+      await this.audit.append({ actor: "agent", action: "instance.stop", target: i.id }).catch(() => undefined);
+    }
+  }
+
+  /** Stop in reverse order: console, proxy (in-flight requests finish), instances, audit, PostgreSQL. */
+  stop(reason = "stop requested"): Promise<void> {
+    this.stopping ??= (async () => {
+      clearInterval(this.healthTimer);
+      this.log.info({ reason }, "agent stopping");
+      this.consoleServer.closeIdleConnections();
+      await withDeadline("console to close", 10_000, new Promise((r) => this.consoleServer.close(r))).catch(() => this.consoleServer.closeAllConnections());
+      await this.proxy.close();
+      await this.stopInstances();
+      await this.audit.append({ actor: "agent", action: "agent.stop", detail: { reason } }).catch(() => undefined);
+      await this.sequelize.close().catch(() => undefined);
+      await this.embedded?.stop();
+      this.lock.release();
+      this.log.info("agent stopped");
+    })();
+    return this.stopping;
+  }
+}

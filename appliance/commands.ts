@@ -1,0 +1,77 @@
+import type { Command } from "commander";
+import { loadConfig } from "../lib/config.ts";
+import { describeError } from "../lib/errors.ts";
+import { prepareHome } from "../lib/home.ts";
+import { createLogger } from "../lib/logger.ts";
+import { APP_VERSION } from "../lib/version.ts";
+import { Agent } from "./agent.ts";
+import { openOpsDatabase } from "./ops-database.ts";
+
+function banner(agent: Agent): string {
+  const lines = [
+    "",
+    `  Plum appliance ${APP_VERSION} is running`,
+    `    product (edge proxy):  ${agent.urls.proxy}`,
+    `    ops console:           ${agent.urls.console}`,
+    `    database:              ${agent.pg.embedded ? "embedded" : "external"} PostgreSQL ${agent.pg.serverVersion} at ${agent.pg.host}:${agent.pg.port}`,
+    `    PLUM_HOME:             ${agent.config.home}`,
+  ];
+  if (agent.firstAdmin) {
+    lines.push(
+      "",
+      "  First start: sign in to the ops console as",
+      `    username: ${agent.firstAdmin.username}`,
+      `    one-time password: ${agent.firstAdmin.oneTimePassword}`,
+      "  It is shown only now and must be changed at first sign-in.",
+    );
+  }
+  lines.push("", "  Stop with Ctrl-C.", "");
+  return lines.join("\n");
+}
+
+export function registerApplianceCommands(program: Command): void {
+  program
+    .command("agent")
+    .description("run the appliance: embedded PostgreSQL (unless external), edge proxy, product instance, ops console")
+    .action(async () => {
+      const { secrets } = prepareHome();
+      const config = loadConfig();
+      const log = createLogger("agent", { level: config.log.level, logDir: `${config.home}/logs` });
+      const agent = await Agent.start(config, secrets, log);
+      process.stdout.write(banner(agent) + "\n");
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (++signals > 1) {
+          process.stderr.write(`${signal} again: exiting without a clean stop\n`);
+          process.exit(130);
+        }
+        agent.stop(signal).then(
+          () => process.exit(0),
+          (err) => {
+            process.stderr.write(describeError(err) + "\n");
+            process.exit(1);
+          },
+        );
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+    });
+
+  const audit = program.command("audit").description("the tamper-evident audit log");
+  audit
+    .command("verify")
+    .description("check the audit log's hash chain; exits 1 and names the first bad row if any row was edited, deleted or reordered")
+    .option("--json", "print the verdict as JSON")
+    .action(async (opts: { json?: boolean }) => {
+      const db = await openOpsDatabase(loadConfig());
+      try {
+        const verdict = await db.audit.verify();
+        if (opts.json) process.stdout.write(JSON.stringify(verdict) + "\n");
+        else if (verdict.ok) process.stdout.write(`audit log verified: ${verdict.checked} rows, chain intact\n`);
+        else process.stdout.write(`audit log BROKEN at row ${verdict.firstBad!.id}: ${verdict.firstBad!.reason}\n`);
+        if (!verdict.ok) process.exitCode = 1;
+      } finally {
+        await db.close();
+      }
+    });
+}

@@ -1,0 +1,159 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Counter, Histogram, type Registry } from "prom-client";
+import type { Logger } from "../../lib/logger.ts";
+import { waitFor } from "../../lib/wait.ts";
+import { requestIdOf } from "../../server/shared/request-logging.ts";
+
+/** An instance the proxy can send traffic to. */
+export interface Upstream {
+  id: string;
+  version: string;
+  url: string;
+}
+
+interface Target extends Upstream {
+  host: string;
+  port: number;
+  agent: http.Agent;
+  inFlight: number;
+}
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection, not to be forwarded.
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"]);
+
+function forwardable(headers: http.IncomingHttpHeaders | http.OutgoingHttpHeaders): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+  return out;
+}
+
+/**
+ * The edge proxy: owns the public port and forwards every request to the active production instance.
+ * Switching is one assignment: requests already in flight finish on the instance that took them, new ones
+ * go to the new instance. `drain` waits until an old instance has nothing in flight.
+ */
+export class EdgeProxy {
+  private active?: Target;
+  private server?: http.Server;
+  private readonly requests: Counter<"status" | "version">;
+  private readonly latency: Histogram<"version">;
+
+  constructor(private readonly opts: { log: Logger; registry: Registry }) {
+    this.requests = new Counter({ name: "plum_proxy_requests_total", help: "Requests answered by the edge proxy, by status and instance version", labelNames: ["status", "version"], registers: [opts.registry] });
+    this.latency = new Histogram({ name: "plum_proxy_request_duration_seconds", help: "Latency seen by the edge proxy", labelNames: ["version"], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [opts.registry] });
+  }
+
+  get current(): Upstream | undefined {
+    return this.active && { id: this.active.id, version: this.active.version, url: this.active.url };
+  }
+
+  /** Send new requests to `upstream`; returns the one that was active, still finishing its in-flight requests. */
+  switchTo(upstream: Upstream): Upstream | undefined {
+    const url = new URL(upstream.url);
+    const next: Target = { ...upstream, host: url.hostname, port: Number(url.port), agent: new http.Agent({ keepAlive: true, maxSockets: 256 }), inFlight: 0 };
+    const previous = this.active;
+    this.active = next;
+    this.opts.log.info({ from: previous?.id, to: next.id }, "edge proxy switched");
+    if (previous) this.retire(previous);
+    return previous && { id: previous.id, version: previous.version, url: previous.url };
+  }
+
+  private readonly retired = new Map<string, Target>();
+
+  private retire(target: Target): void {
+    this.retired.set(target.id, target);
+    if (target.inFlight === 0) this.forget(target);
+  }
+
+  private forget(target: Target): void {
+    if (this.retired.get(target.id) === target) {
+      this.retired.delete(target.id);
+      target.agent.destroy();
+    }
+  }
+
+  /** Wait (with a deadline) until nothing is in flight on a retired upstream. */
+  async drain(id: string, timeoutMs: number): Promise<void> {
+    await waitFor(`requests in flight on ${id} to finish`, async () => (this.retired.has(id) ? undefined : true), { timeoutMs, firstDelayMs: 10, maxDelayMs: 100 });
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const target = this.active;
+    const started = process.hrtime.bigint();
+    const requestId = requestIdOf(req);
+    const done = (status: number, version: string) => {
+      this.requests.inc({ status: String(status), version });
+      this.latency.observe({ version }, Number(process.hrtime.bigint() - started) / 1e9);
+    };
+    if (!target) {
+      res.writeHead(503, { "content-type": "application/json", "retry-after": "5", "x-request-id": requestId });
+      res.end(JSON.stringify({ error: "no product instance is serving yet; retry shortly" }));
+      done(503, "none");
+      return;
+    }
+    target.inFlight++;
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      target.inFlight--;
+      if (target.inFlight === 0 && this.retired.get(target.id) === target) this.forget(target);
+    };
+    const remote = req.socket.remoteAddress ?? "";
+    const headers = forwardable(req.headers);
+    headers["x-request-id"] = requestId;
+    headers["x-forwarded-for"] = req.headers["x-forwarded-for"] ? `${req.headers["x-forwarded-for"]}, ${remote}` : remote;
+    headers["x-forwarded-proto"] = (req.socket as { encrypted?: boolean }).encrypted ? "https" : "http";
+    if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
+    const upstreamReq = http.request({ host: target.host, port: target.port, method: req.method, path: req.url, headers, agent: target.agent });
+    upstreamReq.on("response", (upstreamRes) => {
+      const status = upstreamRes.statusCode ?? 502;
+      res.writeHead(status, upstreamRes.statusMessage, forwardable(upstreamRes.headers));
+      upstreamRes.pipe(res);
+      upstreamRes.on("end", () => done(status, target.version));
+      upstreamRes.on("error", () => res.destroy());
+    });
+    upstreamReq.on("error", (err) => {
+      this.opts.log.warn({ err: err.message, upstream: target.id, requestId }, "upstream request failed");
+      if (!res.headersSent) {
+        res.writeHead(502, { "content-type": "application/json", "x-request-id": requestId });
+        res.end(JSON.stringify({ error: "the product instance did not answer", requestId }));
+        done(502, target.version);
+      } else {
+        res.destroy();
+      }
+      finish();
+    });
+    res.on("close", () => {
+      if (!res.writableFinished) upstreamReq.destroy(); // client went away: stop the upstream work too
+      finish();
+    });
+    req.pipe(upstreamReq);
+  }
+
+  async listen(port: number, host: string): Promise<number> {
+    const server = http.createServer((req, res) => this.handle(req, res));
+    server.keepAliveTimeout = 5_000;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => resolve());
+    });
+    return (server.address() as AddressInfo).port;
+  }
+
+  /** Stop accepting, let requests in flight finish (with a deadline), then close everything. */
+  async close(timeoutMs = 10_000): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    await closed;
+    clearTimeout(timer);
+    this.active?.agent.destroy();
+    for (const t of this.retired.values()) t.agent.destroy();
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * How the agent runs product instances. The upgrade manager and the proxy speak only this interface;
+ * `process` (child processes from unpacked releases) implements it today, `docker` (dockerode) next.
+ */
+export type Slot = "production" | "staging";
+
+/** A release the runtime can start: its version and how to run its `plumctl`. */
+export interface ReleaseRef {
+  version: string;
+  /** Unpacked release folder (working directory of its instances). */
+  dir: string;
+  /** Command and leading arguments that run this release's `plumctl`. */
+  command: string[];
+}
+
+export interface InstanceSpec {
+  slot: Slot;
+  release: ReleaseRef;
+  /** Environment of the instance (database URL and the like). Secrets go here, never in argv. */
+  env: Record<string, string>;
+}
+
+export interface InstanceInfo {
+  id: string; // `${slot}@${version}`
+  slot: Slot;
+  version: string;
+  url: string; // where the instance listens (private, loopback)
+  pid?: number;
+  startedAt: Date;
+}
+
+export interface HealthReport {
+  live: boolean;
+  ready: boolean;
+  detail: string;
+  checkedAt: Date;
+}
+
+export type ExitListener = (instance: InstanceInfo, how: string) => void;
+
+export interface RuntimeDriver {
+  readonly kind: string;
+  /** After an agent crash: stop instances left running by the previous agent. Returns what it did. */
+  recover(): Promise<string[]>;
+  /** Start an instance and resolve once it listens (health is checked separately, with its own deadline). */
+  start(spec: InstanceSpec): Promise<InstanceInfo>;
+  /** Stop gracefully (in-flight requests finish), killing after the deadline. */
+  stop(id: string): Promise<void>;
+  health(id: string): Promise<HealthReport>;
+  logs(id: string, lines?: number): Promise<string[]>;
+  list(): InstanceInfo[];
+  /** Called when an instance exits without being asked to. */
+  onUnexpectedExit(listener: ExitListener): void;
+}
+
+export function instanceId(slot: Slot, version: string): string {
+  return `${slot}@${version}`;
+}
+
+/** Probe an instance's /healthz and /readyz over HTTP with a short deadline. */
+export async function probeHealth(url: string, timeoutMs = 2000): Promise<HealthReport> {
+  const checkedAt = new Date();
+  const get = async (path: string) => {
+    const res = await fetch(new URL(path, url), { signal: AbortSignal.timeout(timeoutMs) });
+    const body = await res.text();
+    return { ok: res.ok, body };
+  };
+  try {
+    const live = await get("/healthz");
+    if (!live.ok) return { live: false, ready: false, detail: `/healthz answered ${live.body.slice(0, 200)}`, checkedAt };
+    const ready = await get("/readyz");
+    return { live: true, ready: ready.ok, detail: ready.ok ? "ready" : `/readyz: ${ready.body.slice(0, 200)}`, checkedAt };
+  } catch (err) {
+    return { live: false, ready: false, detail: (err as Error).message, checkedAt };
+  }
+}

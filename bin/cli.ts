@@ -1,0 +1,23 @@
+import { Command } from "commander";
+import { registerApplianceCommands } from "../appliance/commands.ts";
+import { registerInstallerCommands } from "../installer/commands.ts";
+import { registerServerCommands } from "../server/commands.ts";
+import { APP_VERSION } from "../lib/version.ts";
+import { describeError } from "../lib/errors.ts";
+
+const program = new Command("plumctl")
+  .description("Run and operate the Plum appliance")
+  .version(APP_VERSION)
+  .showHelpAfterError();
+
+// Each area registers its own subcommands.
+registerApplianceCommands(program);
+registerServerCommands(program);
+registerInstallerCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.stderr.write(describeError(err) + "\n");
+  process.exitCode = typeof (err as { exitCode?: unknown }).exitCode === "number" ? (err as { exitCode: number }).exitCode : 1;
+}

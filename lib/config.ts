@@ -1,0 +1,178 @@
+import { readFileSync, existsSync } from "node:fs";
+import { parseDocument } from "yaml";
+import { z } from "zod";
+import { PlumError } from "./errors.ts";
+import { homeLayout, resolveHome } from "./paths.ts";
+
+// 0 asks the OS for any free port (tests run several appliances side by side).
+const port = z.number().int().min(0).max(65535);
+const seconds = z.number().int().positive();
+
+const schema = z.strictObject({
+  http: z.strictObject({ host: z.string().min(1).default("0.0.0.0"), port: port.default(8080) }).prefault({}),
+  console: z
+    .strictObject({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: port.default(8800),
+      cookieSecure: z.boolean().default(true),
+      sessionHours: z.number().positive().max(24 * 30).default(12),
+    })
+    .prefault({}),
+  database: z
+    .strictObject({
+      url: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+      productDatabase: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default("plum"),
+      opsDatabase: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default("plum_ops"),
+      embedded: z.strictObject({ port: port.default(5433) }).prefault({}),
+    })
+    .prefault({}),
+  instances: z
+    .strictObject({
+      healthTimeoutSeconds: seconds.default(60),
+      stopTimeoutSeconds: seconds.default(20),
+    })
+    .prefault({}),
+  security: z
+    .strictObject({
+      loginMaxFailures: z.number().int().min(1).max(100).default(5),
+      loginWindowSeconds: seconds.default(60),
+      lockoutSeconds: seconds.default(300),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") })
+    .prefault({}),
+});
+
+export type PlumConfig = z.infer<typeof schema> & { home: string; configFile: string };
+
+/** How to fix each key, shown next to the error. */
+const HINTS: Record<string, string> = {
+  "http.port": "a TCP port from 1 to 65535 (0: any free port), e.g. 8080 (env PLUM_HTTP_PORT)",
+  "http.host": "an address to listen on, e.g. 0.0.0.0 (env PLUM_HTTP_HOST)",
+  "console.port": "a TCP port from 1 to 65535 (0: any free port), e.g. 8800 (env PLUM_CONSOLE_PORT)",
+  "console.host": "an address to listen on; keep 127.0.0.1 unless a TLS reverse proxy fronts the console (env PLUM_CONSOLE_HOST)",
+  "console.cookieSecure": "true or false; false only when the console is reached over plain HTTP on a trusted network",
+  "console.sessionHours": "hours a console session lasts, e.g. 12 (at most 720)",
+  "database.url": "postgres://USER:PASSWORD@HOST:5432/postgres for the client's own PostgreSQL 15 or newer; leave unset for the embedded one (env PLUM_DATABASE_URL)",
+  "database.productDatabase": "a lower-case PostgreSQL name, e.g. plum",
+  "database.opsDatabase": "a lower-case PostgreSQL name, e.g. plum_ops",
+  "database.embedded.port": "a free TCP port for the embedded PostgreSQL, e.g. 5433 (env PLUM_PG_PORT)",
+  "instances.healthTimeoutSeconds": "seconds to wait for a product instance to become healthy, e.g. 60",
+  "instances.stopTimeoutSeconds": "seconds to wait for a product instance to stop before it is killed, e.g. 20",
+  "security.loginMaxFailures": "failed sign-ins allowed per window before a temporary lockout, e.g. 5",
+  "security.loginWindowSeconds": "the window for counting failed sign-ins, e.g. 60",
+  "security.lockoutSeconds": "how long a locked account waits, e.g. 300",
+  "log.level": "one of fatal, error, warn, info, debug, trace (env PLUM_LOG_LEVEL)",
+};
+
+/** Environment variables that override keys of plum.yaml. */
+const ENV: Array<{ name: string; path: string[]; type: "int" | "string" | "bool" }> = [
+  { name: "PLUM_HTTP_HOST", path: ["http", "host"], type: "string" },
+  { name: "PLUM_HTTP_PORT", path: ["http", "port"], type: "int" },
+  { name: "PLUM_CONSOLE_HOST", path: ["console", "host"], type: "string" },
+  { name: "PLUM_CONSOLE_PORT", path: ["console", "port"], type: "int" },
+  { name: "PLUM_CONSOLE_COOKIE_SECURE", path: ["console", "cookieSecure"], type: "bool" },
+  { name: "PLUM_DATABASE_URL", path: ["database", "url"], type: "string" },
+  { name: "PLUM_PRODUCT_DATABASE", path: ["database", "productDatabase"], type: "string" },
+  { name: "PLUM_OPS_DATABASE", path: ["database", "opsDatabase"], type: "string" },
+  { name: "PLUM_PG_PORT", path: ["database", "embedded", "port"], type: "int" },
+  { name: "PLUM_HEALTH_TIMEOUT_SECONDS", path: ["instances", "healthTimeoutSeconds"], type: "int" },
+  { name: "PLUM_LOG_LEVEL", path: ["log", "level"], type: "string" },
+];
+
+export const CONFIG_ENV = ENV.map((e) => ({ name: e.name, key: e.path.join(".") }));
+export const CONFIG_HINTS = HINTS;
+
+export class ConfigError extends PlumError {
+  readonly problems: string[];
+  constructor(file: string, problems: string[]) {
+    super(`invalid configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}) in ${file}:\n` + problems.map((p) => `  - ${p}`).join("\n"), {
+      hint: "fix the keys above in plum.yaml (or the environment variables named) and start again",
+    });
+    this.problems = problems;
+  }
+}
+
+function envValue(raw: string, type: "int" | "string" | "bool"): unknown {
+  if (type === "int") return /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : raw;
+  if (type === "bool") return raw === "true" || raw === "1" ? true : raw === "false" || raw === "0" ? false : raw;
+  return raw;
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    if (typeof node[key] !== "object" || node[key] === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]] = value;
+}
+
+/** Load plum.yaml from PLUM_HOME, overlay the environment, validate. Throws ConfigError listing every bad key. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): PlumConfig {
+  const home = resolveHome(env);
+  const configFile = homeLayout(home).configFile;
+  let raw: Record<string, unknown> = {};
+  if (existsSync(configFile)) {
+    const doc = parseDocument(readFileSync(configFile, "utf8"));
+    if (doc.errors.length > 0) {
+      throw new ConfigError(configFile, doc.errors.map((e) => `YAML syntax: ${e.message.split("\n")[0]}`));
+    }
+    const parsed = doc.toJS() ?? {};
+    if (typeof parsed !== "object" || Array.isArray(parsed)) throw new ConfigError(configFile, ["the file must hold a mapping of keys (http:, console:, database:, …)"]);
+    raw = parsed as Record<string, unknown>;
+  }
+  const fromEnv = new Map<string, string>();
+  for (const e of ENV) {
+    const value = env[e.name];
+    if (value === undefined || value === "") continue;
+    setPath(raw, e.path, envValue(value, e.type));
+    fromEnv.set(e.path.join("."), e.name);
+  }
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const keys = issue.code === "unrecognized_keys" ? issue.keys : [undefined];
+      return keys
+        .map((unknownKey) => {
+          const path = [...issue.path.map(String), ...(unknownKey ? [unknownKey] : [])].join(".") || "(top level)";
+          if (unknownKey) return `${path}: unknown key; remove it or check its spelling`;
+          const source = fromEnv.get(path) ? ` (from ${fromEnv.get(path)})` : "";
+          const hint = HINTS[path] ? `: must be ${HINTS[path]}` : "";
+          return `${path}${source}: ${issue.message}${hint}`;
+        })
+        .join("\n  - ");
+    });
+    throw new ConfigError(configFile, problems);
+  }
+  return { ...result.data, home, configFile };
+}
+
+/** The plum.yaml written on first start: every key, commented, at its default. */
+export const DEFAULT_CONFIG_YAML = `# plum-appliance configuration. Every key is optional; environment variables override them.
+# Reference: README.md, "Configuration".
+http:            # the edge proxy: the product's public port
+  host: 0.0.0.0
+  port: 8080
+console:         # the ops console and control API
+  host: 127.0.0.1
+  port: 8800
+  cookieSecure: true
+  sessionHours: 12
+database:
+  # url: postgres://plum:PASSWORD@db.example.internal:5432/postgres   # the client's own PostgreSQL (15+)
+  productDatabase: plum
+  opsDatabase: plum_ops
+  embedded:
+    port: 5433
+instances:
+  healthTimeoutSeconds: 60
+  stopTimeoutSeconds: 20
+security:
+  loginMaxFailures: 5
+  loginWindowSeconds: 60
+  lockoutSeconds: 300
+log:
+  level: info
+`;

@@ -1,0 +1,30 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The root of the installed package (where package.json is), whether run from source or from dist/. */
+export const APP_ROOT = (() => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const up = path.resolve(here, "..");
+  return path.basename(up) === "dist" ? path.resolve(up, "..") : up;
+})();
+
+/** The compiled or source root holding bin/, server/, migrations/ (dist/ in a release build). */
+export const CODE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.PLUM_HOME && env.PLUM_HOME !== "" ? env.PLUM_HOME : ".plum");
+}
+
+export function homeLayout(home: string) {
+  return {
+    home,
+    configFile: path.join(home, "plum.yaml"),
+    secretsDir: path.join(home, "secrets"),
+    pgData: path.join(home, "pgdata"),
+    logsDir: path.join(home, "logs"),
+    runDir: path.join(home, "run"),
+    filesDir: path.join(home, "files"),
+    releasesDir: path.join(home, "releases"),
+  };
+}
+export type HomeLayout = ReturnType<typeof homeLayout>;

@@ -1,0 +1,53 @@
+import { randomBytes, generateKeyPairSync } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+
+/** The appliance's secrets: each in its own file under PLUM_HOME/secrets, mode 0600, created once. */
+export interface Secrets {
+  sessionKey: Buffer;
+  postgresPassword: string;
+  resticPassword: string;
+  signingPrivateKeyPem: string;
+  signingPublicKeyPem: string;
+}
+
+const FILES = {
+  sessionKey: "session-key",
+  postgresPassword: "postgres-password",
+  resticPassword: "restic-password",
+  signingPrivateKey: "appliance-signing-key.pem",
+  signingPublicKey: "appliance-signing-key.pub.pem",
+} as const;
+
+function writeSecret(file: string, content: string): void {
+  // "wx": never overwrite a secret that appeared meanwhile; mode applies at creation.
+  writeFileSync(file, content, { mode: 0o600, flag: "wx" });
+}
+
+function readSecret(file: string): string {
+  const mode = statSync(file).mode & 0o777;
+  if (mode !== 0o600) chmodSync(file, 0o600);
+  return readFileSync(file, "utf8").trim();
+}
+
+/** Create whatever secret is missing (never replace one), tighten modes, and read them all. */
+export function ensureSecrets(secretsDir: string): Secrets {
+  mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
+  chmodSync(secretsDir, 0o700);
+  const file = (name: string) => path.join(secretsDir, name);
+  if (!existsSync(file(FILES.sessionKey))) writeSecret(file(FILES.sessionKey), randomBytes(32).toString("hex") + "\n");
+  if (!existsSync(file(FILES.postgresPassword))) writeSecret(file(FILES.postgresPassword), randomBytes(24).toString("base64url") + "\n");
+  if (!existsSync(file(FILES.resticPassword))) writeSecret(file(FILES.resticPassword), randomBytes(32).toString("base64url") + "\n");
+  if (!existsSync(file(FILES.signingPrivateKey))) {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    writeSecret(file(FILES.signingPrivateKey), privateKey.export({ type: "pkcs8", format: "pem" }).toString());
+    writeSecret(file(FILES.signingPublicKey), publicKey.export({ type: "spki", format: "pem" }).toString());
+  }
+  return {
+    sessionKey: Buffer.from(readSecret(file(FILES.sessionKey)), "hex"),
+    postgresPassword: readSecret(file(FILES.postgresPassword)),
+    resticPassword: readSecret(file(FILES.resticPassword)),
+    signingPrivateKeyPem: readSecret(file(FILES.signingPrivateKey)) + "\n",
+    signingPublicKeyPem: readSecret(file(FILES.signingPublicKey)) + "\n",
+  };
+}

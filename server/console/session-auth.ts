@@ -1,0 +1,98 @@
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import type { CookieOptions, NextFunction, Request, Response } from "express";
+import { Op } from "sequelize";
+import { HttpError } from "../shared/http-errors.ts";
+import { sessionIdOf } from "./commands/session-opener.ts";
+import type { ConsoleContext } from "./context.ts";
+import type { OpsSession, OpsUser } from "./models/ops-models.ts";
+import type { Actor } from "./policies.ts";
+
+export const SESSION_COOKIE = "plum_session";
+export const ANON_CSRF_COOKIE = "plum_csrf";
+
+/** What a signed-in request carries (res.locals). */
+export interface SignedIn {
+  user: OpsUser;
+  session: OpsSession;
+  actor: Actor;
+}
+
+export function signedIn(res: Response): SignedIn | undefined {
+  return res.locals.signedIn as SignedIn | undefined;
+}
+
+export function cookieOptions(secure: boolean, maxAgeMs?: number): CookieOptions {
+  return { httpOnly: true, secure, sameSite: "strict", path: "/", ...(maxAgeMs ? { maxAge: maxAgeMs } : {}) };
+}
+
+/** Load the session named by the cookie (unexpired, user not disabled) into res.locals.signedIn. */
+export function sessionLoader(ctx: ConsoleContext) {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const token = req.cookies?.[SESSION_COOKIE];
+    if (typeof token === "string" && token.length > 0) {
+      const session = await ctx.models.OpsSession.findOne({ where: { id: sessionIdOf(token), expiresAt: { [Op.gt]: new Date() } } });
+      const user = session && (await ctx.models.OpsUser.findByPk(session.userId));
+      if (session && user && !user.disabledAt) {
+        res.locals.signedIn = { user, session, actor: { id: user.id, username: user.username, role: user.role } } satisfies SignedIn;
+      }
+    }
+    next();
+  };
+}
+
+function hmac(key: Buffer, value: string): string {
+  return createHmac("sha256", key).update(value).digest("base64url");
+}
+
+function sameToken(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * CSRF protection for every state-changing request. Signed in: the token is derived from the session's own
+ * secret. Signed out (the sign-in form): from a random cookie. Either way an HMAC under the appliance's
+ * session key, so a token cannot be forged without the server's secret.
+ */
+export function csrfProtection(sessionKey: Buffer, secureCookies: boolean) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const s = signedIn(res);
+    let basis: string;
+    if (s) {
+      basis = `session:${s.session.csrfSecret}`;
+    } else {
+      let anon = req.cookies?.[ANON_CSRF_COOKIE];
+      if (typeof anon !== "string" || anon.length < 16) {
+        anon = randomBytes(24).toString("base64url");
+        res.cookie(ANON_CSRF_COOKIE, anon, cookieOptions(secureCookies));
+        req.cookies[ANON_CSRF_COOKIE] = anon;
+      }
+      basis = `anon:${anon}`;
+    }
+    const expected = hmac(sessionKey, basis);
+    res.locals.csrfToken = expected;
+    if (SAFE_METHODS.has(req.method)) return next();
+    const given = (req.body && typeof req.body._csrf === "string" ? req.body._csrf : undefined) ?? req.get("x-csrf-token");
+    if (!given || !sameToken(given, expected)) {
+      return next(new HttpError(403, "This form has expired or did not come from this console (missing or wrong CSRF token). Reload the page and try again."));
+    }
+    next();
+  };
+}
+
+/** Pages past this point need a signed-in user whose one-time password has been replaced. */
+export function requireSignedIn(req: Request, res: Response, next: NextFunction) {
+  const s = signedIn(res);
+  if (!s) {
+    if (req.method === "GET") return res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
+    return next(new HttpError(401, "Sign in first."));
+  }
+  if (s.user.mustChangePassword && !req.path.startsWith("/account/password") && req.path !== "/logout") {
+    if (req.method === "GET") return res.redirect(303, "/account/password");
+    return next(new HttpError(403, "Change your one-time password before doing anything else."));
+  }
+  next();
+}
