@@ -1,4 +1,5 @@
 import http from "node:http";
+import type { Express } from "express";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
@@ -37,6 +38,8 @@ export class Agent {
   private stopping?: Promise<void>;
   private healthTimer?: NodeJS.Timeout;
   private readonly restarts: number[] = [];
+  /** The ops console's Express app (served on the console port). */
+  consoleApp!: Express;
 
   private constructor(
     readonly config: PlumConfig,
@@ -102,7 +105,8 @@ export class Agent {
       const proxyHost = config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host;
       const pgInfo = { ...server, serverVersion };
       const agent = new Agent(config, log, pgInfo, embedded, sequelize, audit, runtime, proxy, consoleServer, lock, { proxy: `http://${proxyHost}:${proxyPort}`, console: consoleUrl }, firstAdmin);
-      consoleServer.on("request", createConsoleApp({ ctx, logger: log, sessionKey: secrets.sessionKey, secureCookies: config.console.cookieSecure, status: () => agent.status(), metrics: registry }));
+      agent.consoleApp = createConsoleApp({ ctx, logger: log, sessionKey: secrets.sessionKey, secureCookies: config.console.cookieSecure, status: () => agent.status(), metrics: registry });
+      consoleServer.on("request", agent.consoleApp);
       cleanup.unshift(() => agent.stopInstances());
       agent.watch(registry);
       await agent.startProduction();

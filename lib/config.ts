@@ -37,6 +37,7 @@ const schema = z.strictObject({
       loginMaxFailures: z.number().int().min(1).max(100).default(5),
       loginWindowSeconds: seconds.default(60),
       lockoutSeconds: seconds.default(300),
+      loginRateLimitPerMinute: z.number().int().min(1).default(30),
     })
     .prefault({}),
   log: z
@@ -63,6 +64,7 @@ const HINTS: Record<string, string> = {
   "security.loginMaxFailures": "failed sign-ins allowed per window before a temporary lockout, e.g. 5",
   "security.loginWindowSeconds": "the window for counting failed sign-ins, e.g. 60",
   "security.lockoutSeconds": "how long a locked account waits, e.g. 300",
+  "security.loginRateLimitPerMinute": "sign-in attempts allowed per minute from one address, whatever the account, e.g. 30",
   "log.level": "one of fatal, error, warn, info, debug, trace (env PLUM_LOG_LEVEL)",
 };
 
@@ -173,6 +175,7 @@ security:
   loginMaxFailures: 5
   loginWindowSeconds: 60
   lockoutSeconds: 300
+  loginRateLimitPerMinute: 30
 log:
   level: info
 `;

@@ -69,7 +69,7 @@ export class ChainVerifier {
       if (lastId !== this.prevId || (head && head.lastHash !== this.prevHash)) {
         this.bad = {
           id: lastId > this.prevId ? this.prevId + 1 : this.prevId,
-          reason: lastId > this.prevId ? `rows ${this.prevId + 1}–${lastId} are missing: the chain's head says it ends at row ${lastId}` : `the chain's head (row ${lastId}) does not match its newest row ${this.prevId}`,
+          reason: lastId > this.prevId ? `${lastId === this.prevId + 1 ? `row ${lastId} is` : `rows ${this.prevId + 1}–${lastId} are`} missing: the chain's head says it ends at row ${lastId}` : `the chain's head (row ${lastId}) does not match its newest row ${this.prevId}`,
         };
       }
     }

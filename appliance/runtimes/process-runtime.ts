@@ -18,7 +18,7 @@ interface Running {
 /** What a pid file under run/instances records, so a restarted agent can find instances it lost. */
 interface PidRecord { id: string; pid: number; marker: string }
 
-const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "NODE_ENV", "PLUM_LOG_LEVEL"];
+const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "NODE_ENV", "NODE_EXTRA_CA_CERTS", "PLUM_LOG_LEVEL"];
 
 function isAlive(pid: number): boolean {
   try {

@@ -17,7 +17,7 @@ export function sessionRoutes(router: Router, ctx: ConsoleContext, opts: { secur
   // Per address, on top of the per-account lockout: slows password spraying across accounts.
   const loginLimiter = rateLimit({
     windowMs: 60_000,
-    limit: 30,
+    limit: ctx.security.loginRateLimitPerMinute,
     standardHeaders: "draft-7",
     legacyHeaders: false,
     handler: (_req, _res, next) => next(new HttpError(429, "Too many sign-in attempts from your address. Wait a minute and try again.")),

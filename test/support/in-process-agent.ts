@@ -1,0 +1,26 @@
+import { Agent } from "../../appliance/agent.ts";
+import { loadConfig, type PlumConfig } from "../../lib/config.ts";
+import { prepareHome } from "../../lib/home.ts";
+import { createLogger } from "../../lib/logger.ts";
+import { removeHome, tempHome } from "./agent-process.ts";
+import { freshDatabases, type FreshDatabases } from "./databases.ts";
+
+/** A real agent in this process, on fresh databases of the test cluster, on free loopback ports. */
+export async function startInProcessAgent(tune: (config: PlumConfig) => void = () => undefined): Promise<{ agent: Agent; dbs: FreshDatabases; stop(): Promise<void> }> {
+  const dbs = await freshDatabases();
+  const home = tempHome();
+  const env = { PLUM_HOME: home, ...dbs.env, PLUM_HTTP_HOST: "127.0.0.1", PLUM_HTTP_PORT: "0", PLUM_CONSOLE_PORT: "0" };
+  const { secrets } = prepareHome(env);
+  const config = loadConfig(env);
+  tune(config);
+  const agent = await Agent.start(config, secrets, createLogger("test-agent", { level: process.env.PLUM_TEST_LOG_LEVEL ?? "silent" }));
+  return {
+    agent,
+    dbs,
+    async stop() {
+      await agent.stop("test finished");
+      await dbs.drop();
+      removeHome(home);
+    },
+  };
+}

@@ -1,0 +1,97 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { expect } from "chai";
+import { Registry } from "prom-client";
+import { EdgeProxy } from "../../appliance/proxy/edge-proxy.ts";
+import { createLogger } from "../../lib/logger.ts";
+
+/** A real HTTP server on loopback standing in for a product instance. */
+async function upstream(name: string, handler?: http.RequestListener) {
+  const server = http.createServer(
+    handler ??
+      ((req, res) => {
+        let body = "";
+        req.on("data", (d) => (body += d));
+        req.on("end", () => {
+          res.setHeader("content-type", "application/json");
+          res.end(JSON.stringify({ name, method: req.method, url: req.url, body, headers: req.headers }));
+        });
+      }),
+  );
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { server, url, close: () => new Promise((r) => server.close(r)) };
+}
+
+describe("edge proxy", () => {
+  let proxy: EdgeProxy;
+  let base: string;
+  beforeEach(async () => {
+    proxy = new EdgeProxy({ log: createLogger("test-proxy", { level: "silent" }), registry: new Registry() });
+    base = `http://127.0.0.1:${await proxy.listen(0, "127.0.0.1")}`;
+  });
+  afterEach(() => proxy.close(1000));
+
+  it("answers 503 with Retry-After while no instance serves", async () => {
+    const res = await fetch(`${base}/healthz`);
+    expect(res.status).to.equal(503);
+    expect(res.headers.get("retry-after")).to.equal("5");
+    expect(await res.json()).to.deep.equal({ error: "no product instance is serving yet; retry shortly" });
+  });
+
+  it("forwards method, path, body and status, with a request id and forwarding headers", async () => {
+    const a = await upstream("a");
+    try {
+      proxy.switchTo({ id: "production@1", version: "1", url: a.url });
+      const res = await fetch(`${base}/things?x=1`, { method: "POST", body: "hello", headers: { "content-type": "text/plain", "x-request-id": "req-12345678" } });
+      expect(res.status).to.equal(200);
+      const seen = (await res.json()) as { name: string; method: string; url: string; body: string; headers: Record<string, string> };
+      expect(seen).to.include({ name: "a", method: "POST", url: "/things?x=1", body: "hello" });
+      expect(seen.headers["x-request-id"]).to.equal("req-12345678");
+      expect(seen.headers["x-forwarded-for"]).to.equal("127.0.0.1");
+      expect(seen.headers["x-forwarded-proto"]).to.equal("http");
+    } finally {
+      await a.close();
+    }
+  });
+
+  it("switches atomically: a request in flight finishes on the old instance, new ones reach the new one", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const slowStarted = new Promise<void>((r) => (started = r));
+    const old = await upstream("old", (req, res) => {
+      started();
+      void gate.then(() => res.end(`old:${req.url}`));
+    });
+    const next = await upstream("new", (req, res) => res.end(`new:${req.url}`));
+    try {
+      proxy.switchTo({ id: "production@1", version: "1", url: old.url });
+      const slowResponse = fetch(`${base}/slow`).then((r) => r.text());
+      await slowStarted;
+      const previous = proxy.switchTo({ id: "production@2", version: "2", url: next.url });
+      expect(previous?.id).to.equal("production@1");
+      expect(await (await fetch(`${base}/fast`)).text()).to.equal("new:/fast");
+      let drained = false;
+      const draining = proxy.drain("production@1", 5000).then(() => (drained = true));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(drained, "drain waits for the request in flight").to.equal(false);
+      release();
+      expect(await slowResponse).to.equal("old:/slow");
+      await draining;
+      expect(drained).to.equal(true);
+    } finally {
+      await next.close();
+      await old.close();
+    }
+  });
+
+  it("answers 502 with the request id when the instance is gone", async () => {
+    const a = await upstream("a");
+    proxy.switchTo({ id: "production@1", version: "1", url: a.url });
+    await a.close();
+    const res = await fetch(`${base}/x`, { headers: { "x-request-id": "req-abcdefgh" } });
+    expect(res.status).to.equal(502);
+    expect(await res.json()).to.deep.equal({ error: "the product instance did not answer", requestId: "req-abcdefgh" });
+  });
+});
