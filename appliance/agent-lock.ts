@@ -1,15 +1,8 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { PlumError } from "../lib/errors.ts";
+import { commandLineOf, isAlive } from "../lib/processes.ts";
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * One agent per PLUM_HOME. A pid file left by a killed agent is stale (its pid is gone or is no longer an
@@ -19,13 +12,7 @@ export function acquireAgentLock(runDir: string): { release(): void } {
   const file = path.join(runDir, "agent.pid");
   if (existsSync(file)) {
     const pid = Number(readFileSync(file, "utf8").trim());
-    let cmdline = "";
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    } catch {
-      /* gone */
-    }
-    if (pid > 0 && pid !== process.pid && alive(pid) && cmdline.includes("agent")) {
+    if (pid > 0 && pid !== process.pid && isAlive(pid) && commandLineOf(pid).includes("agent")) {
       throw new PlumError(`another agent (pid ${pid}) is already running for this PLUM_HOME`, { hint: `stop it first (kill ${pid}), or use another PLUM_HOME` });
     }
   }

@@ -4,6 +4,8 @@ import { describeError } from "../lib/errors.ts";
 import { prepareHome } from "../lib/home.ts";
 import { createLogger } from "../lib/logger.ts";
 import { APP_VERSION } from "../lib/version.ts";
+import { passwordResetter } from "../server/console/commands/user-commands.ts";
+import { PlumError } from "../lib/errors.ts";
 import { Agent } from "./agent.ts";
 import { openOpsDatabase } from "./ops-database.ts";
 
@@ -70,6 +72,43 @@ export function registerApplianceCommands(program: Command): void {
         else if (verdict.ok) process.stdout.write(`audit log verified: ${verdict.checked} rows, chain intact\n`);
         else process.stdout.write(`audit log BROKEN at row ${verdict.firstBad!.id}: ${verdict.firstBad!.reason}\n`);
         if (!verdict.ok) process.exitCode = 1;
+      } finally {
+        await db.close();
+      }
+    });
+}
+
+/** The host's root (whoever runs plumctl on the appliance) acts as an admin named "cli" in the audit log. */
+const HOST_ADMIN = { id: 0, username: "cli", role: "admin" as const };
+
+export function registerUserCommands(program: Command): void {
+  const user = program.command("user").description("ops console users, from the host (for when no admin can sign in)");
+  user
+    .command("list")
+    .description("list console users and their roles")
+    .action(async () => {
+      const db = await openOpsDatabase(loadConfig());
+      try {
+        for (const u of await db.models.OpsUser.findAll({ order: [["username", "ASC"]] })) {
+          process.stdout.write(`${u.username}\t${u.role}\t${u.disabledAt ? "disabled" : u.mustChangePassword ? "one-time password" : "active"}\n`);
+        }
+      } finally {
+        await db.close();
+      }
+    });
+  user
+    .command("reset-password")
+    .argument("<username>")
+    .description("give a user a new one-time password (printed once), end their sessions and lift any lockout")
+    .action(async (username: string) => {
+      const config = loadConfig();
+      const db = await openOpsDatabase(config);
+      try {
+        const found = await db.models.OpsUser.findOne({ where: { username: username.toLowerCase() } });
+        if (!found) throw new PlumError(`there is no console user "${username}"`, { hint: "see `plumctl user list`" });
+        const ctx = { sequelize: db.sequelize, models: db.models, audit: db.audit, security: config.security, sessionHours: config.console.sessionHours };
+        const { oneTimePassword } = await passwordResetter({ ctx, actor: HOST_ADMIN, input: { userId: found.id } });
+        process.stdout.write(`one-time password for ${found.username}: ${oneTimePassword}\n(it must be changed at the next sign-in)\n`);
       } finally {
         await db.close();
       }

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { registerApplianceCommands } from "../appliance/commands.ts";
+import { registerApplianceCommands, registerUserCommands } from "../appliance/commands.ts";
 import { registerInstallerCommands } from "../installer/commands.ts";
 import { registerServerCommands } from "../server/commands.ts";
 import { APP_VERSION } from "../lib/version.ts";
@@ -12,6 +12,7 @@ const program = new Command("plumctl")
 
 // Each area registers its own subcommands.
 registerApplianceCommands(program);
+registerUserCommands(program);
 registerServerCommands(program);
 registerInstallerCommands(program);
 

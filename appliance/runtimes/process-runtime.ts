@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { PlumError } from "../../lib/errors.ts";
+import { environOf, isAlive } from "../../lib/processes.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
 import type { InstanceMessage } from "../../server/product/serve.ts";
@@ -20,22 +21,6 @@ interface PidRecord { id: string; pid: number; marker: string }
 
 const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "NODE_ENV", "NODE_EXTRA_CA_CERTS", "PLUM_LOG_LEVEL"];
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function environOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/environ`, "utf8");
-  } catch {
-    return "";
-  }
-}
 
 function tail(file: string, lines: number): string[] {
   if (!existsSync(file)) return [];

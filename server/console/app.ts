@@ -6,7 +6,7 @@ import type { Registry } from "prom-client";
 import { ZodError } from "zod";
 import type { Logger } from "../../lib/logger.ts";
 import { HttpError } from "../shared/http-errors.ts";
-import { requestLogging } from "../shared/request-logging.ts";
+import { createBaseApp } from "../shared/base-app.ts";
 import { createViewEngine, WEB_ROOT } from "../shared/views.ts";
 import type { ConsoleContext } from "./context.ts";
 import { can } from "./policies.ts";
@@ -29,14 +29,11 @@ export interface ConsoleAppDeps {
 
 /** The ops console (admins, operators, auditors) and the agent's /metrics. */
 export function createConsoleApp(deps: ConsoleAppDeps): Express {
-  const app = express();
-  app.disable("x-powered-by");
-  app.set("trust proxy", "loopback");
+  const app = createBaseApp(deps.logger);
   app.engine("hbs", createViewEngine());
   app.set("view engine", "hbs");
   app.set("views", path.join(WEB_ROOT, "pages"));
 
-  app.use(requestLogging(deps.logger));
   app.use(
     helmet({
       contentSecurityPolicy: {

@@ -5,6 +5,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { ChildProcessError, PlumError } from "../../lib/errors.ts";
+import { commandLineOf, isAlive } from "../../lib/processes.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { sleep, waitFor } from "../../lib/wait.ts";
 
@@ -32,22 +33,6 @@ async function binaries(): Promise<Binaries> {
 
 interface RunAs { uid?: number; gid?: number }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-function commandLineOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
-  } catch {
-    return "";
-  }
-}
 
 /** Every folder above `target` must let the `postgres` user through, or the server cannot start. */
 function assertTraversable(target: string, uid: number): void {

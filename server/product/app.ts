@@ -1,10 +1,10 @@
-import express, { type Express } from "express";
+import type { Express } from "express";
 import helmet from "helmet";
 import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Sequelize } from "sequelize";
 import type { Logger } from "../../lib/logger.ts";
 import { APP_VERSION, PRODUCT_MIGRATIONS_DIR, expectedSchemaVersion } from "../../lib/version.ts";
-import { requestLogging } from "../shared/request-logging.ts";
+import { createBaseApp } from "../shared/base-app.ts";
 import { MIGRATIONS_TABLE } from "../db/migrate.ts";
 
 export interface ProductAppDeps {
@@ -15,9 +15,7 @@ export interface ProductAppDeps {
 
 /** The product (the rewards platform) as one Express app. Routes of the product live under it. */
 export function createProductApp(deps: ProductAppDeps): Express {
-  const app = express();
-  app.disable("x-powered-by");
-  app.set("trust proxy", "loopback");
+  const app = createBaseApp(deps.logger);
   const expectedSchema = expectedSchemaVersion(PRODUCT_MIGRATIONS_DIR);
   const startedAt = Date.now();
 
@@ -27,7 +25,6 @@ export function createProductApp(deps: ProductAppDeps): Express {
   const requests = new Counter({ name: "plum_http_requests_total", help: "HTTP requests served", labelNames: ["method", "status"], registers: [registry] });
   const latency = new Histogram({ name: "plum_http_request_duration_seconds", help: "HTTP request latency", labelNames: ["method"], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
 
-  app.use(requestLogging(deps.logger));
   app.use(helmet());
   app.use((req, res, next) => {
     const end = latency.startTimer({ method: req.method });

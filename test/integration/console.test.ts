@@ -3,7 +3,10 @@ import type { Express } from "express";
 import type { Agent } from "../../appliance/agent.ts";
 import { APP_VERSION } from "../../lib/version.ts";
 import { ConsoleClient } from "../support/console-client.ts";
+import type { FreshDatabases } from "../support/databases.ts";
+import { removeHome, tempHome } from "../support/agent-process.ts";
 import { startInProcessAgent } from "../support/in-process-agent.ts";
+import { plumctl } from "../support/plumctl.ts";
 
 interface RouteInfo { method: string; path: string }
 
@@ -27,6 +30,7 @@ const OWN = "violet tram window lantern";
 
 describe("ops console", function () {
   let agent: Agent;
+  let dbs: FreshDatabases;
   let stop: () => Promise<void>;
   let admin: ConsoleClient;
 
@@ -42,7 +46,7 @@ describe("ops console", function () {
   }
 
   before(async () => {
-    ({ agent, stop } = await startInProcessAgent((config) => (config.security.loginRateLimitPerMinute = 1000)));
+    ({ agent, dbs, stop } = await startInProcessAgent((config) => (config.security.loginRateLimitPerMinute = 1000)));
     admin = new ConsoleClient(agent.consoleApp);
   });
   after(() => stop());
@@ -186,5 +190,24 @@ describe("ops console", function () {
     const actions = (await agent.audit.list({ limit: 500 })).map((r) => r.action);
     expect(actions).to.include.members(["agent.start", "instance.start", "login.success", "login.failure", "password.change", "user.create", "user.disable"]);
     expect((await agent.audit.verify()).ok).to.equal(true);
+  });
+
+  it("`plumctl user reset-password` gives a locked-out user a new one-time password from the host", async () => {
+    const home = tempHome();
+    try {
+      const res = await plumctl(["user", "reset-password", "locky"], { ...dbs.env, PLUM_HOME: home });
+      expect(res.code, res.stderr).to.equal(0);
+      const password = /one-time password for locky: (\S+)/.exec(res.stdout)![1];
+      const signIn = await new ConsoleClient(agent.consoleApp).signIn("locky", password);
+      expect(signIn.status).to.equal(303);
+      expect(signIn.headers.location).to.equal("/account/password");
+      const [row] = await agent.audit.list({ action: "user.password-reset" });
+      expect(row).to.include({ actor: "user:cli", target: "user:locky" });
+      const unknown = await plumctl(["user", "reset-password", "nobody"], { ...dbs.env, PLUM_HOME: home });
+      expect(unknown.code).to.equal(1);
+      expect(unknown.stderr).to.include('error: there is no console user "nobody"');
+    } finally {
+      removeHome(home);
+    }
   });
 });

@@ -3,16 +3,10 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { APP_ROOT } from "../../lib/paths.ts";
+import { isAlive } from "../../lib/processes.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isAlive as alive } from "../../lib/processes.ts";
 
 export interface AgentProcess {
   child: ChildProcess;
@@ -98,7 +92,7 @@ export async function startAgentProcess(opts: { home: string; env?: Record<strin
       }
       const result = await withDeadline("the agent to exit", timeoutMs, exited);
       // Under `npm start`, npm may exit before the agent has finished its clean stop.
-      if (agent > 0) await waitFor(`agent pid ${agent} to exit`, async () => (alive(agent) ? undefined : true), { timeoutMs });
+      if (agent > 0) await waitFor(`agent pid ${agent} to exit`, async () => (isAlive(agent) ? undefined : true), { timeoutMs });
       return result;
     },
   };

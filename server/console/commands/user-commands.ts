@@ -73,6 +73,8 @@ export async function passwordResetter(props: { ctx: ConsoleContext; actor: Acto
   await ctx.sequelize.transaction(async (transaction) => {
     await user.update({ passwordHash: await hashPassword(password), mustChangePassword: true, lockedUntil: null }, { transaction });
     await ctx.models.OpsSession.destroy({ where: { userId: user.id }, transaction });
+    // Lift the lockout: earlier failures no longer count against the new password (the audit log keeps them).
+    await ctx.models.LoginAttempt.destroy({ where: { username: user.username, succeeded: false }, transaction });
     await ctx.audit.append({ actor: `user:${actor.username}`, action: "user.password-reset", target: `user:${user.username}` }, transaction);
   });
   return { user, oneTimePassword: password };
