@@ -12,7 +12,7 @@ import { APP_VERSION, OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR } from "../lib/
 import { sleep, waitFor, withDeadline } from "../lib/wait.ts";
 import { createConsoleApp } from "../server/console/app.ts";
 import { firstAdminCreator } from "../server/console/commands/user-commands.ts";
-import type { ConsoleContext } from "../server/console/context.ts";
+import type { ConsoleContext } from "../server/console/console-context.ts";
 import { defineOpsModels } from "../server/console/models/ops-models.ts";
 import type { ApplianceStatus } from "../server/console/status.ts";
 import { clientConfig, connectionUrl, pgServerFor, prepareServer, type PgServer } from "../server/db/database.ts";

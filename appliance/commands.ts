@@ -89,7 +89,7 @@ export function registerUserCommands(program: Command): void {
     .action(async () => {
       const db = await openOpsDatabase(loadConfig());
       try {
-        for (const u of await db.models.OpsUser.findAll({ order: [["username", "ASC"]] })) {
+        for (const u of await db.models.User.findAll({ order: [["username", "ASC"]] })) {
           process.stdout.write(`${u.username}\t${u.role}\t${u.disabledAt ? "disabled" : u.mustChangePassword ? "one-time password" : "active"}\n`);
         }
       } finally {
@@ -104,7 +104,7 @@ export function registerUserCommands(program: Command): void {
       const config = loadConfig();
       const db = await openOpsDatabase(config);
       try {
-        const found = await db.models.OpsUser.findOne({ where: { username: username.toLowerCase() } });
+        const found = await db.models.User.findOne({ where: { username: username.toLowerCase() } });
         if (!found) throw new PlumError(`there is no console user "${username}"`, { hint: "see `plumctl user list`" });
         const ctx = { sequelize: db.sequelize, models: db.models, audit: db.audit, security: config.security, sessionHours: config.console.sessionHours };
         const { oneTimePassword } = await passwordResetter({ ctx, actor: HOST_ADMIN, input: { userId: found.id } });

@@ -22,6 +22,16 @@ interface Target extends Upstream {
 // Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection, not to be forwarded.
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"]);
 
+/**
+ * Browsers send a host's cookies to every port of it, so the ops console's cookies would reach the product.
+ * The proxy drops them: a product instance never sees an ops session.
+ */
+function withoutOpsCookies(cookie: string | undefined): string | undefined {
+  if (!cookie) return cookie;
+  const kept = cookie.split(/;\s*/).filter((c) => c !== "" && !c.startsWith("plum_ops_"));
+  return kept.length > 0 ? kept.join("; ") : undefined;
+}
+
 function forwardable(headers: http.IncomingHttpHeaders | http.OutgoingHttpHeaders): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
@@ -102,6 +112,9 @@ export class EdgeProxy {
     };
     const remote = req.socket.remoteAddress ?? "";
     const headers = forwardable(req.headers);
+    const cookie = withoutOpsCookies(req.headers.cookie);
+    if (cookie) headers.cookie = cookie;
+    else delete headers.cookie;
     headers["x-request-id"] = requestId;
     headers["x-forwarded-for"] = req.headers["x-forwarded-for"] ? `${req.headers["x-forwarded-for"]}, ${remote}` : remote;
     headers["x-forwarded-proto"] = (req.socket as { encrypted?: boolean }).encrypted ? "https" : "http";

@@ -8,14 +8,14 @@ import type { Logger } from "../../lib/logger.ts";
 import { HttpError } from "../shared/http-errors.ts";
 import { createBaseApp } from "../shared/base-app.ts";
 import { createViewEngine, WEB_ROOT } from "../shared/views.ts";
-import type { ConsoleContext } from "./context.ts";
+import type { ConsoleContext } from "./console-context.ts";
+import { accountRoutes } from "../shared/auth/account-routes.ts";
+import { csrfProtection, OPS_COOKIES, requireSignedIn, sessionLoader, signedIn } from "../shared/auth/session-auth.ts";
+import { sessionRoutes } from "../shared/auth/session-routes.ts";
 import { can } from "./policies.ts";
-import { accountRoutes } from "./routes/account-routes.ts";
 import { auditRoutes } from "./routes/audit-routes.ts";
 import { dashboardRoutes } from "./routes/dashboard-routes.ts";
-import { sessionRoutes } from "./routes/session-routes.ts";
 import { userRoutes } from "./routes/user-routes.ts";
-import { csrfProtection, requireSignedIn, sessionLoader, signedIn } from "./session-auth.ts";
 import type { StatusProvider } from "./status.ts";
 
 export interface ConsoleAppDeps {
@@ -64,8 +64,8 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
 
   app.use(express.urlencoded({ extended: false, limit: "64kb" }));
   app.use(cookieParser());
-  app.use(sessionLoader(deps.ctx));
-  app.use(csrfProtection(deps.sessionKey, deps.secureCookies));
+  app.use(sessionLoader(deps.ctx, OPS_COOKIES));
+  app.use(csrfProtection(deps.sessionKey, deps.secureCookies, OPS_COOKIES));
   app.use((_req, res, next) => {
     const s = signedIn(res);
     res.locals.me = s && { username: s.user.username, role: s.user.role, mustChangePassword: s.user.mustChangePassword };
@@ -74,12 +74,12 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
   });
 
   const open = express.Router();
-  sessionRoutes(open, deps.ctx, { secureCookies: deps.secureCookies });
+  sessionRoutes(open, deps.ctx, { secureCookies: deps.secureCookies, cookies: OPS_COOKIES, loginView: "console/login", homeFor: () => "/" });
   app.use(open);
 
   const guarded = express.Router();
   guarded.use(requireSignedIn);
-  accountRoutes(guarded, deps.ctx);
+  accountRoutes(guarded, deps.ctx, { passwordView: "console/password", afterChange: "/?notice=password-changed" });
   dashboardRoutes(guarded, deps.status);
   userRoutes(guarded, deps.ctx);
   auditRoutes(guarded, deps.ctx);

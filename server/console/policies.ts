@@ -1,17 +1,12 @@
 import { ForbiddenError } from "../shared/http-errors.ts";
+import type { Actor } from "../shared/auth/session-auth.ts";
 import type { Role } from "./models/ops-models.ts";
 
 export type Action = "read" | "export" | "create" | "update" | "delete" | "operate";
 export type Subject = "Dashboard" | "AuditLog" | "User" | "Instance" | "Config";
 
-export interface Actor {
-  id: number;
-  username: string;
-  role: Role;
-}
-
 const rules = new Set<string>();
-const key = (role: Role, action: Action, subject: Subject) => `${role}:${action}:${subject}`;
+const key = (role: string, action: Action, subject: Subject) => `${role}:${action}:${subject}`;
 
 /** Declare what a role may do to a subject. Everything not allowed is refused. */
 function allow(role: Role, actions: Action[], subjects: Subject[]): void {

@@ -79,7 +79,7 @@ describe("ops console", function () {
   it("sets the session cookie HttpOnly, Secure and SameSite=Strict", async () => {
     const client = new ConsoleClient(agent.consoleApp);
     const res = await client.signIn("admin", STRONG);
-    const cookie = (res.headers["set-cookie"] as unknown as string[]).find((c) => c.startsWith("plum_session="))!;
+    const cookie = (res.headers["set-cookie"] as unknown as string[]).find((c) => c.startsWith("plum_ops_session="))!;
     expect(cookie).to.match(/; HttpOnly/).and.match(/; Secure/).and.match(/; SameSite=Strict/).and.match(/; Path=\//);
   });
 

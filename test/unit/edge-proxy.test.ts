@@ -55,6 +55,19 @@ describe("edge proxy", () => {
     }
   });
 
+  it("never passes the ops console's cookies on to the product", async () => {
+    const a = await upstream("a");
+    try {
+      proxy.switchTo({ id: "production@1", version: "1", url: a.url });
+      const seen = (await (await fetch(`${base}/`, { headers: { cookie: "plum_ops_session=secret; plum_session=abc; plum_ops_csrf=x" } })).json()) as { headers: Record<string, string> };
+      expect(seen.headers.cookie).to.equal("plum_session=abc");
+      const none = (await (await fetch(`${base}/`, { headers: { cookie: "plum_ops_session=secret" } })).json()) as { headers: Record<string, string> };
+      expect(none.headers).not.to.have.property("cookie");
+    } finally {
+      await a.close();
+    }
+  });
+
   it("switches atomically: a request in flight finishes on the old instance, new ones reach the new one", async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));

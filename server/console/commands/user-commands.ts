@@ -1,9 +1,10 @@
 import { UniqueConstraintError, ValidationError } from "sequelize";
 import { BadRequestError, HttpError } from "../../shared/http-errors.ts";
-import type { ConsoleContext } from "../context.ts";
+import type { ConsoleContext } from "../console-context.ts";
 import { ROLES, type OpsUser, type Role } from "../models/ops-models.ts";
-import { authorize, type Actor } from "../policies.ts";
-import { hashPassword, oneTimePassword } from "../passwords.ts";
+import type { Actor } from "../../shared/auth/session-auth.ts";
+import { hashPassword, oneTimePassword } from "../../shared/auth/passwords.ts";
+import { authorize } from "../policies.ts";
 
 function parseRole(role: string): Role {
   if (!(ROLES as readonly string[]).includes(role)) throw new BadRequestError("The user was not saved.", { role: `must be one of ${ROLES.join(", ")}` });
@@ -11,13 +12,13 @@ function parseRole(role: string): Role {
 }
 
 async function loadUser(ctx: ConsoleContext, id: number): Promise<OpsUser> {
-  const user = await ctx.models.OpsUser.findByPk(id);
+  const user = await ctx.models.User.findByPk(id);
   if (!user) throw new HttpError(404, `There is no user with id ${id}.`);
   return user;
 }
 
 async function activeAdminCount(ctx: ConsoleContext): Promise<number> {
-  return ctx.models.OpsUser.count({ where: { role: "admin", disabledAt: null } });
+  return ctx.models.User.count({ where: { role: "admin", disabledAt: null } });
 }
 
 /** An admin creates a user; the one-time password is returned to be shown once. */
@@ -30,7 +31,7 @@ export async function userCreator(props: { ctx: ConsoleContext; actor: Actor; in
   const password = oneTimePassword();
   try {
     const user = await ctx.sequelize.transaction(async (transaction) => {
-      const created = await ctx.models.OpsUser.create({ username, role, passwordHash: await hashPassword(password), mustChangePassword: true }, { transaction });
+      const created = await ctx.models.User.create({ username, role, passwordHash: await hashPassword(password), mustChangePassword: true }, { transaction });
       await ctx.audit.append({ actor: `user:${actor.username}`, action: "user.create", target: `user:${username}`, detail: { role } }, transaction);
       return created;
     });
@@ -55,7 +56,7 @@ export async function userUpdater(props: { ctx: ConsoleContext; actor: Actor; in
   if (losesAdmin && (await activeAdminCount(ctx)) <= 1) throw new BadRequestError("The user was not saved.", { role: "this is the last active admin: make another admin first" });
   await ctx.sequelize.transaction(async (transaction) => {
     await user.update(changes, { transaction });
-    if (changes.disabledAt) await ctx.models.OpsSession.destroy({ where: { userId: user.id }, transaction });
+    if (changes.disabledAt) await ctx.models.Session.destroy({ where: { userId: user.id }, transaction });
     await ctx.audit.append(
       { actor: `user:${actor.username}`, action: changes.disabledAt !== undefined ? (changes.disabledAt ? "user.disable" : "user.enable") : "user.role", target: `user:${user.username}`, detail: { role: changes.role } },
       transaction,
@@ -72,7 +73,7 @@ export async function passwordResetter(props: { ctx: ConsoleContext; actor: Acto
   const password = oneTimePassword();
   await ctx.sequelize.transaction(async (transaction) => {
     await user.update({ passwordHash: await hashPassword(password), mustChangePassword: true, lockedUntil: null }, { transaction });
-    await ctx.models.OpsSession.destroy({ where: { userId: user.id }, transaction });
+    await ctx.models.Session.destroy({ where: { userId: user.id }, transaction });
     // Lift the lockout: earlier failures no longer count against the new password (the audit log keeps them).
     await ctx.models.LoginAttempt.destroy({ where: { username: user.username, succeeded: false }, transaction });
     await ctx.audit.append({ actor: `user:${actor.username}`, action: "user.password-reset", target: `user:${user.username}` }, transaction);
@@ -84,9 +85,9 @@ export async function passwordResetter(props: { ctx: ConsoleContext; actor: Acto
 export async function firstAdminCreator(ctx: ConsoleContext): Promise<{ username: string; oneTimePassword: string } | undefined> {
   return ctx.sequelize.transaction(async (transaction) => {
     await ctx.sequelize.query("select pg_advisory_xact_lock(hashtext('first-admin'))", { transaction });
-    if ((await ctx.models.OpsUser.count({ transaction })) > 0) return undefined;
+    if ((await ctx.models.User.count({ transaction })) > 0) return undefined;
     const password = oneTimePassword();
-    await ctx.models.OpsUser.create({ username: "admin", role: "admin", passwordHash: await hashPassword(password), mustChangePassword: true }, { transaction });
+    await ctx.models.User.create({ username: "admin", role: "admin", passwordHash: await hashPassword(password), mustChangePassword: true }, { transaction });
     await ctx.audit.append({ actor: "system", action: "user.create", target: "user:admin", detail: { role: "admin", firstStart: true } }, transaction);
     return { username: "admin", oneTimePassword: password };
   });

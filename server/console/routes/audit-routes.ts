@@ -1,9 +1,9 @@
 import type { Router } from "express";
 import { z } from "zod";
 import type { AuditFilter } from "../../../appliance/audit/audit-log.ts";
-import type { ConsoleContext } from "../context.ts";
+import type { ConsoleContext } from "../console-context.ts";
 import { authorize } from "../policies.ts";
-import { signedIn } from "../session-auth.ts";
+import { signedIn } from "../../shared/auth/session-auth.ts";
 
 const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "a date as YYYY-MM-DD");
 const filterQuery = z.object({

@@ -1,7 +1,7 @@
 import type { Router } from "express";
 import type { StatusProvider } from "../status.ts";
 import { authorize } from "../policies.ts";
-import { signedIn } from "../session-auth.ts";
+import { signedIn } from "../../shared/auth/session-auth.ts";
 
 const NOTICES: Record<string, string> = { "password-changed": "Your password was changed." };
 

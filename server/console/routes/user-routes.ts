@@ -2,11 +2,11 @@ import type { Response, Router } from "express";
 import { z } from "zod";
 import { BadRequestError } from "../../shared/http-errors.ts";
 import { passwordResetter, userCreator, userUpdater } from "../commands/user-commands.ts";
-import type { ConsoleContext } from "../context.ts";
+import type { ConsoleContext } from "../console-context.ts";
 import { ROLES } from "../models/ops-models.ts";
 import { authorize } from "../policies.ts";
 import { presentUser } from "../presenters/user-presenter.ts";
-import { signedIn } from "../session-auth.ts";
+import { signedIn } from "../../shared/auth/session-auth.ts";
 
 const createForm = z.object({ username: z.string().max(100).default(""), role: z.string().max(20).default("") });
 const updateForm = z.object({ role: z.string().max(20).optional(), disabled: z.enum(["true", "false"]).optional() });
@@ -15,7 +15,7 @@ const userId = z.coerce.number().int().positive();
 /** Admins manage console users. Every route authorizes on the server, whatever the page shows. */
 export function userRoutes(router: Router, ctx: ConsoleContext) {
   const renderList = async (res: Response, extra: Record<string, unknown> = {}, status = 200) => {
-    const users = await ctx.models.OpsUser.findAll({ order: [["username", "ASC"]] });
+    const users = await ctx.models.User.findAll({ order: [["username", "ASC"]] });
     res.status(status).render("console/users", { title: "Users", users: users.map((u) => presentUser(u)), roles: ROLES, ...extra });
   };
 

@@ -1,19 +1,29 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { CookieOptions, NextFunction, Request, Response } from "express";
 import { Op } from "sequelize";
-import { HttpError } from "../shared/http-errors.ts";
-import { sessionIdOf } from "./commands/session-opener.ts";
-import type { ConsoleContext } from "./context.ts";
-import type { OpsSession, OpsUser } from "./models/ops-models.ts";
-import type { Actor } from "./policies.ts";
+import { HttpError } from "../http-errors.ts";
+import type { AuthContext } from "./auth-context.ts";
+import type { AuthSession, AuthUser } from "./auth-models.ts";
+import { sessionIdOf } from "./session-opener.ts";
 
-export const SESSION_COOKIE = "plum_session";
-export const ANON_CSRF_COOKIE = "plum_csrf";
+/** Cookie names: the console's and the product's differ, since browsers share cookies across ports of a host. */
+export interface AuthCookies {
+  session: string;
+  csrf: string;
+}
+export const OPS_COOKIES: AuthCookies = { session: "plum_ops_session", csrf: "plum_ops_csrf" };
+export const PRODUCT_COOKIES: AuthCookies = { session: "plum_session", csrf: "plum_csrf" };
+
+export interface Actor {
+  id: number;
+  username: string;
+  role: string;
+}
 
 /** What a signed-in request carries (res.locals). */
 export interface SignedIn {
-  user: OpsUser;
-  session: OpsSession;
+  user: AuthUser;
+  session: AuthSession;
   actor: Actor;
 }
 
@@ -26,12 +36,12 @@ export function cookieOptions(secure: boolean, maxAgeMs?: number): CookieOptions
 }
 
 /** Load the session named by the cookie (unexpired, user not disabled) into res.locals.signedIn. */
-export function sessionLoader(ctx: ConsoleContext) {
+export function sessionLoader(ctx: AuthContext, cookies: AuthCookies) {
   return async (req: Request, res: Response, next: NextFunction) => {
-    const token = req.cookies?.[SESSION_COOKIE];
+    const token = req.cookies?.[cookies.session];
     if (typeof token === "string" && token.length > 0) {
-      const session = await ctx.models.OpsSession.findOne({ where: { id: sessionIdOf(token), expiresAt: { [Op.gt]: new Date() } } });
-      const user = session && (await ctx.models.OpsUser.findByPk(session.userId));
+      const session = await ctx.models.Session.findOne({ where: { id: sessionIdOf(token), expiresAt: { [Op.gt]: new Date() } } });
+      const user = session && (await ctx.models.User.findByPk(session.userId));
       if (session && user && !user.disabledAt) {
         res.locals.signedIn = { user, session, actor: { id: user.id, username: user.username, role: user.role } } satisfies SignedIn;
       }
@@ -57,18 +67,18 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * secret. Signed out (the sign-in form): from a random cookie. Either way an HMAC under the appliance's
  * session key, so a token cannot be forged without the server's secret.
  */
-export function csrfProtection(sessionKey: Buffer, secureCookies: boolean) {
+export function csrfProtection(sessionKey: Buffer, secureCookies: boolean, cookies: AuthCookies) {
   return (req: Request, res: Response, next: NextFunction) => {
     const s = signedIn(res);
     let basis: string;
     if (s) {
       basis = `session:${s.session.csrfSecret}`;
     } else {
-      let anon = req.cookies?.[ANON_CSRF_COOKIE];
+      let anon = req.cookies?.[cookies.csrf];
       if (typeof anon !== "string" || anon.length < 16) {
         anon = randomBytes(24).toString("base64url");
-        res.cookie(ANON_CSRF_COOKIE, anon, cookieOptions(secureCookies));
-        req.cookies[ANON_CSRF_COOKIE] = anon;
+        res.cookie(cookies.csrf, anon, cookieOptions(secureCookies));
+        req.cookies[cookies.csrf] = anon;
       }
       basis = `anon:${anon}`;
     }
@@ -77,7 +87,7 @@ export function csrfProtection(sessionKey: Buffer, secureCookies: boolean) {
     if (SAFE_METHODS.has(req.method)) return next();
     const given = (req.body && typeof req.body._csrf === "string" ? req.body._csrf : undefined) ?? req.get("x-csrf-token");
     if (!given || !sameToken(given, expected)) {
-      return next(new HttpError(403, "This form has expired or did not come from this console (missing or wrong CSRF token). Reload the page and try again."));
+      return next(new HttpError(403, "This form has expired or did not come from this site (missing or wrong CSRF token). Reload the page and try again."));
     }
     next();
   };

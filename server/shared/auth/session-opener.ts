@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Op } from "sequelize";
-import { HttpError } from "../../shared/http-errors.ts";
-import type { ConsoleContext } from "../context.ts";
-import type { OpsUser } from "../models/ops-models.ts";
-import { burnVerify, verifyPassword } from "../passwords.ts";
+import { HttpError } from "../http-errors.ts";
+import type { AuthContext } from "./auth-context.ts";
+import type { AuthUser } from "./auth-models.ts";
+import { burnVerify, verifyPassword } from "./passwords.ts";
 
 export function sessionIdOf(token: string): string {
   return createHash("sha256").update(token).digest("hex");
@@ -14,15 +14,15 @@ export function sessionIdOf(token: string): string {
  * and open a session (the cookie token is returned; only its hash is stored).
  */
 export async function sessionOpener(props: {
-  ctx: ConsoleContext;
+  ctx: AuthContext;
   input: { username: string; password: string; ip: string | null; userAgent: string | null };
-}): Promise<{ token: string; user: OpsUser; expiresAt: Date }> {
+}): Promise<{ token: string; user: AuthUser; expiresAt: Date }> {
   const { ctx } = props;
-  const { OpsUser, OpsSession, LoginAttempt } = ctx.models;
+  const { User, Session, LoginAttempt } = ctx.models;
   const username = props.input.username.trim().toLowerCase();
   const now = new Date();
   const windowStart = new Date(now.getTime() - ctx.security.loginWindowSeconds * 1000);
-  const user = await OpsUser.findOne({ where: { username } });
+  const user = await User.findOne({ where: { username } });
 
   const recentFailures = await LoginAttempt.count({ where: { username, succeeded: false, at: { [Op.gte]: windowStart } } });
   const lockedUntil = user?.lockedUntil && user.lockedUntil > now ? user.lockedUntil : undefined;
@@ -45,8 +45,8 @@ export async function sessionOpener(props: {
 
   const token = randomBytes(32).toString("base64url");
   const expiresAt = new Date(now.getTime() + ctx.sessionHours * 3600_000);
-  await OpsSession.create({ id: sessionIdOf(token), userId: user.id, csrfSecret: randomBytes(32).toString("base64url"), expiresAt, ip: props.input.ip, userAgent: props.input.userAgent?.slice(0, 300) ?? null });
-  await OpsSession.destroy({ where: { expiresAt: { [Op.lt]: now } } });
+  await Session.create({ id: sessionIdOf(token), userId: user.id, csrfSecret: randomBytes(32).toString("base64url"), expiresAt, ip: props.input.ip, userAgent: props.input.userAgent?.slice(0, 300) ?? null });
+  await Session.destroy({ where: { expiresAt: { [Op.lt]: now } } });
   await ctx.audit.append({ actor: `user:${username}`, action: "login.success", detail: { ip: props.input.ip } });
   return { token, user, expiresAt };
 }
