@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import http from "node:http";
 import type { Express } from "express";
 import type { AddressInfo } from "node:net";
@@ -19,6 +20,7 @@ import { clientConfig, connectionUrl, pgServerFor, prepareServer, type PgServer 
 import { EmbeddedPostgres } from "../server/db/embedded-postgres.ts";
 import { migrate } from "../server/db/migrate.ts";
 import { openSequelize } from "../server/db/sequelize.ts";
+import type { ProductSettings } from "../server/product/product-settings.ts";
 import { acquireAgentLock } from "./agent-lock.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { EdgeProxy } from "./proxy/edge-proxy.ts";
@@ -54,6 +56,7 @@ export class Agent {
     private readonly lock: { release(): void },
     readonly urls: { proxy: string; console: string },
     readonly firstAdmin: { username: string; oneTimePassword: string } | undefined,
+    private readonly productKeySeed: Buffer,
   ) {}
 
   /** Boot in order: lock, PostgreSQL, databases and migrations, audit, instances, proxy, console. */
@@ -104,7 +107,7 @@ export class Agent {
       cleanup.unshift(() => new Promise((r) => consoleServer.close(r)));
       const proxyHost = config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host;
       const pgInfo = { ...server, serverVersion };
-      const agent = new Agent(config, log, pgInfo, embedded, sequelize, audit, runtime, proxy, consoleServer, lock, { proxy: `http://${proxyHost}:${proxyPort}`, console: consoleUrl }, firstAdmin);
+      const agent = new Agent(config, log, pgInfo, embedded, sequelize, audit, runtime, proxy, consoleServer, lock, { proxy: `http://${proxyHost}:${proxyPort}`, console: consoleUrl }, firstAdmin, secrets.sessionKey);
       agent.consoleApp = createConsoleApp({ ctx, logger: log, sessionKey: secrets.sessionKey, secureCookies: config.console.cookieSecure, status: () => agent.status(), metrics: registry });
       consoleServer.on("request", agent.consoleApp);
       cleanup.unshift(() => agent.stopInstances());
@@ -118,7 +121,14 @@ export class Agent {
   }
 
   private instanceEnv(): Record<string, string> {
-    return { PLUM_PRODUCT_DATABASE_URL: connectionUrl(this.pg, this.config.database.productDatabase), PLUM_LOG_LEVEL: this.config.log.level };
+    const settings: ProductSettings = { cookieSecure: this.config.http.cookieSecure, sessionHours: this.config.console.sessionHours, publicUrl: this.config.http.publicUrl, security: this.config.security };
+    return {
+      PLUM_PRODUCT_DATABASE_URL: connectionUrl(this.pg, this.config.database.productDatabase),
+      // The product's own key, derived from the appliance's: a product instance never holds the console's key.
+      PLUM_PRODUCT_SESSION_KEY: createHmac("sha256", this.productKeySeed).update("plum-product-session").digest("hex"),
+      PLUM_PRODUCT_SETTINGS: JSON.stringify(settings),
+      PLUM_LOG_LEVEL: this.config.log.level,
+    };
   }
 
   /** Start the production instance, wait until it is ready (deadline), then give it the traffic. */

@@ -9,7 +9,14 @@ const port = z.number().int().min(0).max(65535);
 const seconds = z.number().int().positive();
 
 const schema = z.strictObject({
-  http: z.strictObject({ host: z.string().min(1).default("0.0.0.0"), port: port.default(8080) }).prefault({}),
+  http: z
+    .strictObject({
+      host: z.string().min(1).default("0.0.0.0"),
+      port: port.default(8080),
+      publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+      cookieSecure: z.boolean().default(true),
+    })
+    .prefault({}),
   console: z
     .strictObject({
       host: z.string().min(1).default("127.0.0.1"),
@@ -51,6 +58,8 @@ export type PlumConfig = z.infer<typeof schema> & { home: string; configFile: st
 const HINTS: Record<string, string> = {
   "http.port": "a TCP port from 1 to 65535 (0: any free port), e.g. 8080 (env PLUM_HTTP_PORT)",
   "http.host": "an address to listen on, e.g. 0.0.0.0 (env PLUM_HTTP_HOST)",
+  "http.publicUrl": "the address participants and merchants reach the product at, e.g. https://rewards.example.com (used in voucher links and QR codes; env PLUM_PUBLIC_URL)",
+  "http.cookieSecure": "true or false; false only when the product is reached over plain HTTP (env PLUM_HTTP_COOKIE_SECURE)",
   "console.port": "a TCP port from 1 to 65535 (0: any free port), e.g. 8800 (env PLUM_CONSOLE_PORT)",
   "console.host": "an address to listen on; keep 127.0.0.1 unless a TLS reverse proxy fronts the console (env PLUM_CONSOLE_HOST)",
   "console.cookieSecure": "true or false; false only when the console is reached over plain HTTP on a trusted network",
@@ -72,6 +81,8 @@ const HINTS: Record<string, string> = {
 const ENV: Array<{ name: string; path: string[]; type: "int" | "string" | "bool" }> = [
   { name: "PLUM_HTTP_HOST", path: ["http", "host"], type: "string" },
   { name: "PLUM_HTTP_PORT", path: ["http", "port"], type: "int" },
+  { name: "PLUM_PUBLIC_URL", path: ["http", "publicUrl"], type: "string" },
+  { name: "PLUM_HTTP_COOKIE_SECURE", path: ["http", "cookieSecure"], type: "bool" },
   { name: "PLUM_CONSOLE_HOST", path: ["console", "host"], type: "string" },
   { name: "PLUM_CONSOLE_PORT", path: ["console", "port"], type: "int" },
   { name: "PLUM_CONSOLE_COOKIE_SECURE", path: ["console", "cookieSecure"], type: "bool" },
@@ -157,6 +168,8 @@ export const DEFAULT_CONFIG_YAML = `# plum-appliance configuration. Every key is
 http:            # the edge proxy: the product's public port
   host: 0.0.0.0
   port: 8080
+  # publicUrl: https://rewards.example.com   # how participants reach the product (voucher links, QR codes)
+  cookieSecure: true
 console:         # the ops console and control API
   host: 127.0.0.1
   port: 8800

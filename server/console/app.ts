@@ -1,11 +1,11 @@
 import path from "node:path";
 import cookieParser from "cookie-parser";
-import express, { type Express, type NextFunction, type Request, type Response } from "express";
-import helmet from "helmet";
+import express, { type Express } from "express";
 import type { Registry } from "prom-client";
-import { ZodError } from "zod";
 import type { Logger } from "../../lib/logger.ts";
 import { HttpError } from "../shared/http-errors.ts";
+import { errorHandler } from "../shared/error-handler.ts";
+import { securityHeaders } from "../shared/security-headers.ts";
 import { createBaseApp } from "../shared/base-app.ts";
 import { createViewEngine, WEB_ROOT } from "../shared/views.ts";
 import type { ConsoleContext } from "./console-context.ts";
@@ -34,24 +34,7 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
   app.set("view engine", "hbs");
   app.set("views", path.join(WEB_ROOT, "pages"));
 
-  app.use(
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: {
-          defaultSrc: ["'none'"],
-          scriptSrc: ["'self'"],
-          styleSrc: ["'self'"],
-          imgSrc: ["'self'", "data:"],
-          connectSrc: ["'self'"],
-          formAction: ["'self'"],
-          frameAncestors: ["'none'"],
-          baseUri: ["'none'"],
-        },
-      },
-      strictTransportSecurity: deps.secureCookies,
-    }),
-  );
+  app.use(securityHeaders({ hsts: deps.secureCookies }));
   app.use((_req, res, next) => {
     res.set("cache-control", "no-store");
     next();
@@ -79,24 +62,13 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
 
   const guarded = express.Router();
   guarded.use(requireSignedIn);
-  accountRoutes(guarded, deps.ctx, { passwordView: "console/password", afterChange: "/?notice=password-changed" });
+  accountRoutes(guarded, deps.ctx, { passwordView: "console/password", afterChange: () => "/?notice=password-changed" });
   dashboardRoutes(guarded, deps.status);
   userRoutes(guarded, deps.ctx);
   auditRoutes(guarded, deps.ctx);
   app.use(guarded);
 
   app.use((_req, _res, next) => next(new HttpError(404, "There is no such page.")));
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const status = err instanceof HttpError ? err.status : err instanceof ZodError ? 400 : 500;
-    const message =
-      err instanceof HttpError ? err.message : err instanceof ZodError ? `The request was not understood: ${err.issues.map((i) => `${i.path.join(".") || "input"} ${i.message}`).join("; ")}` : "Something went wrong on the appliance. The error is in the agent log.";
-    if (status >= 500) deps.logger.error({ err, url: req.originalUrl }, "console request failed");
-    const s = signedIn(res);
-    if (status === 403 && s && req.method !== "GET") {
-      void deps.ctx.audit.append({ actor: `user:${s.user.username}`, action: "access.denied", outcome: "denied", target: `${req.method} ${req.path}` }).catch(() => undefined);
-    }
-    if (req.accepts(["html", "json"]) === "json") return res.status(status).json({ error: message });
-    res.status(status).render("console/error", { title: `Error ${status}`, status, message });
-  });
+  app.use(errorHandler({ logger: deps.logger, view: "console/error", audit: deps.ctx.audit }));
   return app;
 }

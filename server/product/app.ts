@@ -1,72 +1,102 @@
-import type { Express } from "express";
-import helmet from "helmet";
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import path from "node:path";
+import cookieParser from "cookie-parser";
+import express, { type Express } from "express";
+import multer from "multer";
 import type { Sequelize } from "sequelize";
+import type { PlumConfig } from "../../lib/config.ts";
 import type { Logger } from "../../lib/logger.ts";
-import { APP_VERSION, PRODUCT_MIGRATIONS_DIR, expectedSchemaVersion } from "../../lib/version.ts";
+import { accountRoutes } from "../shared/auth/account-routes.ts";
+import type { AuthUser } from "../shared/auth/auth-models.ts";
+import { csrfProtection, PRODUCT_COOKIES, requireSignedIn, sessionLoader, signedIn } from "../shared/auth/session-auth.ts";
+import { sessionRoutes } from "../shared/auth/session-routes.ts";
 import { createBaseApp } from "../shared/base-app.ts";
-import { MIGRATIONS_TABLE } from "../db/migrate.ts";
+import { errorHandler } from "../shared/error-handler.ts";
+import { HttpError } from "../shared/http-errors.ts";
+import { securityHeaders } from "../shared/security-headers.ts";
+import { createViewEngine, WEB_ROOT } from "../shared/views.ts";
+import { defineProductModels } from "./models/index.ts";
+import { can } from "./policies.ts";
+import type { ProductContext } from "./product-context.ts";
+import { apiRoutes, publicRoutes, signedInRoutes } from "./routes/index.ts";
+import { opsEndpoints } from "./routes/ops-endpoints.ts";
 
 export interface ProductAppDeps {
   sequelize: Sequelize;
   logger: Logger;
   slot: string;
+  /** Key for the product's CSRF tokens (derived from the appliance's session key by the agent). */
+  sessionKey: Buffer;
+  secureCookies: boolean;
+  security: PlumConfig["security"];
+  sessionHours: number;
+  publicUrl?: string;
 }
 
-/** The product (the rewards platform) as one Express app. Routes of the product live under it. */
-export function createProductApp(deps: ProductAppDeps): Express {
+/** Where each kind of product user starts. */
+export function homeFor(user: Pick<AuthUser, "role">): string {
+  return user.role === "manager" ? "/manage" : user.role === "merchant" ? "/merchant" : "/store";
+}
+
+/** The product (the rewards platform) as one Express app. */
+export function createProductApp(deps: ProductAppDeps): Express & { productContext: ProductContext } {
   const app = createBaseApp(deps.logger);
-  const expectedSchema = expectedSchemaVersion(PRODUCT_MIGRATIONS_DIR);
-  const startedAt = Date.now();
+  app.engine("hbs", createViewEngine());
+  app.set("view engine", "hbs");
+  app.set("views", path.join(WEB_ROOT, "pages"));
+  opsEndpoints(app, deps);
 
-  const registry = new Registry();
-  registry.setDefaultLabels({ slot: deps.slot, version: APP_VERSION });
-  collectDefaultMetrics({ register: registry });
-  const requests = new Counter({ name: "plum_http_requests_total", help: "HTTP requests served", labelNames: ["method", "status"], registers: [registry] });
-  const latency = new Histogram({ name: "plum_http_request_duration_seconds", help: "HTTP request latency", labelNames: ["method"], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
+  const models = defineProductModels(deps.sequelize);
+  const ctx: ProductContext = {
+    sequelize: deps.sequelize,
+    models,
+    auth: { sequelize: deps.sequelize, models: models.auth, audit: models.events, security: deps.security, sessionHours: deps.sessionHours },
+    publicUrl: deps.publicUrl,
+  };
 
-  app.use(helmet());
-  app.use((req, res, next) => {
-    const end = latency.startTimer({ method: req.method });
-    res.on("finish", () => {
-      end();
-      requests.inc({ method: req.method, status: String(res.statusCode) });
-    });
+  app.use(securityHeaders({ hsts: deps.secureCookies }));
+  app.use("/static", express.static(path.join(WEB_ROOT, "static"), { index: false, fallthrough: false, maxAge: "1h" }));
+
+  const api = express.Router();
+  api.use(express.json({ limit: "16kb" }));
+  for (const routes of apiRoutes) routes(api, ctx);
+  app.use("/api", api);
+
+  app.use((_req, res, next) => {
+    res.set("cache-control", "no-store");
+    next();
+  });
+  app.use(express.urlencoded({ extended: false, limit: "256kb" }));
+  // File uploads (CSV imports) are parsed before the CSRF check, which then reads their _csrf field.
+  app.use(multer({ storage: multer.memoryStorage(), limits: { fileSize: 50 * 1024 * 1024, files: 1, fields: 20 } }).single("file"));
+  app.use(cookieParser());
+  app.use(sessionLoader(ctx.auth, PRODUCT_COOKIES));
+  app.use(csrfProtection(deps.sessionKey, deps.secureCookies, PRODUCT_COOKIES));
+  app.use((_req, res, next) => {
+    const s = signedIn(res);
+    res.locals.layout = "product";
+    res.locals.me = s && { username: s.user.username, role: s.user.role, mustChangePassword: s.user.mustChangePassword };
+    res.locals.nav = s && !s.user.mustChangePassword
+      ? { manage: can(s.actor, "read", "Programme"), store: can(s.actor, "read", "Storefront"), merchant: can(s.actor, "validate", "Voucher"), payouts: can(s.actor, "read", "Payout") }
+      : undefined;
     next();
   });
 
-  app.get("/healthz", (_req, res) => {
-    res.json({ status: "ok", uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) });
+  const open = express.Router();
+  sessionRoutes(open, ctx.auth, { secureCookies: deps.secureCookies, cookies: PRODUCT_COOKIES, loginView: "product/login", homeFor });
+  open.get("/", (_req, res) => {
+    const s = signedIn(res);
+    res.redirect(303, s ? homeFor(s.user) : "/login");
   });
+  for (const routes of publicRoutes) routes(open, ctx);
+  app.use(open);
 
-  app.get("/readyz", async (_req, res) => {
-    try {
-      const [rows] = await deps.sequelize.query(`select name from ${MIGRATIONS_TABLE} order by run_on desc, id desc limit 1`);
-      const applied = (rows as Array<{ name: string }>)[0]?.name ?? "none";
-      if (applied !== expectedSchema) {
-        res.status(503).json({ status: "schema-mismatch", expected: expectedSchema, applied });
-        return;
-      }
-      res.json({ status: "ready", schemaVersion: applied });
-    } catch (err) {
-      res.status(503).json({ status: "database-unreachable", error: (err as Error).message });
-    }
-  });
+  const guarded = express.Router();
+  guarded.use(requireSignedIn);
+  accountRoutes(guarded, ctx.auth, { passwordView: "product/password", afterChange: (user) => `${homeFor(user)}?notice=password-changed` });
+  for (const routes of signedInRoutes) routes(guarded, ctx);
+  app.use(guarded);
 
-  app.get("/version", (_req, res) => {
-    res.json({ name: "plum", version: APP_VERSION, schemaVersion: expectedSchema, slot: deps.slot });
-  });
-
-  app.get("/metrics", async (_req, res) => {
-    res.type(registry.contentType).send(await registry.metrics());
-  });
-
-  app.get("/", (_req, res) => {
-    res.type("text/plain").send(`Plum rewards ${APP_VERSION}\n`);
-  });
-
-  app.use((_req, res) => {
-    res.status(404).json({ error: "not found" });
-  });
-  return app;
+  app.use((_req, _res, next) => next(new HttpError(404, "There is no such page.")));
+  app.use(errorHandler({ logger: deps.logger, view: "product/error", audit: models.events }));
+  return Object.assign(app, { productContext: ctx });
 }

@@ -5,6 +5,7 @@ import { createLogger } from "../../lib/logger.ts";
 import { withDeadline } from "../../lib/wait.ts";
 import { openSequelize } from "../db/sequelize.ts";
 import { createProductApp } from "./app.ts";
+import { productSettingsFromEnv } from "./product-settings.ts";
 
 /** Messages an instance sends to the agent that started it (over the IPC channel). */
 export type InstanceMessage = { type: "ready"; port: number };
@@ -18,6 +19,7 @@ export async function serveProduct(env: NodeJS.ProcessEnv = process.env): Promis
   const databaseUrl = env.PLUM_PRODUCT_DATABASE_URL;
   if (!databaseUrl) throw new PlumError("PLUM_PRODUCT_DATABASE_URL is not set", { hint: "product instances are started by the agent (`plumctl agent`), which sets it" });
   const slot = env.PLUM_INSTANCE_SLOT ?? "production";
+  const { settings, sessionKey } = productSettingsFromEnv(env);
   const logger = createLogger(`instance-${slot}`, { level: env.PLUM_LOG_LEVEL });
   const url = new URL(databaseUrl);
   const sequelize = openSequelize({
@@ -28,7 +30,7 @@ export async function serveProduct(env: NodeJS.ProcessEnv = process.env): Promis
     database: url.pathname.slice(1),
     ssl: url.searchParams.get("sslmode") ? { rejectUnauthorized: url.searchParams.get("sslmode") === "verify-full" } : undefined,
   });
-  const app = createProductApp({ sequelize, logger, slot });
+  const app = createProductApp({ sequelize, logger, slot, sessionKey, secureCookies: settings.cookieSecure, security: settings.security, sessionHours: settings.sessionHours, publicUrl: settings.publicUrl });
   const server = createServer(app);
   server.keepAliveTimeout = 65_000; // longer than the edge proxy's idle sockets, so the proxy never reuses a closing one
   await new Promise<void>((resolve, reject) => {

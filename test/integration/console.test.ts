@@ -2,7 +2,7 @@ import { expect } from "chai";
 import type { Express } from "express";
 import type { Agent } from "../../appliance/agent.ts";
 import { APP_VERSION } from "../../lib/version.ts";
-import { ConsoleClient } from "../support/console-client.ts";
+import { WebClient } from "../support/web-client.ts";
 import type { FreshDatabases } from "../support/databases.ts";
 import { removeHome, tempHome } from "../support/agent-process.ts";
 import { startInProcessAgent } from "../support/in-process-agent.ts";
@@ -32,14 +32,14 @@ describe("ops console", function () {
   let agent: Agent;
   let dbs: FreshDatabases;
   let stop: () => Promise<void>;
-  let admin: ConsoleClient;
+  let admin: WebClient;
 
   /** Create a user through the console as the admin, then sign them in and set their own password. */
-  async function userWithRole(username: string, role: string): Promise<ConsoleClient> {
+  async function userWithRole(username: string, role: string): Promise<WebClient> {
     const created = await admin.post("/users", { username, role }, await admin.csrfFrom("/users"));
     expect(created.status, created.text).to.equal(201);
     const oneTime = /data-testid="one-time-password"><code>([^<]+)</.exec(created.text)![1];
-    const client = new ConsoleClient(agent.consoleApp);
+    const client = new WebClient(agent.consoleApp);
     expect((await client.signIn(username, oneTime)).headers.location).to.equal("/account/password");
     expect((await client.changePassword(oneTime, OWN)).status).to.equal(303);
     return client;
@@ -47,7 +47,7 @@ describe("ops console", function () {
 
   before(async () => {
     ({ agent, dbs, stop } = await startInProcessAgent((config) => (config.security.loginRateLimitPerMinute = 1000)));
-    admin = new ConsoleClient(agent.consoleApp);
+    admin = new WebClient(agent.consoleApp);
   });
   after(() => stop());
 
@@ -77,7 +77,7 @@ describe("ops console", function () {
   });
 
   it("sets the session cookie HttpOnly, Secure and SameSite=Strict", async () => {
-    const client = new ConsoleClient(agent.consoleApp);
+    const client = new WebClient(agent.consoleApp);
     const res = await client.signIn("admin", STRONG);
     const cookie = (res.headers["set-cookie"] as unknown as string[]).find((c) => c.startsWith("plum_ops_session="))!;
     expect(cookie).to.match(/; HttpOnly/).and.match(/; Secure/).and.match(/; SameSite=Strict/).and.match(/; Path=\//);
@@ -88,12 +88,12 @@ describe("ops console", function () {
     expect(noToken.status).to.equal(403);
     expect(noToken.text).to.include("missing or wrong CSRF token");
 
-    const other = new ConsoleClient(agent.consoleApp);
+    const other = new WebClient(agent.consoleApp);
     await other.signIn("admin", STRONG);
     const foreign = await admin.post("/users", { username: "csrf-victim", role: "admin" }, await other.csrfFrom("/users"));
     expect(foreign.status).to.equal(403);
 
-    const anonymousLogin = await new ConsoleClient(agent.consoleApp).post("/login", { username: "admin", password: STRONG });
+    const anonymousLogin = await new WebClient(agent.consoleApp).post("/login", { username: "admin", password: STRONG });
     expect(anonymousLogin.status).to.equal(403);
 
     const users = await admin.get("/users");
@@ -102,7 +102,7 @@ describe("ops console", function () {
 
   it("refuses the 6th wrong password in a minute, even when it is right, and audits it", async () => {
     await userWithRole("locky", "operator");
-    const client = new ConsoleClient(agent.consoleApp);
+    const client = new WebClient(agent.consoleApp);
     for (let i = 1; i <= 5; i++) {
       const res = await client.signIn("locky", `wrong password ${i}`);
       expect(res.status, `attempt ${i}`).to.equal(401);
@@ -174,7 +174,7 @@ describe("ops console", function () {
     const id = new RegExp(`<td>gone</td>[\\s\\S]*?action="/users/(\\d+)"`).exec(users.text)![1];
     expect((await admin.post(`/users/${id}`, { disabled: "true" }, await admin.csrfFrom("/users"))).status).to.equal(303);
     expect((await victim.get("/")).headers.location).to.match(/^\/login/);
-    const again = await new ConsoleClient(agent.consoleApp).signIn("gone", OWN);
+    const again = await new WebClient(agent.consoleApp).signIn("gone", OWN);
     expect(again.status).to.equal(401);
   });
 
@@ -198,7 +198,7 @@ describe("ops console", function () {
       const res = await plumctl(["user", "reset-password", "locky"], { ...dbs.env, PLUM_HOME: home });
       expect(res.code, res.stderr).to.equal(0);
       const password = /one-time password for locky: (\S+)/.exec(res.stdout)![1];
-      const signIn = await new ConsoleClient(agent.consoleApp).signIn("locky", password);
+      const signIn = await new WebClient(agent.consoleApp).signIn("locky", password);
       expect(signIn.status).to.equal(303);
       expect(signIn.headers.location).to.equal("/account/password");
       const [row] = await agent.audit.list({ action: "user.password-reset" });

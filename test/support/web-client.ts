@@ -2,10 +2,10 @@ import type { Express } from "express";
 import request from "supertest";
 
 /**
- * A browser-like client of the console for route tests: keeps cookies (including Secure ones, which a
+ * A browser-like client of the console or the product for route tests: keeps cookies (including Secure ones, which a
  * real browser would send over HTTPS), and reads CSRF tokens from the forms it is served.
  */
-export class ConsoleClient {
+export class WebClient {
   readonly cookies = new Map<string, string>();
   constructor(private readonly app: Express) {}
 

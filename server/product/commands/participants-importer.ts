@@ -1,0 +1,98 @@
+import { parse } from "csv-parse/sync";
+import { BadRequestError } from "../../shared/http-errors.ts";
+import { authorize } from "../policies.ts";
+import { actorLabel, type ProductActor, type ProductContext } from "../product-context.ts";
+
+/** The columns of an HRIS export, as the import expects them (header names are case-insensitive). */
+export const PARTICIPANT_COLUMNS = ["employee_id", "name", "email", "department", "manager", "country"] as const;
+type Column = (typeof PARTICIPANT_COLUMNS)[number];
+
+export interface RowError {
+  line: number;
+  column: Column | "(row)";
+  reason: string;
+}
+
+export class ImportRejected extends BadRequestError {
+  constructor(readonly errors: RowError[]) {
+    super(`Nothing was imported: ${errors.length} problem${errors.length === 1 ? "" : "s"} in the file. Fix ${errors.length === 1 ? "it" : "them"} and import the whole file again.`);
+  }
+}
+
+interface ParsedRow {
+  employeeId: string;
+  name: string;
+  email: string;
+  department: string;
+  managerEmployeeId: string | null;
+  country: string;
+}
+
+const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,190}\.[^\s@]{2,}$/;
+const BATCH = 1000;
+
+/** Parse and check every row first; any problem rejects the whole file. */
+export function parseParticipantsCsv(csv: string | Buffer): ParsedRow[] {
+  let records: Array<{ record: Record<string, string>; info: { lines: number } }>;
+  try {
+    records = parse(csv, { columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()), bom: true, trim: true, skip_empty_lines: true, info: true, relax_column_count: false });
+  } catch (err) {
+    const e = err as { message: string; lines?: number };
+    throw new ImportRejected([{ line: e.lines ?? 1, column: "(row)", reason: `not valid CSV: ${e.message.replace(/^Invalid Record Length: /, "")}` }]);
+  }
+  const errors: RowError[] = [];
+  if (records.length === 0) throw new ImportRejected([{ line: 1, column: "(row)", reason: "the file has a header but no participants" }]);
+  const header = Object.keys(records[0].record);
+  const missing = PARTICIPANT_COLUMNS.filter((c) => !header.includes(c));
+  if (missing.length > 0) throw new ImportRejected(missing.map((c) => ({ line: 1, column: c, reason: `missing column "${c}" (expected: ${PARTICIPANT_COLUMNS.join(", ")})` })));
+
+  const seen = new Map<string, number>();
+  const rows: ParsedRow[] = [];
+  for (const { record: r, info } of records) {
+    const line = info.lines;
+    const bad = (column: Column, reason: string) => errors.push({ line, column, reason });
+    const employeeId = r.employee_id ?? "";
+    if (!employeeId) bad("employee_id", "is empty");
+    else if (employeeId.length > 64) bad("employee_id", "is longer than 64 characters");
+    else if (seen.has(employeeId)) bad("employee_id", `"${employeeId}" is also on line ${seen.get(employeeId)}`);
+    else seen.set(employeeId, line);
+    if (!r.name) bad("name", "is empty");
+    if (!EMAIL.test(r.email ?? "")) bad("email", r.email ? `"${r.email}" is not an e-mail address` : "is empty");
+    const country = (r.country ?? "").toUpperCase();
+    if (!/^[A-Z]{2}$/.test(country)) bad("country", r.country ? `"${r.country}" is not a two-letter ISO 3166 country code` : "is empty");
+    rows.push({ employeeId, name: r.name, email: (r.email ?? "").toLowerCase(), department: r.department ?? "", managerEmployeeId: r.manager || null, country });
+  }
+  if (errors.length > 0) throw new ImportRejected(errors);
+  return rows;
+}
+
+/**
+ * Import participants from an HRIS export: every row is checked first and any problem imports nothing;
+ * otherwise all rows are inserted or updated (by employee id) in one transaction.
+ */
+export async function participantsImporter(props: { ctx: ProductContext; actor: ProductActor; input: { csv: string | Buffer } }): Promise<{ created: number; updated: number }> {
+  const { ctx, actor } = props;
+  authorize(actor, "import", "Participant");
+  const rows = parseParticipantsCsv(props.input.csv);
+  return ctx.sequelize.transaction(async (transaction) => {
+    let created = 0;
+    for (let i = 0; i < rows.length; i += BATCH) {
+      const batch = rows.slice(i, i + BATCH);
+      const [result] = await ctx.sequelize.query(
+        `insert into participants (employee_id, name, email, department, manager_employee_id, country)
+         select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+         on conflict (employee_id) do update set name = excluded.name, email = excluded.email, department = excluded.department,
+           manager_employee_id = excluded.manager_employee_id, country = excluded.country, updated_at = now()
+         returning (xmax = 0) as inserted`,
+        {
+          bind: [batch.map((r) => r.employeeId), batch.map((r) => r.name), batch.map((r) => r.email), batch.map((r) => r.department), batch.map((r) => r.managerEmployeeId), batch.map((r) => r.country)],
+          transaction,
+        },
+      );
+      created += (result as Array<{ inserted: boolean }>).filter((r) => r.inserted).length;
+    }
+    const summary = { created, updated: rows.length - created };
+    await ctx.models.events.append({ actor: actorLabel(actor), action: "participants.import", detail: summary }, transaction);
+    return summary;
+  });
+}

@@ -1,0 +1,26 @@
+import type { Sequelize } from "sequelize";
+import type { AuthContext } from "../shared/auth/auth-context.ts";
+import type { ProductModels } from "./models/index.ts";
+
+/** What product commands and routes work with. */
+export interface ProductContext {
+  sequelize: Sequelize;
+  models: ProductModels;
+  /** Sign-in, sessions and passwords of product users (shared code, the product's own tables). */
+  auth: AuthContext;
+  /** The product's public base URL (for shareable voucher links and QR codes); else taken from the request. */
+  publicUrl?: string;
+}
+
+/** Who does a product command: a signed-in product user, or the system (imports, demo data, suites). */
+export interface ProductActor {
+  id: number;
+  username: string;
+  role: string;
+}
+
+export const SYSTEM_ACTOR: ProductActor = { id: 0, username: "system", role: "manager" };
+
+export function actorLabel(actor: ProductActor): string {
+  return actor.id === 0 ? actor.username : `user:${actor.username}`;
+}

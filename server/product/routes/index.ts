@@ -1,0 +1,15 @@
+import type { Router } from "express";
+import type { ProductContext } from "../product-context.ts";
+import { manageRoutes } from "./manage-routes.ts";
+
+/** A group of product routes: registers its handlers on the router it is given. */
+export type ProductRoutes = (router: Router, ctx: ProductContext) => void;
+
+/** Machine-to-machine routes under /api (merchant POS): API-key auth, no cookies, no CSRF. */
+export const apiRoutes: ProductRoutes[] = [];
+
+/** Pages anyone may open without signing in (e.g. a voucher's shareable URL). */
+export const publicRoutes: ProductRoutes[] = [];
+
+/** Pages and forms for signed-in product users; each handler authorizes by role. */
+export const signedInRoutes: ProductRoutes[] = [manageRoutes];
