@@ -7,6 +7,20 @@ import { openSequelize } from "../server/db/sequelize.ts";
 import { defineOpsModels, type OpsModels } from "../server/console/models/ops-models.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 
+/** The configured PostgreSQL server, checked to answer (a clear error when it does not). */
+export async function reachableServer(config: PlumConfig): Promise<PgServer> {
+  const secrets = ensureSecrets(homeLayout(config.home).secretsDir);
+  const server = pgServerFor(config, secrets.postgresPassword);
+  await (await connectAdmin(server)).end();
+  return server;
+}
+
+/** The product's database (plum) of this appliance, for CLI commands run beside a running agent. */
+export async function openProductDatabase(config: PlumConfig): Promise<{ server: PgServer; sequelize: Sequelize }> {
+  const server = await reachableServer(config);
+  return { server, sequelize: openSequelize(clientConfig(server, config.database.productDatabase), { poolMax: 5 }) };
+}
+
 export interface OpsDatabase {
   server: PgServer;
   sequelize: Sequelize;
@@ -17,9 +31,7 @@ export interface OpsDatabase {
 
 /** The appliance's own database (plum_ops), for CLI commands run beside a running agent. */
 export async function openOpsDatabase(config: PlumConfig): Promise<OpsDatabase> {
-  const secrets = ensureSecrets(homeLayout(config.home).secretsDir);
-  const server = pgServerFor(config, secrets.postgresPassword);
-  await (await connectAdmin(server)).end(); // a clear error when PostgreSQL is not there
+  const server = await reachableServer(config);
   const sequelize = openSequelize(clientConfig(server, config.database.opsDatabase), { poolMax: 3 });
   return { server, sequelize, models: defineOpsModels(sequelize), audit: new AuditLog(sequelize), close: () => sequelize.close() };
 }

@@ -1,6 +1,7 @@
 import type { Router } from "express";
 import type { ProductContext } from "../product-context.ts";
 import { manageRoutes } from "./manage-routes.ts";
+import { participantRoutes } from "./participant-routes.ts";
 
 /** A group of product routes: registers its handlers on the router it is given. */
 export type ProductRoutes = (router: Router, ctx: ProductContext) => void;
@@ -12,4 +13,4 @@ export const apiRoutes: ProductRoutes[] = [];
 export const publicRoutes: ProductRoutes[] = [];
 
 /** Pages and forms for signed-in product users; each handler authorizes by role. */
-export const signedInRoutes: ProductRoutes[] = [manageRoutes];
+export const signedInRoutes: ProductRoutes[] = [manageRoutes, participantRoutes];
