@@ -30,6 +30,7 @@ export interface ProductAppDeps {
   security: PlumConfig["security"];
   sessionHours: number;
   publicUrl?: string;
+  posRateLimitPerMinute?: number;
 }
 
 /** Where each kind of product user starts. */
@@ -51,6 +52,7 @@ export function createProductApp(deps: ProductAppDeps): Express & { productConte
     models,
     auth: { sequelize: deps.sequelize, models: models.auth, audit: models.events, security: deps.security, sessionHours: deps.sessionHours },
     publicUrl: deps.publicUrl,
+    posRateLimitPerMinute: deps.posRateLimitPerMinute,
   };
 
   app.use(securityHeaders({ hsts: deps.secureCookies }));

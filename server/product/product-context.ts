@@ -10,6 +10,8 @@ export interface ProductContext {
   auth: AuthContext;
   /** The product's public base URL (for shareable voucher links and QR codes); else taken from the request. */
   publicUrl?: string;
+  /** POS API requests allowed per minute and API key (default 6000: a busy merchant's tills, far too few to sweep for codes). */
+  posRateLimitPerMinute?: number;
 }
 
 /** Who does a product command: a signed-in product user, or the system (imports, demo data, suites). */

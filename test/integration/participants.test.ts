@@ -54,7 +54,7 @@ describe("participants: HRIS CSV import", () => {
     expect(missing).to.deep.include({ line: 1, column: "country", reason: 'missing column "country" (expected: employee_id, name, email, department, manager, country)' });
     const dup = await importCsv(`${HEADER}\nE20,A,a@example.com,,,NL\nE20,B,b@example.com,,,NL\n`).catch((e: ImportRejected) => e.errors);
     expect(dup).to.deep.equal([{ line: 3, column: "employee_id", reason: '"E20" is also on line 2' }]);
-    const broken = await importCsv(`${HEADER}\nE21,A,a@example.com,,NL\n`).catch((e: ImportRejected) => e.errors);
+    const broken = (await importCsv(`${HEADER}\nE21,A,a@example.com,,NL\n`).catch((e: ImportRejected) => e.errors)) as Array<{ reason: string }>;
     expect(broken).to.have.length(1);
     expect(broken[0].reason).to.match(/^not valid CSV/);
   });

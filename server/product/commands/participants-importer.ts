@@ -1,5 +1,4 @@
-import { parse } from "csv-parse/sync";
-import { BadRequestError } from "../../shared/http-errors.ts";
+import { ImportRejected, readCsvRows, type RowError } from "./csv-import.ts";
 import { authorize } from "../policies.ts";
 import { actorLabel, type ProductActor, type ProductContext } from "../product-context.ts";
 
@@ -7,17 +6,7 @@ import { actorLabel, type ProductActor, type ProductContext } from "../product-c
 export const PARTICIPANT_COLUMNS = ["employee_id", "name", "email", "department", "manager", "country"] as const;
 type Column = (typeof PARTICIPANT_COLUMNS)[number];
 
-export interface RowError {
-  line: number;
-  column: Column | "(row)";
-  reason: string;
-}
-
-export class ImportRejected extends BadRequestError {
-  constructor(readonly errors: RowError[]) {
-    super(`Nothing was imported: ${errors.length} problem${errors.length === 1 ? "" : "s"} in the file. Fix ${errors.length === 1 ? "it" : "them"} and import the whole file again.`);
-  }
-}
+export { ImportRejected };
 
 interface ParsedRow {
   employeeId: string;
@@ -33,23 +22,11 @@ const BATCH = 1000;
 
 /** Parse and check every row first; any problem rejects the whole file. */
 export function parseParticipantsCsv(csv: string | Buffer): ParsedRow[] {
-  let records: Array<{ record: Record<string, string>; info: { lines: number } }>;
-  try {
-    records = parse(csv, { columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()), bom: true, trim: true, skip_empty_lines: true, info: true, relax_column_count: false });
-  } catch (err) {
-    const e = err as { message: string; lines?: number };
-    throw new ImportRejected([{ line: e.lines ?? 1, column: "(row)", reason: `not valid CSV: ${e.message.replace(/^Invalid Record Length: /, "")}` }]);
-  }
-  const errors: RowError[] = [];
-  if (records.length === 0) throw new ImportRejected([{ line: 1, column: "(row)", reason: "the file has a header but no participants" }]);
-  const header = Object.keys(records[0].record);
-  const missing = PARTICIPANT_COLUMNS.filter((c) => !header.includes(c));
-  if (missing.length > 0) throw new ImportRejected(missing.map((c) => ({ line: 1, column: c, reason: `missing column "${c}" (expected: ${PARTICIPANT_COLUMNS.join(", ")})` })));
-
+  const records = readCsvRows(csv, PARTICIPANT_COLUMNS, "the file has a header but no participants");
+  const errors: RowError<Column>[] = [];
   const seen = new Map<string, number>();
   const rows: ParsedRow[] = [];
-  for (const { record: r, info } of records) {
-    const line = info.lines;
+  for (const { record: r, line } of records) {
     const bad = (column: Column, reason: string) => errors.push({ line, column, reason });
     const employeeId = r.employee_id ?? "";
     if (!employeeId) bad("employee_id", "is empty");

@@ -1,6 +1,8 @@
 import { catalogueChecks } from "./catalogue-suite.ts";
 import { healthChecks } from "./health-suite.ts";
 import { ledgerChecks } from "./ledger-suite.ts";
+import { payoutsChecks } from "./payouts-suite.ts";
+import { redemptionChecks } from "./redemption-suite.ts";
 import { smokeChecks } from "./smoke-suite.ts";
 import type { Suite, SuiteEnv, SuiteReport } from "./suite.ts";
 
@@ -9,7 +11,9 @@ export const SUITES: Record<string, Suite> = {
   health: healthChecks,
   smoke: smokeChecks,
   catalogue: catalogueChecks,
+  payouts: payoutsChecks,
   ledger: ledgerChecks,
+  redemption: redemptionChecks,
 };
 
 /** Run suites one after another; a suite that throws is one failed check naming the error. */

@@ -1,0 +1,76 @@
+import { expect } from "chai";
+import pg from "pg";
+import { clientConfig, connectionUrl } from "../../server/db/database.ts";
+import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
+import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
+import { plumctl } from "../support/plumctl.ts";
+
+interface Report { suite: string; passed: boolean; checks: Array<{ name: string; passed: boolean; detail: string }> }
+
+/** `plumctl validate` against a real appliance (agent + instance) filled by `plumctl demo-data`. */
+describe("plumctl validate on an appliance with demo data", function () {
+  this.timeout(300_000);
+  let home: string;
+  let dbs: FreshDatabases;
+  let agent: AgentProcess;
+  let env: Record<string, string>;
+  let sql: pg.Client;
+
+  before(async () => {
+    home = tempHome();
+    dbs = await freshDatabases();
+    agent = await startAgentProcess({ home, env: { ...dbs.env, PLUM_HTTP_COOKIE_SECURE: "false" } });
+    env = { ...dbs.env, PLUM_HOME: home };
+    const demo = await plumctl(["demo-data", "--participants", "500"], env, 120_000);
+    expect(demo.code, demo.stderr).to.equal(0);
+    expect(demo.stdout).to.match(/demo data \w+ loaded in [\d.]+ s: 500 participants, 3 programmes/);
+    sql = new pg.Client(clientConfig(dbs.server, dbs.product));
+    await sql.connect();
+  });
+  after(async () => {
+    await sql?.end();
+    await agent?.stop("SIGTERM");
+    await dbs?.drop();
+    removeHome(home);
+  });
+
+  const validate = (suites: string[]) =>
+    plumctl(["validate", "--url", agent.proxyUrl, ...suites.flatMap((s) => ["--suite", s])], { ...env, PLUM_VALIDATE_DATABASE_URL: connectionUrl(dbs.server, dbs.product) }, 120_000);
+
+  const counts = async () => (await sql.query("select (select count(*) from participants) p, (select count(*) from ledger_entries) l, (select count(*) from vouchers) v, (select count(*) from product_users) u, (select count(*) from merchants) m")).rows[0];
+
+  it("passes every suite, prints a JSON report per suite, and leaves no test data behind", async () => {
+    const before = await counts();
+    const res = await validate([]);
+    const reports = JSON.parse(res.stdout) as Report[];
+    expect(res.code, res.stderr).to.equal(0);
+    expect(reports.map((r) => r.suite)).to.include.members(["health", "smoke", "catalogue", "ledger"]);
+    for (const r of reports) {
+      expect(r.passed, `${r.suite}: ${JSON.stringify(r.checks.filter((c) => !c.passed))}`).to.equal(true);
+      expect(r.checks.length).to.be.greaterThan(0);
+    }
+    expect(res.stderr).to.match(/^PASS {2}health/m);
+    expect(await counts()).to.deep.equal(before);
+  });
+
+  it("fails, naming the check, when a ledger entry is tampered with in the database", async () => {
+    const { rows } = await sql.query("select id from ledger_entries where kind = 'redemption' order by id limit 1");
+    await sql.query("alter table ledger_entries disable trigger ledger_entries_append_only");
+    await sql.query("update ledger_entries set points = points + 5 where id = $1", [rows[0].id]);
+    await sql.query("alter table ledger_entries enable trigger ledger_entries_append_only");
+    const res = await validate(["ledger"]);
+    expect(res.code).to.equal(1);
+    const [report] = JSON.parse(res.stdout) as Report[];
+    expect(report.passed).to.equal(false);
+    const failed = report.checks.filter((c) => !c.passed);
+    expect(failed.map((c) => c.name)).to.deep.equal(["every redemption entry matches its voucher"]);
+    expect(failed[0].detail).to.match(new RegExp(`^1 found: entry ${rows[0].id} took \\d+ points for voucher \\d+ costing \\d+$`));
+    expect(res.stderr).to.include("FAIL  ledger").and.include("✗ every redemption entry matches its voucher");
+  });
+
+  it("refuses an unknown suite with the list of known ones", async () => {
+    const res = await validate(["nope"]);
+    expect(res.code).to.equal(1);
+    expect(res.stderr).to.include("error: unknown suite: nope").and.include("hint: choose from health, smoke");
+  });
+});
