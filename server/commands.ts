@@ -73,7 +73,7 @@ export function registerServerCommands(program: Command): void {
       try {
         const summary = await demoDataLoader(sequelize, { participants, seed: Number(opts.seed), log: (line) => process.stderr.write(`  ${line}\n`) });
         process.stdout.write(
-          `demo data ${summary.tag} loaded in ${summary.seconds.toFixed(1)} s: ${summary.participants} participants, ${summary.programmes} programmes, ${summary.merchants} merchants, ${summary.items} items, ${summary.ledgerEntries} ledger entries, ${summary.vouchers} vouchers (${summary.vouchersRedeemed} redeemed)\n` +
+          `demo data ${summary.tag} loaded in ${summary.seconds.toFixed(1)} s: ${summary.participants} participants, ${summary.programmes} programmes, ${summary.merchants} merchants, ${summary.items} items, ${summary.ledgerEntries} ledger entries, ${summary.vouchers} vouchers (${summary.vouchersRedeemed} redeemed); payout run for ${summary.payouts.period} approved for ${summary.payouts.participants} sales participants\n` +
             `programme manager: ${summary.manager.username}, one-time password: ${summary.manager.oneTimePassword}\n`,
         );
       } finally {

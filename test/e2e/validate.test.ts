@@ -44,7 +44,7 @@ describe("plumctl validate on an appliance with demo data", function () {
     const res = await validate([]);
     const reports = JSON.parse(res.stdout) as Report[];
     expect(res.code, res.stderr).to.equal(0);
-    expect(reports.map((r) => r.suite)).to.include.members(["health", "smoke", "catalogue", "ledger"]);
+    expect(reports.map((r) => r.suite)).to.deep.equal(["health", "smoke", "payouts", "catalogue", "redemption", "ledger"]);
     for (const r of reports) {
       expect(r.passed, `${r.suite}: ${JSON.stringify(r.checks.filter((c) => !c.passed))}`).to.equal(true);
       expect(r.checks.length).to.be.greaterThan(0);
@@ -66,6 +66,19 @@ describe("plumctl validate on an appliance with demo data", function () {
     expect(failed.map((c) => c.name)).to.deep.equal(["every redemption entry matches its voucher"]);
     expect(failed[0].detail).to.match(new RegExp(`^1 found: entry ${rows[0].id} took \\d+ points for voucher \\d+ costing \\d+$`));
     expect(res.stderr).to.include("FAIL  ledger").and.include("✗ every redemption entry matches its voucher");
+  });
+
+  it("fails, naming the programme and period, when a payout rule is tampered with in the database", async () => {
+    const { rows } = await sql.query("select r.programme_id, p.name, r.effective_from from payout_rules r join programmes p on p.id = r.programme_id limit 1");
+    expect(rows, "demo data has a payout rule").to.have.length(1);
+    await sql.query(`update payout_rules set tiers = jsonb_set(tiers, '{3,rateBp}', '700') where programme_id = $1`, [rows[0].programme_id]);
+    const res = await validate(["payouts"]);
+    expect(res.code).to.equal(1);
+    const [report] = JSON.parse(res.stdout) as Report[];
+    const failed = report.checks.filter((c) => !c.passed);
+    expect(failed).to.have.length.greaterThan(0);
+    expect(failed.map((c) => `${c.name} ${c.detail}`).join("\n")).to.include(rows[0].name).and.include(rows[0].effective_from);
+    expect(res.stderr).to.include("FAIL  payouts");
   });
 
   it("refuses an unknown suite with the list of known ones", async () => {

@@ -2,6 +2,13 @@ import { randomBytes } from "node:crypto";
 import type { Sequelize, Transaction } from "sequelize";
 import { hashPassword, oneTimePassword } from "../../shared/auth/passwords.ts";
 import { hashApiKey } from "../commands/merchant-commands.ts";
+import { payoutRunApprover } from "../commands/payout-run-approver.ts";
+import { payoutRunComputer } from "../commands/payout-run-computer.ts";
+import { payoutRuleSaver } from "../commands/payout-rule-saver.ts";
+import { payoutSalesImporter } from "../commands/payout-sales-importer.ts";
+import { GOLDEN_TERMS } from "../payouts/golden-cases.ts";
+import { SYSTEM_ACTOR } from "../product-context.ts";
+import { standaloneContext } from "../standalone-context.ts";
 import { newShareToken, newVoucherCode } from "../voucher-codes.ts";
 
 const FIRST = ["Ana", "Ben", "Chloé", "Daan", "Elif", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kaito", "Lena", "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wen", "Ximena", "Yusuf", "Zoë"];
@@ -24,6 +31,7 @@ function rng(seed: number) {
 }
 
 export interface DemoSummary {
+  payouts: { programmeId: number; period: string; participants: number; runId: number };
   tag: string;
   programmes: number;
   participants: number;
@@ -56,6 +64,35 @@ async function insertRows(sequelize: Sequelize, transaction: Transaction, table:
  * ledger rules (no negative balance, every voucher paid by one redemption entry).
  */
 export async function demoDataLoader(sequelize: Sequelize, opts: { participants: number; seed?: number; log?: (line: string) => void }): Promise<DemoSummary> {
+  const core = await coreDataLoader(sequelize, opts);
+  const payouts = await demoPayouts(sequelize, core.salesProgrammeId, core.salesParticipants, opts.seed ?? 42);
+  opts.log?.(`payouts: run ${payouts.runId} for ${payouts.period}, ${payouts.participants} participants, approved`);
+  const { salesProgrammeId: _p, salesParticipants: _s, ...summary } = core;
+  return { ...summary, payouts, seconds: summary.seconds };
+}
+
+const SALES_PEOPLE = 2000; // sales records for at most this many participants: enough to show tiers and the cap
+
+/**
+ * A payout rule (the golden terms), one month of sales for the sales-incentive programme, and its run
+ * computed and approved through the product's own commands: what the payouts suite recomputes.
+ */
+async function demoPayouts(sequelize: Sequelize, programmeId: number, employeeIds: string[], seed: number) {
+  const ctx = standaloneContext(sequelize);
+  const random = rng(seed + 1);
+  const now = new Date();
+  const last = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
+  const period = `${last.getUTCFullYear()}-${String(last.getUTCMonth() + 1).padStart(2, "0")}`;
+  await payoutRuleSaver({ ctx, actor: SYSTEM_ACTOR, input: { programmeId, effectiveFrom: period, ...GOLDEN_TERMS } });
+  const people = employeeIds.slice(0, SALES_PEOPLE);
+  const csv = ["employee_id,period,quota,sales", ...people.map((id) => `${id},${period},1000000,${Math.floor(random() * 1_800_000)}`)].join("\n");
+  await payoutSalesImporter({ ctx, actor: SYSTEM_ACTOR, input: { programmeId, csv } });
+  const run = await payoutRunComputer({ ctx, actor: SYSTEM_ACTOR, input: { programmeId, period } });
+  await payoutRunApprover({ ctx, actor: SYSTEM_ACTOR, input: { runId: run.id } });
+  return { programmeId, period, participants: people.length, runId: run.id };
+}
+
+async function coreDataLoader(sequelize: Sequelize, opts: { participants: number; seed?: number; log?: (line: string) => void }) {
   const started = Date.now();
   const random = rng(opts.seed ?? 42);
   const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)];
@@ -131,6 +168,8 @@ export async function demoDataLoader(sequelize: Sequelize, opts: { participants:
     await sequelize.query("insert into product_events (actor, action, detail) values ('demo-data', 'demo-data.load', $1)", { bind: [JSON.stringify({ tag, participants: participantIds.length })], transaction });
     return {
       tag,
+      salesProgrammeId: programmeIds[1],
+      salesParticipants: people.filter((p) => p[3] === "Sales").map((p) => p[0] as string),
       programmes: programmeIds.length,
       participants: participantIds.length,
       merchants: merchantIds.length,

@@ -16,6 +16,13 @@ const programmeForm = z.object({
   currency: z.string().max(3).default("EUR"),
   status: z.enum(["active", "archived"]).optional(),
 });
+const programmeChanges = z.object({
+  name: z.string().max(200).optional(),
+  kind: z.string().max(40).optional(),
+  description: z.string().max(2000).optional(),
+  currency: z.string().max(3).optional(),
+  status: z.enum(["active", "archived"]).optional(),
+});
 const id = z.coerce.number().int().positive();
 
 const NOTICES: Record<string, string> = { "password-changed": "Your password was changed." };
@@ -64,7 +71,7 @@ export function manageRoutes(router: Router, ctx: ProductContext) {
     const { actor } = signedIn(res)!;
     authorize(actor, "update", "Programme");
     try {
-      const form = programmeForm.partial().parse(req.body ?? {});
+      const form = programmeChanges.parse(req.body ?? {});
       await programmeUpdater({ ctx, actor, input: { programmeId: id.parse(req.params.id), ...form, currency: form.currency?.toUpperCase() } });
       res.redirect(303, "/manage/programmes");
     } catch (err) {

@@ -10,10 +10,10 @@ import type { Suite, SuiteEnv, SuiteReport } from "./suite.ts";
 export const SUITES: Record<string, Suite> = {
   health: healthChecks,
   smoke: smokeChecks,
-  catalogue: catalogueChecks,
   payouts: payoutsChecks,
-  ledger: ledgerChecks,
+  catalogue: catalogueChecks,
   redemption: redemptionChecks,
+  ledger: ledgerChecks,
 };
 
 /** Run suites one after another; a suite that throws is one failed check naming the error. */

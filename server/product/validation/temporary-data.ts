@@ -4,8 +4,8 @@ import { catalogueItemCreator } from "../commands/catalogue-commands.ts";
 import { merchantCreator } from "../commands/merchant-commands.ts";
 import { pointsAwarder } from "../commands/points-awarder.ts";
 import { productUserCreator } from "../commands/product-user-creator.ts";
-import { defineProductModels } from "../models/index.ts";
 import { SYSTEM_ACTOR, type ProductContext } from "../product-context.ts";
+import { standaloneContext } from "../standalone-context.ts";
 
 export interface TemporaryShop {
   ctx: ProductContext;
@@ -21,13 +21,6 @@ export interface TemporaryShop {
   startingPoints: number;
 }
 
-/** A product context over a suite's own connection (a suite runs outside the product instance). */
-export function suiteContext(sequelize: Sequelize): ProductContext {
-  const models = defineProductModels(sequelize);
-  const security = { loginMaxFailures: 5, loginWindowSeconds: 60, lockoutSeconds: 300, loginRateLimitPerMinute: 30 };
-  return { sequelize, models, auth: { sequelize, models: models.auth, audit: models.events, security, sessionHours: 1 } };
-}
-
 function names(tag: string) {
   return { employeeId: `validation-${tag}`, username: `${tag}@validation.invalid`, merchant: `Validation merchant ${tag}` };
 }
@@ -38,7 +31,7 @@ function names(tag: string) {
  * the shop fails half-way).
  */
 export async function createTemporaryShop(sequelize: Sequelize, suite: string): Promise<TemporaryShop> {
-  const ctx = suiteContext(sequelize);
+  const ctx = standaloneContext(sequelize);
   const tag = `${suite}-${randomBytes(5).toString("hex")}`;
   const n = names(tag);
   const password = randomBytes(18).toString("base64url");
