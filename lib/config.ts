@@ -47,6 +47,27 @@ const schema = z.strictObject({
       loginRateLimitPerMinute: z.number().int().min(1).default(30),
     })
     .prefault({}),
+  backup: z
+    .strictObject({
+      primary: z.string().min(1).optional(),
+      secondary: z.string().min(1).optional(),
+      schedule: z.string().min(9).default("0 */6 * * *"),
+      checkSchedule: z.string().min(9).default("30 3 * * *"),
+      drillSchedule: z.string().min(9).default("0 4 * * 0"),
+      retention: z
+        .strictObject({
+          keepHourly: z.number().int().min(0).max(10_000).default(24),
+          keepDaily: z.number().int().min(0).max(10_000).default(7),
+          keepWeekly: z.number().int().min(0).max(10_000).default(5),
+          keepMonthly: z.number().int().min(0).max(10_000).default(12),
+        })
+        .prefault({}),
+      rpoHours: z.number().positive().max(24 * 31).default(6),
+      rtoMinutes: z.number().positive().max(24 * 60).default(60),
+      offsiteMaxAgeHours: z.number().positive().default(24),
+      drillMaxAgeDays: z.number().positive().default(8),
+    })
+    .prefault({}),
   log: z
     .strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") })
     .prefault({}),
@@ -75,6 +96,19 @@ const HINTS: Record<string, string> = {
   "security.lockoutSeconds": "how long a locked account waits, e.g. 300",
   "security.loginRateLimitPerMinute": "sign-in attempts allowed per minute from one address, whatever the account, e.g. 30",
   "log.level": "one of fatal, error, warn, info, debug, trace (env PLUM_LOG_LEVEL)",
+  "backup.primary": "the primary restic repository: a path or any restic repository URL (default PLUM_HOME/backups/primary; env PLUM_BACKUP_PRIMARY)",
+  "backup.secondary": "the second-site restic repository, e.g. /mnt/site-b/plum or sftp:backup@site-b:/srv/plum (env PLUM_BACKUP_SECONDARY)",
+  "backup.schedule": "a cron expression (5 fields) for backup sets, e.g. \"0 */6 * * *\" (every 6 hours)",
+  "backup.checkSchedule": "a cron expression for the repository integrity check, e.g. \"30 3 * * *\" (daily)",
+  "backup.drillSchedule": "a cron expression for restore drills, e.g. \"0 4 * * 0\" (weekly)",
+  "backup.retention.keepHourly": "how many hourly sets to keep: a whole number, 0 or more (never negative)",
+  "backup.retention.keepDaily": "how many daily sets to keep: a whole number, 0 or more (never negative)",
+  "backup.retention.keepWeekly": "how many weekly sets to keep: a whole number, 0 or more (never negative)",
+  "backup.retention.keepMonthly": "how many monthly sets to keep: a whole number, 0 or more (never negative)",
+  "backup.rpoHours": "the recovery point objective in hours: the newest good set must be younger",
+  "backup.rtoMinutes": "the recovery time objective in minutes: restore drills must finish within it",
+  "backup.offsiteMaxAgeHours": "hours within which every set must be copied to the secondary repository, e.g. 24",
+  "backup.drillMaxAgeDays": "days within which a restore drill must have passed, e.g. 8",
 };
 
 /** Environment variables that override keys of plum.yaml. */
@@ -92,6 +126,8 @@ const ENV: Array<{ name: string; path: string[]; type: "int" | "string" | "bool"
   { name: "PLUM_PG_PORT", path: ["database", "embedded", "port"], type: "int" },
   { name: "PLUM_HEALTH_TIMEOUT_SECONDS", path: ["instances", "healthTimeoutSeconds"], type: "int" },
   { name: "PLUM_LOG_LEVEL", path: ["log", "level"], type: "string" },
+  { name: "PLUM_BACKUP_PRIMARY", path: ["backup", "primary"], type: "string" },
+  { name: "PLUM_BACKUP_SECONDARY", path: ["backup", "secondary"], type: "string" },
 ];
 
 export const CONFIG_ENV = ENV.map((e) => ({ name: e.name, key: e.path.join(".") }));
@@ -189,6 +225,21 @@ security:
   loginWindowSeconds: 60
   lockoutSeconds: 300
   loginRateLimitPerMinute: 30
+backup:
+  # primary: /var/lib/plum/backups            # default: PLUM_HOME/backups/primary
+  # secondary: /mnt/site-b/plum               # the second site: any restic repository URL
+  schedule: "0 */6 * * *"                     # backup sets, cron (every 6 hours)
+  checkSchedule: "30 3 * * *"                 # integrity check with a rotating data subset (daily)
+  drillSchedule: "0 4 * * 0"                  # restore drill (weekly)
+  retention:
+    keepHourly: 24
+    keepDaily: 7
+    keepWeekly: 5
+    keepMonthly: 12
+  rpoHours: 6
+  rtoMinutes: 60
+  offsiteMaxAgeHours: 24
+  drillMaxAgeDays: 8
 log:
   level: info
 `;

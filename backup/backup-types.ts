@@ -1,0 +1,44 @@
+/**
+ * The shape of a backup set, shared by everything under backup/.
+ *
+ * A set is one run with one id. In each restic repository it is three snapshots, all tagged
+ * `plum-set`, `set:<id>`, `kind:<kind>`, `app:<version>`, `schema:<schema version>` and `part:<part>`:
+ *   - part `db-plum`: `pg_dump -Fc` of the product database, streamed with `--stdin --stdin-filename plum.dump`
+ *   - part `db-ops`:  `pg_dump -Fc` of the appliance's database, `--stdin-filename plum_ops.dump`
+ *   - part `files`:   the files directory and a staging folder holding `plum.yaml` (never the secrets) and
+ *                     `manifest.json`, backed up together in one snapshot
+ * So a set restores with plain restic + pg_restore (README, "Restore without the appliance").
+ */
+export const SET_PARTS = ["db-plum", "db-ops", "files"] as const;
+export type SetPart = (typeof SET_PARTS)[number];
+
+export const SET_KINDS = ["scheduled", "manual", "pre-upgrade", "pre-restore"] as const;
+export type SetKind = (typeof SET_KINDS)[number];
+
+/** The file name each database dump has inside its snapshot. */
+export const DUMP_FILENAMES: Record<"db-plum" | "db-ops", string> = { "db-plum": "plum.dump", "db-ops": "plum_ops.dump" };
+
+/** What a set's manifest records, to verify a restore against. */
+export interface SetManifest {
+  setId: string;
+  kind: SetKind;
+  createdAt: string; // ISO
+  appVersion: string;
+  schemaVersion: string;
+  databases: Record<"db-plum" | "db-ops", { database: string; tables: Record<string, number> }>; // exact row counts at the dump's snapshot
+  files: Array<{ path: string; size: number; sha256: string }>; // relative to the files directory
+}
+
+export type RepositoryRole = "primary" | "secondary";
+
+/** A restic repository the appliance uses: where, and how to read its password (a 0600 file, never argv). */
+export interface Repository {
+  role: RepositoryRole;
+  location: string; // a path or any restic repository URL
+  passwordFile: string;
+}
+
+/** Tags of a set part (restic `--tag` values). */
+export function setTags(set: { id: string; kind: SetKind; appVersion: string; schemaVersion: string }, part: SetPart): string[] {
+  return ["plum-set", `set:${set.id}`, `kind:${set.kind}`, `app:${set.appVersion}`, `schema:${set.schemaVersion}`, `part:${part}`];
+}
