@@ -1,0 +1,48 @@
+import path from "node:path";
+import type { Sequelize } from "sequelize";
+import type { PlumConfig } from "../lib/config.ts";
+import type { Logger } from "../lib/logger.ts";
+import { homeLayout } from "../lib/paths.ts";
+import type { PgServer } from "../server/db/database.ts";
+import { backupSetModel } from "./backup-catalogue.ts";
+import type { Repository } from "./backup-types.ts";
+import { EvidenceLog } from "./evidence/evidence-log.ts";
+
+/** Everything the backup agent works with. Built once by the agent (or a CLI command) from the config. */
+export interface BackupContext {
+  config: PlumConfig;
+  log: Logger;
+  /** The PostgreSQL server holding both databases; its password goes to pg_dump/pg_restore via PGPASSWORD, never argv. */
+  pg: PgServer;
+  databases: { product: string; ops: string };
+  filesDir: string;
+  configFile: string;
+  /** Scratch space for staging (manifest, config copy) and restores before they are swapped in. */
+  workDir: string;
+  repos: { primary: Repository; secondary?: Repository };
+  opsSequelize: Sequelize;
+  sets: ReturnType<typeof backupSetModel>;
+  evidence: EvidenceLog;
+}
+
+export function backupContextFor(opts: { config: PlumConfig; log: Logger; pg: PgServer; opsSequelize: Sequelize }): BackupContext {
+  const layout = homeLayout(opts.config.home);
+  const passwordFile = path.join(layout.secretsDir, "restic-password");
+  const primary = opts.config.backup.primary ?? path.join(opts.config.home, "backups", "primary");
+  return {
+    config: opts.config,
+    log: opts.log,
+    pg: opts.pg,
+    databases: { product: opts.config.database.productDatabase, ops: opts.config.database.opsDatabase },
+    filesDir: layout.filesDir,
+    configFile: layout.configFile,
+    workDir: path.join(layout.runDir, "backup"),
+    repos: {
+      primary: { role: "primary", location: primary, passwordFile },
+      secondary: opts.config.backup.secondary ? { role: "secondary", location: opts.config.backup.secondary, passwordFile } : undefined,
+    },
+    opsSequelize: opts.opsSequelize,
+    sets: backupSetModel(opts.opsSequelize),
+    evidence: new EvidenceLog(opts.opsSequelize),
+  };
+}
