@@ -21,6 +21,14 @@ import { EmbeddedPostgres } from "../server/db/embedded-postgres.ts";
 import { migrate } from "../server/db/migrate.ts";
 import { openSequelize } from "../server/db/sequelize.ts";
 import type { ProductSettings } from "../server/product/product-settings.ts";
+import { backupContextFor } from "../backup/backup-context.ts";
+import { BackupJobs } from "../backup/backup-jobs.ts";
+import { backupMetrics } from "../backup/backup-metrics.ts";
+import type { BackupOperations } from "../backup/backup-operations.ts";
+import { backupOperationsFor } from "../backup/backup-operations-impl.ts";
+import { startJob, type JobRequest } from "../backup/backup-requests.ts";
+import { BackupScheduler } from "../backup/backup-scheduler.ts";
+import { writeAgentEndpoint } from "./control/control-client.ts";
 import { acquireAgentLock } from "./agent-lock.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { EdgeProxy } from "./proxy/edge-proxy.ts";
@@ -57,7 +65,35 @@ export class Agent {
     readonly urls: { proxy: string; console: string },
     readonly firstAdmin: { username: string; oneTimePassword: string } | undefined,
     private readonly productKeySeed: Buffer,
+    readonly backupJobs: BackupJobs,
   ) {}
+
+  private scheduler?: BackupScheduler;
+
+  /** Scheduled sets (each copied, then retention applied), integrity checks and restore drills. */
+  scheduleBackups(ops: BackupOperations): BackupScheduler {
+    const { backup } = this.config;
+    const run = (request: JobRequest) => this.backupJobs.done(startJob(this.backupJobs, ops, request, "scheduler").id);
+    this.scheduler = new BackupScheduler(
+      [
+        { name: "backup", cron: backup.schedule, run: async () => (await run({ kind: "backup", setKind: "scheduled" }), await run({ kind: "forget" })) },
+        { name: "check", cron: backup.checkSchedule, run: () => run({ kind: "check", role: "primary" }) },
+        { name: "drill", cron: backup.drillSchedule, run: () => run({ kind: "drill" }) },
+      ],
+      this.log,
+    );
+    this.scheduler.start();
+    return this.scheduler;
+  }
+
+  /** Take production traffic off and stop the production instance (for a restore); the proxy answers 503 meanwhile. */
+  async stopProduction(reason: string): Promise<void> {
+    const current = this.proxy.detach(reason);
+    if (!current) return;
+    await this.proxy.drain(current.id, 30_000).catch(() => undefined);
+    await this.runtime.stop(current.id);
+    await this.audit.append({ actor: "agent", action: "instance.stop", target: current.id, detail: { reason } });
+  }
 
   /** Boot in order: lock, PostgreSQL, databases and migrations, audit, instances, proxy, console. */
   static async start(config: PlumConfig, secrets: Secrets, log: Logger): Promise<Agent> {
@@ -93,6 +129,9 @@ export class Agent {
       await audit.append({ actor: "agent", action: "agent.start", detail: { version: APP_VERSION, pid: process.pid, database: server.embedded ? "embedded" : "external", recovered } });
       const firstAdmin = await firstAdminCreator(ctx);
 
+      const backupCtx = backupContextFor({ config, log, pg: server, opsSequelize: sequelize });
+      const jobs = new BackupJobs();
+
       const registry = new Registry();
       collectDefaultMetrics({ register: registry, prefix: "plum_agent_" });
       const proxy = new EdgeProxy({ log, registry });
@@ -107,11 +146,23 @@ export class Agent {
       cleanup.unshift(() => new Promise((r) => consoleServer.close(r)));
       const proxyHost = config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host;
       const pgInfo = { ...server, serverVersion };
-      const agent = new Agent(config, log, pgInfo, embedded, sequelize, audit, runtime, proxy, consoleServer, lock, { proxy: `http://${proxyHost}:${proxyPort}`, console: consoleUrl }, firstAdmin, secrets.sessionKey);
-      agent.consoleApp = createConsoleApp({ ctx, logger: log, sessionKey: secrets.sessionKey, secureCookies: config.console.cookieSecure, status: () => agent.status(), metrics: registry });
+      const agent = new Agent(config, log, pgInfo, embedded, sequelize, audit, runtime, proxy, consoleServer, lock, { proxy: `http://${proxyHost}:${proxyPort}`, console: consoleUrl }, firstAdmin, secrets.sessionKey, jobs);
+      const operations = backupOperationsFor(backupCtx, { stopProduct: () => agent.stopProduction("a restore is in progress"), startProduct: () => agent.startProduction().then(() => undefined) });
+      const scheduler = config.backup.scheduler ? agent.scheduleBackups(operations) : undefined;
+      backupMetrics(registry, backupCtx);
+      agent.consoleApp = createConsoleApp({
+        ctx,
+        logger: log,
+        sessionKey: secrets.sessionKey,
+        secureCookies: config.console.cookieSecure,
+        status: () => agent.status(),
+        metrics: registry,
+        backup: { ctx: backupCtx, jobs, operations, scheduler, controlToken: secrets.controlToken },
+      });
       consoleServer.on("request", agent.consoleApp);
       cleanup.unshift(() => agent.stopInstances());
       agent.watch(registry);
+      writeAgentEndpoint(layout.runDir, { pid: process.pid, consoleUrl: consoleUrl.replace("//0.0.0.0:", "//127.0.0.1:") });
       await agent.startProduction();
       return agent;
     } catch (err) {
@@ -132,7 +183,7 @@ export class Agent {
   }
 
   /** Start the production instance, wait until it is ready (deadline), then give it the traffic. */
-  private async startProduction(): Promise<InstanceInfo> {
+  async startProduction(): Promise<InstanceInfo> {
     const instance = await this.runtime.start({ slot: "production", release: currentRelease(), env: this.instanceEnv() });
     try {
       await waitFor(`instance ${instance.id} to become ready`, async () => {
@@ -208,6 +259,7 @@ export class Agent {
   stop(reason = "stop requested"): Promise<void> {
     this.stopping ??= (async () => {
       clearInterval(this.healthTimer);
+      this.scheduler?.stop();
       this.log.info({ reason }, "agent stopping");
       this.consoleServer.closeIdleConnections();
       await withDeadline("console to close", 10_000, new Promise((r) => this.consoleServer.close(r))).catch(() => this.consoleServer.closeAllConnections());

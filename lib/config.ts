@@ -1,4 +1,5 @@
 import { readFileSync, existsSync } from "node:fs";
+import { CronExpressionParser } from "cron-parser";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { PlumError } from "./errors.ts";
@@ -7,6 +8,14 @@ import { homeLayout, resolveHome } from "./paths.ts";
 // 0 asks the OS for any free port (tests run several appliances side by side).
 const port = z.number().int().min(0).max(65535);
 const seconds = z.number().int().positive();
+const cron = z.string().refine((expr) => {
+  try {
+    CronExpressionParser.parse(expr, { tz: "UTC" });
+    return expr.trim().split(/\s+/).length === 5;
+  } catch {
+    return false;
+  }
+}, "is not a 5-field cron expression");
 
 const schema = z.strictObject({
   http: z
@@ -51,9 +60,10 @@ const schema = z.strictObject({
     .strictObject({
       primary: z.string().min(1).optional(),
       secondary: z.string().min(1).optional(),
-      schedule: z.string().min(9).default("0 */6 * * *"),
-      checkSchedule: z.string().min(9).default("30 3 * * *"),
-      drillSchedule: z.string().min(9).default("0 4 * * 0"),
+      scheduler: z.boolean().default(true),
+      schedule: cron.default("0 */6 * * *"),
+      checkSchedule: cron.default("30 3 * * *"),
+      drillSchedule: cron.default("0 4 * * 0"),
       retention: z
         .strictObject({
           keepHourly: z.number().int().min(0).max(10_000).default(24),
@@ -98,6 +108,7 @@ const HINTS: Record<string, string> = {
   "log.level": "one of fatal, error, warn, info, debug, trace (env PLUM_LOG_LEVEL)",
   "backup.primary": "the primary restic repository: a path or any restic repository URL (default PLUM_HOME/backups/primary; env PLUM_BACKUP_PRIMARY)",
   "backup.secondary": "the second-site restic repository, e.g. /mnt/site-b/plum or sftp:backup@site-b:/srv/plum (env PLUM_BACKUP_SECONDARY)",
+  "backup.scheduler": "true or false: false stops the agent from running scheduled backups, checks and drills (env PLUM_BACKUP_SCHEDULER)",
   "backup.schedule": "a cron expression (5 fields) for backup sets, e.g. \"0 */6 * * *\" (every 6 hours)",
   "backup.checkSchedule": "a cron expression for the repository integrity check, e.g. \"30 3 * * *\" (daily)",
   "backup.drillSchedule": "a cron expression for restore drills, e.g. \"0 4 * * 0\" (weekly)",
@@ -128,6 +139,7 @@ const ENV: Array<{ name: string; path: string[]; type: "int" | "string" | "bool"
   { name: "PLUM_LOG_LEVEL", path: ["log", "level"], type: "string" },
   { name: "PLUM_BACKUP_PRIMARY", path: ["backup", "primary"], type: "string" },
   { name: "PLUM_BACKUP_SECONDARY", path: ["backup", "secondary"], type: "string" },
+  { name: "PLUM_BACKUP_SCHEDULER", path: ["backup", "scheduler"], type: "bool" },
 ];
 
 export const CONFIG_ENV = ENV.map((e) => ({ name: e.name, key: e.path.join(".") }));

@@ -9,6 +9,8 @@ export interface Secrets {
   resticPassword: string;
   signingPrivateKeyPem: string;
   signingPublicKeyPem: string;
+  /** Bearer token of the agent's control API (plumctl on this host reads it from the 0600 file). */
+  controlToken: string;
 }
 
 const FILES = {
@@ -17,6 +19,7 @@ const FILES = {
   resticPassword: "restic-password",
   signingPrivateKey: "appliance-signing-key.pem",
   signingPublicKey: "appliance-signing-key.pub.pem",
+  controlToken: "control-token",
 } as const;
 
 function writeSecret(file: string, content: string): void {
@@ -38,6 +41,7 @@ export function ensureSecrets(secretsDir: string): Secrets {
   if (!existsSync(file(FILES.sessionKey))) writeSecret(file(FILES.sessionKey), randomBytes(32).toString("hex") + "\n");
   if (!existsSync(file(FILES.postgresPassword))) writeSecret(file(FILES.postgresPassword), randomBytes(24).toString("base64url") + "\n");
   if (!existsSync(file(FILES.resticPassword))) writeSecret(file(FILES.resticPassword), randomBytes(32).toString("base64url") + "\n");
+  if (!existsSync(file(FILES.controlToken))) writeSecret(file(FILES.controlToken), randomBytes(32).toString("base64url") + "\n");
   if (!existsSync(file(FILES.signingPrivateKey))) {
     const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     writeSecret(file(FILES.signingPrivateKey), privateKey.export({ type: "pkcs8", format: "pem" }).toString());
@@ -49,5 +53,6 @@ export function ensureSecrets(secretsDir: string): Secrets {
     resticPassword: readSecret(file(FILES.resticPassword)),
     signingPrivateKeyPem: readSecret(file(FILES.signingPrivateKey)) + "\n",
     signingPublicKeyPem: readSecret(file(FILES.signingPublicKey)) + "\n",
+    controlToken: readSecret(file(FILES.controlToken)),
   };
 }

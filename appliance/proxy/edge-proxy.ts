@@ -64,12 +64,24 @@ export class EdgeProxy {
     const next: Target = { ...upstream, host: url.hostname, port: Number(url.port), agent: new http.Agent({ keepAlive: true, maxSockets: 256 }), inFlight: 0 };
     const previous = this.active;
     this.active = next;
+    this.maintenance = undefined;
     this.opts.log.info({ from: previous?.id, to: next.id }, "edge proxy switched");
     if (previous) this.retire(previous);
     return previous && { id: previous.id, version: previous.version, url: previous.url };
   }
 
   private readonly retired = new Map<string, Target>();
+  private maintenance?: string;
+
+  /** Take traffic off every instance (a restore swaps the database): new requests get 503 with the reason. */
+  detach(reason: string): Upstream | undefined {
+    const previous = this.active;
+    this.active = undefined;
+    this.maintenance = reason;
+    if (previous) this.retire(previous);
+    this.opts.log.info({ from: previous?.id, reason }, "edge proxy detached");
+    return previous && { id: previous.id, version: previous.version, url: previous.url };
+  }
 
   private retire(target: Target): void {
     this.retired.set(target.id, target);
@@ -98,7 +110,7 @@ export class EdgeProxy {
     };
     if (!target) {
       res.writeHead(503, { "content-type": "application/json", "retry-after": "5", "x-request-id": requestId });
-      res.end(JSON.stringify({ error: "no product instance is serving yet; retry shortly" }));
+      res.end(JSON.stringify({ error: this.maintenance ? `${this.maintenance}; retry shortly` : "no product instance is serving yet; retry shortly" }));
       done(503, "none");
       return;
     }

@@ -13,7 +13,9 @@ import { accountRoutes } from "../shared/auth/account-routes.ts";
 import { csrfProtection, OPS_COOKIES, requireSignedIn, sessionLoader, signedIn } from "../shared/auth/session-auth.ts";
 import { sessionRoutes } from "../shared/auth/session-routes.ts";
 import { can } from "./policies.ts";
+import { controlApi } from "../../appliance/control/control-api.ts";
 import { auditRoutes } from "./routes/audit-routes.ts";
+import { backupRoutes, type ConsoleBackup } from "./routes/backup-routes.ts";
 import { dashboardRoutes } from "./routes/dashboard-routes.ts";
 import { userRoutes } from "./routes/user-routes.ts";
 import type { StatusProvider } from "./status.ts";
@@ -25,6 +27,8 @@ export interface ConsoleAppDeps {
   secureCookies: boolean;
   status: StatusProvider;
   metrics: Registry;
+  /** The backup agent (pages for backups, restores, drills) and its control API for plumctl. */
+  backup?: ConsoleBackup & { controlToken: string };
 }
 
 /** The ops console (admins, operators, auditors) and the agent's /metrics. */
@@ -45,6 +49,8 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
     res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
 
+  if (deps.backup) app.use("/control", controlApi({ token: deps.backup.controlToken, jobs: deps.backup.jobs, operations: deps.backup.operations, audit: deps.ctx.audit }));
+
   app.use(express.urlencoded({ extended: false, limit: "64kb" }));
   app.use(cookieParser());
   app.use(sessionLoader(deps.ctx, OPS_COOKIES));
@@ -52,7 +58,7 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
   app.use((_req, res, next) => {
     const s = signedIn(res);
     res.locals.me = s && { username: s.user.username, role: s.user.role, mustChangePassword: s.user.mustChangePassword };
-    res.locals.nav = s && !s.user.mustChangePassword ? { users: can(s.actor, "read", "User"), audit: can(s.actor, "read", "AuditLog") } : undefined;
+    res.locals.nav = s && !s.user.mustChangePassword ? { users: can(s.actor, "read", "User"), audit: can(s.actor, "read", "AuditLog"), backups: !!deps.backup && can(s.actor, "read", "Backup") } : undefined;
     next();
   });
 
@@ -66,6 +72,7 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
   dashboardRoutes(guarded, deps.status);
   userRoutes(guarded, deps.ctx);
   auditRoutes(guarded, deps.ctx);
+  if (deps.backup) backupRoutes(guarded, deps.ctx, deps.backup);
   app.use(guarded);
 
   app.use((_req, _res, next) => next(new HttpError(404, "There is no such page.")));

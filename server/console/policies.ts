@@ -1,14 +1,14 @@
 import { definePolicies } from "../shared/policies.ts";
 
 export type Action = "read" | "export" | "create" | "update" | "delete" | "operate";
-export type Subject = "Dashboard" | "AuditLog" | "User" | "Instance" | "Config";
+export type Subject = "Dashboard" | "AuditLog" | "User" | "Instance" | "Config" | "Backup" | "Restore" | "Drill";
 
 const EVERY_ACTION: Action[] = ["read", "export", "create", "update", "delete", "operate"];
-const EVERY_SUBJECT: Subject[] = ["Dashboard", "AuditLog", "User", "Instance", "Config"];
+const EVERY_SUBJECT: Subject[] = ["Dashboard", "AuditLog", "User", "Instance", "Config", "Backup", "Restore", "Drill"];
 
 const policies = definePolicies<Action, Subject>({
   verbs: { read: "view", export: "export", create: "create", update: "change", delete: "delete", operate: "operate" },
-  nouns: { Dashboard: "the dashboard", AuditLog: "the audit log", User: "console users", Instance: "product instances", Config: "the configuration" },
+  nouns: { Dashboard: "the dashboard", AuditLog: "the audit log", User: "console users", Instance: "product instances", Config: "the configuration", Backup: "backups", Restore: "restores", Drill: "restore drills" },
   whoToAsk: "Ask an admin if you need this.",
 });
 
@@ -16,8 +16,12 @@ policies.allow("admin", EVERY_ACTION, EVERY_SUBJECT);
 policies.allow("operator", ["read"], ["Dashboard", "Instance", "Config"]);
 policies.allow("operator", ["read", "export"], ["AuditLog"]);
 policies.allow("operator", ["operate"], ["Instance"]);
+// Operators run backups and drills; restoring over production is for admins.
+policies.allow("operator", ["read", "export", "operate"], ["Backup", "Drill"]);
+policies.allow("operator", ["read"], ["Restore"]);
 // Auditors read and export; they change nothing.
 policies.allow("auditor", ["read"], ["Dashboard", "Instance", "Config"]);
-policies.allow("auditor", ["read", "export"], ["AuditLog"]);
+policies.allow("auditor", ["read", "export"], ["AuditLog", "Backup", "Drill"]);
+policies.allow("auditor", ["read"], ["Restore"]);
 
 export const { can, authorize } = policies;

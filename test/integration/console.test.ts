@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import request from "supertest";
 import type { Express } from "express";
 import type { Agent } from "../../appliance/agent.ts";
 import { APP_VERSION } from "../../lib/version.ts";
@@ -13,11 +14,11 @@ interface RouteInfo { method: string; path: string }
 /** Every route the console app serves, read from Express's own router (nested routers included). */
 function routesOf(app: Express): RouteInfo[] {
   const out: RouteInfo[] = [];
-  type Layer = { route?: { path: string; methods: Record<string, boolean> }; handle?: { stack?: Layer[] } };
+  type Layer = { route?: { path: string; methods: Record<string, boolean> }; handle?: { stack?: Layer[]; machineApi?: boolean } };
   const walk = (stack: Layer[]) => {
     for (const layer of stack) {
       if (layer.route) for (const method of Object.keys(layer.route.methods)) out.push({ method: method.toUpperCase(), path: layer.route.path });
-      else if (layer.handle?.stack) walk(layer.handle.stack);
+      else if (layer.handle?.stack && !layer.handle.machineApi) walk(layer.handle.stack); // the control API has its own token
     }
   };
   walk((app as unknown as { router: { stack: Layer[] } }).router.stack);
@@ -209,5 +210,14 @@ describe("ops console", function () {
     } finally {
       removeHome(home);
     }
+  });
+
+  it("keeps the control API (plumctl's) to holders of the control token, whatever the session", async () => {
+    const auditor = await userWithRole("aud3", "auditor");
+    const res = await request(agent.consoleApp).post("/control/jobs").set("Cookie", [...auditor.cookies].map(([k, v]) => `${k}=${v}`).join("; ")).send({ kind: "backup" });
+    expect(res.status).to.equal(401);
+    expect(res.body.error).to.equal("a valid control token is needed (plumctl reads it from PLUM_HOME/secrets/control-token)");
+    const wrong = await request(agent.consoleApp).post("/control/jobs").set("Authorization", "Bearer not-the-token").send({ kind: "backup" });
+    expect(wrong.status).to.equal(401);
   });
 });

@@ -46,6 +46,7 @@ export async function startAgentProcess(opts: { home: string; env?: Record<strin
     PLUM_CONSOLE_PORT: "0",
     PLUM_CONSOLE_COOKIE_SECURE: "false",
     PLUM_LOG_LEVEL: "info",
+    PLUM_BACKUP_SCHEDULER: "false", // tests run backups when they mean to, not when the clock says
     ...opts.env,
   };
   const [cmd, args] = opts.via === "npm-start" ? ["npm", ["start", "--silent"]] : [process.execPath, [path.join(APP_ROOT, "bin", "plumctl.js"), "agent"]];

@@ -9,7 +9,7 @@ import { freshDatabases, type FreshDatabases } from "./databases.ts";
 export async function startInProcessAgent(tune: (config: PlumConfig) => void = () => undefined): Promise<{ agent: Agent; dbs: FreshDatabases; stop(): Promise<void> }> {
   const dbs = await freshDatabases();
   const home = tempHome();
-  const env = { PLUM_HOME: home, ...dbs.env, PLUM_HTTP_HOST: "127.0.0.1", PLUM_HTTP_PORT: "0", PLUM_CONSOLE_PORT: "0" };
+  const env = { PLUM_HOME: home, ...dbs.env, PLUM_HTTP_HOST: "127.0.0.1", PLUM_HTTP_PORT: "0", PLUM_CONSOLE_PORT: "0", PLUM_BACKUP_SCHEDULER: "false" };
   const { secrets } = prepareHome(env);
   const config = loadConfig(env);
   tune(config);

@@ -1,0 +1,51 @@
+import { timingSafeEqual } from "node:crypto";
+import express, { type NextFunction, type Request, type Response, type Router } from "express";
+import type { BackupJobs } from "../../backup/backup-jobs.ts";
+import type { BackupOperations } from "../../backup/backup-operations.ts";
+import { jobRequestSchema, startJob } from "../../backup/backup-requests.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
+
+/** The actor `plumctl` acts as through the control API (whoever holds the host's control token). */
+export const CONTROL_ACTOR = "cli";
+
+function authorised(req: Request, token: string): boolean {
+  const given = /^Bearer\s+(\S+)$/i.exec(req.get("authorization") ?? "")?.[1] ?? "";
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * The agent's control API for `plumctl` on this host (console port, loopback): start backup jobs and follow
+ * them. Authenticated by the control token in PLUM_HOME/secrets (0600): holding it means being root here.
+ * Answers are NDJSON: the job, its progress lines, then the finished job.
+ */
+export function controlApi(deps: { token: string; jobs: BackupJobs; operations: BackupOperations; audit: AuditLog }): Router {
+  const router = express.Router();
+  router.use(express.json({ limit: "16kb" }));
+  router.use((req: Request, res: Response, next: NextFunction) => {
+    if (!authorised(req, deps.token)) return res.status(401).json({ error: "a valid control token is needed (plumctl reads it from PLUM_HOME/secrets/control-token)" });
+    next();
+  });
+
+  router.post("/jobs", async (req, res) => {
+    const parsed = jobRequestSchema.safeParse(req.body ?? {});
+    if (!parsed.success) return res.status(400).json({ error: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
+    const job = startJob(deps.jobs, deps.operations, parsed.data, CONTROL_ACTOR);
+    await deps.audit.append({ actor: CONTROL_ACTOR, action: `backup.${parsed.data.kind}`, target: job.id, detail: parsed.data });
+    res.status(202).type("application/x-ndjson");
+    const write = (o: unknown) => res.write(JSON.stringify(o) + "\n");
+    write({ type: "job", job });
+    const stop = deps.jobs.follow(job.id, (e) => {
+      write(e);
+      if (e.type === "done") res.end();
+    });
+    res.on("close", stop);
+  });
+
+  router.get("/jobs", (_req, res) => {
+    res.json(deps.jobs.list());
+  });
+  // Marked for route listings: a machine API (bearer token), not a page of the signed-in console.
+  return Object.assign(router, { machineApi: true });
+}
