@@ -1,7 +1,9 @@
 import { Command } from "commander";
 import { registerApplianceCommands, registerUserCommands } from "../appliance/commands.ts";
+import { registerBackupCommands } from "../backup/backup-commands.ts";
 import { registerInstallerCommands } from "../installer/commands.ts";
 import { registerServerCommands } from "../server/commands.ts";
+import { registerEvidenceCommands } from "../backup/evidence/evidence-commands.ts";
 import { APP_VERSION } from "../lib/version.ts";
 import { describeError } from "../lib/errors.ts";
 
@@ -14,7 +16,9 @@ const program = new Command("plumctl")
 registerApplianceCommands(program);
 registerUserCommands(program);
 registerServerCommands(program);
+registerBackupCommands(program);
 registerInstallerCommands(program);
+registerEvidenceCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -17,6 +17,7 @@ import { controlApi } from "../../appliance/control/control-api.ts";
 import { auditRoutes } from "./routes/audit-routes.ts";
 import { backupRoutes, type ConsoleBackup } from "./routes/backup-routes.ts";
 import { dashboardRoutes } from "./routes/dashboard-routes.ts";
+import { evidenceRoutes } from "./routes/evidence-routes.ts";
 import { userRoutes } from "./routes/user-routes.ts";
 import type { StatusProvider } from "./status.ts";
 
@@ -58,7 +59,7 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
   app.use((_req, res, next) => {
     const s = signedIn(res);
     res.locals.me = s && { username: s.user.username, role: s.user.role, mustChangePassword: s.user.mustChangePassword };
-    res.locals.nav = s && !s.user.mustChangePassword ? { users: can(s.actor, "read", "User"), audit: can(s.actor, "read", "AuditLog"), backups: !!deps.backup && can(s.actor, "read", "Backup") } : undefined;
+    res.locals.nav = s && !s.user.mustChangePassword ? { users: can(s.actor, "read", "User"), audit: can(s.actor, "read", "AuditLog"), backups: !!deps.backup && can(s.actor, "read", "Backup"), evidence: !!deps.backup && can(s.actor, "read", "Evidence") } : undefined;
     next();
   });
 
@@ -72,6 +73,7 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
   dashboardRoutes(guarded, deps.status);
   userRoutes(guarded, deps.ctx);
   auditRoutes(guarded, deps.ctx);
+  if (deps.backup) evidenceRoutes(guarded, deps.ctx, deps.backup.ctx);
   if (deps.backup) backupRoutes(guarded, deps.ctx, deps.backup);
   app.use(guarded);
 

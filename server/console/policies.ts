@@ -1,14 +1,14 @@
 import { definePolicies } from "../shared/policies.ts";
 
 export type Action = "read" | "export" | "create" | "update" | "delete" | "operate";
-export type Subject = "Dashboard" | "AuditLog" | "User" | "Instance" | "Config" | "Backup" | "Restore" | "Drill";
+export type Subject = "Dashboard" | "AuditLog" | "User" | "Instance" | "Config" | "Backup" | "Restore" | "Drill" | "Evidence";
 
 const EVERY_ACTION: Action[] = ["read", "export", "create", "update", "delete", "operate"];
-const EVERY_SUBJECT: Subject[] = ["Dashboard", "AuditLog", "User", "Instance", "Config", "Backup", "Restore", "Drill"];
+const EVERY_SUBJECT: Subject[] = ["Dashboard", "AuditLog", "User", "Instance", "Config", "Backup", "Restore", "Drill", "Evidence"];
 
 const policies = definePolicies<Action, Subject>({
   verbs: { read: "view", export: "export", create: "create", update: "change", delete: "delete", operate: "operate" },
-  nouns: { Dashboard: "the dashboard", AuditLog: "the audit log", User: "console users", Instance: "product instances", Config: "the configuration", Backup: "backups", Restore: "restores", Drill: "restore drills" },
+  nouns: { Dashboard: "the dashboard", AuditLog: "the audit log", User: "console users", Instance: "product instances", Config: "the configuration", Backup: "backups", Restore: "restores", Drill: "restore drills", Evidence: "backup evidence" },
   whoToAsk: "Ask an admin if you need this.",
 });
 
@@ -23,5 +23,8 @@ policies.allow("operator", ["read"], ["Restore"]);
 policies.allow("auditor", ["read"], ["Dashboard", "Instance", "Config"]);
 policies.allow("auditor", ["read", "export"], ["AuditLog", "Backup", "Drill"]);
 policies.allow("auditor", ["read"], ["Restore"]);
+// Signed backup evidence: exporting it changes nothing but the audit log.
+policies.allow("operator", ["read", "export"], ["Evidence"]);
+policies.allow("auditor", ["read", "export"], ["Evidence"]);
 
 export const { can, authorize } = policies;

@@ -1,0 +1,246 @@
+import path from "node:path";
+import type { Readable, Writable } from "node:stream";
+import type { Logger } from "../../lib/logger.ts";
+import type { Repository } from "../backup-types.ts";
+import { oneAtATime } from "./one-at-a-time.ts";
+import { PartialBackupError, ResticError, ResticTimeoutError, RepositoryMissingError, resticErrorFor } from "./restic-errors.ts";
+import {
+  meaningfulLines,
+  parseBackupLine,
+  parseCheckOutput,
+  parseKeyList,
+  parseRepositoryConfig,
+  parseSnapshots,
+  skippedSourcePaths,
+  type BackupProgress,
+  type BackupSummary,
+  type CheckResult,
+  type RepositoryConfig,
+  type RepositoryKey,
+  type Snapshot,
+} from "./restic-output.ts";
+import { runResticProcess, takeStaleLockMark, type ResticExit, type ResticRun } from "./restic-process.ts";
+
+export type ResticVerb = "backup" | "cat" | "check" | "copy" | "dump" | "forget" | "init" | "key" | "prune" | "restore" | "snapshots" | "unlock";
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+/** How long each verb may run before it is killed (override per call or per instance). */
+export const DEFAULT_DEADLINES_MS: Record<ResticVerb, number> = {
+  backup: 6 * HOUR,
+  check: 12 * HOUR,
+  copy: 12 * HOUR,
+  dump: 6 * HOUR,
+  restore: 6 * HOUR,
+  prune: 6 * HOUR,
+  forget: 30 * MINUTE,
+  init: 10 * MINUTE,
+  cat: 10 * MINUTE,
+  key: 10 * MINUTE,
+  snapshots: 10 * MINUTE,
+  unlock: 10 * MINUTE,
+};
+
+export interface RepositoryInfo extends RepositoryConfig {
+  /** The key ids: with the repository id, the "key fingerprint" of the recovery kit. */
+  keys: RepositoryKey[];
+}
+
+interface Call {
+  verb: ResticVerb;
+  args?: string[];
+  fromRepo?: Repository;
+  stdin?: Readable;
+  sink?: Writable;
+  onLine?: (line: string) => void;
+  timeoutMs?: number;
+  /** An unsuccessful exit that is still an answer (backup's exit 3, check finding errors). */
+  accept?: (exit: ResticExit) => boolean;
+}
+
+type Deadline = { timeoutMs?: number };
+
+/**
+ * The restic wrapper: one method per verb, each a single restic process run with an argument array. The
+ * password reaches restic only through RESTIC_PASSWORD_FILE (RESTIC_FROM_PASSWORD_FILE for the source of a
+ * copy). One command per repository at a time; a command killed at its deadline makes the next one on that
+ * repository run `unlock` first, since the killed restic may have left its lock behind.
+ */
+export class Restic {
+  private readonly binary: string;
+  private readonly log?: Logger;
+  private readonly deadlines: Record<ResticVerb, number>;
+
+  constructor(opts: { binary?: string; log?: Logger; deadlinesMs?: Partial<Record<ResticVerb, number>> } = {}) {
+    this.binary = opts.binary ?? "restic";
+    this.log = opts.log;
+    this.deadlines = { ...DEFAULT_DEADLINES_MS, ...opts.deadlinesMs };
+  }
+
+  async isInitialised(repo: Repository, opts: Deadline = {}): Promise<boolean> {
+    try {
+      await this.execute(repo, { verb: "cat", args: ["config"], ...opts });
+      return true;
+    } catch (err) {
+      if (err instanceof RepositoryMissingError) return false;
+      throw err;
+    }
+  }
+
+  /** A new repository; `fromRepo` + `copyChunkerParams` make it a second site that deduplicates copies like the first. */
+  async init(repo: Repository, opts: { fromRepo?: Repository; copyChunkerParams?: boolean } & Deadline = {}): Promise<void> {
+    if (opts.copyChunkerParams && !opts.fromRepo) throw new Error("init: copyChunkerParams needs fromRepo");
+    const from = opts.fromRepo ? ["--from-repo", opts.fromRepo.location, ...(opts.copyChunkerParams ? ["--copy-chunker-params"] : [])] : [];
+    await this.execute(repo, { verb: "init", args: from, fromRepo: opts.fromRepo, timeoutMs: opts.timeoutMs });
+  }
+
+  /** Back up a stream as one file named `filename`. The producer's own exit status is the caller's to check. */
+  /** `shortIdIsEnough`: skip looking up the full id on restic 0.14 (a caller resolving several at once). */
+  backupStdin(repo: Repository, input: Readable, opts: { filename: string; tags: string[]; onProgress?: (p: BackupProgress) => void; shortIdIsEnough?: boolean } & Deadline): Promise<BackupSummary> {
+    return this.backup(repo, ["--stdin", "--stdin-filename", opts.filename], { ...opts, stdin: input });
+  }
+
+  backupPaths(repo: Repository, paths: string[], opts: { tags: string[]; onProgress?: (p: BackupProgress) => void; shortIdIsEnough?: boolean } & Deadline): Promise<BackupSummary> {
+    if (paths.length === 0) throw new Error("backupPaths: no path given");
+    return this.backup(repo, paths.map((p) => path.resolve(p)), opts);
+  }
+
+  /** Snapshots carrying every one of `tags` (restic's `--tag a,b`), or those with the given ids. */
+  async snapshots(repo: Repository, opts: { tags?: string[]; ids?: string[] } & Deadline = {}): Promise<Snapshot[]> {
+    const tagFilter = opts.tags && opts.tags.length > 0 ? ["--tag", tagList(opts.tags)] : [];
+    const exit = await this.execute(repo, { verb: "snapshots", args: ["--json", ...tagFilter, ...(opts.ids ?? [])], timeoutMs: opts.timeoutMs });
+    return parseSnapshots(exit.stdout);
+  }
+
+  /** Forget these snapshots (full ids); those already gone are skipped. Returns the ids forgotten. */
+  async forget(repo: Repository, snapshotIds: string[], opts: Deadline = {}): Promise<string[]> {
+    if (snapshotIds.length === 0) return [];
+    const present = new Set((await this.snapshots(repo, opts)).map((s) => s.id));
+    const ids = [...new Set(snapshotIds)].filter((id) => present.has(id));
+    if (ids.length > 0) await this.execute(repo, { verb: "forget", args: ids, ...opts });
+    return ids;
+  }
+
+  /** Remove the data no snapshot uses any more. Text output (restic has no JSON for prune). */
+  async prune(repo: Repository, opts: Deadline = {}): Promise<{ output: string[] }> {
+    const exit = await this.execute(repo, { verb: "prune", ...opts });
+    return { output: meaningfulLines(exit.stdout) };
+  }
+
+  /**
+   * Copy snapshots from `from` into `to` (restic skips those copied before). Copies get new ids and an
+   * `original` field: returns source id → id of its copy in `to`.
+   */
+  async copy(from: Repository, to: Repository, snapshotIds: string[], opts: Deadline = {}): Promise<Record<string, string>> {
+    if (snapshotIds.length === 0) return {}; // restic copies every snapshot when given none
+    await oneAtATime(`restic:${from.location}`, () => this.execute(to, { verb: "copy", args: ["--from-repo", from.location, ...snapshotIds], fromRepo: from, ...opts }));
+    const wanted = new Set(snapshotIds);
+    const copies: Record<string, string> = {};
+    for (const s of await this.snapshots(to)) if (s.original && wanted.has(s.original)) copies[s.original] = s.id;
+    return copies;
+  }
+
+  /** `check`, reading one subset of the data packs ("n/t", "x%"); errors found are a result (ok: false), not a throw. */
+  async check(repo: Repository, opts: { readDataSubset?: string } & Deadline = {}): Promise<CheckResult> {
+    const subset = opts.readDataSubset ? ["--read-data-subset", opts.readDataSubset] : [];
+    const exit = await this.execute(repo, { verb: "check", args: subset, timeoutMs: opts.timeoutMs, accept: (e) => /repository contains errors/i.test(e.stderr) });
+    return parseCheckOutput(exit.stdout, exit.stderr, opts.readDataSubset);
+  }
+
+  async restore(repo: Repository, snapshotId: string, target: string, opts: { include?: string[] } & Deadline = {}): Promise<{ output: string[] }> {
+    const include = (opts.include ?? []).flatMap((p) => ["--include", p]);
+    const exit = await this.execute(repo, { verb: "restore", args: [snapshotId, "--target", path.resolve(target), ...include], timeoutMs: opts.timeoutMs });
+    return { output: meaningfulLines(exit.stdout) };
+  }
+
+  /** Write one file of a snapshot into `sink` (ended when restic is done). A failing sink is reported after restic's output is drained. */
+  async dump(repo: Repository, snapshotId: string, filePath: string, sink: Writable, opts: Deadline = {}): Promise<void> {
+    await this.execute(repo, { verb: "dump", args: [snapshotId, filePath], sink, ...opts });
+  }
+
+  /** Remove stale locks (those of restic processes that are gone); live ones stay. */
+  async unlock(repo: Repository, opts: Deadline = {}): Promise<void> {
+    await this.execute(repo, { verb: "unlock", ...opts });
+  }
+
+  async repositoryInfo(repo: Repository, opts: Deadline = {}): Promise<RepositoryInfo> {
+    const config = parseRepositoryConfig((await this.execute(repo, { verb: "cat", args: ["config"], ...opts })).stdout);
+    const keys = parseKeyList((await this.execute(repo, { verb: "key", args: ["list", "--json"], ...opts })).stdout);
+    return { ...config, keys };
+  }
+
+  private async backup(
+    repo: Repository,
+    sources: string[],
+    opts: { tags: string[]; stdin?: Readable; onProgress?: (p: BackupProgress) => void; shortIdIsEnough?: boolean } & Deadline,
+  ): Promise<BackupSummary> {
+    let summary: BackupSummary | undefined;
+    const setAside: string[] = [];
+    const tagArgs = opts.tags.flatMap((t) => ["--tag", tagList([t])]);
+    const exit = await this.execute(repo, {
+      verb: "backup",
+      args: ["--json", ...tagArgs, ...sources],
+      stdin: opts.stdin,
+      timeoutMs: opts.timeoutMs,
+      accept: (e) => e.exitCode === 3,
+      onLine: (line) => {
+        const parsed = parseBackupLine(line);
+        if (parsed.type === "status") opts.onProgress?.(parsed.progress);
+        else if (parsed.type === "summary") summary = parsed.summary;
+        else setAside.push(parsed.type === "error" ? `${parsed.item ?? "?"}: ${parsed.error}` : parsed.line);
+      },
+    });
+    const stderrTail = [...setAside, exit.stderr].join("\n").slice(-8192);
+    const skipped = skippedSourcePaths(exit.stderr);
+    const partial = exit.exitCode === 3 || skipped.length > 0;
+    if (!summary && !partial) throw new ResticError("restic backup ended without a summary line: no snapshot can be trusted", { command: exit.command, exitCode: exit.exitCode, stderrTail });
+    if (summary && summary.snapshotId.length < 64 && !opts.shortIdIsEnough) summary = { ...summary, snapshotId: await this.fullSnapshotId(repo, summary.snapshotId) };
+    if (partial) {
+      const why = skipped.length > 0 ? `missing source ${skipped.join(", ")}` : "some files could not be read";
+      const saved = summary ? `saved an incomplete snapshot ${summary.snapshotId.slice(0, 8)}` : "is incomplete";
+      throw new PartialBackupError(`restic backup ${saved}: ${why}`, { command: exit.command, exitCode: exit.exitCode, stderrTail, summary });
+    }
+    return summary!;
+  }
+
+  /** 0.14 reports a new snapshot by its short id; the catalogue keeps full ids. */
+  private async fullSnapshotId(repo: Repository, shortId: string): Promise<string> {
+    const matches = (await this.snapshots(repo, { ids: [shortId] })).filter((s) => s.id.startsWith(shortId));
+    if (matches.length !== 1) throw new ResticError(`snapshot ${shortId} reported by restic backup is not in the repository (${matches.length} matches)`, { command: ["restic", "snapshots", shortId], exitCode: 0, stderrTail: "" });
+    return matches[0].id;
+  }
+
+  private execute(repo: Repository, call: Call): Promise<ResticExit> {
+    return oneAtATime(`restic:${repo.location}`, async () => {
+      if (call.verb !== "unlock" && takeStaleLockMark(repo.location)) {
+        this.log?.info({ repository: repo.location }, "restic: the previous command was killed, removing stale locks first");
+        await this.spawn(repo, { verb: "unlock" }).catch((err: Error) => this.log?.warn({ err: err.message }, "restic unlock failed"));
+      }
+      return this.spawn(repo, call);
+    });
+  }
+
+  private async spawn(repo: Repository, call: Call): Promise<ResticExit> {
+    const run: ResticRun = { binary: this.binary, repo, args: [call.verb, ...(call.args ?? [])], fromRepo: call.fromRepo, stdin: call.stdin, sink: call.sink, onLine: call.onLine, timeoutMs: call.timeoutMs ?? this.deadlines[call.verb] };
+    const started = Date.now();
+    const exit = await runResticProcess(run);
+    this.log?.debug({ command: exit.command, exitCode: exit.exitCode, ms: Date.now() - started }, "restic");
+    if (exit.timedOut) {
+      throw new ResticTimeoutError(`restic ${call.verb} on ${exit.command[2]} ran past its deadline of ${Math.round(run.timeoutMs / 1000)} s and was killed`, {
+        command: exit.command,
+        exitCode: exit.exitCode,
+        stderrTail: exit.stderr.slice(-4096),
+        hint: "a larger repository or a slower link may need a longer deadline; the next command on this repository removes the lock it left",
+      });
+    }
+    if (exit.exitCode !== 0 && !call.accept?.(exit)) throw resticErrorFor(exit.command, exit.exitCode, exit.stderr.slice(-4096), exit.signal);
+    if (exit.sinkError) throw exit.sinkError;
+    return exit;
+  }
+}
+
+/** restic splits `--tag` values on commas. */
+function tagList(tags: string[]): string {
+  for (const t of tags) if (t === "" || t.includes(",")) throw new Error(`invalid restic tag ${JSON.stringify(t)}: empty or with a comma`);
+  return tags.join(",");
+}

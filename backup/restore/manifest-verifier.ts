@@ -1,0 +1,64 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+import { check, type CheckResult } from "../../server/product/validation/suite.ts";
+import type { SetManifest } from "../backup-types.ts";
+
+/**
+ * Compares what a restore produced with the set's manifest: exact row counts per table, and every file's
+ * sha256. One check per table and one for the files; a failing check names what differs.
+ */
+export function tableCountChecks(expected: Record<string, number>, restored: Record<string, number>): CheckResult[] {
+  const checks = Object.entries(expected)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([table, rows]) => {
+      const got = restored[table];
+      if (got === undefined) return check(`rows in ${table}`, false, "the table is missing from the restored database");
+      return check(`rows in ${table}`, got === rows, got === rows ? `${got}, as in the manifest` : `${got} restored, the manifest says ${rows}`);
+    });
+  const extra = Object.keys(restored).filter((t) => !(t in expected));
+  if (extra.length > 0) checks.push(check("no table beyond the manifest", false, `not in the manifest: ${extra.sort().join(", ")}`));
+  return checks;
+}
+
+/** Every regular file below `dir`, relative to it with "/" separators (as the manifest lists them). */
+async function filesBelow(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join("/"));
+}
+
+export async function sha256OfFile(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+function listed(names: string[]): string {
+  return names.length <= 10 ? names.join(", ") : `${names.slice(0, 10).join(", ")} and ${names.length - 10} more`;
+}
+
+export async function fileChecks(dir: string, expected: SetManifest["files"]): Promise<CheckResult[]> {
+  const present = new Set(await filesBelow(dir));
+  const missing: string[] = [];
+  const differing: string[] = [];
+  for (const file of expected) {
+    if (!present.delete(file.path)) missing.push(file.path);
+    else if ((await sha256OfFile(path.join(dir, ...file.path.split("/")))) !== file.sha256) differing.push(file.path);
+  }
+  const extra = [...present].sort();
+  const problems = [
+    missing.length > 0 ? `missing: ${listed(missing)}` : "",
+    differing.length > 0 ? `sha256 differs: ${listed(differing)}` : "",
+    extra.length > 0 ? `not in the manifest: ${listed(extra)}` : "",
+  ].filter(Boolean);
+  return [check("files and their sha256", problems.length === 0, problems.length === 0 ? `${expected.length} files match the manifest` : problems.join("; "))];
+}
+
+/** The failing checks, as one sentence for an error message. */
+export function describeFailures(checks: CheckResult[]): string {
+  return checks
+    .filter((c) => !c.passed)
+    .map((c) => `${c.name}: ${c.detail}`)
+    .join("; ");
+}

@@ -1,0 +1,104 @@
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { expect } from "chai";
+import pg from "pg";
+import { clientConfig } from "../../server/db/database.ts";
+import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
+import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
+import { plumctl } from "../support/plumctl.ts";
+
+interface Job { status: string; label: string; result?: { id?: string; status?: string; passed?: boolean; rtoSeconds?: number } }
+
+/** The backup agent through `plumctl` and a real agent: sets, copy, drill, restore over production, recovery kit. */
+describe("backups through the agent (plumctl → control API → restic, pg_dump, pg_restore)", function () {
+  this.timeout(300_000);
+  let home: string;
+  let dbs: FreshDatabases;
+  let agent: AgentProcess;
+  let env: Record<string, string>;
+  let product: pg.Client;
+
+  before(async () => {
+    home = tempHome();
+    dbs = await freshDatabases();
+    const secondary = path.join(home, "site-b");
+    agent = await startAgentProcess({ home, env: { ...dbs.env, PLUM_BACKUP_SECONDARY: secondary } });
+    env = { ...dbs.env, PLUM_HOME: home, PLUM_BACKUP_SECONDARY: secondary };
+    const demo = await plumctl(["demo-data", "--participants", "300"], env, 120_000);
+    expect(demo.code, demo.stderr).to.equal(0);
+    writeFileSync(path.join(home, "files", "logo.svg"), "<svg/>");
+    product = new pg.Client(clientConfig(dbs.server, dbs.product));
+    product.on("error", () => undefined); // a restore terminates every connection to the product database
+    await product.connect();
+  });
+  after(async () => {
+    await product?.end();
+    await agent?.stop("SIGTERM");
+    await dbs?.drop();
+    removeHome(home);
+  });
+
+  const run = async (args: string[]) => {
+    const res = await plumctl([...args, "--json"], env, 240_000);
+    expect(res.code, `${args.join(" ")}: ${res.stdout}\n${res.stderr}`).to.equal(0);
+    return JSON.parse(res.stdout) as Job;
+  };
+  const participants = async () => Number((await product.query("select count(*) as n from participants")).rows[0].n);
+
+  let setId: string;
+
+  it("takes a set through the running agent, copies it to the second site, and lists it", async () => {
+    const job = await run(["backup", "run"]);
+    expect(job.status).to.equal("succeeded");
+    setId = job.result!.id!;
+    const list = await plumctl(["backup", "list", "--json"], env);
+    const sets = JSON.parse(list.stdout) as Array<{ id: string; status: string; copiedAt: string | null; primarySnapshots: Record<string, string>; secondarySnapshots: Record<string, string> | null }>;
+    const set = sets.find((s) => s.id === setId)!;
+    expect(set.status).to.equal("succeeded");
+    expect(Object.keys(set.primarySnapshots).sort()).to.deep.equal(["db-ops", "db-plum", "files"]);
+    expect(set.copiedAt, "copied to the secondary").to.be.a("string");
+    expect(Object.keys(set.secondarySnapshots ?? {}).sort()).to.deep.equal(["db-ops", "db-plum", "files"]);
+    const audit = await plumctl(["audit", "verify", "--json"], env);
+    expect(JSON.parse(audit.stdout).ok).to.equal(true);
+  });
+
+  it("runs a drill that restores into scratch, verifies and records a measured RTO", async () => {
+    const job = await run(["drill", "run"]);
+    expect(job.status).to.equal("succeeded");
+    expect(job.result!.passed).to.equal(true);
+    expect(job.result!.rtoSeconds).to.be.a("number").and.greaterThan(0);
+    const list = await plumctl(["drill", "list"], env);
+    expect(list.stdout).to.match(/passed {2}set \S+ {2}RTO [\d.]+ s/);
+  });
+
+  it("restores over production: the instance is restarted on the restored data and serves again", async () => {
+    const before = await participants();
+    await product.query("delete from product_sessions");
+    await product.query("update participants set name = 'DAMAGED' where id in (select id from participants limit 10)");
+    const refused = await plumctl(["restore", setId], env);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.include("hint: confirm with: plumctl restore");
+    const job = await run(["restore", setId, "--yes"]);
+    expect(job.status, JSON.stringify(job)).to.equal("succeeded");
+    await product.end().catch(() => undefined);
+    product = new pg.Client(clientConfig(dbs.server, dbs.product));
+    product.on("error", () => undefined);
+    await product.connect();
+    expect(await participants()).to.equal(before);
+    expect(Number((await product.query("select count(*) as n from participants where name = 'DAMAGED'")).rows[0].n)).to.equal(0);
+    expect((await fetch(`${agent.proxyUrl}/readyz`)).status).to.equal(200);
+    expect(readFileSync(path.join(home, "files", "logo.svg"), "utf8")).to.equal("<svg/>");
+    const list = JSON.parse((await plumctl(["backup", "list", "--json"], env)).stdout) as Array<{ kind: string }>;
+    expect(list.map((s) => s.kind)).to.include("pre-restore");
+  });
+
+  it("prints the recovery kit on demand (the password, the repositories, the commands) and audits it", async () => {
+    const kit = await plumctl(["backup", "recovery-kit"], env);
+    expect(kit.code, kit.stderr).to.equal(0);
+    const password = readFileSync(path.join(home, "secrets", "restic-password"), "utf8").trim();
+    expect(kit.stdout).to.include(password).and.include("repository id: ").and.include("restic dump --tag 'set:<set id>,part:db-plum' latest /plum.dump");
+    const verify = await plumctl(["audit", "verify", "--json"], env);
+    expect(JSON.parse(verify.stdout).ok).to.equal(true);
+    expect(existsSync(path.join(home, "run", "agent.json"))).to.equal(true);
+  });
+});
