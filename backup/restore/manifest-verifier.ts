@@ -1,5 +1,4 @@
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { sha256OfFile } from "../../lib/file-hashes.ts";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { check, type CheckResult } from "../../server/product/validation/suite.ts";
@@ -28,11 +27,7 @@ async function filesBelow(dir: string): Promise<string[]> {
   return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join("/"));
 }
 
-export async function sha256OfFile(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
+export { sha256OfFile };
 
 function listed(names: string[]): string {
   return names.length <= 10 ? names.join(", ") : `${names.slice(0, 10).join(", ")} and ${names.length - 10} more`;

@@ -1,6 +1,7 @@
+import { sha256OfFile } from "../../lib/file-hashes.ts";
 import { spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, existsSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
@@ -114,18 +115,12 @@ async function dumpIntoRestic(opts: { ctx: BackupContext; restic: Restic; pgDump
   });
 }
 
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
-
 async function filesWithHashes(dir: string): Promise<SetManifest["files"]> {
   const entries = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
   const files: SetManifest["files"] = [];
   for (const e of entries) {
     const full = path.join(e.parentPath, e.name);
-    files.push({ path: path.relative(dir, full).split(path.sep).join("/"), size: (await stat(full)).size, sha256: await sha256Of(full) });
+    files.push({ path: path.relative(dir, full).split(path.sep).join("/"), size: (await stat(full)).size, sha256: await sha256OfFile(full) });
   }
   return files.sort((a, b) => a.path.localeCompare(b.path));
 }
