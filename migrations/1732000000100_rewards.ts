@@ -1,39 +1,14 @@
 import type { MigrationBuilder } from "node-pg-migrate";
+import { createAuthTables, dropAuthTables } from "../server/db/auth-tables.ts";
+
+const PRODUCT_AUTH = { users: "product_users", sessions: "product_sessions", attempts: "product_login_attempts", roles: ["manager", "participant", "merchant"] };
 
 /**
  * The rewards platform: product users (managers, participants, merchant staff), programmes, participants,
  * the append-only points ledger, merchants and their catalogue, vouchers, and the product's event log.
  */
 export async function up(pgm: MigrationBuilder): Promise<void> {
-  pgm.createTable("product_users", {
-    id: "id",
-    username: { type: "text", notNull: true, unique: true }, // the e-mail address, lower case
-    role: { type: "text", notNull: true, check: "role in ('manager', 'participant', 'merchant')" },
-    password_hash: { type: "text", notNull: true },
-    must_change_password: { type: "boolean", notNull: true, default: true },
-    locked_until: { type: "timestamptz" },
-    disabled_at: { type: "timestamptz" },
-    created_at: { type: "timestamptz", notNull: true, default: pgm.func("now()") },
-    updated_at: { type: "timestamptz", notNull: true, default: pgm.func("now()") },
-  });
-  pgm.createTable("product_sessions", {
-    id: { type: "text", primaryKey: true },
-    user_id: { type: "integer", notNull: true, references: "product_users", onDelete: "CASCADE" },
-    csrf_secret: { type: "text", notNull: true },
-    created_at: { type: "timestamptz", notNull: true, default: pgm.func("now()") },
-    expires_at: { type: "timestamptz", notNull: true },
-    ip: { type: "text" },
-    user_agent: { type: "text" },
-  });
-  pgm.createIndex("product_sessions", "user_id");
-  pgm.createTable("product_login_attempts", {
-    id: "id",
-    username: { type: "text", notNull: true },
-    ip: { type: "text" },
-    succeeded: { type: "boolean", notNull: true },
-    at: { type: "timestamptz", notNull: true, default: pgm.func("now()") },
-  });
-  pgm.createIndex("product_login_attempts", ["username", "at"]);
+  createAuthTables(pgm, PRODUCT_AUTH);
   pgm.createTable("product_events", {
     id: { type: "bigserial", primaryKey: true },
     at: { type: "timestamptz", notNull: true, default: pgm.func("now()") },
@@ -165,7 +140,8 @@ export async function down(pgm: MigrationBuilder): Promise<void> {
     drop function if exists ledger_entries_balance_check();
     drop function if exists ledger_entries_append_only();
   `);
-  for (const table of ["ledger_entries", "vouchers", "catalogue_items", "merchant_users", "merchants", "participants", "programmes", "product_events", "product_login_attempts", "product_sessions", "product_users"]) {
+  for (const table of ["ledger_entries", "vouchers", "catalogue_items", "merchant_users", "merchants", "participants", "programmes", "product_events"]) {
     pgm.dropTable(table);
   }
+  dropAuthTables(pgm, PRODUCT_AUTH);
 }
