@@ -35,7 +35,8 @@ export class DumpFailedError extends ChildProcessError {}
 interface HeldSnapshot {
   client: pg.Client;
   snapshotId: string;
-  tables: Record<string, number>;
+  /** Row counts in the held snapshot, counted while the dumps run (awaited before the snapshot is let go). */
+  counting?: Promise<Record<string, number>>;
 }
 
 /**
@@ -64,7 +65,7 @@ async function holdSnapshot(server: PgServer, database: string): Promise<HeldSna
   try {
     await client.query("begin isolation level repeatable read, read only");
     const { rows } = await client.query<{ id: string }>("select pg_export_snapshot() as id");
-    return { client, snapshotId: rows[0].id, tables: await exactRowCounts(client) };
+    return { client, snapshotId: rows[0].id };
   } catch (err) {
     await client.end();
     throw err;
@@ -72,6 +73,7 @@ async function holdSnapshot(server: PgServer, database: string): Promise<HeldSna
 }
 
 async function releaseSnapshot(held: HeldSnapshot | undefined): Promise<void> {
+  await held?.counting?.catch(() => undefined);
   await held?.client.query("rollback").catch(() => undefined);
   await held?.client.end().catch(() => undefined);
 }
@@ -177,23 +179,33 @@ export async function backupSetCreator(props: { ctx: BackupContext; kind: SetKin
       held["db-plum"] = await holdSnapshot(ctx.pg, ctx.databases.product);
       held["db-ops"] = await holdSnapshot(ctx.pg, ctx.databases.ops);
       await row.update({ schemaVersion: await appliedSchemaVersion(held["db-plum"].client) });
+      // Counting rows and hashing files run beside the dumps (they read the same snapshots and files);
+      // each is awaited below, and a failure must not surface as an unhandled rejection before that.
+      for (const h of [held["db-plum"], held["db-ops"]]) {
+        h.counting = exactRowCounts(h.client);
+        h.counting.catch(() => undefined);
+      }
+      const hashing = filesWithHashes(ctx.filesDir);
+      hashing.catch(() => undefined);
+
+      const summaries: Partial<Record<SetPart, BackupSummary>> = {};
+      const tables: Partial<Record<"db-plum" | "db-ops", Record<string, number>>> = {};
+      for (const part of ["db-plum", "db-ops"] as const) {
+        const database = part === "db-plum" ? ctx.databases.product : ctx.databases.ops;
+        summaries[part] = await dumpIntoRestic({ ctx, restic, pgDump: props.pgDump ?? "pg_dump", part, database, held: held[part]!, tags: setTags(row, part), onProgress: props.onProgress });
+        tables[part] = await held[part]!.counting;
+        await releaseSnapshot(held[part]);
+        delete held[part];
+      }
       const manifest: SetManifest = {
         setId: row.id,
         kind,
         createdAt: startedAt.toISOString(),
         appVersion: row.appVersion,
         schemaVersion: row.schemaVersion,
-        databases: { "db-plum": { database: ctx.databases.product, tables: held["db-plum"].tables }, "db-ops": { database: ctx.databases.ops, tables: held["db-ops"].tables } },
-        files: await filesWithHashes(ctx.filesDir),
+        databases: { "db-plum": { database: ctx.databases.product, tables: tables["db-plum"]! }, "db-ops": { database: ctx.databases.ops, tables: tables["db-ops"]! } },
+        files: await hashing,
       };
-
-      const summaries: Partial<Record<SetPart, BackupSummary>> = {};
-      for (const part of ["db-plum", "db-ops"] as const) {
-        const database = part === "db-plum" ? ctx.databases.product : ctx.databases.ops;
-        summaries[part] = await dumpIntoRestic({ ctx, restic, pgDump: props.pgDump ?? "pg_dump", part, database, held: held[part]!, tags: setTags(row, part), onProgress: props.onProgress });
-        await releaseSnapshot(held[part]);
-        delete held[part];
-      }
 
       await stage(ctx, staging, manifest);
       summaries.files = await restic.backupPaths(primary, [ctx.filesDir, staging], { tags: setTags(row, "files"), shortIdIsEnough: true, onProgress: (progress) => props.onProgress?.({ part: "files", progress }) });
