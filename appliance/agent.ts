@@ -76,7 +76,14 @@ export class Agent {
     const run = (request: JobRequest) => this.backupJobs.done(startJob(this.backupJobs, ops, request, "scheduler").id);
     this.scheduler = new BackupScheduler(
       [
-        { name: "backup", cron: backup.schedule, run: async () => (await run({ kind: "backup", setKind: "scheduled" }), await run({ kind: "forget" })) },
+        {
+          name: "backup",
+          cron: backup.schedule,
+          run: async () => {
+            await run({ kind: "backup", setKind: "scheduled" });
+            await run({ kind: "forget" }); // retention after each scheduled set
+          },
+        },
         { name: "check", cron: backup.checkSchedule, run: () => run({ kind: "check", role: "primary" }) },
         { name: "drill", cron: backup.drillSchedule, run: () => run({ kind: "drill" }) },
       ],

@@ -8,16 +8,14 @@ import { repositoryChecker } from "./sets/repository-checker.ts";
 import { retentionApplier } from "./sets/retention.ts";
 import { setCopier } from "./sets/set-copier.ts";
 
-/** Stop and start the production instance around a restore's swap (the agent's; no-ops without an agent). */
-export type InstanceControl = ProductInstances;
-
-const NO_INSTANCES: InstanceControl = { stopProduct: async () => undefined, startProduct: async () => undefined };
+/** Without an agent nothing serves: there is no instance to stop or start around a restore's swap. */
+const NO_INSTANCES: ProductInstances = { stopProduct: async () => undefined, startProduct: async () => undefined };
 
 /**
  * The backup agent's operations over a context, each reporting progress lines: sets (copied to the second site
  * when one is configured), copies, checks, retention, restores and drills.
  */
-export function backupOperationsFor(ctx: BackupContext, instances: InstanceControl = NO_INSTANCES): BackupOperations {
+export function backupOperationsFor(ctx: BackupContext, instances: ProductInstances = NO_INSTANCES): BackupOperations {
   const restic = new Restic({ log: ctx.log });
   let lastPercent = -10;
   return {

@@ -142,8 +142,6 @@ const ENV: Array<{ name: string; path: string[]; type: "int" | "string" | "bool"
   { name: "PLUM_BACKUP_SCHEDULER", path: ["backup", "scheduler"], type: "bool" },
 ];
 
-export const CONFIG_ENV = ENV.map((e) => ({ name: e.name, key: e.path.join(".") }));
-export const CONFIG_HINTS = HINTS;
 
 export class ConfigError extends PlumError {
   readonly problems: string[];

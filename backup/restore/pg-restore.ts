@@ -1,18 +1,11 @@
 import { spawn } from "node:child_process";
 import type { Writable } from "node:stream";
 import { ChildProcessError } from "../../lib/errors.ts";
-import type { PgServer } from "../../server/db/database.ts";
+import { pgEnvironment, type PgServer } from "../../server/db/database.ts";
 
 /** pg_restore's arguments: a custom-format dump read from stdin into `database`, owned by whoever restores it. */
 export function pgRestoreArgs(database: string): string[] {
   return ["--no-owner", "--dbname", database];
-}
-
-/** Where pg_restore connects, in its environment: the password never reaches argv or a log. */
-export function pgClientEnv(server: PgServer): Record<string, string> {
-  const env: Record<string, string> = { PGHOST: server.host, PGPORT: String(server.port), PGUSER: server.user, PGPASSWORD: server.password };
-  if (server.ssl) env.PGSSLMODE = server.ssl === true ? "verify-full" : "require";
-  return env;
 }
 
 const TAIL_BYTES = 4000;
@@ -24,7 +17,7 @@ const TAIL_BYTES = 4000;
  */
 export function pgRestoreProcess(server: PgServer, database: string): { input: Writable; finished: Promise<void>; kill(): void } {
   const args = pgRestoreArgs(database);
-  const child = spawn("pg_restore", args, { env: { ...process.env, ...pgClientEnv(server) }, stdio: ["pipe", "ignore", "pipe"] });
+  const child = spawn("pg_restore", args, { env: { ...process.env, ...pgEnvironment(server) }, stdio: ["pipe", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => {
     stderr = (stderr + chunk.toString("utf8")).slice(-TAIL_BYTES);

@@ -8,7 +8,7 @@ import pg from "pg";
 import { parseDocument } from "yaml";
 import { ChildProcessError, PlumError } from "../../lib/errors.ts";
 import { APP_VERSION, expectedSchemaVersion, PRODUCT_MIGRATIONS_DIR } from "../../lib/version.ts";
-import { clientConfig, type PgServer } from "../../server/db/database.ts";
+import { clientConfig, pgEnvironment, type PgServer } from "../../server/db/database.ts";
 import { appliedSchemaVersion } from "../../server/db/migrate.ts";
 import type { BackupContext } from "../backup-context.ts";
 import type { BackupSet } from "../backup-catalogue.ts";
@@ -91,7 +91,7 @@ export function pgDumpArgs(server: PgServer, database: string, snapshotId: strin
 async function dumpIntoRestic(opts: { ctx: BackupContext; restic: Restic; pgDump: string; part: "db-plum" | "db-ops"; database: string; held: HeldSnapshot; tags: string[]; onProgress?: (p: SetProgress) => void }): Promise<BackupSummary> {
   const { ctx, restic, part } = opts;
   const args = pgDumpArgs(ctx.pg, opts.database, opts.held.snapshotId);
-  const env = { ...process.env, PGPASSWORD: ctx.pg.password, PGCONNECT_TIMEOUT: "10", ...(ctx.pg.ssl ? { PGSSLMODE: ctx.pg.ssl === true ? "verify-full" : "require" } : {}) };
+  const env = { ...process.env, ...pgEnvironment(ctx.pg) };
   const dump = spawn(opts.pgDump, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   dump.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr = (stderr + chunk).slice(-8192)));

@@ -1,4 +1,5 @@
 import type { MigrationBuilder } from "node-pg-migrate";
+import { makeAppendOnly, undoAppendOnly } from "../../server/db/append-only.ts";
 import { createAuthTables, dropAuthTables } from "../../server/db/auth-tables.ts";
 
 const OPS_AUTH = { users: "ops_users", sessions: "ops_sessions", attempts: "ops_login_attempts", roles: ["admin", "operator", "auditor"] };
@@ -27,18 +28,11 @@ export async function up(pgm: MigrationBuilder): Promise<void> {
     last_hash: { type: "text", notNull: true },
   });
   // Append-only: the application never updates or deletes audit rows; the database refuses it as well.
-  pgm.sql(`
-    create function audit_log_append_only() returns trigger language plpgsql as $$
-    begin
-      raise exception 'audit_log is append-only (% refused)', tg_op;
-    end $$;
-    create trigger audit_log_append_only before update or delete or truncate on audit_log
-      for each statement execute function audit_log_append_only();
-  `);
+  makeAppendOnly(pgm, "audit_log");
 }
 
 export async function down(pgm: MigrationBuilder): Promise<void> {
-  pgm.sql("drop trigger if exists audit_log_append_only on audit_log; drop function if exists audit_log_append_only();");
+  undoAppendOnly(pgm, "audit_log");
   pgm.dropTable("hash_chain_heads");
   pgm.dropTable("audit_log");
   dropAuthTables(pgm, OPS_AUTH);

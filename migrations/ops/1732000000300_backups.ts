@@ -1,4 +1,5 @@
 import type { MigrationBuilder } from "node-pg-migrate";
+import { makeAppendOnly, undoAppendOnly } from "../../server/db/append-only.ts";
 
 /**
  * The backup catalogue: one row per backup set (its snapshots in both repositories, its manifest), and the
@@ -37,18 +38,11 @@ export async function up(pgm: MigrationBuilder): Promise<void> {
     hash: { type: "text", notNull: true },
   });
   pgm.createIndex("backup_evidence", ["kind", "at"]);
-  pgm.sql(`
-    create function backup_evidence_append_only() returns trigger language plpgsql as $$
-    begin
-      raise exception 'backup_evidence is append-only (% refused)', tg_op;
-    end $$;
-    create trigger backup_evidence_append_only before update or delete or truncate on backup_evidence
-      for each statement execute function backup_evidence_append_only();
-  `);
+  makeAppendOnly(pgm, "backup_evidence");
 }
 
 export async function down(pgm: MigrationBuilder): Promise<void> {
-  pgm.sql("drop trigger if exists backup_evidence_append_only on backup_evidence; drop function if exists backup_evidence_append_only();");
+  undoAppendOnly(pgm, "backup_evidence");
   pgm.sql("delete from hash_chain_heads where chain = 'backup_evidence'");
   pgm.dropTable("backup_evidence");
   pgm.dropTable("backup_sets");

@@ -32,6 +32,13 @@ export function clientConfig(server: PgServer, database: string): pg.ClientConfi
   return { host: server.host, port: server.port, user: server.user, password: server.password, database, ssl: server.ssl, connectionTimeoutMillis: 5000 };
 }
 
+/** Where pg_dump, pg_restore, createdb… connect, in their environment: the password never reaches argv or a log. */
+export function pgEnvironment(server: PgServer): Record<string, string> {
+  const env: Record<string, string> = { PGHOST: server.host, PGPORT: String(server.port), PGUSER: server.user, PGPASSWORD: server.password, PGCONNECT_TIMEOUT: "10" };
+  if (server.ssl) env.PGSSLMODE = server.ssl === true ? "verify-full" : "require";
+  return env;
+}
+
 /** A connection URL for child processes (passed in their environment, never in argv). */
 export function connectionUrl(server: PgServer, database: string): string {
   const url = new URL("postgres://localhost");

@@ -214,7 +214,7 @@ describe("ops console", function () {
 
   it("keeps the control API (plumctl's) to holders of the control token, whatever the session", async () => {
     const auditor = await userWithRole("aud3", "auditor");
-    const res = await request(agent.consoleApp).post("/control/jobs").set("Cookie", [...auditor.cookies].map(([k, v]) => `${k}=${v}`).join("; ")).send({ kind: "backup" });
+    const res = await request(agent.consoleApp).post("/control/jobs").set("Cookie", auditor.cookieHeader()).send({ kind: "backup" });
     expect(res.status).to.equal(401);
     expect(res.body.error).to.equal("a valid control token is needed (plumctl reads it from PLUM_HOME/secrets/control-token)");
     const wrong = await request(agent.consoleApp).post("/control/jobs").set("Authorization", "Bearer not-the-token").send({ kind: "backup" });

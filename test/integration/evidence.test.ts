@@ -231,7 +231,7 @@ describe("backup evidence in the console", function () {
 
   /** A download as bytes, whatever its type. */
   function download(client: WebClient, url: string) {
-    const cookie = [...client.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
+    const cookie = client.cookieHeader();
     return request(agent.consoleApp).get(url).set("Cookie", cookie).buffer(true).parse((res, done) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));

@@ -65,7 +65,7 @@ describe("participants: HRIS CSV import", () => {
     expect((await web.signIn(manager.username, TEST_PASSWORD)).headers.location).to.equal("/manage");
     const token = await web.csrfFrom("/manage/participants");
     const upload = (csv: string) =>
-      request(app).post("/manage/participants/import").set("Cookie", [...web.cookies].map(([k, v]) => `${k}=${v}`).join("; ")).set("Accept", "text/html").field("_csrf", token).attach("file", Buffer.from(csv), "hris.csv").redirects(0);
+      request(app).post("/manage/participants/import").set("Cookie", web.cookieHeader()).set("Accept", "text/html").field("_csrf", token).attach("file", Buffer.from(csv), "hris.csv").redirects(0);
     const bad = await upload(`${HEADER}\nE30,,x@example.com,,,NL\n`);
     expect(bad.status).to.equal(400);
     expect(bad.text).to.include("Nothing was imported: 1 problem in the file.").and.include("<td>2</td><td>name</td><td>is empty</td>");
@@ -73,7 +73,7 @@ describe("participants: HRIS CSV import", () => {
     expect(good.status).to.equal(303);
     const list = await web.get(good.headers.location);
     expect(list.text).to.include("Imported 1 participants: 1 new, 0 updated.").and.include("Ivo Jansen");
-    const noToken = await request(app).post("/manage/participants/import").set("Cookie", [...web.cookies].map(([k, v]) => `${k}=${v}`).join("; ")).attach("file", Buffer.from(`${HEADER}\nE31,X,x@example.com,,,NL\n`), "hris.csv");
+    const noToken = await request(app).post("/manage/participants/import").set("Cookie", web.cookieHeader()).attach("file", Buffer.from(`${HEADER}\nE31,X,x@example.com,,,NL\n`), "hris.csv");
     expect(noToken.status).to.equal(403);
     expect(await ctx.models.Participant.count({ where: { employeeId: "E31" } })).to.equal(0);
   });

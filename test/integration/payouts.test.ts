@@ -47,7 +47,7 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
   }
 
   function upload(web: WebClient, path: string, token: string, csv: string) {
-    return request(app).post(path).set("Cookie", [...web.cookies].map(([k, v]) => `${k}=${v}`).join("; ")).set("Accept", "text/html").field("_csrf", token).attach("file", Buffer.from(csv), "sales.csv").redirects(0);
+    return request(app).post(path).set("Cookie", web.cookieHeader()).set("Accept", "text/html").field("_csrf", token).attach("file", Buffer.from(csv), "sales.csv").redirects(0);
   }
 
   it("pays the golden amounts at every tier edge, above quota with the accelerator and at the cap", async () => {

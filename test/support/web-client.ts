@@ -9,7 +9,8 @@ export class WebClient {
   readonly cookies = new Map<string, string>();
   constructor(private readonly app: Express) {}
 
-  private cookieHeader(): string {
+  /** The Cookie header this client sends (for requests built by hand, e.g. file uploads). */
+  cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
   }
 

@@ -94,7 +94,6 @@ async function demoPayouts(sequelize: Sequelize, programmeId: number, employeeId
 }
 
 async function coreDataLoader(sequelize: Sequelize, opts: { participants: number; seed?: number; log?: (line: string) => void }) {
-  const started = Date.now();
   const random = rng(opts.seed ?? 42);
   const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)];
   const tag = randomBytes(3).toString("hex");
@@ -179,7 +178,6 @@ async function coreDataLoader(sequelize: Sequelize, opts: { participants: number
       vouchers: voucherIds.length,
       vouchersRedeemed: vouchers.filter((v) => v[6] === "redeemed").length,
       manager: { username: managerName, oneTimePassword: managerPassword },
-      seconds: (Date.now() - started) / 1000,
     };
   });
 }
