@@ -8,7 +8,8 @@ export const APP_VERSION: string = JSON.parse(readFileSync(path.join(APP_ROOT, "
 export const PRODUCT_MIGRATIONS_DIR = path.join(CODE_ROOT, "migrations");
 export const OPS_MIGRATIONS_DIR = path.join(CODE_ROOT, "migrations", "ops");
 
-function migrationNames(dir: string): string[] {
+/** The product (or ops) migrations in `dir`, oldest first, as node-pg-migrate names them. */
+export function migrationNames(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true })
     .filter((e) => e.isFile() && /^\d+.*\.(ts|js)$/.test(e.name) && !e.name.endsWith(".d.ts"))
     .map((e) => e.name.replace(/\.(ts|js)$/, ""))

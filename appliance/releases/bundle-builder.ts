@@ -1,0 +1,162 @@
+import { randomBytes, type KeyObject } from "node:crypto";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import semver from "semver";
+import { ChildProcessError, PlumError } from "../../lib/errors.ts";
+import { sha256OfFile } from "../../lib/file-hashes.ts";
+import { APP_ROOT } from "../../lib/paths.ts";
+import { expectedSchemaVersion, migrationNames } from "../../lib/version.ts";
+import { SUITES } from "../../server/product/validation/suites.ts";
+import { BUNDLE_MEMBERS, bundleFileName, manifestBytes, type BundleManifest } from "./bundle-manifest.ts";
+import { sign } from "./bundle-signing.ts";
+import { productionModules } from "./production-modules.ts";
+import { runTool, tarGzip } from "./tool-process.ts";
+
+/** Folders tsc compiles (tsconfig.build.json); files in them that are not code are runtime assets. */
+const CODE_FOLDERS = ["bin", "lib", "appliance", "backup", "server", "installer", "migrations"];
+const CODE_FILE = /\.(ts|js|mjs|cjs)$/;
+
+// The same owner and order on every build, whoever builds it.
+const TAR_NORMALISE = ["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--hard-dereference"];
+
+export interface BundleBuildOptions {
+  version: string;
+  outDir: string;
+  signingKey: KeyObject;
+  /** The tree to build from (tests build from a patched copy); its node_modules must be installed. */
+  sourceDir?: string;
+  /** Default: major.minor.0 of sourceDir's package.json version, i.e. upgrades from any patch of the current line. */
+  minimumVersion?: string;
+  /** Default: every suite in SUITES. */
+  suites?: string[];
+  /** gzip level of app.tgz: 6 (default) for what ships, 1 where only speed matters (tests). */
+  compressionLevel?: number;
+  /** A dist/ already compiled from sourceDir (by compileDist), reused instead of running tsc again. */
+  compiledDist?: string;
+}
+
+export interface BuiltBundle {
+  file: string;
+  manifest: BundleManifest;
+  appBytes: number;
+  timings: { compileMs: number; packMs: number; totalMs: number };
+}
+
+/**
+ * Compile sourceDir with tsc (tsconfig.build.json) into `outDir` and copy the runtime assets beside the
+ * compiled code, where `import.meta.dirname` looks for them.
+ */
+export async function compileDist(sourceDir: string, outDir: string, timeoutMs = 5 * 60_000): Promise<void> {
+  // The builder's own TypeScript: an unpacked copy of the tree may only link node_modules.
+  const tsc = path.join(APP_ROOT, "node_modules", "typescript", "lib", "tsc.js");
+  const argv = [process.execPath, tsc, "-p", "tsconfig.build.json", "--outDir", outDir];
+  try {
+    await runTool(argv, { what: "compiling the release (tsc)", timeoutMs, cwd: sourceDir });
+  } catch (err) {
+    if (!(err instanceof ChildProcessError)) throw err;
+    const first = err.outputTail.split("\n").find((l) => /error TS\d+/.test(l)) ?? "see the output below";
+    throw new ChildProcessError(`tsc cannot compile ${sourceDir}: ${first}`, { command: argv, exitCode: err.exitCode, outputTail: err.outputTail, hint: "a release is built from a tree that type-checks: fix the errors and build again" });
+  }
+  for (const folder of CODE_FOLDERS) copyAssets(path.join(sourceDir, folder), path.join(outDir, folder));
+}
+
+function copyAssets(from: string, to: string): void {
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    if (entry.isDirectory()) copyAssets(path.join(from, entry.name), path.join(to, entry.name));
+    else if (entry.isFile() && !CODE_FILE.test(entry.name)) {
+      mkdirSync(to, { recursive: true });
+      copyFileSync(path.join(from, entry.name), path.join(to, entry.name));
+    }
+  }
+}
+
+function readPackageJson(sourceDir: string): Record<string, unknown> & { version: string } {
+  return JSON.parse(readFileSync(path.join(sourceDir, "package.json"), "utf8"));
+}
+
+function checkVersions(version: string, minimumVersion: string): void {
+  if (semver.valid(version) !== version) throw new PlumError(`--version ${version} is not a semantic version`, { hint: "e.g. --version 1.4.0" });
+  if (semver.valid(minimumVersion) !== minimumVersion) throw new PlumError(`--minimum-version ${minimumVersion} is not a semantic version`, { hint: "e.g. --minimum-version 1.3.0" });
+  if (semver.gt(minimumVersion, version)) throw new PlumError(`the minimum version ${minimumVersion} is newer than the release ${version}`, { hint: "a release upgrades from versions older than itself" });
+}
+
+/**
+ * Build and sign `plum-VERSION.tar`: manifest.json, manifest.sig (ed25519 over manifest.json's bytes) and
+ * app.tgz (package.json with this version, package-lock.json, bin/plumctl.js, compiled dist/, web/ and the
+ * production node_modules), so an unpacked release runs with plain node.
+ */
+export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle> {
+  const started = Date.now();
+  const sourceDir = path.resolve(opts.sourceDir ?? APP_ROOT);
+  const pkg = readPackageJson(sourceDir);
+  const current = semver.parse(pkg.version);
+  const minimumVersion = opts.minimumVersion ?? (current ? `${current.major}.${current.minor}.0` : "0.0.0");
+  checkVersions(opts.version, minimumVersion);
+  const suites = opts.suites ?? Object.keys(SUITES);
+  const migrationsDir = path.join(sourceDir, "migrations");
+
+  const work = mkdtempSync(path.join(tmpdir(), "plum-bundle-"));
+  try {
+    const stage = path.join(work, "stage");
+    mkdirSync(stage);
+    writeFileSync(path.join(stage, "package.json"), JSON.stringify({ ...pkg, version: opts.version }, null, 2) + "\n");
+    let distParent: string;
+    if (opts.compiledDist) {
+      distParent = path.dirname(path.resolve(opts.compiledDist));
+      if (path.basename(opts.compiledDist) !== "dist") throw new PlumError(`compiledDist must be a folder named dist, not ${opts.compiledDist}`);
+    } else {
+      distParent = stage;
+      await compileDist(sourceDir, path.join(stage, "dist"));
+    }
+    const compiled = Date.now();
+
+    const modules = productionModules(sourceDir);
+    const bundleDir = path.join(work, "bundle");
+    mkdirSync(bundleDir);
+    const app = path.join(bundleDir, "app.tgz");
+    await tarGzip(
+      [
+        ...TAR_NORMALISE,
+        "--anchored",
+        ...modules.exclude.map((p) => `--exclude=${p}`),
+        "-C", stage, "package.json",
+        "-C", distParent, "dist",
+        "-C", sourceDir, "package-lock.json", "bin/plumctl.js", "web", ...modules.include,
+      ],
+      app,
+      { level: opts.compressionLevel ?? 6, timeoutMs: 10 * 60_000 },
+    );
+    const appBytes = statSync(app).size;
+
+    const manifest: BundleManifest = {
+      format: 1,
+      name: "plum",
+      version: opts.version,
+      schemaVersion: expectedSchemaVersion(migrationsDir),
+      minimumVersion,
+      createdAt: new Date().toISOString(),
+      artefacts: [{ name: "app.tgz", sha256: await sha256OfFile(app), bytes: appBytes }],
+      suites,
+      migrations: migrationNames(migrationsDir),
+    };
+    const bytes = manifestBytes(manifest);
+    writeFileSync(path.join(bundleDir, "manifest.json"), bytes);
+    writeFileSync(path.join(bundleDir, "manifest.sig"), sign(bytes, opts.signingKey) + "\n");
+
+    mkdirSync(opts.outDir, { recursive: true });
+    const file = path.join(path.resolve(opts.outDir), bundleFileName(opts.version));
+    // Written aside and renamed: a half-written bundle never carries the final name.
+    const partial = `${file}.partial-${randomBytes(4).toString("hex")}`;
+    try {
+      await runTool(["tar", "-c", "-f", partial, ...TAR_NORMALISE.filter((o) => o !== "--sort=name"), "-C", bundleDir, ...BUNDLE_MEMBERS], { what: "writing the bundle tar", timeoutMs: 5 * 60_000 });
+      renameSync(partial, file);
+    } finally {
+      rmSync(partial, { force: true });
+    }
+    const finished = Date.now();
+    return { file, manifest, appBytes, timings: { compileMs: compiled - started, packMs: finished - compiled, totalMs: finished - started } };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}

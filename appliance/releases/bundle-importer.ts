@@ -1,0 +1,174 @@
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync } from "node:fs";
+import path from "node:path";
+import semver from "semver";
+import { PlumError } from "../../lib/errors.ts";
+import { sha256OfFile } from "../../lib/file-hashes.ts";
+import { BUNDLE_MEMBERS, parseManifest, type BundleManifest } from "./bundle-manifest.ts";
+import { parseVendorPublicKey, verifySignature } from "./bundle-signing.ts";
+import { parseTarListing, unsafeMember, type TarMember } from "./tar-listing.ts";
+import { runTool } from "./tool-process.ts";
+
+export type BundleCheck = "format" | "signature" | "checksum" | "upgrade-path" | "duplicate" | "disk" | "key";
+
+/** A bundle the appliance will not import; `check` names the verification that failed. Nothing was changed. */
+export class BundleRejected extends PlumError {
+  readonly check: BundleCheck;
+  constructor(check: BundleCheck, message: string, hint: string, detail?: string) {
+    super(message, { hint, detail });
+    this.check = check;
+  }
+}
+
+export interface ImportContext {
+  releasesDir: string;
+  vendorPublicKey?: string;
+  currentVersion: string;
+  /** Whether a version is already imported or installed. */
+  isPresent(version: string): boolean;
+  freeBytes(dir: string): number;
+}
+
+const MIB = 1024 * 1024;
+const LIMITS: Record<string, number> = { "manifest.json": MIB, "manifest.sig": 1024 };
+const REQUIRED_IN_APP = ["package.json", "bin/plumctl.js", "dist/bin/cli.js"];
+const ASK_VENDOR = "ask the vendor for the bundle again (and compare its sha256 with the release notes)";
+// Each import extracts app.tgz (1×) and unpacks it (about 2× more); the rest is room for the appliance to work.
+export const diskNeeded = (appBytes: number) => 3 * appBytes + 200 * MIB;
+
+const unpackOptions = ["--no-same-owner", "--no-same-permissions"];
+
+async function listTar(file: string, gzip: boolean, what: string): Promise<TarMember[]> {
+  let output: string;
+  try {
+    output = await runTool(["tar", gzip ? "-tvzf" : "-tvf", file], { what: `listing ${what}`, timeoutMs: 2 * 60_000 });
+  } catch (err) {
+    throw new BundleRejected("format", `${what} is not a readable tar archive`, ASK_VENDOR, (err as PlumError).detail);
+  }
+  const { members, unreadable } = parseTarListing(output);
+  if (unreadable.length > 0) throw new BundleRejected("format", `${what} lists members that cannot be read safely: ${unreadable.slice(0, 3).join("; ")}`, ASK_VENDOR);
+  return members;
+}
+
+function checkOuterMembers(file: string, members: TarMember[]): void {
+  const names = members.map((m) => m.name);
+  const exact = names.length === BUNDLE_MEMBERS.length && BUNDLE_MEMBERS.every((n) => names.includes(n));
+  if (!exact) {
+    throw new BundleRejected("format", `${path.basename(file)} must hold exactly ${BUNDLE_MEMBERS.join(", ")}; it holds ${names.join(", ") || "nothing"}`, `${ASK_VENDOR}; a bundle is never repacked by hand`);
+  }
+  for (const m of members) {
+    if (m.type !== "-") throw new BundleRejected("format", `${m.name} in ${path.basename(file)} is not a regular file (type "${m.type}")`, ASK_VENDOR);
+    if (LIMITS[m.name] !== undefined && m.size > LIMITS[m.name]) throw new BundleRejected("format", `${m.name} is ${m.size} bytes, more than the ${LIMITS[m.name]} a bundle's ${m.name} may be`, ASK_VENDOR);
+  }
+}
+
+function checkAppMembers(members: TarMember[]): void {
+  const unsafe = members.map((m) => ({ m, why: unsafeMember(m) })).filter((x) => x.why);
+  if (unsafe.length > 0) {
+    throw new BundleRejected("format", `app.tgz holds ${unsafe.length} member(s) that could write outside the release, e.g. ${unsafe[0].m.name}: ${unsafe[0].why}`, ASK_VENDOR, unsafe.slice(0, 10).map((x) => `${x.m.name}: ${x.why}`).join("\n"));
+  }
+  const names = new Set(members.map((m) => m.name.replace(/\/$/, "")));
+  const missing = REQUIRED_IN_APP.filter((n) => !names.has(n));
+  if (missing.length > 0) throw new BundleRejected("format", `app.tgz lacks ${missing.join(", ")}: it is not a Plum release`, ASK_VENDOR);
+  for (const own of BUNDLE_MEMBERS) if (names.has(own)) throw new BundleRejected("format", `app.tgz holds its own ${own}, which would hide the verified one`, ASK_VENDOR);
+}
+
+function verifyManifest(dir: string, publicKey: ReturnType<typeof parseVendorPublicKey>): BundleManifest {
+  const bytes = readFileSync(path.join(dir, "manifest.json"));
+  const parsed = parseManifest(bytes);
+  if ("problems" in parsed) throw new BundleRejected("format", `manifest.json is not a Plum bundle manifest: ${parsed.problems.join("; ")}`, ASK_VENDOR);
+  if (!verifySignature(bytes, readFileSync(path.join(dir, "manifest.sig"), "utf8"), publicKey)) {
+    throw new BundleRejected(
+      "signature",
+      `manifest.sig of ${parsed.manifest.version} is not a valid signature by the configured vendor key`,
+      "the bundle was altered or signed by another key: get it again from the vendor, and check releases.vendorPublicKey against the vendor's release notes",
+    );
+  }
+  return parsed.manifest;
+}
+
+async function verifyAppArchive(file: string, dir: string, manifest: BundleManifest, listed: TarMember): Promise<string> {
+  const expected = manifest.artefacts.find((a) => a.name === "app.tgz");
+  if (!expected) throw new BundleRejected("format", "the manifest lists no app.tgz", ASK_VENDOR);
+  const mismatch = (actual: string) => new BundleRejected("checksum", `app.tgz does not match the signed manifest: ${actual}`, `the bundle was damaged or altered on the way: ${ASK_VENDOR}`);
+  // Checked on the listing first, so a bundle padded with a huge app.tgz is refused before it is written out.
+  if (listed.size !== expected.bytes) throw mismatch(`${listed.size} bytes, the manifest says ${expected.bytes}`);
+  await runTool(["tar", "-xf", file, "-C", dir, ...unpackOptions, "app.tgz"], { what: "extracting app.tgz", timeoutMs: 10 * 60_000 });
+  const app = path.join(dir, "app.tgz");
+  const size = statSync(app).size;
+  if (size !== expected.bytes) throw mismatch(`${size} bytes, the manifest says ${expected.bytes}`);
+  const sha256 = await sha256OfFile(app);
+  if (sha256 !== expected.sha256) throw mismatch(`sha256 ${sha256}, the manifest says ${expected.sha256}`);
+  return app;
+}
+
+function checkPlacement(manifest: BundleManifest, appBytes: number, ctx: ImportContext): void {
+  if (!semver.gte(ctx.currentVersion, manifest.minimumVersion)) {
+    throw new BundleRejected(
+      "upgrade-path",
+      `${manifest.version} upgrades from ${manifest.minimumVersion} or newer; this appliance runs ${ctx.currentVersion}`,
+      `upgrade to ${manifest.minimumVersion} (or a later release that ${manifest.version} accepts) first`,
+    );
+  }
+  if (ctx.isPresent(manifest.version)) {
+    throw new BundleRejected("duplicate", `release ${manifest.version} is already on this appliance`, "nothing to do: `plumctl release list` shows it");
+  }
+  const free = ctx.freeBytes(ctx.releasesDir);
+  const needed = diskNeeded(appBytes);
+  if (free < needed) {
+    const mib = (n: number) => `${Math.floor(n / MIB)} MiB`;
+    throw new BundleRejected("disk", `${mib(free)} free on ${ctx.releasesDir}, ${mib(needed)} needed to import ${manifest.version} (3 × its ${mib(appBytes)} app.tgz + 200 MiB)`, "free space there (`plumctl release list`, then prune old releases) and import again");
+  }
+}
+
+/**
+ * Verify a bundle and unpack it as releasesDir/VERSION: key, format, signature, checksum, upgrade path,
+ * duplicate, disk, in that order. Work happens in dot-folders of releasesDir (same file system, so the
+ * final rename is atomic); whatever fails, releasesDir is left as it was.
+ */
+export async function importBundle(file: string, ctx: ImportContext): Promise<BundleManifest> {
+  if (!ctx.vendorPublicKey) {
+    throw new BundleRejected("key", "no vendor public key is configured, so no bundle can be verified", "set releases.vendorPublicKey in plum.yaml (or PLUM_VENDOR_PUBLIC_KEY) to the key in the vendor's release notes");
+  }
+  let publicKey;
+  try {
+    publicKey = parseVendorPublicKey(ctx.vendorPublicKey);
+  } catch (err) {
+    throw new BundleRejected("key", (err as PlumError).message, (err as PlumError).hint ?? "");
+  }
+  if (!existsSync(file) || !statSync(file).isFile()) throw new BundleRejected("format", `${file} is not a file`, "give the path of plum-VERSION.tar");
+  const outer = await listTar(file, false, path.basename(file));
+  checkOuterMembers(file, outer);
+
+  const createdReleasesDir = !existsSync(ctx.releasesDir);
+  mkdirSync(ctx.releasesDir, { recursive: true });
+  const work = mkdtempSync(path.join(ctx.releasesDir, ".import-"));
+  let partial: string | undefined;
+  let imported = false;
+  try {
+    await runTool(["tar", "-xf", file, "-C", work, ...unpackOptions, "manifest.json", "manifest.sig"], { what: "extracting the manifest", timeoutMs: 60_000 });
+    const manifest = verifyManifest(work, publicKey);
+    const app = await verifyAppArchive(file, work, manifest, outer.find((m) => m.name === "app.tgz")!);
+    checkPlacement(manifest, statSync(app).size, ctx);
+    checkAppMembers(await listTar(app, true, "app.tgz"));
+
+    partial = path.join(ctx.releasesDir, `.partial-${manifest.version}`);
+    rmSync(partial, { recursive: true, force: true }); // left by an import that crashed
+    mkdirSync(partial);
+    await runTool(["tar", "-xzf", app, "-C", partial, ...unpackOptions], { what: "unpacking app.tgz", timeoutMs: 10 * 60_000 });
+    const unpackedVersion = JSON.parse(readFileSync(path.join(partial, "package.json"), "utf8")).version;
+    if (unpackedVersion !== manifest.version) throw new BundleRejected("format", `app.tgz holds version ${unpackedVersion}, the manifest says ${manifest.version}`, ASK_VENDOR);
+    for (const name of ["manifest.json", "manifest.sig"]) copyFileSync(path.join(work, name), path.join(partial, name));
+    try {
+      renameSync(partial, path.join(ctx.releasesDir, manifest.version));
+    } catch (err) {
+      // Another import of the same version won the race.
+      throw new BundleRejected("duplicate", `release ${manifest.version} appeared while this import ran: ${(err as Error).message}`, "nothing to do: `plumctl release list` shows it");
+    }
+    imported = true;
+    return manifest;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    if (partial) rmSync(partial, { recursive: true, force: true });
+    if (!imported && createdReleasesDir && readdirSync(ctx.releasesDir).length === 0) rmdirSync(ctx.releasesDir);
+  }
+}

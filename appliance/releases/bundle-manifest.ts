@@ -1,0 +1,55 @@
+import semver from "semver";
+import { z } from "zod";
+
+const version = z.string().refine((v) => semver.valid(v) === v, "is not a semantic version (X.Y.Z)");
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "is not a sha256 in hex");
+const migrationName = z.string().regex(/^\d+[\w.-]*$/, "is not a migration name");
+
+/**
+ * What `manifest.json` in a release bundle says. Its exact bytes in the tar are what `manifest.sig` signs, so
+ * nothing re-serialises a manifest before verifying it.
+ */
+export const bundleManifestSchema = z.strictObject({
+  format: z.literal(1),
+  name: z.literal("plum"),
+  version,
+  /** The newest product migration: what `pgmigrations` holds once this release has migrated. */
+  schemaVersion: z.string().min(1),
+  /** The oldest installed version this release upgrades from. */
+  minimumVersion: version,
+  createdAt: z.iso.datetime(),
+  artefacts: z
+    .array(z.strictObject({ name: z.enum(["app.tgz"]), sha256, bytes: z.number().int().nonnegative() }))
+    .min(1),
+  /** Validation suites the upgrade runs against staging. */
+  suites: z.array(z.string().regex(/^[a-z][a-z0-9-]*$/)),
+  /** Product migrations, oldest first. */
+  migrations: z.array(migrationName),
+});
+
+export type BundleManifest = z.infer<typeof bundleManifestSchema>;
+
+/** The bundle's members, in the order they are written: nothing else may be in the outer tar. */
+export const BUNDLE_MEMBERS = ["manifest.json", "manifest.sig", "app.tgz"] as const;
+
+/** The bytes written as manifest.json (and signed). */
+export function manifestBytes(manifest: BundleManifest): Buffer {
+  return Buffer.from(JSON.stringify(manifest, null, 2) + "\n", "utf8");
+}
+
+/** Parse manifest.json bytes; the problems are listed for the error message. */
+export function parseManifest(bytes: Buffer): { manifest: BundleManifest } | { problems: string[] } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(bytes.toString("utf8"));
+  } catch (err) {
+    return { problems: [`not JSON: ${(err as Error).message}`] };
+  }
+  const result = bundleManifestSchema.safeParse(raw);
+  if (result.success) return { manifest: result.data };
+  return { problems: result.error.issues.map((i) => `${i.path.join(".") || "(top level)"}: ${i.message}`) };
+}
+
+export function bundleFileName(version: string): string {
+  return `plum-${version}.tar`;
+}

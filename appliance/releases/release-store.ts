@@ -1,0 +1,143 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync } from "node:fs";
+import path from "node:path";
+import semver from "semver";
+import { PlumError } from "../../lib/errors.ts";
+import { APP_ROOT } from "../../lib/paths.ts";
+import { APP_VERSION, expectedSchemaVersion, migrationNames, PRODUCT_MIGRATIONS_DIR } from "../../lib/version.ts";
+import { SUITES } from "../../server/product/validation/suites.ts";
+import type { ReleaseRef } from "../runtimes/runtime.ts";
+import { parseManifest, type BundleManifest } from "./bundle-manifest.ts";
+import { importBundle } from "./bundle-importer.ts";
+import { currentRelease } from "./current-release.ts";
+
+export interface ReleaseInfo {
+  version: string;
+  manifest: BundleManifest;
+  dir: string;
+  /** When the bundle was imported; null for the installed release (it came with the appliance). */
+  importedAt: Date | null;
+  /** The release the agent was installed from (not in releasesDir, never pruned). */
+  installed: boolean;
+}
+
+export interface ReleaseStoreOptions {
+  releasesDir: string;
+  keep: number;
+  vendorPublicKey?: string;
+  /** Free bytes on a folder's file system (tests pretend a full disk). */
+  freeBytes?: (dir: string) => number;
+}
+
+const LEFTOVER_AGE_MS = 3600_000;
+
+function freeBytesOn(dir: string): number {
+  const fs = statfsSync(dir);
+  return fs.bavail * fs.bsize;
+}
+
+/** The manifest of the installed tree, as if it had come in a bundle: it has no artefacts of its own. */
+function installedManifest(): BundleManifest {
+  return {
+    format: 1,
+    name: "plum",
+    version: APP_VERSION,
+    schemaVersion: expectedSchemaVersion(PRODUCT_MIGRATIONS_DIR),
+    minimumVersion: APP_VERSION,
+    createdAt: statSync(path.join(APP_ROOT, "package.json")).mtime.toISOString(),
+    artefacts: [],
+    suites: Object.keys(SUITES),
+    migrations: migrationNames(PRODUCT_MIGRATIONS_DIR),
+  };
+}
+
+/**
+ * The releases this appliance can run: the installed one plus the bundles imported into releasesDir, one
+ * folder per version (dot-folders are imports or removals in progress).
+ */
+export class ReleaseStore {
+  constructor(private readonly opts: ReleaseStoreOptions) {}
+
+  /** Imported releases, newest version first. */
+  private imported(): ReleaseInfo[] {
+    if (!existsSync(this.opts.releasesDir)) return [];
+    const releases: ReleaseInfo[] = [];
+    for (const entry of readdirSync(this.opts.releasesDir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || semver.valid(entry.name) !== entry.name || entry.name === APP_VERSION) continue;
+      const dir = path.join(this.opts.releasesDir, entry.name);
+      const manifestFile = path.join(dir, "manifest.json");
+      if (!existsSync(manifestFile)) continue;
+      const parsed = parseManifest(readFileSync(manifestFile));
+      if ("problems" in parsed) continue;
+      // manifest.sig is the last file written before the folder got its name.
+      releases.push({ version: entry.name, manifest: parsed.manifest, dir, importedAt: statSync(path.join(dir, "manifest.sig")).mtime, installed: false });
+    }
+    return releases.sort((a, b) => semver.rcompare(a.version, b.version));
+  }
+
+  /** Every release, newest version first; the installed one is marked `installed`. */
+  list(): ReleaseInfo[] {
+    const installed: ReleaseInfo = { version: APP_VERSION, manifest: installedManifest(), dir: APP_ROOT, importedAt: null, installed: true };
+    return [...this.imported(), installed].sort((a, b) => semver.rcompare(a.version, b.version));
+  }
+
+  has(version: string): boolean {
+    return version === APP_VERSION || this.imported().some((r) => r.version === version);
+  }
+
+  /** How to run a release's plumctl; throws when it is neither installed nor imported. */
+  ref(version: string): ReleaseRef {
+    if (version === APP_VERSION) return currentRelease();
+    const release = this.find(version);
+    return { version, dir: release.dir, command: [process.execPath, path.join(release.dir, "bin", "plumctl.js")] };
+  }
+
+  manifest(version: string): BundleManifest {
+    return version === APP_VERSION ? installedManifest() : this.find(version).manifest;
+  }
+
+  /** Verify and unpack a bundle (see importBundle); throws BundleRejected naming the check that failed. */
+  import(file: string, opts: { currentVersion: string }): Promise<BundleManifest> {
+    return importBundle(file, {
+      releasesDir: this.opts.releasesDir,
+      vendorPublicKey: this.opts.vendorPublicKey,
+      currentVersion: opts.currentVersion,
+      isPresent: (v) => this.has(v),
+      freeBytes: this.opts.freeBytes ?? freeBytesOn,
+    });
+  }
+
+  /** Remove imported releases beyond the newest `keep`, sparing `protect` (running, staged, rollback target). Returns the versions removed. */
+  prune(protect: string[]): string[] {
+    this.sweepLeftovers();
+    const removed: string[] = [];
+    this.imported().forEach((release, index) => {
+      if (index < this.opts.keep || protect.includes(release.version)) return;
+      // Renamed first: a removal cut short leaves a dot-folder, never a half release under its version.
+      const doomed = path.join(this.opts.releasesDir, `.removing-${release.version}-${randomBytes(4).toString("hex")}`);
+      renameSync(release.dir, doomed);
+      rmSync(doomed, { recursive: true, force: true });
+      removed.push(release.version);
+    });
+    return removed;
+  }
+
+  /** Dot-folders of imports or removals cut short (a crash, a kill); an hour old, they are nobody's work in progress. */
+  private sweepLeftovers(): void {
+    if (!existsSync(this.opts.releasesDir)) return;
+    for (const name of readdirSync(this.opts.releasesDir)) {
+      if (!/^\.(import|partial|removing)-/.test(name)) continue;
+      const dir = path.join(this.opts.releasesDir, name);
+      if (name.startsWith(".removing-") || Date.now() - statSync(dir).mtimeMs > LEFTOVER_AGE_MS) rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  private find(version: string): ReleaseInfo {
+    const release = this.imported().find((r) => r.version === version);
+    if (!release) {
+      const known = this.list().map((r) => r.version).join(", ");
+      throw new PlumError(`release ${version} is not on this appliance (it has ${known})`, { hint: `import its bundle first: \`plumctl release import plum-${version}.tar\`` });
+    }
+    return release;
+  }
+}

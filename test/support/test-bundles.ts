@@ -1,0 +1,151 @@
+import { createHash, type KeyObject } from "node:crypto";
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { buildBundle, compileDist } from "../../appliance/releases/bundle-builder.ts";
+import { generateDevSigningKey, loadVendorSigningKey, sign } from "../../appliance/releases/bundle-signing.ts";
+import { runTool } from "../../appliance/releases/tool-process.ts";
+import { APP_ROOT } from "../../lib/paths.ts";
+
+/** What a release is built from: the sources, never node_modules, .plum or a stale dist. */
+const TREE = ["bin", "lib", "appliance", "backup", "server", "installer", "migrations", "web", "package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"];
+/** What tsc reads: a bundle whose patch leaves these alone reuses the compiled dist/. */
+const COMPILE_INPUTS = ["bin", "lib", "appliance", "backup", "server", "installer", "migrations", "tsconfig.json", "tsconfig.build.json"];
+
+const scratch: string[] = [];
+// mocha runs with --exit: temp folders go when the process does, whichever test made them.
+process.once("exit", () => scratch.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
+
+let distCache: string | undefined;
+
+/** sha256 over the relative paths and contents of the files under `names` (files or folders) of `root`. */
+function hashTree(root: string, names: string[]): string {
+  const hash = createHash("sha256");
+  const add = (rel: string) => {
+    const abs = path.join(root, rel);
+    if (!existsSync(abs)) return;
+    if (statSync(abs).isDirectory()) {
+      for (const name of readdirSync(abs).sort()) add(path.join(rel, name));
+    } else {
+      hash.update(rel).update("\0").update(readFileSync(abs)).update("\0");
+    }
+  };
+  names.forEach(add);
+  return hash.digest("hex");
+}
+
+/** A compiled dist/ of `tree`, compiled once per content (tsc takes ~10 s; the rest of a build ~2 s). */
+async function cachedDist(tree: string): Promise<string> {
+  distCache ??= tempDir("plum-test-dist-");
+  const entry = path.join(distCache, hashTree(tree, COMPILE_INPUTS));
+  if (!existsSync(path.join(entry, "dist"))) {
+    const building = `${entry}.building`;
+    rmSync(building, { recursive: true, force: true });
+    await compileDist(tree, path.join(building, "dist"));
+    renameSync(building, entry);
+  }
+  return path.join(entry, "dist");
+}
+
+export interface TestVendorKeys {
+  keyFile: string;
+  privateKey: KeyObject;
+  publicKeyPem: string;
+}
+
+let vendorKeys: TestVendorKeys | undefined;
+
+/** A vendor key pair for this test run (generated once, in a temp folder). */
+export function testVendorKeys(): TestVendorKeys {
+  if (!vendorKeys) {
+    const keyFile = path.join(tempDir("plum-test-vendor-key-"), "vendor.key");
+    const publicKeyPem = generateDevSigningKey(keyFile);
+    vendorKeys = { keyFile, privateKey: loadVendorSigningKey(keyFile), publicKeyPem };
+  }
+  return vendorKeys;
+}
+
+/**
+ * Build `plum-VERSION.tar` from a copy of this tree (node_modules linked, `patch` applied to the copy),
+ * signed by `key`, into `outDir`. Returns the bundle's path.
+ */
+export async function buildTestBundle(opts: { version: string; minimumVersion?: string; patch?: (treeDir: string) => void; key: KeyObject | string; outDir: string }): Promise<string> {
+  const tree = mkdtempSync(path.join(tmpdir(), "plum-test-tree-"));
+  try {
+    for (const name of TREE) cpSync(path.join(APP_ROOT, name), path.join(tree, name), { recursive: true });
+    symlinkSync(path.join(APP_ROOT, "node_modules"), path.join(tree, "node_modules"));
+    opts.patch?.(tree);
+    const built = await buildBundle({
+      version: opts.version,
+      minimumVersion: opts.minimumVersion,
+      outDir: opts.outDir,
+      signingKey: typeof opts.key === "string" ? loadVendorSigningKey(opts.key) : opts.key,
+      sourceDir: tree,
+      compiledDist: await cachedDist(tree),
+      compressionLevel: 1,
+    });
+    return built.file;
+  } finally {
+    rmSync(tree, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Copy a bundle to `outFile` with its members changed by `change` (given the folder they were extracted
+ * to), written back as a plain tar of whatever that folder then holds, in bundle order first.
+ */
+export async function rewriteBundle(file: string, outFile: string, change: (dir: string) => void | Promise<void>): Promise<string> {
+  const dir = mkdtempSync(path.join(tmpdir(), "plum-test-rewrite-"));
+  try {
+    await runTool(["tar", "-xf", file, "-C", dir], { what: "extracting a test bundle", timeoutMs: 60_000 });
+    await change(dir);
+    const order = ["manifest.json", "manifest.sig", "app.tgz"];
+    const members = [...order.filter((n) => existsSync(path.join(dir, n))), ...readdirSync(dir).filter((n) => !order.includes(n)).sort()];
+    mkdirSync(path.dirname(outFile), { recursive: true });
+    await runTool(["tar", "-cf", outFile, "-C", dir, ...members], { what: "writing a test bundle", timeoutMs: 60_000 });
+    return outFile;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Replace manifest.json (changed by `edit`) and sign it again with `key`, as a vendor would. */
+export function resignManifest(dir: string, key: KeyObject, edit: (manifest: Record<string, unknown>) => void): void {
+  const manifest = JSON.parse(readFileSync(path.join(dir, "manifest.json"), "utf8"));
+  edit(manifest);
+  const bytes = Buffer.from(JSON.stringify(manifest, null, 2) + "\n");
+  writeFileSync(path.join(dir, "manifest.json"), bytes);
+  writeFileSync(path.join(dir, "manifest.sig"), sign(bytes, key) + "\n");
+}
+
+/** A copy of a bundle with one byte in the middle of app.tgz flipped (same size, wrong sha256). */
+export function withFlippedAppByte(file: string, outFile: string): Promise<string> {
+  return rewriteBundle(file, outFile, (dir) => {
+    const app = path.join(dir, "app.tgz");
+    const bytes = readFileSync(app);
+    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    writeFileSync(app, bytes);
+  });
+}
+
+/** Every entry under `dir` with its type, size, mode and mtime: equal listings mean nothing was touched. */
+export function folderListing(dir: string): string[] {
+  if (!existsSync(dir)) return ["(absent)"];
+  const lines: string[] = [];
+  const walk = (rel: string) => {
+    for (const name of readdirSync(path.join(dir, rel)).sort()) {
+      const child = path.join(rel, name);
+      const st = lstatSync(path.join(dir, child));
+      lines.push(`${child} ${st.isDirectory() ? "d" : st.isSymbolicLink() ? "l" : "f"} ${st.size} ${st.mode.toString(8)} ${st.mtimeMs}`);
+      if (st.isDirectory()) walk(child);
+    }
+  };
+  walk("");
+  return lines;
+}
