@@ -32,9 +32,16 @@ import { writeAgentEndpoint } from "./control/control-client.ts";
 import { acquireAgentLock } from "./agent-lock.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { EdgeProxy } from "./proxy/edge-proxy.ts";
-import { currentRelease } from "./releases/current-release.ts";
+import { releaseCatalogueFor } from "./releases/release-catalogue.ts";
+import { ReleaseStore } from "./releases/release-store.ts";
 import { ProcessRuntime } from "./runtimes/process-runtime.ts";
-import type { InstanceInfo, RuntimeDriver } from "./runtimes/runtime.ts";
+import type { InstanceInfo, ReleaseRef, RuntimeDriver, Slot } from "./runtimes/runtime.ts";
+import type { ReleaseCatalogue, UpgradeHost } from "./upgrade/upgrade-host.ts";
+import { UpgradeJournal } from "./upgrade/upgrade-journal.ts";
+import { UpgradeManager } from "./upgrade/upgrade-manager.ts";
+import { scratchRestorer } from "../backup/restore/scratch-restorer.ts";
+import { Restic } from "../backup/restic/restic.ts";
+import type { BackupContext } from "../backup/backup-context.ts";
 
 const RESTARTS_ALLOWED = 5; // unexpected instance exits restarted within RESTART_WINDOW_MS before giving up
 const RESTART_WINDOW_MS = 5 * 60_000;
@@ -50,6 +57,9 @@ export class Agent {
   private readonly restarts: number[] = [];
   /** The ops console's Express app (served on the console port). */
   consoleApp!: Express;
+  upgrades!: UpgradeManager;
+  releases!: ReleaseStore;
+  catalogue!: ReleaseCatalogue;
 
   private constructor(
     readonly config: PlumConfig,
@@ -155,6 +165,9 @@ export class Agent {
       const pgInfo = { ...server, serverVersion };
       const agent = new Agent(config, log, pgInfo, embedded, sequelize, audit, runtime, proxy, consoleServer, lock, { proxy: `http://${proxyHost}:${proxyPort}`, console: consoleUrl }, firstAdmin, secrets.sessionKey, jobs);
       const operations = backupOperationsFor(backupCtx, { stopProduct: () => agent.stopProduction("a restore is in progress"), startProduct: () => agent.startProduction().then(() => undefined) });
+      agent.releases = new ReleaseStore({ releasesDir: layout.releasesDir, keep: config.releases.keep, vendorPublicKey: config.releases.vendorPublicKey });
+      agent.catalogue = releaseCatalogueFor(agent.releases, config);
+      agent.upgrades = new UpgradeManager(agent.upgradeHost(backupCtx, jobs, operations), new UpgradeJournal(sequelize));
       const scheduler = config.backup.scheduler ? agent.scheduleBackups(operations) : undefined;
       backupMetrics(registry, backupCtx);
       agent.consoleApp = createConsoleApp({
@@ -165,12 +178,16 @@ export class Agent {
         status: () => agent.status(),
         metrics: registry,
         backup: { ctx: backupCtx, jobs, operations, scheduler, controlToken: secrets.controlToken },
+        upgrades: { manager: agent.upgrades, releases: agent.releases, installed: APP_VERSION },
       });
       consoleServer.on("request", agent.consoleApp);
       cleanup.unshift(() => agent.stopInstances());
       agent.watch(registry);
       writeAgentEndpoint(layout.runDir, { pid: process.pid, consoleUrl: consoleUrl.replace("//0.0.0.0:", "//127.0.0.1:") });
+      cleanup.unshift(() => agent.upgrades.stop());
       await agent.startProduction();
+      const resumed = await agent.upgrades.resume();
+      if (resumed) log.warn({ resumed }, "an interrupted upgrade was found");
       return agent;
     } catch (err) {
       for (const step of cleanup) await step().catch(() => undefined);
@@ -178,10 +195,10 @@ export class Agent {
     }
   }
 
-  private instanceEnv(): Record<string, string> {
+  private instanceEnv(database = this.config.database.productDatabase): Record<string, string> {
     const settings: ProductSettings = { cookieSecure: this.config.http.cookieSecure, sessionHours: this.config.console.sessionHours, publicUrl: this.config.http.publicUrl, security: this.config.security };
     return {
-      PLUM_PRODUCT_DATABASE_URL: connectionUrl(this.pg, this.config.database.productDatabase),
+      PLUM_PRODUCT_DATABASE_URL: connectionUrl(this.pg, database),
       // The product's own key, derived from the appliance's: a product instance never holds the console's key.
       PLUM_PRODUCT_SESSION_KEY: createHmac("sha256", this.productKeySeed).update("plum-product-session").digest("hex"),
       PLUM_PRODUCT_SETTINGS: JSON.stringify(settings),
@@ -189,23 +206,66 @@ export class Agent {
     };
   }
 
-  /** Start the production instance, wait until it is ready (deadline), then give it the traffic. */
-  async startProduction(): Promise<InstanceInfo> {
-    const instance = await this.runtime.start({ slot: "production", release: currentRelease(), env: this.instanceEnv() });
+  /** The release production runs: the upgrade journal's pointer, or the installed release before any upgrade. */
+  async productionRelease(): Promise<ReleaseRef> {
+    return this.catalogue.ref(await this.upgrades.productionVersion(APP_VERSION));
+  }
+
+  /** Start a release in a slot against a database, wait until it is ready (deadline), stop it again if it never is. */
+  async startReady(slot: Slot, release: ReleaseRef, database: string): Promise<InstanceInfo> {
+    const instance = await this.runtime.start({ slot, release, env: this.instanceEnv(database) });
     try {
       await waitFor(`instance ${instance.id} to become ready`, async () => {
         const h = await this.runtime.health(instance.id);
         if (!h.ready) throw new Error(h.detail);
         return true;
-      }, { timeoutMs: this.config.instances.healthTimeoutSeconds * 1000 });
+      }, { timeoutMs: this.config.instances.healthTimeoutSeconds * 1000, firstDelayMs: 25, maxDelayMs: 250 });
     } catch (err) {
       await this.runtime.stop(instance.id);
       await this.audit.append({ actor: "agent", action: "instance.start", target: instance.id, outcome: "failure", detail: { error: (err as Error).message } });
       throw err;
     }
-    this.proxy.switchTo({ id: instance.id, version: instance.version, url: instance.url });
-    await this.audit.append({ actor: "agent", action: "instance.start", target: instance.id, detail: { pid: instance.pid, url: instance.url } });
+    await this.audit.append({ actor: "agent", action: "instance.start", target: instance.id, detail: { pid: instance.pid, url: instance.url, database } });
     return instance;
+  }
+
+  /** Start the production instance of the production release, wait until it is ready, then give it the traffic. */
+  async startProduction(): Promise<InstanceInfo> {
+    const instance = await this.startReady("production", await this.productionRelease(), this.config.database.productDatabase);
+    this.proxy.switchTo({ id: instance.id, version: instance.version, url: instance.url });
+    return instance;
+  }
+
+  /** What the upgrade manager drives: this agent's runtime, proxy, databases and backup agent. */
+  private upgradeHost(backupCtx: BackupContext, jobs: BackupJobs, operations: BackupOperations): UpgradeHost {
+    const runJob = async (request: JobRequest, actor: string) => {
+      const job = await this.backupJobs.done(startJob(jobs, operations, request, actor).id);
+      if (job.status !== "succeeded") throw new Error(`${job.label} failed: ${job.error ?? "see the Backups page"}`);
+      return job.result;
+    };
+    return {
+      config: this.config,
+      log: this.log,
+      audit: this.audit,
+      runtime: this.runtime,
+      proxy: this.proxy,
+      pg: this.pg,
+      releases: this.catalogue,
+      startReady: (slot, release, database) => this.startReady(slot, release, database),
+      snapshot: async (actor) => {
+        const set = (await runJob({ kind: "backup", setKind: "pre-upgrade" }, actor)) as { id: string; startedAt: Date };
+        return { setId: set.id, takenAt: set.startedAt };
+      },
+      restoreInto: async (setId, database) => {
+        const set = await backupCtx.sets.findByPk(setId);
+        if (!set) throw new Error(`backup set ${setId} is not in the catalogue`);
+        const restored = await scratchRestorer({ ctx: backupCtx, restic: new Restic({ log: this.log }), set, repo: backupCtx.repos.primary, target: { database } });
+        return { checks: restored.checks.length, failed: restored.checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail ?? ""}`) };
+      },
+      restoreProduction: async (setId, actor) => {
+        await runJob({ kind: "restore", setId, db: true, files: false, from: "primary" }, actor);
+      },
+    };
   }
 
   /** Keep health gauges current; restart a production instance that died, a bounded number of times. */
@@ -267,6 +327,7 @@ export class Agent {
     this.stopping ??= (async () => {
       clearInterval(this.healthTimer);
       this.scheduler?.stop();
+      await this.upgrades?.stop();
       this.log.info({ reason }, "agent stopping");
       this.consoleServer.closeIdleConnections();
       await withDeadline("console to close", 10_000, new Promise((r) => this.consoleServer.close(r))).catch(() => this.consoleServer.closeAllConnections());

@@ -4,6 +4,8 @@ import { registerBackupCommands } from "../backup/backup-commands.ts";
 import { registerInstallerCommands } from "../installer/commands.ts";
 import { registerServerCommands } from "../server/commands.ts";
 import { registerEvidenceCommands } from "../backup/evidence/evidence-commands.ts";
+import { registerReleaseCommands } from "../appliance/releases/release-commands.ts";
+import { registerUpgradeCommands } from "../appliance/upgrade/upgrade-commands.ts";
 import { APP_VERSION } from "../lib/version.ts";
 import { describeError } from "../lib/errors.ts";
 
@@ -19,6 +21,8 @@ registerServerCommands(program);
 registerBackupCommands(program);
 registerInstallerCommands(program);
 registerEvidenceCommands(program);
+registerReleaseCommands(program);
+registerUpgradeCommands(program);
 
 try {
   await program.parseAsync(process.argv);

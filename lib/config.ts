@@ -78,6 +78,26 @@ const schema = z.strictObject({
       drillMaxAgeDays: z.number().positive().default(8),
     })
     .prefault({}),
+  releases: z
+    .strictObject({
+      /** The vendor's ed25519 public key (PEM, or the 32-byte key in base64): only bundles it signed are imported. */
+      vendorPublicKey: z.string().min(1).optional(),
+      keep: z.number().int().min(1).max(20).default(3),
+    })
+    .prefault({}),
+  upgrades: z
+    .strictObject({
+      /** What `plumctl upgrade start` may do after validation: a stricter setting refuses a looser request. */
+      promotion: z.enum(["now", "window", "approval"]).default("approval"),
+      window: z.strictObject({ cron: cron.default("0 2 * * *"), minutes: z.number().int().min(5).max(24 * 60).default(120) }).prefault({}),
+      soakSeconds: z.number().int().min(0).max(24 * 3600).default(300),
+      maxErrorRatio: z.number().min(0).max(1).default(0.02),
+      maxP99Ms: z.number().int().positive().default(2000),
+      minSoakRequests: z.number().int().min(1).default(20),
+      unhealthyChecks: z.number().int().min(1).max(100).default(3),
+      autoRestore: z.boolean().default(false),
+    })
+    .prefault({}),
   log: z
     .strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") })
     .prefault({}),
@@ -105,6 +125,17 @@ const HINTS: Record<string, string> = {
   "security.loginWindowSeconds": "the window for counting failed sign-ins, e.g. 60",
   "security.lockoutSeconds": "how long a locked account waits, e.g. 300",
   "security.loginRateLimitPerMinute": "sign-in attempts allowed per minute from one address, whatever the account, e.g. 30",
+  "releases.vendorPublicKey": "the vendor's ed25519 public key as PEM (-----BEGIN PUBLIC KEY-----…) or the 32-byte key in base64, from the vendor's release notes (env PLUM_VENDOR_PUBLIC_KEY)",
+  "releases.keep": "how many imported releases to keep for manual rollback, from 1 to 20, e.g. 3",
+  "upgrades.promotion": "one of now (promote right after validation), window (only in the maintenance window), approval (only after an admin approves); `plumctl upgrade start` may ask for stricter, never looser",
+  "upgrades.window.cron": "a cron expression (5 fields, UTC) for when the maintenance window opens, e.g. \"0 2 * * *\"",
+  "upgrades.window.minutes": "how long the maintenance window stays open, in minutes, e.g. 120",
+  "upgrades.soakSeconds": "seconds a promoted release is watched before the old one is stopped, e.g. 300 (0: no soak)",
+  "upgrades.maxErrorRatio": "the share of 5xx answers during the soak that rolls back, from 0 to 1, e.g. 0.02",
+  "upgrades.maxP99Ms": "the p99 latency in milliseconds during the soak that rolls back, e.g. 2000",
+  "upgrades.minSoakRequests": "requests seen before the 5xx ratio and p99 are judged, e.g. 20",
+  "upgrades.unhealthyChecks": "failed health checks in a row (1 a second) during the soak that roll back, e.g. 3",
+  "upgrades.autoRestore": "true or false: true lets an automatic rollback restore the pre-upgrade snapshot without an admin's confirmation",
   "log.level": "one of fatal, error, warn, info, debug, trace (env PLUM_LOG_LEVEL)",
   "backup.primary": "the primary restic repository: a path or any restic repository URL (default PLUM_HOME/backups/primary; env PLUM_BACKUP_PRIMARY)",
   "backup.secondary": "the second-site restic repository, e.g. /mnt/site-b/plum or sftp:backup@site-b:/srv/plum (env PLUM_BACKUP_SECONDARY)",
@@ -136,6 +167,9 @@ const ENV: Array<{ name: string; path: string[]; type: "int" | "string" | "bool"
   { name: "PLUM_OPS_DATABASE", path: ["database", "opsDatabase"], type: "string" },
   { name: "PLUM_PG_PORT", path: ["database", "embedded", "port"], type: "int" },
   { name: "PLUM_HEALTH_TIMEOUT_SECONDS", path: ["instances", "healthTimeoutSeconds"], type: "int" },
+  { name: "PLUM_VENDOR_PUBLIC_KEY", path: ["releases", "vendorPublicKey"], type: "string" },
+  { name: "PLUM_UPGRADE_PROMOTION", path: ["upgrades", "promotion"], type: "string" },
+  { name: "PLUM_UPGRADE_SOAK_SECONDS", path: ["upgrades", "soakSeconds"], type: "int" },
   { name: "PLUM_LOG_LEVEL", path: ["log", "level"], type: "string" },
   { name: "PLUM_BACKUP_PRIMARY", path: ["backup", "primary"], type: "string" },
   { name: "PLUM_BACKUP_SECONDARY", path: ["backup", "secondary"], type: "string" },
@@ -250,6 +284,23 @@ backup:
   rtoMinutes: 60
   offsiteMaxAgeHours: 24
   drillMaxAgeDays: 8
+releases:
+  # vendorPublicKey: |            # the vendor's ed25519 public key (PEM); only bundles it signed are imported
+  #   -----BEGIN PUBLIC KEY-----
+  #   ...
+  #   -----END PUBLIC KEY-----
+  keep: 3                         # imported releases kept for manual rollback
+upgrades:
+  promotion: approval             # now | window | approval: the least an upgrade must wait for after validation
+  window:
+    cron: "0 2 * * *"             # maintenance window opens (UTC)
+    minutes: 120
+  soakSeconds: 300                # a promoted release is watched this long; a breach rolls back
+  maxErrorRatio: 0.02             # share of 5xx answers
+  maxP99Ms: 2000
+  minSoakRequests: 20
+  unhealthyChecks: 3              # failed health checks in a row
+  autoRestore: false              # a rollback that needs the pre-upgrade snapshot waits for an admin
 log:
   level: info
 `;

@@ -1,7 +1,11 @@
 import type { Command } from "commander";
-import { openProductDatabase } from "../appliance/ops-database.ts";
+import { openProductDatabase, reachableServer } from "../appliance/ops-database.ts";
+import { clientConfig } from "./db/database.ts";
 import { loadConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
+import pg from "pg";
+import { PRODUCT_MIGRATIONS_DIR } from "../lib/version.ts";
+import { appliedSchemaVersion, migrate, MIGRATIONS_TABLE } from "./db/migrate.ts";
 import { openSequelize } from "./db/sequelize.ts";
 import { demoDataLoader } from "./product/demo/demo-data.ts";
 import { serveProduct } from "./product/serve.ts";
@@ -59,6 +63,39 @@ export function registerServerCommands(program: Command): void {
       } finally {
         await sequelize.close();
       }
+    });
+
+  program
+    .command("migrate")
+    .description("apply this release's product migrations (or undo them down to --to NAME); prints JSON: what ran, the schema version, seconds. Used by the agent on staging and production")
+    .option("--to <migration>", "undo the migrations applied after this one (this release's down migrations)")
+    .action(async (opts: { to?: string }) => {
+      const databaseUrl = process.env.PLUM_MIGRATE_DATABASE_URL;
+      const config = databaseUrl ? undefined : loadConfig();
+      const connection = databaseUrl ? fromUrl(databaseUrl) : clientConfig(await reachableServer(config!), config!.database.productDatabase);
+      const started = Date.now();
+      let ran: string[] = [];
+      if (opts.to) {
+        const client = new pg.Client(connection);
+        await client.connect();
+        let count: number;
+        try {
+          const { rows } = await client.query<{ name: string }>(`select name from ${MIGRATIONS_TABLE} order by run_on, id`);
+          const names = rows.map((r) => r.name);
+          const at = names.indexOf(opts.to);
+          if (at < 0) throw new PlumError(`migration ${opts.to} is not applied to database "${connection.database}"`, { hint: `applied: ${names.join(", ") || "none"}` });
+          count = names.length - 1 - at;
+        } finally {
+          await client.end();
+        }
+        if (count > 0) ran = await migrate({ clientConfig: connection, dir: PRODUCT_MIGRATIONS_DIR, direction: "down", count });
+      } else {
+        ran = await migrate({ clientConfig: connection, dir: PRODUCT_MIGRATIONS_DIR });
+      }
+      const client = new pg.Client(connection);
+      await client.connect();
+      const schemaVersion = await appliedSchemaVersion(client).finally(() => client.end());
+      process.stdout.write(JSON.stringify({ direction: opts.to ? "down" : "up", ran, schemaVersion, seconds: (Date.now() - started) / 1000 }) + "\n");
     });
 
   program

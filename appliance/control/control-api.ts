@@ -4,6 +4,7 @@ import type { BackupJobs } from "../../backup/backup-jobs.ts";
 import type { BackupOperations } from "../../backup/backup-operations.ts";
 import { jobRequestSchema, startJob } from "../../backup/backup-requests.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
+import { upgradeControl, type ConsoleUpgrades } from "./upgrade-control.ts";
 
 /** The actor `plumctl` acts as through the control API (whoever holds the host's control token). */
 export const CONTROL_ACTOR = "cli";
@@ -20,7 +21,7 @@ function authorised(req: Request, token: string): boolean {
  * them. Authenticated by the control token in PLUM_HOME/secrets (0600): holding it means being root here.
  * Answers are NDJSON: the job, its progress lines, then the finished job.
  */
-export function controlApi(deps: { token: string; jobs: BackupJobs; operations: BackupOperations; audit: AuditLog }): Router {
+export function controlApi(deps: { token: string; jobs: BackupJobs; operations: BackupOperations; audit: AuditLog; upgrades?: ConsoleUpgrades }): Router {
   const router = express.Router();
   router.use(express.json({ limit: "16kb" }));
   router.use((req: Request, res: Response, next: NextFunction) => {
@@ -46,6 +47,7 @@ export function controlApi(deps: { token: string; jobs: BackupJobs; operations: 
   router.get("/jobs", (_req, res) => {
     res.json(deps.jobs.list());
   });
+  if (deps.upgrades) router.use(upgradeControl(deps.upgrades, CONTROL_ACTOR));
   // Marked for route listings: a machine API (bearer token), not a page of the signed-in console.
   return Object.assign(router, { machineApi: true });
 }

@@ -47,3 +47,18 @@ export async function runJobViaAgent(endpoint: AgentEndpoint, token: string, req
   if (!finished) throw new PlumError("the agent stopped answering before the job finished", { hint: "see the job on the console's Backups page, and the agent log" });
   return finished;
 }
+
+/** One call to the control API of this PLUM_HOME's running agent; its JSON answer, or a PlumError with the agent's reason. */
+export async function callAgent<T>(runDir: string, token: string, method: "GET" | "POST", route: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
+  const endpoint = runningAgent(runDir);
+  if (!endpoint) throw new PlumError("the agent is not running", { hint: "start it first (`npm start`, or the plum service)" });
+  const res = await fetch(new URL(`/control${route}`, endpoint.consoleUrl), {
+    method,
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const answer = (await res.json().catch(() => ({}))) as T & { error?: string; hint?: string };
+  if (!res.ok) throw new PlumError(answer.error ?? `the agent answered ${res.status}`, { hint: answer.hint });
+  return answer;
+}

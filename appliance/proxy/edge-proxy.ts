@@ -5,6 +5,9 @@ import type { Logger } from "../../lib/logger.ts";
 import { waitFor } from "../../lib/wait.ts";
 import { requestIdOf } from "../../server/shared/request-logging.ts";
 
+/** Told of every answer the proxy gives: which version answered, the status, and the latency. */
+export type AnswerListener = (answer: { version: string; status: number; seconds: number }) => void;
+
 /** An instance the proxy can send traffic to. */
 export interface Upstream {
   id: string;
@@ -48,10 +51,17 @@ export class EdgeProxy {
   private server?: http.Server;
   private readonly requests: Counter<"status" | "version">;
   private readonly latency: Histogram<"version">;
+  private readonly answerListeners = new Set<AnswerListener>();
 
   constructor(private readonly opts: { log: Logger; registry: Registry }) {
     this.requests = new Counter({ name: "plum_proxy_requests_total", help: "Requests answered by the edge proxy, by status and instance version", labelNames: ["status", "version"], registers: [opts.registry] });
     this.latency = new Histogram({ name: "plum_proxy_request_duration_seconds", help: "Latency seen by the edge proxy", labelNames: ["version"], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [opts.registry] });
+  }
+
+  /** Follow the answers (the upgrade soak judges a new version by them); returns the unsubscribe. */
+  onAnswer(listener: AnswerListener): () => void {
+    this.answerListeners.add(listener);
+    return () => this.answerListeners.delete(listener);
   }
 
   get current(): Upstream | undefined {
@@ -105,8 +115,10 @@ export class EdgeProxy {
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(req);
     const done = (status: number, version: string) => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.requests.inc({ status: String(status), version });
-      this.latency.observe({ version }, Number(process.hrtime.bigint() - started) / 1e9);
+      this.latency.observe({ version }, seconds);
+      for (const listener of this.answerListeners) listener({ version, status, seconds });
     };
     if (!target) {
       res.writeHead(503, { "content-type": "application/json", "retry-after": "5", "x-request-id": requestId });
@@ -131,30 +143,42 @@ export class EdgeProxy {
     headers["x-forwarded-for"] = req.headers["x-forwarded-for"] ? `${req.headers["x-forwarded-for"]}, ${remote}` : remote;
     headers["x-forwarded-proto"] = (req.socket as { encrypted?: boolean }).encrypted ? "https" : "http";
     if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
-    const upstreamReq = http.request({ host: target.host, port: target.port, method: req.method, path: req.url, headers, agent: target.agent });
-    upstreamReq.on("response", (upstreamRes) => {
-      const status = upstreamRes.statusCode ?? 502;
-      res.writeHead(status, upstreamRes.statusMessage, forwardable(upstreamRes.headers));
-      upstreamRes.pipe(res);
-      upstreamRes.on("end", () => done(status, target.version));
-      upstreamRes.on("error", () => res.destroy());
-    });
-    upstreamReq.on("error", (err) => {
-      this.opts.log.warn({ err: err.message, upstream: target.id, requestId }, "upstream request failed");
-      if (!res.headersSent) {
-        res.writeHead(502, { "content-type": "application/json", "x-request-id": requestId });
-        res.end(JSON.stringify({ error: "the product instance did not answer", requestId }));
-        done(502, target.version);
-      } else {
-        res.destroy();
-      }
-      finish();
-    });
+    // A kept-alive socket the instance closed just as we reused it fails with ECONNRESET before the instance
+    // saw the request; a request without a body is then sent once more on a fresh socket (Node's advice).
+    const replayable = (req.method === "GET" || req.method === "HEAD") && !req.headers["content-length"] && !req.headers["transfer-encoding"];
+    const send = (attempt: number): http.ClientRequest => {
+      const upstreamReq = http.request({ host: target.host, port: target.port, method: req.method, path: req.url, headers, agent: target.agent });
+      upstreamReq.on("response", (upstreamRes) => {
+        const status = upstreamRes.statusCode ?? 502;
+        res.writeHead(status, upstreamRes.statusMessage, forwardable(upstreamRes.headers));
+        upstreamRes.pipe(res);
+        upstreamRes.on("end", () => done(status, target.version));
+        upstreamRes.on("error", () => res.destroy());
+      });
+      upstreamReq.on("error", (err: NodeJS.ErrnoException) => {
+        if (replayable && attempt === 1 && upstreamReq.reusedSocket && err.code === "ECONNRESET" && !res.headersSent && !res.destroyed) {
+          current = send(2);
+          return;
+        }
+        this.opts.log.warn({ err: err.message, upstream: target.id, requestId }, "upstream request failed");
+        if (!res.headersSent) {
+          res.writeHead(502, { "content-type": "application/json", "x-request-id": requestId });
+          res.end(JSON.stringify({ error: "the product instance did not answer", requestId }));
+          done(502, target.version);
+        } else {
+          res.destroy();
+        }
+        finish();
+      });
+      if (attempt > 1) upstreamReq.end();
+      return upstreamReq;
+    };
+    let current = send(1);
     res.on("close", () => {
-      if (!res.writableFinished) upstreamReq.destroy(); // client went away: stop the upstream work too
+      if (!res.writableFinished) current.destroy(); // client went away: stop the upstream work too
       finish();
     });
-    req.pipe(upstreamReq);
+    req.pipe(current);
   }
 
   async listen(port: number, host: string): Promise<number> {

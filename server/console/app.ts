@@ -14,6 +14,8 @@ import { csrfProtection, OPS_COOKIES, requireSignedIn, sessionLoader, signedIn }
 import { sessionRoutes } from "../shared/auth/session-routes.ts";
 import { can } from "./policies.ts";
 import { controlApi } from "../../appliance/control/control-api.ts";
+import type { ConsoleUpgrades } from "../../appliance/control/upgrade-control.ts";
+import type { ReleaseStore } from "../../appliance/releases/release-store.ts";
 import { auditRoutes } from "./routes/audit-routes.ts";
 import { backupRoutes, type ConsoleBackup } from "./routes/backup-routes.ts";
 import { dashboardRoutes } from "./routes/dashboard-routes.ts";
@@ -30,6 +32,8 @@ export interface ConsoleAppDeps {
   metrics: Registry;
   /** The backup agent (pages for backups, restores, drills) and its control API for plumctl. */
   backup?: ConsoleBackup & { controlToken: string };
+  /** The upgrade manager and the releases (pages Releases, Upgrade, History; control API for plumctl). */
+  upgrades?: ConsoleUpgrades & { releases: ReleaseStore };
 }
 
 /** The ops console (admins, operators, auditors) and the agent's /metrics. */
@@ -50,7 +54,7 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
     res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
 
-  if (deps.backup) app.use("/control", controlApi({ token: deps.backup.controlToken, jobs: deps.backup.jobs, operations: deps.backup.operations, audit: deps.ctx.audit }));
+  if (deps.backup) app.use("/control", controlApi({ token: deps.backup.controlToken, jobs: deps.backup.jobs, operations: deps.backup.operations, audit: deps.ctx.audit, upgrades: deps.upgrades }));
 
   app.use(express.urlencoded({ extended: false, limit: "64kb" }));
   app.use(cookieParser());

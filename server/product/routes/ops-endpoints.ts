@@ -27,15 +27,18 @@ export function opsEndpoints(app: Express, deps: { sequelize: Sequelize; slot: s
     res.json({ status: "ok", uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) });
   });
 
+  // Ready when this build's newest migration is applied. A newer schema (a release being promoted or soaking
+  // on it) still counts: migrations only expand, so the previous release keeps serving on it.
   app.get("/readyz", async (_req, res) => {
     try {
-      const [rows] = await deps.sequelize.query(`select name from ${MIGRATIONS_TABLE} order by run_on desc, id desc limit 1`);
-      const applied = (rows as Array<{ name: string }>)[0]?.name ?? "none";
-      if (applied !== expectedSchema) {
+      const [rows] = await deps.sequelize.query(`select name from ${MIGRATIONS_TABLE} order by run_on desc, id desc`);
+      const names = (rows as Array<{ name: string }>).map((r) => r.name);
+      const applied = names[0] ?? "none";
+      if (!names.includes(expectedSchema)) {
         res.status(503).json({ status: "schema-mismatch", expected: expectedSchema, applied });
         return;
       }
-      res.json({ status: "ready", schemaVersion: applied });
+      res.json({ status: "ready", schemaVersion: applied, ...(applied !== expectedSchema ? { expected: expectedSchema, schemaAhead: true } : {}) });
     } catch (err) {
       res.status(503).json({ status: "database-unreachable", error: (err as Error).message });
     }

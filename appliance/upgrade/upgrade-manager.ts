@@ -1,0 +1,370 @@
+import { CronExpressionParser } from "cron-parser";
+import semver from "semver";
+import { PlumError } from "../../lib/errors.ts";
+import { sleep } from "../../lib/wait.ts";
+import type { UpgradeHost } from "./upgrade-host.ts";
+import { STEPS, type Promotion, type Step, type Upgrade, type UpgradeJournal, type UpgradeReport } from "./upgrade-journal.ts";
+import { completeStep, downMigrate, ensureWarm, promoteStep, snapshotStep, stageStep, teardownStaging, trafficBack, validateStep, verifyStep } from "./upgrade-steps.ts";
+import { watchSoak } from "./soak-watch.ts";
+
+const PROMOTION_RANK: Record<Promotion, number> = { now: 0, window: 1, approval: 2 };
+const BEFORE_PROMOTE: Step[] = ["verify", "snapshot", "stage", "validate"];
+
+/** Whether the maintenance window (opens at each cron time, stays open `minutes`) is open at `now`. */
+export function windowOpen(cron: string, minutes: number, now = new Date()): boolean {
+  const opened = CronExpressionParser.parse(cron, { tz: "UTC", currentDate: new Date(now.getTime() + 1000) }).prev().toDate();
+  return now.getTime() - opened.getTime() < minutes * 60_000;
+}
+
+/**
+ * The upgrade state machine: verify → snapshot → stage → validate → (wait for promotion) → promote → soak →
+ * complete, with rollback from promote or soak. Every step is journaled (started, then done/failed/undone) in
+ * plum_ops and written to the audit log, so a restarted agent resumes (promote, soak, rollback, complete) or
+ * undoes (anything before promote) an interrupted upgrade.
+ */
+export class UpgradeManager {
+  private driving?: Promise<void>;
+  private abortRequested = false;
+  private stopped = false;
+  private soak?: { stop(): void };
+
+  constructor(
+    private readonly host: UpgradeHost,
+    readonly journal: UpgradeJournal,
+  ) {}
+
+  /** The version production runs: the pointer in plum_ops, or the installed release on an appliance never upgraded. */
+  async productionVersion(installed: string): Promise<string> {
+    return (await this.journal.productionVersion()) ?? installed;
+  }
+
+  async start(input: { version: string; promotion?: Promotion; actor: string; installed: string }): Promise<Upgrade> {
+    const configured = this.host.config.upgrades.promotion;
+    const promotion = input.promotion ?? configured;
+    if (PROMOTION_RANK[promotion] < PROMOTION_RANK[configured]) {
+      throw new PlumError(`promotion "${promotion}" is not allowed here: upgrades.promotion in plum.yaml requires "${configured}"`, { hint: configured === "approval" ? "start it with --approve, then have an admin approve it" : "start it with --window (or --approve)" });
+    }
+    const from = await this.productionVersion(input.installed);
+    this.host.releases.ref(input.version); // throws with a hint when the release was not imported
+    if (!semver.gt(input.version, from)) throw new PlumError(`${input.version} is not newer than ${from}, which serves production`, { hint: "to go back to an older release use `plumctl rollback --to VERSION`" });
+    const u = await this.journal.create({ kind: "upgrade", fromVersion: from, toVersion: input.version, promotion, requestedBy: input.actor });
+    await this.host.audit.append({ actor: input.actor, action: "upgrade.start", target: `upgrade:${u.id}`, detail: { from, to: input.version, promotion } });
+    this.abortRequested = false;
+    this.drive(u.id);
+    return u;
+  }
+
+  /** Go back to a retained release: the upgrade being soaked, or (with none) the previous release or `to`. */
+  async rollback(input: { to?: string; actor: string; installed: string }): Promise<Upgrade> {
+    const active = await this.journal.active();
+    if (active) {
+      if (active.kind === "upgrade" && (active.step === "soak" || active.step === "promote") && active.status !== "waiting") {
+        await this.beginRollback(active, `manual rollback by ${input.actor}`, input.actor);
+        return (await this.journal.get(active.id))!;
+      }
+      throw new PlumError(`upgrade ${active.id} is ${active.status} at ${active.step}: nothing to roll back to yet`, { hint: active.status === "waiting" || BEFORE_PROMOTE.includes(active.step) ? "abort it instead: `plumctl upgrade abort`" : "wait for it to finish" });
+    }
+    const from = await this.productionVersion(input.installed);
+    const to = input.to ?? (await this.journal.history(100)).find((u) => u.status === "completed" && u.toVersion === from)?.fromVersion;
+    if (!to) throw new PlumError(`there is no earlier release to roll back to from ${from}`, { hint: "name one with --to VERSION (see `plumctl release list`)" });
+    if (to === from) throw new PlumError(`${to} already serves production`);
+    this.host.releases.ref(to);
+    const u = await this.journal.create({ kind: "rollback", fromVersion: from, toVersion: to, promotion: "now", requestedBy: input.actor, step: "snapshot" });
+    await this.host.audit.append({ actor: input.actor, action: "rollback.start", target: `upgrade:${u.id}`, detail: { from, to } });
+    this.drive(u.id);
+    return u;
+  }
+
+  async approve(actor: string): Promise<Upgrade> {
+    const u = await this.journal.active();
+    if (!u || u.kind !== "upgrade" || BEFORE_PROMOTE.concat("promote").indexOf(u.step) < 0 || u.status === "soaking") throw new PlumError("there is no upgrade waiting for approval", { hint: "see `plumctl upgrade status`" });
+    const updated = await this.journal.update(u.id, { approvedBy: actor, approvedAt: new Date() });
+    await this.journal.note(u.id, u.step, "note", { approvedBy: actor });
+    await this.host.audit.append({ actor, action: "upgrade.approve", target: `upgrade:${u.id}` });
+    return updated;
+  }
+
+  /** Stop an upgrade before promotion: staging torn down, production untouched. */
+  async abort(actor: string): Promise<Upgrade> {
+    const u = await this.journal.active();
+    if (!u || !(u.status === "waiting" || BEFORE_PROMOTE.includes(u.step))) throw new PlumError(u ? `upgrade ${u.id} is past validation (${u.step}): roll it back instead` : "there is no upgrade to abort", { hint: u ? "`plumctl rollback`" : undefined });
+    this.abortRequested = true;
+    await this.host.audit.append({ actor, action: "upgrade.abort", target: `upgrade:${u.id}` });
+    if (!this.driving) await this.finishAborted(u, `aborted by ${actor}`);
+    else await this.driving;
+    return (await this.journal.get(u.id))!;
+  }
+
+  /** An admin accepts losing the write window: the pre-upgrade snapshot is restored over production. */
+  async confirmRestore(actor: string): Promise<Upgrade> {
+    const u = await this.journal.active();
+    if (!u || u.status !== "restore-pending") throw new PlumError("no rollback is waiting for a restore confirmation");
+    await this.journal.update(u.id, { status: "rolling-back", report: { ...u.report, rollback: { reason: "rollback", by: "agent", ...u.report.rollback, restoreConfirmedBy: actor } } });
+    await this.host.audit.append({ actor, action: "upgrade.restore-confirmed", target: `upgrade:${u.id}`, detail: { writeWindow: u.report.rollback?.writeWindow } });
+    this.drive(u.id);
+    return (await this.journal.get(u.id))!;
+  }
+
+  /** After an agent restart: undo what was before promotion, resume the rest. Production already serves the pointer's release. */
+  async resume(): Promise<string | undefined> {
+    const u = await this.journal.active();
+    if (!u) return undefined;
+    if (u.status === "running" && BEFORE_PROMOTE.includes(u.step)) {
+      await this.finishAborted(u, `interrupted by an agent restart during ${u.step}: undone, production untouched; start it again when ready`);
+      return `upgrade ${u.id} undone (it was at ${u.step})`;
+    }
+    if (u.status === "restore-pending") return `upgrade ${u.id} waits for a restore confirmation`;
+    this.drive(u.id);
+    return `upgrade ${u.id} resumed at ${u.step}`;
+  }
+
+  /** Agent stopping: leave the journal as it is (a restart resumes), end the loops. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.soak?.stop();
+    await this.driving?.catch(() => undefined);
+  }
+
+  /** Resolves when the current drive ends (tests and the CLI's follow mode). */
+  idle(): Promise<void> {
+    return this.driving ?? Promise.resolve();
+  }
+
+  private drive(id: number): void {
+    if (this.driving) return;
+    this.driving = this.loop(id)
+      .catch((err) => this.host.log.error({ err, upgrade: id }, "upgrade driver stopped with an error"))
+      .finally(() => (this.driving = undefined));
+  }
+
+  private async loop(id: number): Promise<void> {
+    while (!this.stopped) {
+      const u = (await this.journal.get(id))!;
+      if (u.finishedAt || u.status === "restore-pending") return;
+      if (u.status === "rolling-back") await this.runRollback(u);
+      else if (BEFORE_PROMOTE.includes(u.step)) await this.runBeforePromote(u);
+      else if (u.step === "promote") await this.runPromote(u);
+      else if (u.step === "soak") await this.runSoak(u);
+      else if (u.step === "complete") await this.runComplete(u);
+      else if (u.step === "rollback") await this.runRollback(u);
+    }
+  }
+
+  /** Journal + audit around one step; the test hook PLUM_UPGRADE_KILL_AT=<step> kills the agent right after "started". */
+  private async phase<T>(u: Upgrade, step: Step, work: (report: UpgradeReport) => Promise<T>): Promise<T> {
+    const report: UpgradeReport = { ...u.report, steps: { ...u.report.steps, [step]: { startedAt: new Date().toISOString() } } };
+    await this.journal.update(u.id, { step, report });
+    await this.journal.note(u.id, step, "started");
+    await this.host.audit.append({ actor: "agent", action: `upgrade.${step}`, target: `upgrade:${u.id}`, detail: { phase: "started", from: u.fromVersion, to: u.toVersion } });
+    if (process.env.PLUM_UPGRADE_KILL_AT === step) process.kill(process.pid, "SIGKILL");
+    const started = Date.now();
+    const finish = async (outcome: "done" | "failed", detail: unknown) => {
+      report.steps[step] = { ...report.steps[step], finishedAt: new Date().toISOString(), seconds: (Date.now() - started) / 1000, outcome, detail };
+      // A rollback asked for meanwhile (console, CLI) wrote its reason: keep it.
+      const latest = (await this.journal.get(u.id))!.report;
+      if (latest.rollback && !report.rollback) report.rollback = latest.rollback;
+      await this.journal.update(u.id, { report });
+      u.report = report;
+      await this.journal.note(u.id, step, outcome, { detail: detail ?? null });
+      await this.host.audit.append({ actor: "agent", action: `upgrade.${step}`, target: `upgrade:${u.id}`, outcome: outcome === "done" ? "success" : "failure", detail: { phase: outcome } });
+    };
+    try {
+      const result = await work(report);
+      await finish("done", result);
+      return result;
+    } catch (err) {
+      await finish("failed", { error: (err as Error).message });
+      throw err;
+    }
+  }
+
+  private async runBeforePromote(u: Upgrade): Promise<void> {
+    try {
+      const steps = u.kind === "rollback" ? ["snapshot" as const] : BEFORE_PROMOTE.slice(BEFORE_PROMOTE.indexOf(u.step));
+      for (const step of steps) {
+        if (this.abortRequested) return this.finishAborted(u, "aborted before promotion");
+        if (step === "verify") await this.phase(u, step, () => verifyStep(this.host, u));
+        if (step === "snapshot") {
+          const snap = await this.phase(u, step, () => snapshotStep(this.host, u));
+          u = await this.journal.update(u.id, { snapshotSetId: snap.setId, snapshotAt: snap.takenAt });
+        }
+        if (step === "stage") await this.phase(u, step, (r) => stageStep(this.host, u, r));
+        if (step === "validate") {
+          const decided = await this.phase(u, step, (r) => validateStep(this.host, u, r));
+          u = await this.journal.update(u.id, { rollbackMode: decided.mode, report: { ...u.report, rollbackMode: decided } });
+        }
+      }
+      await this.journal.update(u.id, { step: "promote", status: u.promotion === "now" ? "running" : "waiting" });
+    } catch (err) {
+      await this.finishAborted(u, (err as Error).message);
+    }
+  }
+
+  private async finishAborted(u: Upgrade, why: string): Promise<void> {
+    await teardownStaging(this.host).catch((err) => this.host.log.error({ err }, "tearing down staging failed"));
+    await this.journal.note(u.id, u.step, "undone", { why });
+    await this.journal.update(u.id, { status: "aborted", error: why });
+    await this.host.audit.append({ actor: "agent", action: "upgrade.aborted", target: `upgrade:${u.id}`, outcome: "failure", detail: { why, step: u.step } });
+    this.abortRequested = false;
+  }
+
+  /** Wait for the promotion the upgrade asked for; false when it was aborted (or the agent stops). */
+  private async promotionGate(u: Upgrade): Promise<boolean> {
+    const { window } = this.host.config.upgrades;
+    while (!this.stopped) {
+      if (this.abortRequested) {
+        await this.finishAborted(u, "aborted while waiting for promotion");
+        return false;
+      }
+      const fresh = (await this.journal.get(u.id))!;
+      if (fresh.promotion === "now" || fresh.status === "running") return true;
+      if (fresh.promotion === "approval" && fresh.approvedBy) return true;
+      if (fresh.promotion === "window" && windowOpen(window.cron, window.minutes)) {
+        await this.journal.update(u.id, { report: { ...fresh.report, promotion: { waitedFor: "window", windowOpenedAt: new Date().toISOString() } } });
+        return true;
+      }
+      await sleep(1000);
+    }
+    return false;
+  }
+
+  private async runPromote(u: Upgrade): Promise<void> {
+    if (u.kind === "rollback") return this.runManualSwitch(u);
+    if (u.status === "waiting" && !(await this.promotionGate(u))) return;
+    u = (await this.journal.get(u.id))!;
+    if (u.approvedBy) u.report = { ...u.report, promotion: { waitedFor: u.promotion, approvedBy: u.approvedBy } };
+    await this.journal.update(u.id, { status: "running", report: u.report });
+    try {
+      await this.phase(u, "promote", (r) => promoteStep(this.host, u, r));
+    } catch (err) {
+      return this.beginRollback(u, `promotion failed: ${(err as Error).message}`, "agent");
+    }
+    await this.journal.transaction(async (t) => {
+      await this.journal.setProductionVersion(u.toVersion, u.id, t);
+      await this.journal.update(u.id, { step: "soak", status: "soaking" }, t);
+    });
+  }
+
+  private async runSoak(u: Upgrade): Promise<void> {
+    const t = this.host.config.upgrades;
+    const result = await this.phase(u, "soak", async (report) => {
+      await ensureWarm(this.host, u.fromVersion);
+      const watch = watchSoak({
+        proxy: this.host.proxy,
+        version: u.toVersion,
+        health: () => this.host.runtime.health(`production@${u.toVersion}`),
+        thresholds: { seconds: t.soakSeconds, maxErrorRatio: t.maxErrorRatio, maxP99Ms: t.maxP99Ms, minRequests: t.minSoakRequests, unhealthyChecks: t.unhealthyChecks },
+      });
+      this.soak = watch;
+      const r = await watch.result;
+      this.soak = undefined;
+      report.soak = { seconds: r.seconds, requests: r.requests, errors5xx: r.errors5xx, p99Ms: r.p99Ms, healthFailures: r.healthFailures, breach: r.breach };
+      return r;
+    });
+    if (this.stopped) return;
+    if (result.breach) return this.beginRollback(u, `soak breach: ${result.breach}`, "agent", result.breachAt);
+    if ((await this.journal.get(u.id))!.status === "rolling-back") return; // a manual rollback came first
+    await this.journal.update(u.id, { step: "complete" });
+  }
+
+  private async runComplete(u: Upgrade): Promise<void> {
+    await this.phase(u, "complete", () => completeStep(this.host, u));
+    await this.journal.update(u.id, { status: "completed" });
+    await this.host.audit.append({ actor: "agent", action: u.kind === "rollback" ? "rollback.completed" : "upgrade.completed", target: `upgrade:${u.id}`, detail: { from: u.fromVersion, to: u.toVersion } });
+  }
+
+  private async beginRollback(u: Upgrade, reason: string, by: string, breachAt?: Date): Promise<void> {
+    this.soak?.stop();
+    const fresh = (await this.journal.get(u.id))!;
+    const report: UpgradeReport = { ...fresh.report, rollback: { reason, by, ...(breachAt ? { breachAt: breachAt.toISOString() } : {}) } };
+    await this.journal.update(u.id, { status: "rolling-back", report });
+    await this.host.audit.append({ actor: by, action: "upgrade.rollback", target: `upgrade:${u.id}`, detail: { reason } });
+    if (!this.driving) this.drive(u.id);
+  }
+
+  /** Traffic back to the old release first, then the schema as validation decided. */
+  private async runRollback(u: Upgrade): Promise<void> {
+    if (u.kind === "rollback") return this.runManualSchemaUndo(u);
+    const mode = u.rollbackMode ?? "down-migrations";
+    try {
+      await this.phase(u, "rollback", async (report) => {
+        const back = await trafficBack(this.host, u);
+        await this.journal.setProductionVersion(u.fromVersion, u.id);
+        const breachAt = report.rollback?.breachAt;
+        report.rollback = { reason: "rollback", by: "agent", ...report.rollback, trafficBackAt: back.toISOString(), ...(breachAt ? { secondsToOldVersion: (back.getTime() - Date.parse(breachAt)) / 1000 } : {}) };
+        await this.journal.update(u.id, { report });
+        if (mode === "restore-required") {
+          const confirmedBy = report.rollback.restoreConfirmedBy;
+          if (!this.host.config.upgrades.autoRestore && !confirmedBy) {
+            report.rollback.writeWindow = { from: (u.snapshotAt ?? new Date()).toISOString(), to: new Date().toISOString() };
+            return { mode, waiting: "an admin's confirmation to restore the pre-upgrade snapshot" };
+          }
+          await this.host.restoreProduction(u.snapshotSetId!, confirmedBy ?? "agent");
+          return { mode, restored: u.snapshotSetId };
+        }
+        try {
+          const down = await downMigrate(this.host, u);
+          report.migrations = { ...report.migrations, undone: { ran: down.ran, seconds: down.seconds } };
+          return { mode, schemaVersion: down.schemaVersion, undone: down.ran };
+        } catch (err) {
+          if (mode === "traffic-only") return { mode, schemaLeftAhead: (err as Error).message };
+          throw err;
+        }
+      });
+    } catch (err) {
+      await this.journal.update(u.id, { status: "failed", error: `rollback did not finish: ${(err as Error).message}` });
+      await this.host.audit.append({ actor: "agent", action: "upgrade.failed", target: `upgrade:${u.id}`, outcome: "failure", detail: { error: (err as Error).message } });
+      return;
+    }
+    const after = (await this.journal.get(u.id))!;
+    if (mode === "restore-required" && !this.host.config.upgrades.autoRestore && !after.report.rollback?.restoreConfirmedBy) {
+      await this.journal.update(u.id, { status: "restore-pending" });
+      return;
+    }
+    await teardownStaging(this.host);
+    await this.journal.update(after.id, { status: "rolled-back", error: after.report.rollback?.reason ?? null });
+    await this.host.audit.append({ actor: "agent", action: "upgrade.rolled-back", target: `upgrade:${u.id}`, detail: { mode, reason: after.report.rollback?.reason } });
+  }
+
+  /** Manual rollback, after its snapshot: start the retained release on the current schema and switch to it. */
+  private async runManualSwitch(u: Upgrade): Promise<void> {
+    try {
+      await this.phase(u, "promote", async () => {
+        const id = `production@${u.toVersion}`;
+        const instance = this.host.runtime.list().find((i) => i.id === id) ?? (await this.host.startReady("production", this.host.releases.ref(u.toVersion), this.host.config.database.productDatabase));
+        const previous = this.host.proxy.switchTo({ id: instance.id, version: instance.version, url: instance.url });
+        await this.journal.setProductionVersion(u.toVersion, u.id);
+        if (previous) {
+          await this.host.proxy.drain(previous.id, 30_000).catch(() => undefined);
+          await this.host.runtime.stop(previous.id);
+        }
+        return { instance: instance.id, previous: previous?.id };
+      });
+      await this.journal.update(u.id, { step: "rollback", status: "rolling-back" });
+    } catch (err) {
+      await this.journal.update(u.id, { status: "failed", error: (err as Error).message });
+    }
+  }
+
+  /** Manual rollback: the newer release's down migrations take the schema back to the retained release's. */
+  private async runManualSchemaUndo(u: Upgrade): Promise<void> {
+    try {
+      await this.phase(u, "rollback", async (report) => {
+        const down = await downMigrate(this.host, { ...u, fromVersion: u.toVersion, toVersion: u.fromVersion });
+        report.migrations = { ...report.migrations, undone: { ran: down.ran, seconds: down.seconds } };
+        return { schemaVersion: down.schemaVersion, undone: down.ran };
+      });
+      await this.journal.update(u.id, { step: "complete", status: "running" });
+    } catch (err) {
+      await this.journal.update(u.id, { status: "failed", error: `the schema could not be taken back: ${(err as Error).message}` });
+    }
+  }
+
+  async status(): Promise<{ active?: Upgrade; latest?: Upgrade; journal: Awaited<ReturnType<UpgradeJournal["entries"]>> }> {
+    const active = await this.journal.active();
+    const latest = active ?? (await this.journal.latest());
+    return { active, latest, journal: latest ? await this.journal.entries(latest.id) : [] };
+  }
+}
+
+export { STEPS };

@@ -1,0 +1,164 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { expect } from "chai";
+import pg from "pg";
+import { clientConfig } from "../../server/db/database.ts";
+import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
+import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
+import { plumctl } from "../support/plumctl.ts";
+import { addMigration, compose, payoutsRoundHalfUp, unhealthyInProductionAfter } from "../support/release-patches.ts";
+import { buildTestBundle, testVendorKeys } from "../support/test-bundles.ts";
+
+interface UpgradeView { id: number; status: string; step: string; fromVersion: string; toVersion: string; rollbackMode: string | null; error: string | null; report: Record<string, any> }
+
+const V2_MIGRATION = addMigration(
+  "1732000000500_release-notes",
+  "create table release_notes (id serial primary key, body text not null); alter table participants add column nickname text",
+  "drop table release_notes; alter table participants drop column nickname",
+);
+const V3_MIGRATION = addMigration("1732000000600_badges", "create table badges (id serial primary key, name text not null)", "drop table badges");
+
+/** Upgrades end to end: real agent, real bundles built from this tree, real PostgreSQL and restic. */
+describe("upgrades: verify → snapshot → stage → validate → promote → soak → rollback", function () {
+  this.timeout(600_000);
+  let home: string;
+  let dbs: FreshDatabases;
+  let agent: AgentProcess;
+  let env: Record<string, string>;
+  let product: pg.Client;
+  const bundles: Record<string, string> = {};
+  let outDir: string;
+
+  before(async () => {
+    outDir = mkdtempSync(path.join(tmpdir(), "plum-upgrade-bundles-"));
+    const { privateKey } = testVendorKeys();
+    bundles.v2 = await buildTestBundle({ version: "0.2.0", patch: V2_MIGRATION, key: privateKey, outDir });
+    bundles.badPayouts = await buildTestBundle({ version: "0.3.0", patch: compose(V2_MIGRATION, payoutsRoundHalfUp), key: privateKey, outDir });
+    bundles.unhealthy = await buildTestBundle({ version: "0.3.1", patch: compose(V2_MIGRATION, V3_MIGRATION, unhealthyInProductionAfter(1500)), key: privateKey, outDir });
+    home = tempHome();
+    dbs = await freshDatabases();
+    const upgradeEnv = { PLUM_VENDOR_PUBLIC_KEY: testVendorKeys().publicKeyPem, PLUM_UPGRADE_PROMOTION: "now", PLUM_UPGRADE_SOAK_SECONDS: "8" };
+    agent = await startAgentProcess({ home, env: { ...dbs.env, ...upgradeEnv } });
+    env = { ...dbs.env, ...upgradeEnv, PLUM_HOME: home };
+    const demo = await plumctl(["demo-data", "--participants", "200"], env, 120_000);
+    expect(demo.code, demo.stderr).to.equal(0);
+    product = new pg.Client(clientConfig(dbs.server, dbs.product));
+    await product.connect();
+  });
+  after(async () => {
+    await product?.end();
+    await agent?.stop("SIGTERM");
+    await dbs?.drop();
+    removeHome(home);
+    rmSync(outDir, { recursive: true, force: true });
+  });
+
+  const version = async () => ((await (await fetch(new URL("/version", agent.proxyUrl))).json()) as { version: string; schemaVersion: string });
+  const schema = async () => (await product.query("select name from pgmigrations order by run_on desc, id desc limit 1")).rows[0].name as string;
+  const count = async (sql: string) => Number((await product.query(sql)).rows[0].n);
+  const status = async () => JSON.parse((await plumctl(["upgrade", "status", "--json"], env)).stdout) as { latest: UpgradeView };
+  const stagingExists = async () => (await product.query("select 1 from pg_database where datname = $1", [`${dbs.product}_staging`])).rowCount === 1;
+  /** The instances the runtime has running in the production slot (its pid records). */
+  const productionInstances = () =>
+    readdirSync(path.join(home, "run", "instances"))
+      .map((f) => (JSON.parse(readFileSync(path.join(home, "run", "instances", f), "utf8")) as { id: string }).id)
+      .filter((id) => id.startsWith("production@"));
+
+  /** Write a programme every 50 ms until stopped: rows "written during the upgrade". */
+  function writer(prefix: string) {
+    let n = 0;
+    let stop = false;
+    const done = (async () => {
+      const client = new pg.Client(clientConfig(dbs.server, dbs.product));
+      await client.connect();
+      while (!stop) {
+        await client.query("insert into programmes (name, kind) values ($1, 'recognition')", [`${prefix}-${++n}`]);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await client.end();
+      return n;
+    })();
+    return { stop: () => ((stop = true), done) };
+  }
+
+  it("imports a signed bundle and lists it", async () => {
+    const res = await plumctl(["release", "import", bundles.v2], env, 120_000);
+    expect(res.code, res.stderr).to.equal(0);
+    const list = await plumctl(["release", "list"], env);
+    expect(list.stdout).to.include("0.2.0");
+  });
+
+  it("v1 → v2 completes: /version is v2, the data written before and during the upgrade is all there", async () => {
+    const schemaV1 = await schema();
+    const before = await count("select count(*) as n from participants");
+    const w = writer("during-v2");
+    const res = await plumctl(["upgrade", "start", "0.2.0", "--now"], env, 300_000);
+    const written = await w.stop();
+    expect(res.code, res.stdout + res.stderr).to.equal(0);
+    const s = await status();
+    expect(s.latest.status, s.latest.error ?? "").to.equal("completed");
+    expect(s.latest.rollbackMode).to.equal("traffic-only");
+    expect((await version()).version).to.equal("0.2.0");
+    expect((await version()).schemaVersion).to.equal("1732000000500_release-notes");
+    expect(await schema()).to.not.equal(schemaV1);
+    expect(await count("select count(*) as n from participants")).to.equal(before);
+    expect(written).to.be.greaterThan(10);
+    expect(await count("select count(*) as n from programmes where name like 'during-v2-%'")).to.equal(written);
+    expect(await stagingExists(), "staging dropped").to.equal(false);
+    expect(productionInstances()).to.deep.equal(["production@0.2.0"]);
+    for (const step of ["verify", "snapshot", "stage", "validate", "promote", "soak", "complete"]) expect(s.latest.report.steps[step]?.outcome, step).to.equal("done");
+    expect(s.latest.report.migrations.staging.ran).to.deep.equal(["1732000000500_release-notes"]);
+  });
+
+  it("a release whose payouts suite fails on staging is aborted: production unchanged, staging gone, the report names the check", async () => {
+    expect((await plumctl(["release", "import", bundles.badPayouts], env, 120_000)).code).to.equal(0);
+    const res = await plumctl(["upgrade", "start", "0.3.0", "--now"], env, 300_000);
+    expect(res.code).to.equal(1);
+    const s = await status();
+    expect(s.latest.status).to.equal("aborted");
+    expect(s.latest.error).to.match(/payouts: .*half/);
+    const payouts = (s.latest.report.suites.release as Array<{ suite: string; passed: boolean; checks: Array<{ name: string; passed: boolean; detail?: string }> }>).find((r) => r.suite === "payouts")!;
+    expect(payouts.passed).to.equal(false);
+    expect(payouts.checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail}`).join("\n")).to.include("exactly half a minor unit rounds down");
+    expect((await version()).version).to.equal("0.2.0");
+    expect(await stagingExists()).to.equal(false);
+    expect(productionInstances()).to.deep.equal(["production@0.2.0"]);
+  });
+
+  it("a release that turns unhealthy during the soak is rolled back automatically; rows written during the soak stay", async () => {
+    expect((await plumctl(["release", "import", bundles.unhealthy], env, 120_000)).code).to.equal(0);
+    const start = plumctl(["upgrade", "start", "0.3.1", "--now"], env, 300_000);
+    // Wait for the soak, then write through it.
+    for (let i = 0; i < 600 && (await status()).latest.status !== "soaking"; i++) await new Promise((r) => setTimeout(r, 250));
+    await product.query("insert into release_notes (body) values ('written during the soak')");
+    const res = await start;
+    expect(res.code).to.equal(1);
+    const s = await status();
+    expect(s.latest.status, s.latest.error ?? "").to.equal("rolled-back");
+    expect(s.latest.rollbackMode).to.equal("traffic-only");
+    expect(s.latest.report.rollback.reason).to.match(/soak breach: health/);
+    expect(s.latest.report.rollback.secondsToOldVersion).to.be.a("number");
+    expect((await version()).version).to.equal("0.2.0");
+    expect(await schema()).to.equal("1732000000500_release-notes");
+    expect(await count("select count(*) as n from release_notes where body = 'written during the soak'")).to.equal(1);
+    expect(productionInstances()).to.deep.equal(["production@0.2.0"]);
+  });
+
+  it("plumctl rollback goes back to the release before, schema included", async () => {
+    const res = await plumctl(["rollback", "--to", "0.1.0"], env, 300_000);
+    expect(res.code, res.stdout + res.stderr).to.equal(0);
+    expect((await version()).version).to.equal("0.1.0");
+    expect(await schema()).to.equal("1732000000200_payouts");
+    expect(await count("select count(*) as n from programmes where name like 'during-v2-%'")).to.be.greaterThan(10);
+    expect(productionInstances()).to.deep.equal(["production@0.1.0"]);
+  });
+
+  it("the audit log and the upgrade journal verify", async () => {
+    const audit = await plumctl(["audit", "verify", "--json"], env);
+    expect(JSON.parse(audit.stdout).ok).to.equal(true);
+    const journal = await plumctl(["upgrade", "verify", "--json"], env);
+    expect(JSON.parse(journal.stdout).ok).to.equal(true);
+    expect(existsSync(path.join(home, "releases", "0.2.0"))).to.equal(true);
+  });
+});
