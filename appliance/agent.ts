@@ -185,7 +185,12 @@ export class Agent {
       agent.watch(registry);
       writeAgentEndpoint(layout.runDir, { pid: process.pid, consoleUrl: consoleUrl.replace("//0.0.0.0:", "//127.0.0.1:") });
       cleanup.unshift(() => agent.upgrades.stop());
-      await agent.startProduction();
+      await agent.startProduction().catch(async (err) => {
+        const previous = await agent.upgrades.fallBack((err as Error).message);
+        if (!previous) throw err;
+        log.error({ err, previous }, "the promoted release does not start: serving the previous one");
+        await agent.startProduction();
+      });
       const resumed = await agent.upgrades.resume();
       if (resumed) log.warn({ resumed }, "an interrupted upgrade was found");
       return agent;

@@ -118,6 +118,20 @@ export class UpgradeManager {
     return `upgrade ${u.id} resumed at ${u.step}`;
   }
 
+  /**
+   * At boot, when the release the pointer names cannot start: if an unfinished upgrade switched to it, point
+   * production back at the release it came from (still installed) so something serves; the resumed soak then
+   * sees the new release down and rolls back. Returns the version to start, or undefined (nothing to fall back to).
+   */
+  async fallBack(reason: string): Promise<string | undefined> {
+    const u = await this.journal.active();
+    if (!u || u.kind !== "upgrade" || (await this.journal.productionVersion()) !== u.toVersion) return undefined;
+    await this.journal.setProductionVersion(u.fromVersion, u.id);
+    await this.journal.note(u.id, u.step, "note", { fellBackTo: u.fromVersion, reason });
+    await this.host.audit.append({ actor: "agent", action: "upgrade.fallback", target: `upgrade:${u.id}`, outcome: "failure", detail: { to: u.fromVersion, reason } });
+    return u.fromVersion;
+  }
+
   /** Agent stopping: leave the journal as it is (a restart resumes), end the loops. */
   async stop(): Promise<void> {
     this.stopped = true;

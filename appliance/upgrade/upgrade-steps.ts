@@ -1,5 +1,7 @@
 import { PlumError } from "../../lib/errors.ts";
-import { connectionUrl } from "../../server/db/database.ts";
+import { statfsSync } from "node:fs";
+import { homeLayout } from "../../lib/paths.ts";
+import { connectAdmin, connectionUrl } from "../../server/db/database.ts";
 import { databaseExists, dropDatabase } from "../../backup/restore/whole-databases.ts";
 import { instanceId } from "../runtimes/runtime.ts";
 import { runReleaseMigrate, runReleaseValidate } from "./release-commands-runner.ts";
@@ -17,9 +19,30 @@ function productUrl(host: UpgradeHost, database = host.config.database.productDa
   return connectionUrl(host.pg, database);
 }
 
+const MIB = 2 ** 20;
+
 /** verify: the stored bundle is still the vendor's, the path is allowed, there is room for a staging copy. */
 export async function verifyStep(host: UpgradeHost, u: Upgrade): Promise<Record<string, unknown>> {
   const checks = await host.releases.recheck(u.toVersion, u.fromVersion);
+  const admin = await connectAdmin(host.pg);
+  let databaseBytes: number;
+  try {
+    databaseBytes = Number((await admin.query("select pg_database_size($1) as n", [host.config.database.productDatabase])).rows[0].n);
+  } finally {
+    await admin.end();
+  }
+  if (host.pg.embedded) {
+    // The staging copy lands next to production in the embedded server's data directory.
+    const fs = statfsSync(homeLayout(host.config.home).pgData);
+    const free = fs.bavail * fs.bsize;
+    const needed = 2 * databaseBytes + 200 * MIB;
+    if (free < needed) {
+      throw new PlumError(`not enough free disk for a staging copy: ${Math.round(free / MIB)} MiB free for the database, ${Math.round(needed / MIB)} MiB needed (twice the ${Math.round(databaseBytes / MIB)} MiB product database, plus 200 MiB)`, { hint: "free space on the file system holding PLUM_HOME/pgdata, then start the upgrade again" });
+    }
+    checks.push(`disk: ${Math.round(free / MIB)} MiB free, ${Math.round(needed / MIB)} MiB needed for a staging copy`);
+  } else {
+    checks.push(`disk: the product database is ${Math.round(databaseBytes / MIB)} MiB; your PostgreSQL server needs as much free for the staging copy (not measurable from here)`);
+  }
   return { checks };
 }
 

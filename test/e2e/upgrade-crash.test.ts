@@ -98,4 +98,26 @@ describe("upgrades survive the agent being killed at any step", function () {
       }
     });
   }
+
+  it("killed during a rollback's schema step: resumed, the retained release serves on its own schema", async () => {
+    const up = await plumctl(["upgrade", "start", "0.2.0", "--now"], env, 240_000);
+    expect(up.code, up.stdout + up.stderr).to.equal(0);
+    await agent!.stop("SIGTERM");
+    agent = await startAgentProcess({ home, env: { ...env, PLUM_UPGRADE_KILL_AT: "rollback" } });
+    const started = await plumctl(["rollback", "--to", "0.1.0", "--no-follow"], env);
+    expect(started.code, started.stderr).to.equal(0);
+    expect((await withDeadline("the agent to be killed at rollback", 240_000, agent.exited)).signal).to.equal("SIGKILL");
+    expect((await latest()).step).to.equal("rollback");
+    agent = await startAgentProcess({ home, env });
+    const after = await waitFor("the rollback to settle", async () => {
+      const u = await latest();
+      return settled(u) ? u : undefined;
+    }, { timeoutMs: 240_000, maxDelayMs: 1000 });
+    expect(after.status, after.error ?? "").to.equal("completed");
+    expect(await served()).to.equal("0.1.0");
+    expect(await schema()).to.equal("1732000000200_payouts");
+    expect(productionInstances()).to.deep.equal(["production@0.1.0"]);
+    expect(JSON.parse((await plumctl(["upgrade", "verify", "--json"], env)).stdout).ok).to.equal(true);
+    expect(JSON.parse((await plumctl(["audit", "verify", "--json"], env)).stdout).ok).to.equal(true);
+  });
 });

@@ -3,11 +3,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import pg from "pg";
+import { waitFor } from "../../lib/wait.ts";
 import { clientConfig } from "../../server/db/database.ts";
 import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
 import { plumctl } from "../support/plumctl.ts";
-import { addMigration, compose, payoutsRoundHalfUp, unhealthyInProductionAfter } from "../support/release-patches.ts";
+import { addMigration, compose, payoutsRoundHalfUp, requiredVoucherChannel, unhealthyInProductionAfter } from "../support/release-patches.ts";
 import { buildTestBundle, testVendorKeys } from "../support/test-bundles.ts";
 
 interface UpgradeView { id: number; status: string; step: string; fromVersion: string; toVersion: string; rollbackMode: string | null; error: string | null; report: Record<string, any> }
@@ -35,6 +36,7 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     const { privateKey } = testVendorKeys();
     bundles.v2 = await buildTestBundle({ version: "0.2.0", patch: V2_MIGRATION, key: privateKey, outDir });
     bundles.badPayouts = await buildTestBundle({ version: "0.3.0", patch: compose(V2_MIGRATION, payoutsRoundHalfUp), key: privateKey, outDir });
+    bundles.irreversible = await buildTestBundle({ version: "0.4.0", patch: compose(V2_MIGRATION, requiredVoucherChannel, unhealthyInProductionAfter(1500)), key: privateKey, outDir });
     bundles.unhealthy = await buildTestBundle({ version: "0.3.1", patch: compose(V2_MIGRATION, V3_MIGRATION, unhealthyInProductionAfter(1500)), key: privateKey, outDir });
     home = tempHome();
     dbs = await freshDatabases();
@@ -44,6 +46,7 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     const demo = await plumctl(["demo-data", "--participants", "200"], env, 120_000);
     expect(demo.code, demo.stderr).to.equal(0);
     product = new pg.Client(clientConfig(dbs.server, dbs.product));
+    product.on("error", () => undefined); // a restore terminates every connection to the product database
     await product.connect();
   });
   after(async () => {
@@ -128,17 +131,24 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
 
   it("a release that turns unhealthy during the soak is rolled back automatically; rows written during the soak stay", async () => {
     expect((await plumctl(["release", "import", bundles.unhealthy], env, 120_000)).code).to.equal(0);
-    const start = plumctl(["upgrade", "start", "0.3.1", "--now"], env, 300_000);
+    // Promotion after an admin's approval: validated, then it waits with production untouched.
+    const waiting = await plumctl(["upgrade", "start", "0.3.1", "--approve"], env, 300_000);
+    expect(waiting.code, waiting.stdout + waiting.stderr).to.equal(0);
+    expect((await status()).latest.status).to.equal("waiting");
+    expect(waiting.stdout).to.include("plumctl upgrade approve");
+    expect((await version()).version).to.equal("0.2.0");
+    const approved = await plumctl(["upgrade", "approve"], env);
+    expect(approved.code, approved.stderr).to.equal(0);
     // Wait for the soak, then write through it.
     for (let i = 0; i < 600 && (await status()).latest.status !== "soaking"; i++) await new Promise((r) => setTimeout(r, 250));
     await product.query("insert into release_notes (body) values ('written during the soak')");
-    const res = await start;
-    expect(res.code).to.equal(1);
+    await waitFor("the rollback to finish", async () => (["rolled-back", "failed"].includes((await status()).latest.status) ? true : undefined), { timeoutMs: 240_000, maxDelayMs: 500 });
     const s = await status();
     expect(s.latest.status, s.latest.error ?? "").to.equal("rolled-back");
     expect(s.latest.rollbackMode).to.equal("traffic-only");
     expect(s.latest.report.rollback.reason).to.match(/soak breach: health/);
     expect(s.latest.report.rollback.secondsToOldVersion).to.be.a("number");
+    expect(s.latest.report.promotion.approvedBy).to.equal("cli");
     expect((await version()).version).to.equal("0.2.0");
     expect(await schema()).to.equal("1732000000500_release-notes");
     expect(await count("select count(*) as n from release_notes where body = 'written during the soak'")).to.equal(1);
@@ -151,6 +161,36 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     expect((await version()).version).to.equal("0.1.0");
     expect(await schema()).to.equal("1732000000200_payouts");
     expect(await count("select count(*) as n from programmes where name like 'during-v2-%'")).to.be.greaterThan(10);
+    expect(productionInstances()).to.deep.equal(["production@0.1.0"]);
+  });
+
+  it("a rollback that needs the snapshot shows the write window and waits for an admin, then restores it", async () => {
+    expect((await plumctl(["release", "import", bundles.irreversible], env, 120_000)).code).to.equal(0);
+    const beforeSnapshot = await count("select count(*) as n from programmes");
+    const res = await plumctl(["upgrade", "start", "0.4.0", "--now"], env, 300_000);
+    expect(res.code, res.stdout + res.stderr).to.equal(0); // settles in restore-pending, which is not a failure yet
+    let s = await status();
+    expect(s.latest.status, s.latest.error ?? "").to.equal("restore-pending");
+    expect(s.latest.rollbackMode).to.equal("restore-required");
+    expect(s.latest.report.rollbackMode.why).to.match(/smoke suite failed on the new schema .*down migrations failed/);
+    expect(s.latest.report.rollback.writeWindow.from).to.be.a("string");
+    expect(res.stdout).to.match(/losing writes from \S+ to \S+: `plumctl upgrade confirm-restore`/);
+    expect((await version()).version, "traffic went back to the old release first").to.equal("0.1.0");
+    await product.query("insert into programmes (name, kind) values ('after the snapshot', 'recognition')");
+    const confirmed = await plumctl(["upgrade", "confirm-restore"], env);
+    expect(confirmed.code, confirmed.stderr).to.equal(0);
+    await waitFor("the restore to finish", async () => (["rolled-back", "failed"].includes((await status()).latest.status) ? true : undefined), { timeoutMs: 240_000, maxDelayMs: 500 });
+    s = await status();
+    expect(s.latest.status, s.latest.error ?? "").to.equal("rolled-back");
+    expect(s.latest.report.rollback.restoreConfirmedBy).to.equal("cli");
+    await product.end().catch(() => undefined);
+    product = new pg.Client(clientConfig(dbs.server, dbs.product)); // the restore swapped the database
+    product.on("error", () => undefined);
+    await product.connect();
+    expect(await schema()).to.equal("1732000000200_payouts");
+    expect(await count("select count(*) as n from programmes")).to.equal(beforeSnapshot);
+    expect(await count("select count(*) as n from programmes where name = 'after the snapshot'"), "the write window is lost, as shown").to.equal(0);
+    expect((await version()).version).to.equal("0.1.0");
     expect(productionInstances()).to.deep.equal(["production@0.1.0"]);
   });
 

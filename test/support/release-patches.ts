@@ -39,3 +39,16 @@ export function unhealthyInProductionAfter(afterMs: number): TreePatch {
 export function compose(...patches: TreePatch[]): TreePatch {
   return (tree) => patches.forEach((p) => p(tree));
 }
+
+/**
+ * Vouchers get a required `channel` (an irreversible migration, and the model that fills it): the previous
+ * release can no longer issue vouchers on this schema and no down migration exists, so a rollback needs the
+ * pre-upgrade snapshot.
+ */
+export const requiredVoucherChannel: TreePatch = compose(
+  addMigration("1732000000700_voucher-channel", "alter table vouchers add column channel text not null default 'web'; alter table vouchers alter column channel drop default", false),
+  (tree) => {
+    replaceIn(tree, "server/product/models/voucher.ts", "  redeemedByMerchantId: CreationOptional<number | null>;\n}", "  redeemedByMerchantId: CreationOptional<number | null>;\n  channel: CreationOptional<string>;\n}");
+    replaceIn(tree, "server/product/models/voucher.ts", "      redeemedByMerchantId: { type: DataTypes.INTEGER, allowNull: true },", "      redeemedByMerchantId: { type: DataTypes.INTEGER, allowNull: true },\n      channel: { type: DataTypes.TEXT, allowNull: false, defaultValue: \"web\" },");
+  },
+);

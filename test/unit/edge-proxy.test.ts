@@ -99,6 +99,52 @@ describe("edge proxy", () => {
     }
   });
 
+  it("loses no request under steady keep-alive load across switches in both directions, each old instance stopped after draining", async () => {
+    // Instances answer after a few ms, like a product doing a query, and stop the way `plumctl serve` does.
+    const make = (name: string) => upstream(name, (req, res) => void setTimeout(() => res.end(`${name}:${req.url}`), 2 + Math.random() * 8));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
+    const get = (i: number) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        http.get(`${base}/r${i}`, { agent }, (res) => {
+          let body = "";
+          res.on("data", (d) => (body += d));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        }).on("error", reject);
+      });
+    const seen = { ok: 0, failed: [] as string[], by: new Map<string, number>() };
+    let stop = false;
+    const clients = Array.from({ length: 20 }, async (_, c) => {
+      for (let i = 0; !stop; i++) {
+        try {
+          const r = await get(c * 100_000 + i);
+          if (r.status !== 200) seen.failed.push(`${r.status} ${r.body}`);
+          else (seen.ok++, seen.by.set(r.body.split(":")[0], (seen.by.get(r.body.split(":")[0]) ?? 0) + 1));
+        } catch (err) {
+          seen.failed.push((err as Error).message);
+        }
+      }
+    });
+    let current = await make("v1");
+    proxy.switchTo({ id: "production@v1", version: "v1", url: current.url });
+    for (const name of ["v2", "v1b", "v2b", "v1c"]) {
+      await new Promise((r) => setTimeout(r, 150));
+      const next = await make(name);
+      const previous = proxy.switchTo({ id: `production@${name}`, version: name, url: next.url })!;
+      await proxy.drain(previous.id, 5000);
+      current.server.closeIdleConnections();
+      await current.close();
+      current = next;
+    }
+    await new Promise((r) => setTimeout(r, 150));
+    stop = true;
+    await Promise.all(clients);
+    agent.destroy();
+    await current.close();
+    expect(seen.failed, seen.failed.slice(0, 5).join("; ")).to.deep.equal([]);
+    expect(seen.ok).to.be.greaterThan(500);
+    expect([...seen.by.keys()].sort()).to.deep.equal(["v1", "v1b", "v1c", "v2", "v2b"]);
+  });
+
   it("answers 502 with the request id when the instance is gone", async () => {
     const a = await upstream("a");
     proxy.switchTo({ id: "production@1", version: "1", url: a.url });
