@@ -4,7 +4,9 @@ import { PlumError } from "../../lib/errors.ts";
 import { sleep } from "../../lib/wait.ts";
 import type { UpgradeHost } from "./upgrade-host.ts";
 import { STEPS, type Promotion, type Step, type Upgrade, type UpgradeJournal, type UpgradeReport } from "./upgrade-journal.ts";
-import { completeStep, downMigrate, ensureWarm, promoteStep, snapshotStep, stageStep, teardownStaging, trafficBack, validateStep, verifyStep } from "./upgrade-steps.ts";
+import { rollBack, switchToRetained } from "./rollback-paths.ts";
+import { runStep } from "./step-runner.ts";
+import { completeStep, ensureWarm, promoteStep, snapshotStep, stageStep, teardownStaging, validateStep, verifyStep } from "./upgrade-steps.ts";
 import { watchSoak } from "./soak-watch.ts";
 
 const PROMOTION_RANK: Record<Promotion, number> = { now: 0, window: 1, approval: 2 };
@@ -139,11 +141,6 @@ export class UpgradeManager {
     await this.driving?.catch(() => undefined);
   }
 
-  /** Resolves when the current drive ends (tests and the CLI's follow mode). */
-  idle(): Promise<void> {
-    return this.driving ?? Promise.resolve();
-  }
-
   private drive(id: number): void {
     if (this.driving) return;
     this.driving = this.loop(id)
@@ -155,40 +152,12 @@ export class UpgradeManager {
     while (!this.stopped) {
       const u = (await this.journal.get(id))!;
       if (u.finishedAt || u.status === "restore-pending") return;
-      if (u.status === "rolling-back") await this.runRollback(u);
+      if (u.status === "rolling-back") await rollBack(this.host, this.journal, u);
       else if (BEFORE_PROMOTE.includes(u.step)) await this.runBeforePromote(u);
       else if (u.step === "promote") await this.runPromote(u);
       else if (u.step === "soak") await this.runSoak(u);
       else if (u.step === "complete") await this.runComplete(u);
-      else if (u.step === "rollback") await this.runRollback(u);
-    }
-  }
-
-  /** Journal + audit around one step; the test hook PLUM_UPGRADE_KILL_AT=<step> kills the agent right after "started". */
-  private async phase<T>(u: Upgrade, step: Step, work: (report: UpgradeReport) => Promise<T>): Promise<T> {
-    const report: UpgradeReport = { ...u.report, steps: { ...u.report.steps, [step]: { startedAt: new Date().toISOString() } } };
-    await this.journal.update(u.id, { step, report });
-    await this.journal.note(u.id, step, "started");
-    await this.host.audit.append({ actor: "agent", action: `upgrade.${step}`, target: `upgrade:${u.id}`, detail: { phase: "started", from: u.fromVersion, to: u.toVersion } });
-    if (process.env.PLUM_UPGRADE_KILL_AT === step) process.kill(process.pid, "SIGKILL");
-    const started = Date.now();
-    const finish = async (outcome: "done" | "failed", detail: unknown) => {
-      report.steps[step] = { ...report.steps[step], finishedAt: new Date().toISOString(), seconds: (Date.now() - started) / 1000, outcome, detail };
-      // A rollback asked for meanwhile (console, CLI) wrote its reason: keep it.
-      const latest = (await this.journal.get(u.id))!.report;
-      if (latest.rollback && !report.rollback) report.rollback = latest.rollback;
-      await this.journal.update(u.id, { report });
-      u.report = report;
-      await this.journal.note(u.id, step, outcome, { detail: detail ?? null });
-      await this.host.audit.append({ actor: "agent", action: `upgrade.${step}`, target: `upgrade:${u.id}`, outcome: outcome === "done" ? "success" : "failure", detail: { phase: outcome } });
-    };
-    try {
-      const result = await work(report);
-      await finish("done", result);
-      return result;
-    } catch (err) {
-      await finish("failed", { error: (err as Error).message });
-      throw err;
+      else if (u.step === "rollback") await rollBack(this.host, this.journal, u);
     }
   }
 
@@ -197,14 +166,14 @@ export class UpgradeManager {
       const steps = u.kind === "rollback" ? ["snapshot" as const] : BEFORE_PROMOTE.slice(BEFORE_PROMOTE.indexOf(u.step));
       for (const step of steps) {
         if (this.abortRequested) return this.finishAborted(u, "aborted before promotion");
-        if (step === "verify") await this.phase(u, step, () => verifyStep(this.host, u));
+        if (step === "verify") await runStep(this.host, this.journal, u, step, () => verifyStep(this.host, u));
         if (step === "snapshot") {
-          const snap = await this.phase(u, step, () => snapshotStep(this.host, u));
+          const snap = await runStep(this.host, this.journal, u, step, () => snapshotStep(this.host, u));
           u = await this.journal.update(u.id, { snapshotSetId: snap.setId, snapshotAt: snap.takenAt });
         }
-        if (step === "stage") await this.phase(u, step, (r) => stageStep(this.host, u, r));
+        if (step === "stage") await runStep(this.host, this.journal, u, step, (r) => stageStep(this.host, u, r));
         if (step === "validate") {
-          const decided = await this.phase(u, step, (r) => validateStep(this.host, u, r));
+          const decided = await runStep(this.host, this.journal, u, step, (r) => validateStep(this.host, u, r));
           u = await this.journal.update(u.id, { rollbackMode: decided.mode, report: { ...u.report, rollbackMode: decided } });
         }
       }
@@ -243,13 +212,13 @@ export class UpgradeManager {
   }
 
   private async runPromote(u: Upgrade): Promise<void> {
-    if (u.kind === "rollback") return this.runManualSwitch(u);
+    if (u.kind === "rollback") return switchToRetained(this.host, this.journal, u);
     if (u.status === "waiting" && !(await this.promotionGate(u))) return;
     u = (await this.journal.get(u.id))!;
     if (u.approvedBy) u.report = { ...u.report, promotion: { waitedFor: u.promotion, approvedBy: u.approvedBy } };
     await this.journal.update(u.id, { status: "running", report: u.report });
     try {
-      await this.phase(u, "promote", (r) => promoteStep(this.host, u, r));
+      await runStep(this.host, this.journal, u, "promote", (r) => promoteStep(this.host, u, r));
     } catch (err) {
       return this.beginRollback(u, `promotion failed: ${(err as Error).message}`, "agent");
     }
@@ -261,7 +230,7 @@ export class UpgradeManager {
 
   private async runSoak(u: Upgrade): Promise<void> {
     const t = this.host.config.upgrades;
-    const result = await this.phase(u, "soak", async (report) => {
+    const result = await runStep(this.host, this.journal, u, "soak", async (report) => {
       await ensureWarm(this.host, u.fromVersion);
       const watch = watchSoak({
         proxy: this.host.proxy,
@@ -282,7 +251,7 @@ export class UpgradeManager {
   }
 
   private async runComplete(u: Upgrade): Promise<void> {
-    await this.phase(u, "complete", () => completeStep(this.host, u));
+    await runStep(this.host, this.journal, u, "complete", () => completeStep(this.host, u));
     await this.journal.update(u.id, { status: "completed" });
     await this.host.audit.append({ actor: "agent", action: u.kind === "rollback" ? "rollback.completed" : "upgrade.completed", target: `upgrade:${u.id}`, detail: { from: u.fromVersion, to: u.toVersion } });
   }
@@ -294,84 +263,6 @@ export class UpgradeManager {
     await this.journal.update(u.id, { status: "rolling-back", report });
     await this.host.audit.append({ actor: by, action: "upgrade.rollback", target: `upgrade:${u.id}`, detail: { reason } });
     if (!this.driving) this.drive(u.id);
-  }
-
-  /** Traffic back to the old release first, then the schema as validation decided. */
-  private async runRollback(u: Upgrade): Promise<void> {
-    if (u.kind === "rollback") return this.runManualSchemaUndo(u);
-    const mode = u.rollbackMode ?? "down-migrations";
-    try {
-      await this.phase(u, "rollback", async (report) => {
-        const back = await trafficBack(this.host, u);
-        await this.journal.setProductionVersion(u.fromVersion, u.id);
-        const breachAt = report.rollback?.breachAt;
-        report.rollback = { reason: "rollback", by: "agent", ...report.rollback, trafficBackAt: back.toISOString(), ...(breachAt ? { secondsToOldVersion: (back.getTime() - Date.parse(breachAt)) / 1000 } : {}) };
-        await this.journal.update(u.id, { report });
-        if (mode === "restore-required") {
-          const confirmedBy = report.rollback.restoreConfirmedBy;
-          if (!this.host.config.upgrades.autoRestore && !confirmedBy) {
-            report.rollback.writeWindow = { from: (u.snapshotAt ?? new Date()).toISOString(), to: new Date().toISOString() };
-            return { mode, waiting: "an admin's confirmation to restore the pre-upgrade snapshot" };
-          }
-          await this.host.restoreProduction(u.snapshotSetId!, confirmedBy ?? "agent");
-          return { mode, restored: u.snapshotSetId };
-        }
-        try {
-          const down = await downMigrate(this.host, u);
-          report.migrations = { ...report.migrations, undone: { ran: down.ran, seconds: down.seconds } };
-          return { mode, schemaVersion: down.schemaVersion, undone: down.ran };
-        } catch (err) {
-          if (mode === "traffic-only") return { mode, schemaLeftAhead: (err as Error).message };
-          throw err;
-        }
-      });
-    } catch (err) {
-      await this.journal.update(u.id, { status: "failed", error: `rollback did not finish: ${(err as Error).message}` });
-      await this.host.audit.append({ actor: "agent", action: "upgrade.failed", target: `upgrade:${u.id}`, outcome: "failure", detail: { error: (err as Error).message } });
-      return;
-    }
-    const after = (await this.journal.get(u.id))!;
-    if (mode === "restore-required" && !this.host.config.upgrades.autoRestore && !after.report.rollback?.restoreConfirmedBy) {
-      await this.journal.update(u.id, { status: "restore-pending" });
-      return;
-    }
-    await teardownStaging(this.host);
-    await this.journal.update(after.id, { status: "rolled-back", error: after.report.rollback?.reason ?? null });
-    await this.host.audit.append({ actor: "agent", action: "upgrade.rolled-back", target: `upgrade:${u.id}`, detail: { mode, reason: after.report.rollback?.reason } });
-  }
-
-  /** Manual rollback, after its snapshot: start the retained release on the current schema and switch to it. */
-  private async runManualSwitch(u: Upgrade): Promise<void> {
-    try {
-      await this.phase(u, "promote", async () => {
-        const id = `production@${u.toVersion}`;
-        const instance = this.host.runtime.list().find((i) => i.id === id) ?? (await this.host.startReady("production", this.host.releases.ref(u.toVersion), this.host.config.database.productDatabase));
-        const previous = this.host.proxy.switchTo({ id: instance.id, version: instance.version, url: instance.url });
-        await this.journal.setProductionVersion(u.toVersion, u.id);
-        if (previous) {
-          await this.host.proxy.drain(previous.id, 30_000).catch(() => undefined);
-          await this.host.runtime.stop(previous.id);
-        }
-        return { instance: instance.id, previous: previous?.id };
-      });
-      await this.journal.update(u.id, { step: "rollback", status: "rolling-back" });
-    } catch (err) {
-      await this.journal.update(u.id, { status: "failed", error: (err as Error).message });
-    }
-  }
-
-  /** Manual rollback: the newer release's down migrations take the schema back to the retained release's. */
-  private async runManualSchemaUndo(u: Upgrade): Promise<void> {
-    try {
-      await this.phase(u, "rollback", async (report) => {
-        const down = await downMigrate(this.host, { ...u, fromVersion: u.toVersion, toVersion: u.fromVersion });
-        report.migrations = { ...report.migrations, undone: { ran: down.ran, seconds: down.seconds } };
-        return { schemaVersion: down.schemaVersion, undone: down.ran };
-      });
-      await this.journal.update(u.id, { step: "complete", status: "running" });
-    } catch (err) {
-      await this.journal.update(u.id, { status: "failed", error: `the schema could not be taken back: ${(err as Error).message}` });
-    }
   }
 
   async status(): Promise<{ active?: Upgrade; latest?: Upgrade; journal: Awaited<ReturnType<UpgradeJournal["entries"]>> }> {

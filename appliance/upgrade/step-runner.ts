@@ -1,0 +1,34 @@
+import type { UpgradeHost } from "./upgrade-host.ts";
+import type { Step, Upgrade, UpgradeJournal, UpgradeReport } from "./upgrade-journal.ts";
+
+/**
+ * Run one step of an upgrade: journal it (started, then done or failed), write the audit log, and keep its
+ * timings and result in the report. The test hook PLUM_UPGRADE_KILL_AT=<step> kills the agent right after
+ * "started", so tests can prove a restart resumes or undoes from there.
+ */
+export async function runStep<T>(host: UpgradeHost, journal: UpgradeJournal, u: Upgrade, step: Step, work: (report: UpgradeReport) => Promise<T>): Promise<T> {
+  const report: UpgradeReport = { ...u.report, steps: { ...u.report.steps, [step]: { startedAt: new Date().toISOString() } } };
+  await journal.update(u.id, { step, report });
+  await journal.note(u.id, step, "started");
+  await host.audit.append({ actor: "agent", action: `upgrade.${step}`, target: `upgrade:${u.id}`, detail: { phase: "started", from: u.fromVersion, to: u.toVersion } });
+  if (process.env.PLUM_UPGRADE_KILL_AT === step) process.kill(process.pid, "SIGKILL");
+  const started = Date.now();
+  const finish = async (outcome: "done" | "failed", detail: unknown) => {
+    report.steps[step] = { ...report.steps[step], finishedAt: new Date().toISOString(), seconds: (Date.now() - started) / 1000, outcome, detail };
+    // A rollback asked for meanwhile (console, CLI) wrote its reason: keep it.
+    const latest = (await journal.get(u.id))!.report;
+    if (latest.rollback && !report.rollback) report.rollback = latest.rollback;
+    await journal.update(u.id, { report });
+    u.report = report;
+    await journal.note(u.id, step, outcome, { detail: detail ?? null });
+    await host.audit.append({ actor: "agent", action: `upgrade.${step}`, target: `upgrade:${u.id}`, outcome: outcome === "done" ? "success" : "failure", detail: { phase: outcome } });
+  };
+  try {
+    const result = await work(report);
+    await finish("done", result);
+    return result;
+  } catch (err) {
+    await finish("failed", { error: (err as Error).message });
+    throw err;
+  }
+}
