@@ -156,6 +156,8 @@ export class Agent {
       cleanup.unshift(() => proxy.close());
 
       const consoleServer = http.createServer();
+      // A release bundle uploaded from a slow link, then verified and unpacked, takes longer than Node's 300 s default.
+      consoleServer.requestTimeout = 30 * 60_000;
       const consoleUrl = await new Promise<string>((resolve, reject) => {
         consoleServer.once("error", reject);
         consoleServer.listen(config.console.port, config.console.host, () => resolve(`http://${config.console.host}:${(consoleServer.address() as AddressInfo).port}`));

@@ -36,6 +36,14 @@ export interface HealthReport {
   checkedAt: Date;
 }
 
+/** What a one-off command of a release (its `plumctl migrate`, `plumctl validate`) did. */
+export interface ExecResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
 export type ExitListener = (instance: InstanceInfo, how: string) => void;
 
 export interface RuntimeDriver {
@@ -51,6 +59,11 @@ export interface RuntimeDriver {
   list(): InstanceInfo[];
   /** Called when an instance exits without being asked to. */
   onUnexpectedExit(listener: ExitListener): void;
+  /**
+   * Run one `plumctl` command of a release to its end (migrations, validation suites), killed at the deadline.
+   * Secrets go in `env`, never `args`. Resolves whatever the exit code; rejects only when it cannot run or overran.
+   */
+  exec(release: ReleaseRef, args: string[], opts: { env: Record<string, string>; timeoutMs: number }): Promise<ExecResult>;
 }
 
 export function instanceId(slot: Slot, version: string): string {

@@ -131,7 +131,8 @@ export function registerUpgradeCommands(program: Command): void {
       .description(what)
       .action(async () => {
         const u = await agentCall<Upgrade>("POST", route);
-        process.stdout.write(`upgrade ${u.id}: ${u.status} at ${u.step}\n`);
+        const pending = name === "abort" && u.status !== "aborted" ? " (abort requested: staging is torn down when the current step ends)" : "";
+        process.stdout.write(`upgrade ${u.id}: ${u.status} at ${u.step}${pending}\n`);
       });
   }
 

@@ -35,6 +35,11 @@ export class UpgradeManager {
     readonly journal: UpgradeJournal,
   ) {}
 
+  /** The least promotion plum.yaml allows (the console offers only the choices it accepts). */
+  get configuredPromotion(): Promotion {
+    return this.host.config.upgrades.promotion;
+  }
+
   /** The version production runs: the pointer in plum_ops, or the installed release on an appliance never upgraded. */
   async productionVersion(installed: string): Promise<string> {
     return (await this.journal.productionVersion()) ?? installed;
@@ -92,8 +97,8 @@ export class UpgradeManager {
     if (!u || !(u.status === "waiting" || BEFORE_PROMOTE.includes(u.step))) throw new PlumError(u ? `upgrade ${u.id} is past validation (${u.step}): roll it back instead` : "there is no upgrade to abort", { hint: u ? "`plumctl rollback`" : undefined });
     this.abortRequested = true;
     await this.host.audit.append({ actor, action: "upgrade.abort", target: `upgrade:${u.id}` });
+    // A running step finishes first (the driver then undoes it); a waiting upgrade is undone now.
     if (!this.driving) await this.finishAborted(u, `aborted by ${actor}`);
-    else await this.driving;
     return (await this.journal.get(u.id))!;
   }
 

@@ -58,7 +58,7 @@ export async function stageStep(host: UpgradeHost, u: Upgrade, report: UpgradeRe
   await teardownStaging(host);
   const restored = await host.restoreInto(u.snapshotSetId, stagingDatabase(host));
   if (restored.failed.length > 0) throw new PlumError(`the pre-upgrade snapshot did not restore intact into staging: ${restored.failed.join("; ")}`);
-  const migrated = await runReleaseMigrate(host.releases.ref(u.toVersion), productUrl(host, stagingDatabase(host)), { timeoutMs: MIGRATE_TIMEOUT_MS });
+  const migrated = await runReleaseMigrate(host.runtime, host.releases.ref(u.toVersion), productUrl(host, stagingDatabase(host)), { timeoutMs: MIGRATE_TIMEOUT_MS });
   report.migrations = { ...report.migrations, staging: { ran: migrated.ran, seconds: migrated.seconds } };
   return { restoredChecks: restored.checks, migrations: migrated.ran, migrationSeconds: migrated.seconds, schemaVersion: migrated.schemaVersion };
 }
@@ -75,7 +75,7 @@ export async function validateStep(host: UpgradeHost, u: Upgrade, report: Upgrad
   const nextInstance = await host.startReady("staging", next, staging);
   let releaseOutcome;
   try {
-    releaseOutcome = await runReleaseValidate(next, nextInstance.url, productUrl(host, staging), facts.suites, VALIDATE_TIMEOUT_MS);
+    releaseOutcome = await runReleaseValidate(host.runtime, next, nextInstance.url, productUrl(host, staging), facts.suites, VALIDATE_TIMEOUT_MS);
   } finally {
     await host.runtime.stop(nextInstance.id);
   }
@@ -87,7 +87,7 @@ export async function validateStep(host: UpgradeHost, u: Upgrade, report: Upgrad
     try {
       const old = await host.startReady("staging", current, staging);
       try {
-        return await runReleaseValidate(current, old.url, productUrl(host, staging), ["smoke"], VALIDATE_TIMEOUT_MS);
+        return await runReleaseValidate(host.runtime, current, old.url, productUrl(host, staging), ["smoke"], VALIDATE_TIMEOUT_MS);
       } finally {
         await host.runtime.stop(old.id);
       }
@@ -98,7 +98,7 @@ export async function validateStep(host: UpgradeHost, u: Upgrade, report: Upgrad
   report.suites = { ...report.suites, currentSmoke: smoke.reports };
   if (smoke.passed) return { mode: "traffic-only", why: `${u.fromVersion}'s smoke suite passed on ${u.toVersion}'s schema: traffic can go back at once` };
   try {
-    const down = await runReleaseMigrate(next, productUrl(host, staging), { to: fromSchema, timeoutMs: MIGRATE_TIMEOUT_MS });
+    const down = await runReleaseMigrate(host.runtime, next, productUrl(host, staging), { to: fromSchema, timeoutMs: MIGRATE_TIMEOUT_MS });
     return { mode: "down-migrations", why: `${u.fromVersion}'s smoke suite failed on the new schema (${smoke.failures.slice(0, 3).join("; ")}); ${u.toVersion}'s down migrations took staging back to ${fromSchema} in ${down.seconds.toFixed(1)} s` };
   } catch (err) {
     return { mode: "restore-required", why: `${u.fromVersion}'s smoke suite failed on the new schema and the down migrations failed on staging (${(err as Error).message}): only the pre-upgrade snapshot can undo it` };
@@ -112,7 +112,7 @@ export async function validateStep(host: UpgradeHost, u: Upgrade, report: Upgrad
 export async function promoteStep(host: UpgradeHost, u: Upgrade, report: UpgradeReport): Promise<Record<string, unknown>> {
   const next = host.releases.ref(u.toVersion);
   if (host.proxy.current?.version === u.toVersion) return { alreadySwitched: true };
-  const migrated = await runReleaseMigrate(next, productUrl(host), { timeoutMs: MIGRATE_TIMEOUT_MS });
+  const migrated = await runReleaseMigrate(host.runtime, next, productUrl(host), { timeoutMs: MIGRATE_TIMEOUT_MS });
   report.migrations = { ...report.migrations, production: { ran: migrated.ran, seconds: migrated.seconds } };
   const id = instanceId("production", u.toVersion);
   const running = host.runtime.list().find((i) => i.id === id);
@@ -144,7 +144,7 @@ export async function trafficBack(host: UpgradeHost, u: Upgrade): Promise<Date> 
 /** Undo the schema with the new release's down migrations, back to the old release's schema version. */
 export async function downMigrate(host: UpgradeHost, u: Upgrade): Promise<{ ran: string[]; seconds: number; schemaVersion: string }> {
   const fromSchema = host.releases.facts(u.fromVersion).schemaVersion;
-  return runReleaseMigrate(host.releases.ref(u.toVersion), productUrl(host), { to: fromSchema, timeoutMs: MIGRATE_TIMEOUT_MS });
+  return runReleaseMigrate(host.runtime, host.releases.ref(u.toVersion), productUrl(host), { to: fromSchema, timeoutMs: MIGRATE_TIMEOUT_MS });
 }
 
 /** Stop staging instances and drop the staging database. Idempotent. */

@@ -1,6 +1,6 @@
 import path from "node:path";
 import cookieParser from "cookie-parser";
-import express, { type Express } from "express";
+import express, { type Express, type Response } from "express";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../lib/logger.ts";
 import { HttpError } from "../shared/http-errors.ts";
@@ -20,6 +20,10 @@ import { auditRoutes } from "./routes/audit-routes.ts";
 import { backupRoutes, type ConsoleBackup } from "./routes/backup-routes.ts";
 import { dashboardRoutes } from "./routes/dashboard-routes.ts";
 import { evidenceRoutes } from "./routes/evidence-routes.ts";
+import { releaseRoutes } from "./routes/release-routes.ts";
+import { upgradeHistoryRoutes } from "./routes/upgrade-history-routes.ts";
+import { upgradeRoutes } from "./routes/upgrade-routes.ts";
+import { bundleUpload } from "./uploads/bundle-upload.ts";
 import { userRoutes } from "./routes/user-routes.ts";
 import type { StatusProvider } from "./status.ts";
 
@@ -59,11 +63,19 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
   app.use(express.urlencoded({ extended: false, limit: "64kb" }));
   app.use(cookieParser());
   app.use(sessionLoader(deps.ctx, OPS_COOKIES));
+  if (deps.upgrades) {
+    // Only who may import gets to write an upload to disk; everyone else's POST reaches the route as a plain form.
+    const mayImport = (res: Response) => {
+      const s = signedIn(res);
+      return !!s && !s.user.mustChangePassword && can(s.actor, "operate", "Release");
+    };
+    app.use(bundleUpload({ path: "/releases", allowed: mayImport }));
+  }
   app.use(csrfProtection(deps.sessionKey, deps.secureCookies, OPS_COOKIES));
   app.use((_req, res, next) => {
     const s = signedIn(res);
     res.locals.me = s && { username: s.user.username, role: s.user.role, mustChangePassword: s.user.mustChangePassword };
-    res.locals.nav = s && !s.user.mustChangePassword ? { users: can(s.actor, "read", "User"), audit: can(s.actor, "read", "AuditLog"), backups: !!deps.backup && can(s.actor, "read", "Backup"), evidence: !!deps.backup && can(s.actor, "read", "Evidence") } : undefined;
+    res.locals.nav = s && !s.user.mustChangePassword ? { users: can(s.actor, "read", "User"), audit: can(s.actor, "read", "AuditLog"), backups: !!deps.backup && can(s.actor, "read", "Backup"), evidence: !!deps.backup && can(s.actor, "read", "Evidence"), releases: !!deps.upgrades && can(s.actor, "read", "Release"), upgrades: !!deps.upgrades && can(s.actor, "read", "Upgrade") } : undefined;
     next();
   });
 
@@ -79,6 +91,11 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
   auditRoutes(guarded, deps.ctx);
   if (deps.backup) evidenceRoutes(guarded, deps.ctx, deps.backup.ctx);
   if (deps.backup) backupRoutes(guarded, deps.ctx, deps.backup);
+  if (deps.upgrades) {
+    releaseRoutes(guarded, deps.ctx, deps.upgrades);
+    upgradeRoutes(guarded, deps.upgrades);
+    upgradeHistoryRoutes(guarded, deps.upgrades.manager);
+  }
   app.use(guarded);
 
   app.use((_req, _res, next) => next(new HttpError(404, "There is no such page.")));

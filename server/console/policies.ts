@@ -1,14 +1,14 @@
 import { definePolicies } from "../shared/policies.ts";
 
-export type Action = "read" | "export" | "create" | "update" | "delete" | "operate";
-export type Subject = "Dashboard" | "AuditLog" | "User" | "Instance" | "Config" | "Backup" | "Restore" | "Drill" | "Evidence";
+export type Action = "read" | "export" | "create" | "update" | "delete" | "operate" | "approve";
+export type Subject = "Dashboard" | "AuditLog" | "User" | "Instance" | "Config" | "Backup" | "Restore" | "Drill" | "Evidence" | "Release" | "Upgrade";
 
-const EVERY_ACTION: Action[] = ["read", "export", "create", "update", "delete", "operate"];
-const EVERY_SUBJECT: Subject[] = ["Dashboard", "AuditLog", "User", "Instance", "Config", "Backup", "Restore", "Drill", "Evidence"];
+const EVERY_ACTION: Action[] = ["read", "export", "create", "update", "delete", "operate", "approve"];
+const EVERY_SUBJECT: Subject[] = ["Dashboard", "AuditLog", "User", "Instance", "Config", "Backup", "Restore", "Drill", "Evidence", "Release", "Upgrade"];
 
 const policies = definePolicies<Action, Subject>({
-  verbs: { read: "view", export: "export", create: "create", update: "change", delete: "delete", operate: "operate" },
-  nouns: { Dashboard: "the dashboard", AuditLog: "the audit log", User: "console users", Instance: "product instances", Config: "the configuration", Backup: "backups", Restore: "restores", Drill: "restore drills", Evidence: "backup evidence" },
+  verbs: { read: "view", export: "export", create: "create", update: "change", delete: "delete", operate: "operate", approve: "approve" },
+  nouns: { Dashboard: "the dashboard", AuditLog: "the audit log", User: "console users", Instance: "product instances", Config: "the configuration", Backup: "backups", Restore: "restores", Drill: "restore drills", Evidence: "backup evidence", Release: "releases", Upgrade: "upgrades" },
   whoToAsk: "Ask an admin if you need this.",
 });
 
@@ -26,5 +26,9 @@ policies.allow("auditor", ["read"], ["Restore"]);
 // Signed backup evidence: exporting it changes nothing but the audit log.
 policies.allow("operator", ["read", "export"], ["Evidence"]);
 policies.allow("auditor", ["read", "export"], ["Evidence"]);
+// Releases and upgrades: operators import bundles, start, abort and roll back upgrades. Approving a promotion
+// and confirming a restore that loses the write window ("approve") stay with admins, who have every action.
+policies.allow("operator", ["read", "operate"], ["Release", "Upgrade"]);
+policies.allow("auditor", ["read"], ["Release", "Upgrade"]);
 
 export const { can, authorize } = policies;

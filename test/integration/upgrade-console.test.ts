@@ -1,0 +1,219 @@
+import { execFileSync } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { expect } from "chai";
+import request from "supertest";
+import type { Agent } from "../../appliance/agent.ts";
+import { APP_VERSION } from "../../lib/version.ts";
+import { waitFor } from "../../lib/wait.ts";
+import { consoleUser, signInFirstAdmin } from "../support/console-users.ts";
+import { startInProcessAgent } from "../support/in-process-agent.ts";
+import { buildUpgrade, rolledBackReport } from "../support/upgrade-rows.ts";
+import type { WebClient } from "../support/web-client.ts";
+
+const ACTIONS = ["/releases", "/upgrade", "/upgrade/approve", "/upgrade/abort", "/upgrade/rollback", "/upgrade/confirm-restore"];
+const uploadFolders = () => readdirSync(tmpdir()).filter((n) => n.startsWith("plum-bundle-upload-"));
+
+describe("ops console: releases, upgrade and history pages", function () {
+  let agent: Agent;
+  let stop: () => Promise<void>;
+  let admin: WebClient;
+  let operator: WebClient;
+  let auditor: WebClient;
+  let scratch: string;
+
+  before(async () => {
+    const vendor = generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }).toString();
+    ({ agent, stop } = await startInProcessAgent((config) => {
+      config.security.loginRateLimitPerMinute = 1000;
+      // A key is configured, so an upload gets as far as the format check.
+      config.releases.vendorPublicKey = vendor;
+    }));
+    admin = await signInFirstAdmin(agent);
+    operator = await consoleUser(agent, admin, "opal", "operator");
+    auditor = await consoleUser(agent, admin, "audrey", "auditor");
+    scratch = mkdtempSync(path.join(tmpdir(), "plum-console-test-"));
+  });
+  after(async () => {
+    rmSync(scratch, { recursive: true, force: true });
+    await stop();
+  });
+
+  const journal = () => agent.upgrades.journal;
+
+  // One unfinished upgrade at a time: a test that fails half-way must not block the next one's rows.
+  afterEach(async () => {
+    const active = await journal().active();
+    if (active) await journal().update(active.id, { status: "failed", error: "closed by the test" });
+  });
+
+  /** Upload a file as the bundle, with the client's session and CSRF token. */
+  async function upload(client: WebClient, file: string) {
+    const csrf = await client.csrfFrom("/");
+    return request(agent.consoleApp).post("/releases").set("Cookie", client.cookieHeader()).set("Accept", "text/html").field("_csrf", csrf).attach("bundle", file).redirects(0);
+  }
+
+  it("lets an auditor read the three pages and refuses every action with 403", async () => {
+    for (const page of ["/releases", "/upgrade", "/upgrades/history"]) {
+      const res = await auditor.get(page);
+      expect(res.status, page).to.equal(200);
+      expect(res.text, page).not.to.include('method="post" action="/releases"').and.not.to.include('action="/upgrade"');
+    }
+    for (const action of ACTIONS) {
+      const res = await auditor.post(action, { version: "9.9.9", promotion: "approval" }, await auditor.csrfFrom("/"));
+      expect(res.status, action).to.equal(403);
+      expect(res.text).to.include("Your role (auditor) may not");
+    }
+    expect(await journal().history()).to.deep.equal([]);
+  });
+
+  it("keeps approving a promotion and confirming a restore to admins", async () => {
+    for (const action of ["/upgrade/approve", "/upgrade/confirm-restore"]) {
+      const res = await operator.post(action, {}, await operator.csrfFrom("/"));
+      expect(res.status, action).to.equal(403);
+      expect(res.text).to.include("Your role (operator) may not approve upgrades.");
+    }
+    // The error handler audits a denial without holding up the answer: wait (with a deadline) for both rows.
+    const targets = await waitFor("both denials in the audit log", async () => {
+      const rows = (await agent.audit.list({ actor: "user:opal", action: "access.denied", limit: 10 })).map((r) => r.target);
+      return rows.length >= 2 ? rows : undefined;
+    }, { timeoutMs: 5_000 });
+    expect(targets).to.include.members(["POST /upgrade/approve", "POST /upgrade/confirm-restore"]);
+  });
+
+  it("shows every release, the one serving production, and links the pages in the nav", async () => {
+    const res = await operator.get("/releases");
+    expect(res.status).to.equal(200);
+    expect(res.text).to.include(`data-testid="production-version">${APP_VERSION}<`);
+    expect(res.text).to.match(new RegExp(`data-release="${APP_VERSION.replace(/\./g, "\\.")}">[\\s\\S]*?installed[\\s\\S]*?serves production`));
+    expect(res.text).to.include('enctype="multipart/form-data"');
+    expect(res.text).to.include('href="/releases">Releases<').and.include('href="/upgrade">Upgrade<').and.include('href="/upgrades/history">History<');
+  });
+
+  it("refuses a bundle that is not one, names the failed check and the hint, audits it and keeps no upload", async () => {
+    const before = uploadFolders();
+    writeFileSync(path.join(scratch, "bogus.txt"), "not a release\n");
+    const file = path.join(scratch, "plum-9.9.9.tar");
+    execFileSync("tar", ["-cf", file, "-C", scratch, "bogus.txt"]);
+
+    const res = await upload(operator, file);
+    expect(res.status, res.text).to.equal(422);
+    expect(res.text).to.include('data-testid="failed-check">format<');
+    expect(res.text).to.include("plum-9.9.9.tar must hold exactly manifest.json, manifest.sig, app.tgz; it holds bogus.txt");
+    expect(res.text).to.include("What to do: ask the vendor for the bundle again");
+    const [row] = await agent.audit.list({ action: "release.import", limit: 1 });
+    expect(row).to.include({ actor: "user:opal", outcome: "failure", target: "file:plum-9.9.9.tar" });
+    expect(row.detail).to.include({ check: "format" });
+    // The folder goes when the server side of the response closes, which may be just after the answer arrived.
+    await waitFor("the upload folder to go", async () => (uploadFolders().length === before.length ? true : undefined), { timeoutMs: 2_000 });
+  });
+
+  it("asks for a file when the import form comes without one", async () => {
+    const res = await operator.post("/releases", {}, await operator.csrfFrom("/releases"));
+    expect(res.status).to.equal(400);
+    expect(res.text).to.include("Choose a bundle (plum-X.Y.Z.tar) to import.");
+  });
+
+  it("shows the manager's refusals on the Upgrade page with their hint, and starts nothing", async () => {
+    const start = await operator.post("/upgrade", { version: "9.9.9", promotion: "approval" }, await operator.csrfFrom("/upgrade"));
+    expect(start.status).to.equal(409);
+    expect(start.text).to.include("release 9.9.9 is not on this appliance").and.include("What to do: import its bundle first");
+
+    const rollback = await operator.post("/upgrade/rollback", {}, await operator.csrfFrom("/upgrade"));
+    expect(rollback.status).to.equal(409);
+    expect(rollback.text).to.include(`there is no earlier release to roll back to from ${APP_VERSION}`);
+
+    const confirm = await admin.post("/upgrade/confirm-restore", {}, await admin.csrfFrom("/upgrade"));
+    expect(confirm.status).to.equal(409);
+    expect(confirm.text).to.include("no rollback is waiting for a restore confirmation");
+
+    const bad = await operator.post("/upgrade", { version: "latest", promotion: "approval" }, await operator.csrfFrom("/upgrade"));
+    expect(bad.status).to.equal(400);
+    expect(bad.text).to.include("version must be a version X.Y.Z");
+    expect(await journal().history()).to.deep.equal([]);
+  });
+
+  it("renders an upgrade's steps, suites, rollback mode, soak and journal on Upgrade, History and its own page", async () => {
+    const u = await buildUpgrade(journal(), { status: "rolled-back", step: "rollback", rollbackMode: "down-migrations", approvedBy: "user:admin", approvedAt: new Date(), report: rolledBackReport(), error: "soak breach: 5xx ratio 7.5% above 2%" });
+    await journal().note(u.id, "soak", "failed", { breach: "5xx ratio 7.5% above 2%" });
+
+    const page = await auditor.get("/upgrade");
+    expect(page.status).to.equal(200);
+    expect(page.text).to.include(`Upgrade <a href="/upgrades/${u.id}">${u.id}</a>: 1.0.0 → 1.1.0`);
+    expect(page.text).to.include('data-testid="upgrade-status" data-upgrade-status>rolled back<');
+    expect(page.text).to.match(/<tr data-step="stage"><td>stage<\/td><td class="state-done" data-field="state">done<\/td><td data-field="seconds">41\.3 s</);
+    expect(page.text).to.match(/<tr data-step="complete"><td>complete<\/td><td class="state-skipped" data-field="state">skipped</);
+    expect(page.text).to.include('data-testid="rollback-mode">down-migrations<').and.include("1.0.0&#x27;s smoke suite failed on the new schema");
+    expect(page.text).to.include("37.0 s watched · 412 requests · 31 5xx · p99 180 ms").and.include("Breach: 5xx ratio 7.5% above 2%");
+    expect(page.text).to.include("voucher list loads").and.include("column vouchers.gift_card_id does not exist");
+    expect(page.text).not.to.include("balances match the ledger"); // passing checks only on the full report
+    expect(page.text).to.include("2.3 s after the breach");
+    expect(page.text).to.include("&quot;breach&quot;:&quot;5xx ratio 7.5% above 2%&quot;");
+    expect(page.text).not.to.include("data-upgrade-live"); // a finished upgrade is not followed
+
+    const history = await auditor.get("/upgrades/history");
+    expect(history.text).to.match(new RegExp(`<tr data-upgrade="${u.id}">[\\s\\S]*?1\\.0\\.0 → 1\\.1\\.0[\\s\\S]*?rolled-back[\\s\\S]*?user:opal[\\s\\S]*?user:admin[\\s\\S]*?down-migrations[\\s\\S]*?soak breach`));
+
+    const detail = await auditor.get(`/upgrades/${u.id}`);
+    expect(detail.status).to.equal(200);
+    expect(detail.text).to.include("balances match the ledger").and.include("voucher list loads");
+    expect(detail.text).to.include("1733000000000_gift-cards");
+    expect(detail.text).to.include('data-testid="report-json"');
+    expect((await auditor.get("/upgrades/9999")).status).to.equal(404);
+    expect((await auditor.get("/upgrades/abc")).status).to.equal(404);
+
+    const live = await auditor.get("/upgrade.json", "application/json");
+    expect(live.body.upgrade).to.include({ id: u.id, status: "rolled-back", finished: true });
+    expect(live.body.upgrade.steps.find((s: { name: string }) => s.name === "validate")).to.deep.equal({ name: "validate", state: "done", text: "done", seconds: "63.9 s" });
+  });
+
+  it("lets an admin approve a waiting promotion and an operator abort it", async () => {
+    const { verify, snapshot, stage, validate } = rolledBackReport().steps;
+    const u = await buildUpgrade(journal(), { promotion: "approval", step: "promote", status: "waiting", report: { steps: { verify, snapshot, stage, validate } } });
+    const asOperator = await operator.get("/upgrade");
+    expect(asOperator.text).to.include(`data-upgrade-live="/upgrade.json" data-upgrade-id="${u.id}"`);
+    expect(asOperator.text).to.include("waiting for an admin&#x27;s approval");
+    expect(asOperator.text).to.include('action="/upgrade/abort"').and.not.include('action="/upgrade/approve"');
+    expect(asOperator.text).not.to.include("Start an upgrade"); // one upgrade at a time
+
+    const asAdmin = await admin.get("/upgrade");
+    expect(asAdmin.text).to.include('action="/upgrade/approve"');
+    const approved = await admin.post("/upgrade/approve", {}, await admin.csrfFrom("/upgrade"));
+    expect(approved.status).to.equal(303);
+    expect(approved.headers.location).to.equal("/upgrade?notice=approved");
+    expect((await journal().get(u.id))!.approvedBy).to.equal("user:admin");
+    expect((await admin.get("/upgrade")).text).not.to.include('action="/upgrade/approve"');
+
+    const aborted = await operator.post("/upgrade/abort", {}, await operator.csrfFrom("/upgrade"));
+    expect(aborted.status).to.equal(303);
+    expect(aborted.headers.location).to.equal("/upgrade?notice=aborted");
+    const after = (await journal().get(u.id))!;
+    expect(after).to.include({ status: "aborted", error: "aborted by user:opal" });
+    const actions = (await agent.audit.list({ limit: 20 })).filter((r) => r.target === `upgrade:${u.id}`).map((r) => `${r.actor} ${r.action}`);
+    expect(actions).to.include.members(["user:admin upgrade.approve", "user:opal upgrade.abort", "agent upgrade.aborted"]);
+    const page = await operator.get("/upgrade?notice=aborted");
+    expect(page.text).to.include("The upgrade was aborted: staging is torn down, production was not touched.");
+    expect(page.text).to.include("Start an upgrade");
+  });
+
+  it("offers the restore confirmation with its write window to admins only, and rollback while soaking", async () => {
+    const report = { ...rolledBackReport(), rollbackMode: { mode: "restore-required" as const, why: "down migrations failed on staging" } };
+    report.rollback = { ...report.rollback!, writeWindow: { from: "2025-01-15T02:01:00.000Z", to: "2025-01-15T02:07:30.000Z" } };
+    const pending = await buildUpgrade(journal(), { status: "restore-pending", step: "rollback", rollbackMode: "restore-required", report });
+    const asAdmin = await admin.get("/upgrade");
+    expect(asAdmin.text).to.include('action="/upgrade/confirm-restore"');
+    expect(asAdmin.text).to.include("loses what was written from 2025-01-15 02:01:00 UTC to 2025-01-15 02:07:30 UTC");
+    const asOperator = await operator.get("/upgrade");
+    expect(asOperator.text).not.to.include('action="/upgrade/confirm-restore"');
+    expect(asOperator.text).to.include("An admin must confirm the restore of the pre-upgrade snapshot.");
+    await journal().update(pending.id, { status: "failed", error: "closed by the test" });
+
+    await buildUpgrade(journal(), { status: "soaking", step: "soak", promotion: "now", report: { steps: { ...rolledBackReport().steps, soak: { startedAt: new Date().toISOString() } } } });
+    const page = await operator.get("/upgrade");
+    expect(page.text).to.include('action="/upgrade/rollback"').and.include("Roll back to 1.0.0");
+    expect(page.text).not.to.include('action="/upgrade/abort"');
+    expect(page.text).to.match(/<tr data-step="soak"><td>soak<\/td><td class="state-running" data-field="state">running</);
+  });
+});
