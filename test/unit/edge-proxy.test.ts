@@ -4,6 +4,7 @@ import { expect } from "chai";
 import { Registry } from "prom-client";
 import { EdgeProxy } from "../../appliance/proxy/edge-proxy.ts";
 import { createLogger } from "../../lib/logger.ts";
+import { waitFor } from "../../lib/wait.ts";
 
 /** A real HTTP server on loopback standing in for a product instance. */
 async function upstream(name: string, handler?: http.RequestListener) {
@@ -124,10 +125,14 @@ describe("edge proxy", () => {
         }
       }
     });
+    // Each instance serves a good number of requests before the next switch, however slow the machine.
+    const served = (name: string) => waitFor(`50 requests answered by ${name}`, async () => ((seen.by.get(name) ?? 0) >= 50 ? true : undefined), { timeoutMs: 30_000, firstDelayMs: 10, maxDelayMs: 50 });
     let current = await make("v1");
     proxy.switchTo({ id: "production@v1", version: "v1", url: current.url });
+    let previousName = "v1";
     for (const name of ["v2", "v1b", "v2b", "v1c"]) {
-      await new Promise((r) => setTimeout(r, 150));
+      await served(previousName);
+      previousName = name;
       const next = await make(name);
       const previous = proxy.switchTo({ id: `production@${name}`, version: name, url: next.url })!;
       await proxy.drain(previous.id, 5000);
@@ -135,13 +140,13 @@ describe("edge proxy", () => {
       await current.close();
       current = next;
     }
-    await new Promise((r) => setTimeout(r, 150));
+    await served(previousName);
     stop = true;
     await Promise.all(clients);
     agent.destroy();
     await current.close();
     expect(seen.failed, seen.failed.slice(0, 5).join("; ")).to.deep.equal([]);
-    expect(seen.ok).to.be.greaterThan(500);
+    expect(seen.ok).to.be.at.least(250);
     expect([...seen.by.keys()].sort()).to.deep.equal(["v1", "v1b", "v1c", "v2", "v2b"]);
   });
 
