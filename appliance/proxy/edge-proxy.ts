@@ -145,6 +145,7 @@ export class EdgeProxy {
     if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
     // A kept-alive socket the instance closed just as we reused it fails with ECONNRESET before the instance
     // saw the request; a request without a body is then sent once more on a fresh socket (Node's advice).
+    let clientGone = false;
     const replayable = (req.method === "GET" || req.method === "HEAD") && !req.headers["content-length"] && !req.headers["transfer-encoding"];
     const send = (attempt: number): http.ClientRequest => {
       const upstreamReq = http.request({ host: target.host, port: target.port, method: req.method, path: req.url, headers, agent: target.agent });
@@ -158,6 +159,14 @@ export class EdgeProxy {
       upstreamReq.on("error", (err: NodeJS.ErrnoException) => {
         if (replayable && attempt === 1 && upstreamReq.reusedSocket && err.code === "ECONNRESET" && !res.headersSent && !res.destroyed) {
           current = send(2);
+          return;
+        }
+        if (clientGone) {
+          // The client hung up and we stopped the upstream request: nobody got an error from the instance, so it
+          // is not a 5xx of this version (the soak would count it against a release that did nothing wrong).
+          this.opts.log.debug({ upstream: target.id, requestId }, "client went away before the answer");
+          done(499, target.version);
+          finish();
           return;
         }
         this.opts.log.warn({ err: err.message, upstream: target.id, requestId }, "upstream request failed");
@@ -175,7 +184,10 @@ export class EdgeProxy {
     };
     let current = send(1);
     res.on("close", () => {
-      if (!res.writableFinished) current.destroy(); // client went away: stop the upstream work too
+      if (!res.writableFinished) {
+        clientGone = true;
+        current.destroy(); // client went away: stop the upstream work too
+      }
       finish();
     });
     req.pipe(current);

@@ -150,6 +150,28 @@ describe("edge proxy", () => {
     expect([...seen.by.keys()].sort()).to.deep.equal(["v1", "v1b", "v1c", "v2", "v2b"]);
   });
 
+  it("does not count a client that hangs up as a 5xx of the instance (the soak judges by these answers)", async () => {
+    let reached!: () => void;
+    const slowReached = new Promise<void>((r) => (reached = r));
+    const slow = await upstream("slow", () => reached()); // never answers
+    const answers: number[] = [];
+    const unsubscribe = proxy.onAnswer((a) => answers.push(a.status));
+    try {
+      proxy.switchTo({ id: "production@1", version: "1", url: slow.url });
+      const aborter = new AbortController();
+      const request = fetch(`${base}/hangs`, { signal: aborter.signal }).catch((err: Error) => err.name);
+      await slowReached;
+      aborter.abort();
+      expect(await request).to.equal("AbortError");
+      await waitFor("the proxy to record the answer", async () => (answers.length > 0 ? true : undefined), { timeoutMs: 5000 });
+      expect(answers).to.deep.equal([499]);
+    } finally {
+      unsubscribe();
+      slow.server.closeAllConnections();
+      await slow.close();
+    }
+  });
+
   it("answers 502 with the request id when the instance is gone", async () => {
     const a = await upstream("a");
     proxy.switchTo({ id: "production@1", version: "1", url: a.url });

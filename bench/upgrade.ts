@@ -1,0 +1,522 @@
+// Steady load through the edge proxy while a real agent promotes a release, rolls one back on a soak breach,
+// and switches back by hand (`plumctl rollback --to`), then the stage step's time for two database sizes.
+// Prints, per phase: requests sent, non-2xx answers, socket errors; per switch of the proxy: the requests that
+// completed within ±2 s of it and the longest of them; the time from a soak breach to the old version serving
+// (the report's figure and one measured from outside by polling /version); and stage times. Asserts nothing.
+// Loopback only; the load and every wait have deadlines. Run: npx tsx bench/upgrade.ts
+//   BENCH_SMALL (participants, default 2,000), BENCH_LARGE (default 50,000), BENCH_SOAK_SECONDS (default 20)
+// The load is closed-loop (each connection sends its next request when the last one is answered): autocannon's
+// own rate limit sends each second's share in a burst, which would put queueing of its own into every figure.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import autocannon from "autocannon";
+import { sleep, withDeadline } from "../lib/wait.ts";
+import type { Upgrade } from "../appliance/upgrade/upgrade-journal.ts";
+import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../test/support/agent-process.ts";
+import { plumctl } from "../test/support/plumctl.ts";
+import { freePort } from "../test/support/ports.ts";
+import { addMigration, compose, unhealthyInProductionAfter } from "../test/support/release-patches.ts";
+import { buildTestBundle, testVendorKeys } from "../test/support/test-bundles.ts";
+import { fmt } from "./support.ts";
+
+const SMALL = Number(process.env.BENCH_SMALL ?? 2_000);
+const LARGE = Number(process.env.BENCH_LARGE ?? 50_000);
+const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 20);
+const CONNECTIONS = 50;
+const WINDOW_MS = 2_000;
+const POLL_MS = 20;
+/** Load before an upgrade starts and after it settles, so each switch sits inside steady traffic. */
+const LEAD_MS = 3_000;
+const TAIL_MS = 3_000;
+/** Longest any one phase may take; the load generator also stops by itself after this. */
+const PHASE_DEADLINE_S = 900;
+
+// Same migrations as the e2e upgrade tests: 0.2.0 is reversible and old code runs on it (traffic-only rollback).
+const V2_MIGRATION = addMigration(
+  "1732000000500_release-notes",
+  "create table release_notes (id serial primary key, body text not null); alter table participants add column nickname text",
+  "drop table release_notes; alter table participants drop column nickname",
+);
+const V3_MIGRATION = addMigration("1732000000600_badges", "create table badges (id serial primary key, name text not null)", "drop table badges");
+
+// The agent must use its own embedded PostgreSQL in the temp home, never a database this shell points at.
+delete process.env.PLUM_DATABASE_URL;
+
+// ---------------------------------------------------------------------------------------------- cleanup
+
+const agents = new Set<AgentProcess>();
+const scratch = new Set<string>();
+const loads = new Set<{ stop(): unknown }>();
+
+async function cleanUp(): Promise<void> {
+  for (const l of loads) l.stop();
+  for (const a of agents) {
+    await a.stop("SIGINT", 60_000).catch((err) => process.stderr.write(`agent did not stop cleanly: ${(err as Error).message}\n`));
+    agents.delete(a);
+  }
+  for (const dir of scratch) removeHome(dir);
+  scratch.clear();
+}
+
+let interrupted = false;
+process.once("SIGINT", () => {
+  interrupted = true;
+  process.stderr.write("\ninterrupted: stopping the load and the agents, removing the temp homes…\n");
+  void cleanUp().finally(() => process.exit(130));
+});
+
+// ---------------------------------------------------------------------------------------------- appliance
+
+interface Appliance { agent: AgentProcess; env: Record<string, string> }
+
+/** The lines of an agent's output that are safe to show: a fresh home prints one-time passwords. */
+function redacted(text: string): string {
+  return text.split("\n").filter((l) => !/password|secret|token/i.test(l)).slice(-40).join("\n");
+}
+
+async function cli(app: Appliance, args: string[], timeoutMs: number, okCodes = [0]): Promise<{ code: number; stdout: string }> {
+  const res = await plumctl(args, app.env, timeoutMs);
+  if (!okCodes.includes(res.code)) {
+    throw new Error(`plumctl ${args.join(" ")} exited with ${res.code}:\n${redacted(res.stdout + res.stderr)}\n--- agent ---\n${redacted(app.agent.output())}`);
+  }
+  return res;
+}
+
+async function startAppliance(participants: number, soakSeconds: number): Promise<Appliance> {
+  const home = tempHome();
+  scratch.add(home);
+  const env = {
+    PLUM_HOME: home,
+    PLUM_VENDOR_PUBLIC_KEY: testVendorKeys().publicKeyPem,
+    PLUM_PG_PORT: String(await freePort()),
+    PLUM_UPGRADE_PROMOTION: "now",
+    PLUM_UPGRADE_SOAK_SECONDS: String(soakSeconds),
+  };
+  const agent = await startAgentProcess({ home, env, timeoutMs: 180_000 });
+  agents.add(agent);
+  const app = { agent, env };
+  const started = Date.now();
+  // Its stdout names a manager's one-time password: never printed.
+  await cli(app, ["demo-data", "--participants", String(participants)], 900_000);
+  process.stdout.write(`  ${participants.toLocaleString("en-GB")} participants of demo data in ${fmt((Date.now() - started) / 1000)} s\n`);
+  return app;
+}
+
+async function stopAppliance(app: Appliance): Promise<void> {
+  await app.agent.stop("SIGINT", 60_000);
+  agents.delete(app.agent);
+  removeHome(app.agent.home);
+  scratch.delete(app.agent.home);
+}
+
+async function latest(app: Appliance): Promise<Upgrade> {
+  const res = await cli(app, ["upgrade", "status", "--json"], 60_000);
+  return (JSON.parse(res.stdout) as { latest: Upgrade }).latest;
+}
+
+// ---------------------------------------------------------------------------------------------- load
+
+interface Samples { at: number[]; status: number[]; ms: number[]; version: string[]; path: string[] }
+interface SocketError { at: number; path: string; what: string }
+
+/**
+ * Two autocannon instances (half the connections each): /version (no database; its body names the version that
+ * answered) and /readyz (one query). Every response is recorded with this process's wall clock, so it can be
+ * placed against the switch times in the upgrade report (the agent is on the same machine, same clock).
+ */
+function startLoad(proxyUrl: string) {
+  const samples: Samples = { at: [], status: [], ms: [], version: [], path: [] };
+  const socketErrors: SocketError[] = [];
+  const results: Promise<autocannon.Result>[] = [];
+  const instances: autocannon.Instance[] = [];
+  for (const p of ["/version", "/readyz"]) {
+    const connections = CONNECTIONS / 2;
+    results.push(
+      new Promise((resolve, reject) => {
+        const instance = autocannon(
+          {
+            url: new URL(p, proxyUrl).href,
+            connections,
+            duration: PHASE_DEADLINE_S,
+            timeout: 10,
+            setupClient(client) {
+              let version = "";
+              if (p === "/version") {
+                client.on("body", (body: Buffer) => {
+                  version = /"version":"([^"]+)"/.exec(body.toString())?.[1] ?? "?";
+                });
+              }
+              client.on("response", (status: number, _bytes: number, ms: number) => {
+                samples.at.push(Date.now());
+                samples.status.push(status);
+                samples.ms.push(ms);
+                samples.version.push(status < 300 ? version : "");
+                samples.path.push(p);
+                version = "";
+              });
+              // autocannon's clients emit these too, but its typings only declare headers/body/response.
+              const events = client as NodeJS.EventEmitter;
+              events.on("connError", (err: NodeJS.ErrnoException) => socketErrors.push({ at: Date.now(), path: p, what: err.code ?? err.message }));
+              events.on("timeout", () => socketErrors.push({ at: Date.now(), path: p, what: "timeout (10 s)" }));
+            },
+          },
+          (err, result) => (err ? reject(err) : resolve(result)),
+        );
+        instances.push(instance);
+      }),
+    );
+  }
+  const handle = {
+    samples,
+    socketErrors,
+    stop() {
+      for (const i of instances) i.stop();
+    },
+    async finish(): Promise<autocannon.Result[]> {
+      handle.stop();
+      loads.delete(handle);
+      return withDeadline("the load generator to stop", 30_000, Promise.all(results));
+    },
+  };
+  loads.add(handle);
+  return handle;
+}
+
+interface Poll { sentAt: number; at: number; version?: string; error?: string }
+
+/** GET /version every 20 ms on its own connection: which version answers, seen from outside, over time. */
+function startPoller(proxyUrl: string) {
+  const polls: Poll[] = [];
+  let stopped = false;
+  const url = new URL("/version", proxyUrl);
+  const done = (async () => {
+    while (!stopped) {
+      const sentAt = Date.now();
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+        const body = (await res.json().catch(() => ({}))) as { version?: string };
+        polls.push({ sentAt, at: Date.now(), ...(res.ok ? { version: body.version } : { error: `HTTP ${res.status}` }) });
+      } catch (err) {
+        polls.push({ sentAt, at: Date.now(), error: (err as Error).name === "TimeoutError" ? "timeout (2 s)" : String((err as Error).cause ?? (err as Error).message) });
+      }
+      await sleep(Math.max(0, sentAt + POLL_MS - Date.now()));
+    }
+  })();
+  const handle = {
+    polls,
+    stop() {
+      stopped = true;
+    },
+    async finish() {
+      stopped = true;
+      loads.delete(handle);
+      await withDeadline("the /version poller to stop", 10_000, done);
+      return polls;
+    },
+  };
+  loads.add(handle);
+  return handle;
+}
+
+// ---------------------------------------------------------------------------------------------- phases
+
+interface Switch { label: string; at: number; source: string }
+interface PhaseFigures {
+  name: string;
+  sent: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  samples: Samples;
+  socketErrors: SocketError[];
+  polls: Poll[];
+  switches: Switch[];
+  /** Lines the agent wrote during the phase about requests it could not pass on, with their time. */
+  proxyWarnings: Array<{ at: number; line: string }>;
+  /** When the load generator was stopped: it drops the requests it has in flight, which the proxy then logs. */
+  loadStoppedAt: number;
+  upgrade: Upgrade;
+  breach?: { reportSeconds?: number; measuredSeconds?: number; pollsAfterBreach: number; firstOld?: Poll; trafficBackAt: number };
+}
+
+/** The times the agent logged "edge proxy switched" (pino JSON lines), with their target. */
+function loggedSwitches(output: string): Array<{ at: number; to: string }> {
+  const found: Array<{ at: number; to: string }> = [];
+  for (const line of output.split("\n")) {
+    if (!line.includes("edge proxy switched")) continue;
+    try {
+      const entry = JSON.parse(line) as { time: number; to: string };
+      found.push({ at: entry.time, to: entry.to });
+    } catch {
+      /* not a JSON line */
+    }
+  }
+  return found;
+}
+
+async function underLoad(app: Appliance, name: string, action: () => Promise<unknown>): Promise<Omit<PhaseFigures, "switches" | "upgrade"> & { logged: Array<{ at: number; to: string }> }> {
+  process.stdout.write(`\n${name}: load on ${app.agent.proxyUrl} (${CONNECTIONS} connections)…\n`);
+  const outputBefore = app.agent.output().length;
+  const load = startLoad(app.agent.proxyUrl);
+  const poller = startPoller(app.agent.proxyUrl);
+  let results: autocannon.Result[];
+  let polls: Poll[];
+  let loadStoppedAt: number;
+  try {
+    await sleep(LEAD_MS);
+    await withDeadline(name, PHASE_DEADLINE_S * 1000, action());
+    await sleep(TAIL_MS);
+  } finally {
+    loadStoppedAt = Date.now();
+    [results, polls] = await Promise.all([load.finish(), poller.finish()]);
+  }
+  await sleep(1_000); // the agent's log lines about the dropped requests arrive a moment later
+  const during = app.agent.output().slice(outputBefore);
+  const sum = (pick: (r: autocannon.Result) => number) => results.reduce((n, r) => n + pick(r), 0);
+  return {
+    name,
+    sent: sum((r) => r.requests.sent),
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    samples: load.samples,
+    socketErrors: load.socketErrors,
+    polls,
+    proxyWarnings: during
+      .split("\n")
+      .filter((l) => /upstream request failed|did not stop in time/.test(l))
+      .map((line) => ({ at: Number(/"time":(\d+)/.exec(line)?.[1] ?? 0), line })),
+    loadStoppedAt,
+    logged: loggedSwitches(during),
+  };
+}
+
+function iso(at: string | undefined): number {
+  if (!at) throw new Error("the upgrade report has no time for this switch");
+  return Date.parse(at);
+}
+
+// ---------------------------------------------------------------------------------------------- analysis
+
+const BUCKET_MS = 500;
+
+interface WindowFigures {
+  completed: number;
+  non2xx: number;
+  socketErrors: number;
+  longestMs: number;
+  /** The longest request per path, and when it completed relative to the switch. */
+  longest: Record<string, { ms: number; offsetMs: number }>;
+  /** Completions and the longest request per 500 ms from -2 s to +2 s: where in the window the slow ones sit. */
+  buckets: Array<{ completed: number; longestMs: number }>;
+}
+
+function aroundSwitch(f: PhaseFigures, at: number): WindowFigures {
+  const w: WindowFigures = { completed: 0, non2xx: 0, socketErrors: 0, longestMs: 0, longest: {}, buckets: Array.from({ length: (2 * WINDOW_MS) / BUCKET_MS }, () => ({ completed: 0, longestMs: 0 })) };
+  const { samples } = f;
+  for (let i = 0; i < samples.at.length; i++) {
+    const offset = samples.at[i] - at;
+    if (Math.abs(offset) > WINDOW_MS) continue;
+    w.completed++;
+    if (samples.status[i] < 200 || samples.status[i] >= 300) w.non2xx++;
+    w.longestMs = Math.max(w.longestMs, samples.ms[i]);
+    const p = samples.path[i];
+    if (!w.longest[p] || samples.ms[i] > w.longest[p].ms) w.longest[p] = { ms: samples.ms[i], offsetMs: offset };
+    const b = w.buckets[Math.min(w.buckets.length - 1, Math.floor((offset + WINDOW_MS) / BUCKET_MS))];
+    b.completed++;
+    b.longestMs = Math.max(b.longestMs, samples.ms[i]);
+  }
+  w.socketErrors = f.socketErrors.filter((e) => Math.abs(e.at - at) <= WINDOW_MS).length;
+  return w;
+}
+
+function countBy<T>(items: T[], key: (t: T) => string | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of items) {
+    const k = key(item);
+    if (k !== undefined) out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
+const signed = (ms: number) => `${ms >= 0 ? "+" : ""}${ms}`;
+const show = (counts: Record<string, number>) => Object.entries(counts).map(([k, n]) => `${k}: ${n.toLocaleString("en-GB")}`).join(", ") || "none";
+
+/** Where a failed request sits relative to the nearest switch, for the failure listing. */
+function relative(f: PhaseFigures, at: number): string {
+  const nearest = f.switches.reduce((best, s) => (Math.abs(s.at - at) < Math.abs(best.at - at) ? s : best), f.switches[0]);
+  const ms = at - nearest.at;
+  return `${ms >= 0 ? "+" : ""}${ms} ms from "${nearest.label}"`;
+}
+
+// ---------------------------------------------------------------------------------------------- main
+
+const bundleDir = mkdtempSync(path.join(tmpdir(), "plum-bench-bundles-"));
+scratch.add(bundleDir);
+const phases: PhaseFigures[] = [];
+const stages: Array<{ label: string; participants: number; stageSeconds?: number; stagingMigrationSeconds?: number; snapshotSeconds?: number; databaseMiB?: number }> = [];
+
+/** The stage figures of an upgrade's report, with the product database size from the verify step's disk check. */
+function stageFigures(label: string, participants: number, u: Upgrade) {
+  const checks = ((u.report.steps.verify?.detail as { checks?: string[] } | undefined)?.checks ?? []).join(" ");
+  const needed = /(\d+) MiB needed for a staging copy/.exec(checks)?.[1];
+  stages.push({
+    label,
+    participants,
+    stageSeconds: u.report.steps.stage?.seconds,
+    stagingMigrationSeconds: u.report.migrations?.staging?.seconds,
+    snapshotSeconds: u.report.steps.snapshot?.seconds,
+    // verify asks for twice the database plus 200 MiB: the size, read back from that check.
+    databaseMiB: needed ? (Number(needed) - 200) / 2 : undefined,
+  });
+}
+
+try {
+  const { privateKey } = testVendorKeys();
+  process.stdout.write("building release bundles 0.2.0 and 0.3.0 (compiles the tree twice)…\n");
+  const v2 = await buildTestBundle({ version: "0.2.0", patch: V2_MIGRATION, key: privateKey, outDir: bundleDir });
+  const v3 = await buildTestBundle({ version: "0.3.0", patch: compose(V2_MIGRATION, V3_MIGRATION, unhealthyInProductionAfter(3000)), key: privateKey, outDir: bundleDir });
+
+  // (1) Small database: promote, a soak breach that rolls back, a manual rollback, each under load.
+  process.stdout.write(`\nsmall appliance (${SMALL.toLocaleString("en-GB")} participants, soak ${SOAK_SECONDS} s)…\n`);
+  const small = await startAppliance(SMALL, SOAK_SECONDS);
+  await cli(small, ["release", "import", v2], 180_000);
+  await cli(small, ["release", "import", v3], 180_000);
+
+  {
+    const p = await underLoad(small, "promote 0.1.0 → 0.2.0", () => cli(small, ["upgrade", "start", "0.2.0", "--now"], PHASE_DEADLINE_S * 1000));
+    const u = await latest(small);
+    const f: PhaseFigures = { ...p, upgrade: u, switches: [{ label: "promote → 0.2.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" }] };
+    phases.push(f);
+    stageFigures("small, under load", SMALL, u);
+  }
+  {
+    // 0.3.0's /healthz fails 3 s after it starts in production: 3 failed checks in a row breach the soak.
+    const p = await underLoad(small, "soak breach 0.2.0 → 0.3.0 → 0.2.0", () => cli(small, ["upgrade", "start", "0.3.0", "--now"], PHASE_DEADLINE_S * 1000, [0, 1]));
+    const u = await latest(small);
+    const rb = u.report.rollback;
+    const f: PhaseFigures = {
+      ...p,
+      upgrade: u,
+      switches: [
+        { label: "promote → 0.3.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" },
+        { label: "rollback (breach) → 0.2.0", at: iso(rb?.trafficBackAt), source: "report rollback.trafficBackAt" },
+      ],
+    };
+    if (rb?.breachAt) {
+      // From outside: the first poll sent after the breach that 0.2.0 answered, timed to its answer.
+      const breachAt = iso(rb.breachAt);
+      const after = p.polls.filter((q) => q.sentAt >= breachAt);
+      const back = after.find((q) => q.version === u.fromVersion);
+      f.breach = { reportSeconds: rb.secondsToOldVersion, measuredSeconds: back ? (back.at - breachAt) / 1000 : undefined, pollsAfterBreach: after.length, firstOld: back, trafficBackAt: iso(rb.trafficBackAt) };
+    }
+    phases.push(f);
+  }
+  {
+    const p = await underLoad(small, "manual rollback 0.2.0 → 0.1.0", () => cli(small, ["rollback", "--to", "0.1.0"], PHASE_DEADLINE_S * 1000));
+    const u = await latest(small);
+    // The report has no switch time for a manual rollback (its promote step goes on to drain and stop the old
+    // instance), so the agent's own "edge proxy switched" log line is used; the step's end if it is missing.
+    const logged = p.logged.find((l) => l.to === "production@0.1.0");
+    const f: PhaseFigures = {
+      ...p,
+      upgrade: u,
+      switches: [logged ? { label: "manual rollback → 0.1.0", at: logged.at, source: "agent log \"edge proxy switched\"" } : { label: "manual rollback → 0.1.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" }],
+    };
+    phases.push(f);
+  }
+  await stopAppliance(small);
+
+  // (2) Stage time by database size, without load and without a soak: a fresh appliance each.
+  for (const [label, participants] of [["small", SMALL], ["large", LARGE]] as const) {
+    if (interrupted) break;
+    process.stdout.write(`\n${label} appliance for the stage time (${participants.toLocaleString("en-GB")} participants, no load)…\n`);
+    const app = await startAppliance(participants, 0);
+    await cli(app, ["release", "import", v2], 180_000);
+    const started = Date.now();
+    await cli(app, ["upgrade", "start", "0.2.0", "--now"], PHASE_DEADLINE_S * 1000);
+    process.stdout.write(`  upgrade to 0.2.0 in ${fmt((Date.now() - started) / 1000)} s\n`);
+    stageFigures(`${label}, no load`, participants, await latest(app));
+    await stopAppliance(app);
+  }
+
+  // ---------------------------------------------------------------------------------------------- report
+  const out: string[] = [];
+  const row = (cells: Array<string | number>, widths: number[]) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("  ");
+  const n = (x: number) => x.toLocaleString("en-GB");
+
+  out.push("", `=== load through the edge proxy (${CONNECTIONS} connections, closed loop: half GET /version, half GET /readyz) ===`);
+  const w1 = [36, 10, 9, 14, 9, 9];
+  out.push(row(["phase", "sent", "non-2xx", "socket errors", "timeouts", "outcome"], w1));
+  for (const f of phases) out.push(row([f.name, n(f.sent), n(f.non2xx), n(f.errors), n(f.timeouts), f.upgrade.status], w1));
+
+  out.push("", `=== requests completed within ±${WINDOW_MS / 1000} s of each switch of the proxy ===`);
+  const w2 = [28, 11, 9, 14, 11, 0];
+  out.push(row(["switch", "completed", "non-2xx", "socket errors", "longest ms", "  switch time from"], w2));
+  for (const f of phases) {
+    for (const s of f.switches) {
+      const w = aroundSwitch(f, s.at);
+      out.push(row([s.label, n(w.completed), n(w.non2xx), n(w.socketErrors), n(Math.round(w.longestMs)), `  ${s.source}`], w2));
+    }
+  }
+  out.push("", `longest per path (sent → completed, in ms from the switch), and per ${BUCKET_MS} ms from -${WINDOW_MS / 1000} s to +${WINDOW_MS / 1000} s: completions / longest ms`);
+  for (const f of phases) {
+    for (const s of f.switches) {
+      const w = aroundSwitch(f, s.at);
+      out.push(`${s.label}: ${Object.entries(w.longest).map(([p, l]) => `${p} ${Math.round(l.ms)} ms (${signed(Math.round(l.offsetMs - l.ms))} → ${signed(l.offsetMs)})`).join(", ")}`);
+      out.push(`  ${w.buckets.map((b) => `${b.completed}/${Math.round(b.longestMs)}`).join("  ")}`);
+    }
+  }
+
+  out.push("", "=== soak breach → old version serving ===");
+  for (const f of phases.filter((x) => x.breach)) {
+    const b = f.breach!;
+    out.push(`report rollback.secondsToOldVersion:      ${b.reportSeconds !== undefined ? fmt(b.reportSeconds, 3) : "n/a"} s`);
+    out.push(`measured (GET /version every ${POLL_MS} ms):   ${b.measuredSeconds !== undefined ? fmt(b.measuredSeconds, 3) : "never answered the old version"} s after rollback.breachAt (${b.pollsAfterBreach} polls after it)`);
+    if (b.firstOld) out.push(`  that poll was sent ${b.firstOld.sentAt - b.trafficBackAt} ms from rollback.trafficBackAt and took ${b.firstOld.at - b.firstOld.sentAt} ms`);
+    out.push(`breach: ${f.upgrade.report.soak?.breach ?? f.upgrade.report.rollback?.reason ?? "?"}`);
+  }
+
+  out.push("", "=== which version answered GET /version ===");
+  for (const f of phases) {
+    const loadVersions = countBy(f.samples.version.filter((v) => v !== ""), (v) => v);
+    out.push(`${f.name}`);
+    out.push(`  load:   ${show(loadVersions)}`);
+    out.push(`  poller: ${show(countBy(f.polls, (q) => q.version ?? `error (${q.error})`))}`);
+    for (const s of f.switches) {
+      const target = s.label.split("→ ").pop()!;
+      const firstNew = f.polls.find((q) => q.sentAt >= s.at - WINDOW_MS && q.version === target);
+      if (firstNew) out.push(`  first poll answered by ${target} around "${s.label}": ${firstNew.at - s.at >= 0 ? "+" : ""}${firstNew.at - s.at} ms from the switch time`);
+    }
+  }
+
+  const failing = phases.filter((f) => f.non2xx > 0 || f.errors > 0 || f.proxyWarnings.length > 0);
+  if (failing.length > 0) {
+    out.push("", "=== failed requests and proxy warnings ===");
+    for (const f of failing) {
+      out.push(`${f.name}: non-2xx by status: ${show(countBy(f.samples.status.filter((s) => s < 200 || s >= 300), (s) => String(s)))}; socket errors: ${show(countBy(f.socketErrors, (e) => `${e.path} ${e.what}`))}`);
+      const events = [
+        ...f.samples.at.flatMap((at, i) => (f.samples.status[i] < 200 || f.samples.status[i] >= 300 ? [{ at, what: `HTTP ${f.samples.status[i]} after ${f.samples.ms[i]} ms` }] : [])),
+        ...f.socketErrors.map((e) => ({ at: e.at, what: `${e.path} ${e.what}` })),
+      ].sort((a, b) => a.at - b.at);
+      for (const e of events.slice(0, 10)) out.push(`  ${e.what}, ${relative(f, e.at)}`);
+      if (events.length > 10) out.push(`  … ${events.length - 10} more`);
+      const afterStop = f.proxyWarnings.filter((w) => w.at >= f.loadStoppedAt);
+      const beforeStop = f.proxyWarnings.filter((w) => w.at < f.loadStoppedAt);
+      if (afterStop.length > 0) out.push(`  agent: ${afterStop.length} "upstream request failed" lines within ${Math.max(...afterStop.map((w) => w.at - f.loadStoppedAt))} ms after the load generator was stopped (it drops its requests in flight): ${show(countBy(afterStop, (w) => /"err":"([^"]*)"/.exec(w.line)?.[1]))}`);
+      for (const w of beforeStop.slice(0, 5)) out.push(`  agent, ${relative(f, w.at)}: ${w.line.slice(0, 300)}`);
+      if (beforeStop.length > 5) out.push(`  agent: … ${beforeStop.length - 5} more such lines`);
+    }
+  }
+
+  out.push("", "=== stage step by database size ===");
+  const w3 = [18, 13, 13, 12, 11, 19];
+  out.push(row(["appliance", "participants", "database MiB", "snapshot s", "stage s", "staging migrations s"], w3));
+  for (const s of stages) {
+    out.push(row([s.label, n(s.participants), s.databaseMiB !== undefined ? fmt(s.databaseMiB, 0) : "?", s.snapshotSeconds !== undefined ? fmt(s.snapshotSeconds) : "?", s.stageSeconds !== undefined ? fmt(s.stageSeconds) : "?", s.stagingMigrationSeconds !== undefined ? fmt(s.stagingMigrationSeconds, 2) : "?"], w3));
+  }
+  process.stdout.write(out.join("\n") + "\n");
+} finally {
+  if (!interrupted) await cleanUp();
+}
