@@ -70,8 +70,7 @@ export class EdgeProxy {
 
   /** Send new requests to `upstream`; returns the one that was active, still finishing its in-flight requests. */
   switchTo(upstream: Upstream): Upstream | undefined {
-    const url = new URL(upstream.url);
-    const next: Target = { ...upstream, host: url.hostname, port: Number(url.port), agent: new http.Agent({ keepAlive: true, maxSockets: 256 }), inFlight: 0 };
+    const next = this.targetFor(upstream);
     const previous = this.active;
     this.active = next;
     this.maintenance = undefined;
@@ -81,6 +80,44 @@ export class EdgeProxy {
   }
 
   private readonly retired = new Map<string, Target>();
+  /** Upstreams warmed up before they take traffic: their connections are already open when the switch comes. */
+  private readonly prepared = new Map<string, Target>();
+
+  private targetFor(upstream: Upstream): Target {
+    const warmed = this.prepared.get(upstream.id);
+    this.prepared.delete(upstream.id);
+    if (warmed && warmed.url === upstream.url) return warmed;
+    warmed?.agent.destroy();
+    const url = new URL(upstream.url);
+    return { ...upstream, host: url.hostname, port: Number(url.port), agent: new http.Agent({ keepAlive: true, maxSockets: 256 }), inFlight: 0 };
+  }
+
+  /**
+   * Before a switch: open `connections` kept-alive connections to the upstream and send each a few requests to
+   * `path`, so the first requests after the switch neither wait for new sockets nor for the instance's cold
+   * code paths. Best effort, with a deadline: a failed warm-up only means a colder switch.
+   */
+  async warm(upstream: Upstream, opts: { connections?: number; rounds?: number; path?: string; timeoutMs?: number } = {}): Promise<void> {
+    const target = this.targetFor(upstream);
+    this.prepared.set(upstream.id, target);
+    const timeoutMs = opts.timeoutMs ?? 5_000;
+    const once = () =>
+      new Promise<void>((resolve) => {
+        const req = http.request({ host: target.host, port: target.port, method: "GET", path: opts.path ?? "/readyz", agent: target.agent, timeout: timeoutMs }, (res) => {
+          res.resume();
+          res.on("end", resolve);
+          res.on("error", () => resolve());
+        });
+        req.on("timeout", () => req.destroy());
+        req.on("error", () => resolve());
+        req.end();
+      });
+    await Promise.all(
+      Array.from({ length: opts.connections ?? 32 }, async () => {
+        for (let i = 0; i < (opts.rounds ?? 3); i++) await once();
+      }),
+    );
+  }
   private maintenance?: string;
 
   /** Take traffic off every instance (a restore swaps the database): new requests get 503 with the reason. */

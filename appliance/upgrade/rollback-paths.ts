@@ -53,6 +53,7 @@ export async function switchToRetained(host: UpgradeHost, journal: UpgradeJourna
     await runStep(host, journal, u, "promote", async () => {
       const id = `production@${u.toVersion}`;
       const instance = host.runtime.list().find((i) => i.id === id) ?? (await host.startReady("production", host.releases.ref(u.toVersion), host.config.database.productDatabase));
+      await host.proxy.warm(instance);
       const previous = host.proxy.switchTo({ id: instance.id, version: instance.version, url: instance.url });
       await journal.setProductionVersion(u.toVersion, u.id);
       if (previous) {

@@ -117,6 +117,7 @@ export async function promoteStep(host: UpgradeHost, u: Upgrade, report: Upgrade
   const id = instanceId("production", u.toVersion);
   const running = host.runtime.list().find((i) => i.id === id);
   const instance = running ?? (await host.startReady("production", next, host.config.database.productDatabase));
+  await host.proxy.warm(instance);
   const switchStarted = Date.now();
   const previous = host.proxy.switchTo({ id: instance.id, version: instance.version, url: instance.url });
   return { migrations: migrated.ran, migrationSeconds: migrated.seconds, instance: instance.id, previous: previous?.id, switchMs: Date.now() - switchStarted };
@@ -133,7 +134,10 @@ export async function ensureWarm(host: UpgradeHost, version: string): Promise<st
 export async function trafficBack(host: UpgradeHost, u: Upgrade): Promise<Date> {
   const oldId = await ensureWarm(host, u.fromVersion);
   const old = host.runtime.list().find((i) => i.id === oldId)!;
-  if (host.proxy.current?.id !== oldId) host.proxy.switchTo({ id: old.id, version: old.version, url: old.url });
+  if (host.proxy.current?.id !== oldId) {
+    await host.proxy.warm(old, { rounds: 1, timeoutMs: 1000 }); // brief: the breach is still serving meanwhile
+    host.proxy.switchTo({ id: old.id, version: old.version, url: old.url });
+  }
   const at = new Date();
   const newId = instanceId("production", u.toVersion);
   await host.proxy.drain(newId, 30_000).catch(() => undefined);

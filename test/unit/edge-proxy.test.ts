@@ -172,6 +172,23 @@ describe("edge proxy", () => {
     }
   });
 
+  it("warms an instance before the switch: its connections are open when traffic arrives", async () => {
+    const next = await upstream("next", (req, res) => res.end(`next:${req.url}`));
+    let connections = 0;
+    next.server.on("connection", () => connections++);
+    try {
+      await proxy.warm({ id: "production@2", version: "2", url: next.url }, { connections: 8, rounds: 2 });
+      expect(connections).to.equal(8);
+      proxy.switchTo({ id: "production@2", version: "2", url: next.url });
+      const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => fetch(`${base}/after/${i}`).then((r) => r.text())));
+      expect(answers).to.deep.equal(Array.from({ length: 8 }, (_, i) => `next:/after/${i}`));
+      expect(connections, "the switch reused the warmed connections").to.equal(8);
+    } finally {
+      next.server.closeAllConnections();
+      await next.close();
+    }
+  });
+
   it("answers 502 with the request id when the instance is gone", async () => {
     const a = await upstream("a");
     proxy.switchTo({ id: "production@1", version: "1", url: a.url });
