@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { loadConfig } from "../lib/config.ts";
+import type { ChainVerdict } from "../lib/hash-chain.ts";
 import { describeError } from "../lib/errors.ts";
 import { prepareHome } from "../lib/home.ts";
 import { createLogger } from "../lib/logger.ts";
@@ -29,6 +30,14 @@ function banner(agent: Agent): string {
   }
   lines.push("", "  Stop with Ctrl-C.", "");
   return lines.join("\n");
+}
+
+/** A hash chain's verdict for a terminal (or as JSON); a broken chain makes the command exit 1. */
+export function printChainVerdict(label: string, verdict: ChainVerdict, json?: boolean): void {
+  if (json) process.stdout.write(JSON.stringify(verdict) + "\n");
+  else if (verdict.ok) process.stdout.write(`${label} verified: ${verdict.checked} rows, chain intact\n`);
+  else process.stdout.write(`${label} BROKEN at row ${verdict.firstBad!.id}: ${verdict.firstBad!.reason}\n`);
+  if (!verdict.ok) process.exitCode = 1;
 }
 
 export function registerApplianceCommands(program: Command): void {
@@ -67,11 +76,7 @@ export function registerApplianceCommands(program: Command): void {
     .action(async (opts: { json?: boolean }) => {
       const db = await openOpsDatabase(loadConfig());
       try {
-        const verdict = await db.audit.verify();
-        if (opts.json) process.stdout.write(JSON.stringify(verdict) + "\n");
-        else if (verdict.ok) process.stdout.write(`audit log verified: ${verdict.checked} rows, chain intact\n`);
-        else process.stdout.write(`audit log BROKEN at row ${verdict.firstBad!.id}: ${verdict.firstBad!.reason}\n`);
-        if (!verdict.ok) process.exitCode = 1;
+        printChainVerdict("audit log", await db.audit.verify(), opts.json);
       } finally {
         await db.close();
       }

@@ -5,6 +5,7 @@ import { homeLayout } from "../../lib/paths.ts";
 import { ensureSecrets } from "../../lib/secrets.ts";
 import { sleep } from "../../lib/wait.ts";
 import { callAgent, runningAgent } from "../control/control-client.ts";
+import { printChainVerdict } from "../commands.ts";
 import { openOpsDatabase } from "../ops-database.ts";
 import { UpgradeJournal, type Upgrade } from "./upgrade-journal.ts";
 
@@ -99,10 +100,7 @@ export function registerUpgradeCommands(program: Command): void {
     .action(async (opts: { json?: boolean }) => {
       const db = await openOpsDatabase(loadConfig());
       try {
-        const verdict = await new UpgradeJournal(db.sequelize).verify();
-        if (opts.json) process.stdout.write(JSON.stringify(verdict) + "\n");
-        else process.stdout.write(verdict.ok ? `upgrade journal verified: ${verdict.checked} rows, chain intact\n` : `upgrade journal BROKEN at row ${verdict.firstBad!.id}: ${verdict.firstBad!.reason}\n`);
-        if (!verdict.ok) process.exitCode = 1;
+        printChainVerdict("upgrade journal", await new UpgradeJournal(db.sequelize).verify(), opts.json);
       } finally {
         await db.close();
       }
