@@ -68,6 +68,7 @@ export function registerUpgradeCommands(program: Command): void {
   const upgrade = program.command("upgrade").description("upgrade production to an imported release: verify, snapshot, stage, validate, promote, soak");
   upgrade
     .command("start")
+    .description("snapshot, stage and validate an imported release, then promote it as asked (prints the journal as it goes)")
     .argument("<version>", "an imported release (see `plumctl release list`)")
     .option("--now", "promote as soon as validation passes")
     .option("--window", "promote in the next maintenance window (upgrades.window)")
