@@ -303,7 +303,9 @@ export class Agent {
     }
     this.restarts.push(now);
     await sleep(500 * 2 ** (this.restarts.length - 1));
-    if (!this.stopping) await this.startProduction().catch((err) => this.log.error({ err }, "restarting the production instance failed"));
+    // Meanwhile a rollback may have switched away from this release: never bring it back.
+    const stillServes = this.proxy.current?.id === instance.id && (await this.upgrades.productionVersion(APP_VERSION)) === instance.version;
+    if (!this.stopping && stillServes) await this.startProduction().catch((err) => this.log.error({ err }, "restarting the production instance failed"));
   }
 
   async status(): Promise<ApplianceStatus> {

@@ -29,6 +29,8 @@ function fromUrl(raw: string) {
     user: decodeURIComponent(url.username),
     password: decodeURIComponent(url.password || process.env.PGPASSWORD || ""),
     database: decodeURIComponent(url.pathname.slice(1)),
+    // The client's own PostgreSQL may require TLS: keep what the URL asks for (as product instances do).
+    ssl: url.searchParams.get("sslmode") && url.searchParams.get("sslmode") !== "disable" ? { rejectUnauthorized: url.searchParams.get("sslmode") === "verify-full" } : undefined,
   };
 }
 

@@ -151,9 +151,8 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
     checkPlacement(manifest, statSync(app).size, ctx);
     checkAppMembers(await listTar(app, true, "app.tgz"));
 
-    partial = path.join(ctx.releasesDir, `.partial-${manifest.version}`);
-    rmSync(partial, { recursive: true, force: true }); // left by an import that crashed
-    mkdirSync(partial);
+    // Its own folder: two imports of one version at once never unpack into each other.
+    partial = mkdtempSync(path.join(ctx.releasesDir, `.partial-${manifest.version}-`));
     await runTool(["tar", "-xzf", app, "-C", partial, ...unpackOptions], { what: "unpacking app.tgz", timeoutMs: 10 * 60_000 });
     const unpackedVersion = JSON.parse(readFileSync(path.join(partial, "package.json"), "utf8")).version;
     if (unpackedVersion !== manifest.version) throw new BundleRejected("format", `app.tgz holds version ${unpackedVersion}, the manifest says ${manifest.version}`, ASK_VENDOR);

@@ -20,7 +20,12 @@ export async function rollBack(host: UpgradeHost, journal: UpgradeJournal, u: Up
           report.rollback.writeWindow = { from: (u.snapshotAt ?? new Date()).toISOString(), to: new Date().toISOString() };
           return { mode, waiting: "an admin's confirmation to restore the pre-upgrade snapshot" };
         }
-        await host.restoreProduction(u.snapshotSetId!, confirmedBy ?? "agent");
+        // Resumed after a crash that came after the restore: never restore twice (it would lose writes since).
+        if (!report.rollback.restoredAt) {
+          await host.restoreProduction(u.snapshotSetId!, confirmedBy ?? "agent");
+          report.rollback.restoredAt = new Date().toISOString();
+          await journal.update(u.id, { report });
+        }
         return { mode, restored: u.snapshotSetId };
       }
       try {
@@ -33,6 +38,7 @@ export async function rollBack(host: UpgradeHost, journal: UpgradeJournal, u: Up
       }
     });
   } catch (err) {
+    await teardownStaging(host).catch(() => undefined); // a full copy of production data must not linger
     await journal.update(u.id, { status: "failed", error: `rollback did not finish: ${(err as Error).message}` });
     await host.audit.append({ actor: "agent", action: "upgrade.failed", target: `upgrade:${u.id}`, outcome: "failure", detail: { error: (err as Error).message } });
     return;

@@ -18,7 +18,7 @@ export interface UpgradeReport {
   rollbackMode?: { mode: RollbackMode; why: string };
   promotion?: { waitedFor: Promotion; approvedBy?: string; windowOpenedAt?: string };
   soak?: { seconds: number; requests: number; errors5xx: number; p99Ms: number | null; healthFailures: number; breach?: string };
-  rollback?: { reason: string; by: string; breachAt?: string; trafficBackAt?: string; secondsToOldVersion?: number; writeWindow?: { from: string; to: string }; restoreConfirmedBy?: string };
+  rollback?: { reason: string; by: string; breachAt?: string; trafficBackAt?: string; secondsToOldVersion?: number; writeWindow?: { from: string; to: string }; restoreConfirmedBy?: string; restoredAt?: string };
 }
 
 export interface Upgrade {
@@ -119,6 +119,13 @@ export class UpgradeJournal {
     if (changes.status && FINISHED.includes(changes.status)) sets.push("finished_at = now()");
     const [row] = await this.sequelize.query<Record<string, unknown>>(`update upgrades set ${sets.join(", ")} where id = :id returning *`, { replacements, type: QueryTypes.SELECT, transaction });
     return fromRow(row);
+  }
+
+  /** Change an upgrade only while its status is one of `expected` (a rollback asked for meanwhile wins); undefined when not. */
+  async updateIf(id: number, expected: UpgradeStatus[], changes: Partial<Omit<Upgrade, "id" | "createdAt">>, transaction?: Transaction): Promise<Upgrade | undefined> {
+    const [row] = await this.sequelize.query<Record<string, unknown>>("select status from upgrades where id = :id for update", { replacements: { id }, type: QueryTypes.SELECT, transaction });
+    if (!row || !expected.includes(row.status as UpgradeStatus)) return undefined;
+    return this.update(id, changes, transaction);
   }
 
   note(upgradeId: number, step: Step, phase: "started" | "done" | "failed" | "undone" | "note", detail: Record<string, unknown> = {}, transaction?: Transaction): Promise<unknown> {

@@ -1,7 +1,7 @@
 import { CronExpressionParser } from "cron-parser";
 import semver from "semver";
 import { PlumError } from "../../lib/errors.ts";
-import { sleep } from "../../lib/wait.ts";
+import { sleep, withDeadline } from "../../lib/wait.ts";
 import type { UpgradeHost } from "./upgrade-host.ts";
 import { STEPS, type Promotion, type Step, type Upgrade, type UpgradeJournal, type UpgradeReport } from "./upgrade-journal.ts";
 import { rollBack, switchToRetained } from "./rollback-paths.ts";
@@ -26,6 +26,7 @@ export function windowOpen(cron: string, minutes: number, now = new Date()): boo
  */
 export class UpgradeManager {
   private driving?: Promise<void>;
+  private queued?: number;
   private abortRequested = false;
   private stopped = false;
   private soak?: { stop(): void };
@@ -74,7 +75,7 @@ export class UpgradeManager {
     const from = await this.productionVersion(input.installed);
     const to = input.to ?? (await this.journal.history(100)).find((u) => u.status === "completed" && u.toVersion === from)?.fromVersion;
     if (!to) throw new PlumError(`there is no earlier release to roll back to from ${from}`, { hint: "name one with --to VERSION (see `plumctl release list`)" });
-    if (to === from) throw new PlumError(`${to} already serves production`);
+    if (!semver.lt(to, from)) throw new PlumError(`${to} is not older than ${from}, which serves production`, { hint: `to go forward use \`plumctl upgrade start ${to}\`` });
     this.host.releases.ref(to);
     const u = await this.journal.create({ kind: "rollback", fromVersion: from, toVersion: to, promotion: "now", requestedBy: input.actor, step: "snapshot" });
     await this.host.audit.append({ actor: input.actor, action: "rollback.start", target: `upgrade:${u.id}`, detail: { from, to } });
@@ -143,17 +144,37 @@ export class UpgradeManager {
   async stop(): Promise<void> {
     this.stopped = true;
     this.soak?.stop();
-    await this.driving?.catch(() => undefined);
+    // A step in progress (a restore, a suite) may take long: the journal lets a restart resume or undo it.
+    if (this.driving) await withDeadline("the upgrade step in progress to end", 30_000, this.driving).catch((err) => this.host.log.warn({ err: (err as Error).message }, "stopping with an upgrade step in progress"));
   }
 
   private drive(id: number): void {
-    if (this.driving) return;
-    this.driving = this.loop(id)
-      .catch((err) => this.host.log.error({ err, upgrade: id }, "upgrade driver stopped with an error"))
-      .finally(() => (this.driving = undefined));
+    if (this.driving) {
+      this.queued = id; // the driver is winding down (or busy with it already): drive it next
+      return;
+    }
+    this.driving = this.loop(id).finally(() => {
+      this.driving = undefined;
+      const next = this.queued;
+      this.queued = undefined;
+      if (next !== undefined && !this.stopped) this.drive(next);
+    });
   }
 
   private async loop(id: number): Promise<void> {
+    try {
+      await this.steps(id);
+    } catch (err) {
+      // Nothing may leave an upgrade unfinished for ever (it holds the lock): an unexpected error ends it as failed.
+      this.host.log.error({ err, upgrade: id }, "upgrade driver stopped with an error");
+      await teardownStaging(this.host).catch(() => undefined);
+      await this.journal.note(id, (await this.journal.get(id))?.step ?? "verify", "failed", { error: (err as Error).message }).catch(() => undefined);
+      await this.journal.update(id, { status: "failed", error: `stopped by an unexpected error: ${(err as Error).message}` }).catch(() => undefined);
+      await this.host.audit.append({ actor: "agent", action: "upgrade.failed", target: `upgrade:${id}`, outcome: "failure", detail: { error: (err as Error).message } }).catch(() => undefined);
+    }
+  }
+
+  private async steps(id: number): Promise<void> {
     while (!this.stopped) {
       const u = (await this.journal.get(id))!;
       if (u.finishedAt || u.status === "restore-pending") return;
@@ -170,6 +191,7 @@ export class UpgradeManager {
     try {
       const steps = u.kind === "rollback" ? ["snapshot" as const] : BEFORE_PROMOTE.slice(BEFORE_PROMOTE.indexOf(u.step));
       for (const step of steps) {
+        if (this.stopped) return; // the agent is stopping: a restart undoes what was before promote
         if (this.abortRequested) return this.finishAborted(u, "aborted before promotion");
         if (step === "verify") await runStep(this.host, this.journal, u, step, () => verifyStep(this.host, u));
         if (step === "snapshot") {
@@ -182,6 +204,7 @@ export class UpgradeManager {
           u = await this.journal.update(u.id, { rollbackMode: decided.mode, report: { ...u.report, rollbackMode: decided } });
         }
       }
+      if (this.abortRequested) return this.finishAborted(u, "aborted before promotion");
       await this.journal.update(u.id, { step: "promote", status: u.promotion === "now" ? "running" : "waiting" });
     } catch (err) {
       await this.finishAborted(u, (err as Error).message);
@@ -218,6 +241,7 @@ export class UpgradeManager {
 
   private async runPromote(u: Upgrade): Promise<void> {
     if (u.kind === "rollback") return switchToRetained(this.host, this.journal, u);
+    if (this.abortRequested) return this.finishAborted(u, "aborted before promotion");
     if (u.status === "waiting" && !(await this.promotionGate(u))) return;
     u = (await this.journal.get(u.id))!;
     if (u.approvedBy) u.report = { ...u.report, promotion: { waitedFor: u.promotion, approvedBy: u.approvedBy } };
@@ -228,8 +252,8 @@ export class UpgradeManager {
       return this.beginRollback(u, `promotion failed: ${(err as Error).message}`, "agent");
     }
     await this.journal.transaction(async (t) => {
-      await this.journal.setProductionVersion(u.toVersion, u.id, t);
-      await this.journal.update(u.id, { step: "soak", status: "soaking" }, t);
+      await this.journal.setProductionVersion(u.toVersion, u.id, t); // the new release serves now
+      await this.journal.updateIf(u.id, ["running"], { step: "soak", status: "soaking" }, t); // unless a rollback came meanwhile
     });
   }
 
@@ -244,6 +268,7 @@ export class UpgradeManager {
         thresholds: { seconds: t.soakSeconds, maxErrorRatio: t.maxErrorRatio, maxP99Ms: t.maxP99Ms, minRequests: t.minSoakRequests, unhealthyChecks: t.unhealthyChecks },
       });
       this.soak = watch;
+      if ((await this.journal.get(u.id))!.status === "rolling-back") watch.stop(); // asked for before the watch began
       const r = await watch.result;
       this.soak = undefined;
       report.soak = { seconds: r.seconds, requests: r.requests, errors5xx: r.errors5xx, p99Ms: r.p99Ms, healthFailures: r.healthFailures, breach: r.breach };
@@ -251,8 +276,7 @@ export class UpgradeManager {
     });
     if (this.stopped) return;
     if (result.breach) return this.beginRollback(u, `soak breach: ${result.breach}`, "agent", result.breachAt);
-    if ((await this.journal.get(u.id))!.status === "rolling-back") return; // a manual rollback came first
-    await this.journal.update(u.id, { step: "complete" });
+    await this.journal.updateIf(u.id, ["soaking"], { step: "complete" }); // a manual rollback may have come first
   }
 
   private async runComplete(u: Upgrade): Promise<void> {
