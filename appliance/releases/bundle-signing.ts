@@ -23,7 +23,7 @@ export function loadVendorSigningKey(file: string): KeyObject {
   try {
     key = createPrivateKey(readFileSync(file));
   } catch (err) {
-    throw new PlumError(`the vendor signing key ${file} is not a PEM private key: ${(err as Error).message}`, { hint: "expected -----BEGIN PRIVATE KEY----- (PKCS#8, ed25519)" });
+    throw new PlumError(`the vendor signing key ${file} is not a PEM private key: ${(err as Error).message}`, { hint: "expected an ed25519 key in PKCS#8 PEM, as `npm run bundle` writes one into .bundle-keys/" });
   }
   if (key.asymmetricKeyType !== "ed25519") {
     throw new PlumError(`the vendor signing key ${file} is a ${key.asymmetricKeyType} key, not ed25519`, { hint: "generate one with `openssl genpkey -algorithm ed25519`" });
