@@ -2,9 +2,9 @@ import type { Sequelize } from "sequelize";
 import type { PlumConfig } from "../lib/config.ts";
 import { homeLayout } from "../lib/paths.ts";
 import { ensureSecrets } from "../lib/secrets.ts";
-import { clientConfig, connectAdmin, pgServerFor, type PgServer } from "../server/db/database.ts";
-import { openSequelize } from "../server/db/sequelize.ts";
-import { defineOpsModels, type OpsModels } from "../server/console/models/ops-models.ts";
+import { clientConfig, connectAdmin, pgServerFor, type PgServer } from "../lib/db/database.ts";
+import { openSequelize } from "../lib/db/sequelize.ts";
+import { defineOpsModels, type OpsModels } from "./console/models/ops-models.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 
 /** The configured PostgreSQL server, checked to answer (a clear error when it does not). */

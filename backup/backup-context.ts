@@ -3,7 +3,7 @@ import type { Sequelize } from "sequelize";
 import type { PlumConfig } from "../lib/config.ts";
 import type { Logger } from "../lib/logger.ts";
 import { homeLayout } from "../lib/paths.ts";
-import type { PgServer } from "../server/db/database.ts";
+import type { PgServer } from "../lib/db/database.ts";
 import { backupSetModel } from "./backup-catalogue.ts";
 import type { Repository } from "./backup-types.ts";
 import { EvidenceLog } from "./evidence/evidence-log.ts";

@@ -18,10 +18,10 @@ import { loadConfig } from "../lib/config.ts";
 import { prepareHome } from "../lib/home.ts";
 import { createLogger } from "../lib/logger.ts";
 import { OPS_MIGRATIONS_DIR } from "../lib/version.ts";
-import { clientConfig, connectionUrl, prepareServer } from "../server/db/database.ts";
-import { migrate } from "../server/db/migrate.ts";
-import { openSequelize } from "../server/db/sequelize.ts";
-import { demoDataLoader } from "../server/product/demo/demo-data.ts";
+import { clientConfig, connectionUrl, prepareServer } from "../lib/db/database.ts";
+import { migrate } from "../lib/db/migrate.ts";
+import { openSequelize } from "../lib/db/sequelize.ts";
+import { demoDataLoader } from "../product/demo/demo-data.ts";
 import { benchDatabase, fmt } from "./support.ts";
 
 const PARTICIPANTS = Number(process.env.BENCH_PARTICIPANTS ?? 1_000_000);

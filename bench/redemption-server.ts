@@ -5,12 +5,12 @@ import type { AddressInfo } from "node:net";
 import { writeFileSync } from "node:fs";
 import express from "express";
 import { createLogger } from "../lib/logger.ts";
-import { clientConfig } from "../server/db/database.ts";
-import { openSequelize } from "../server/db/sequelize.ts";
-import { createProductApp } from "../server/product/app.ts";
-import { merchantCreator } from "../server/product/commands/merchant-commands.ts";
-import { SYSTEM_ACTOR } from "../server/product/product-context.ts";
-import { newShareToken, newVoucherCode } from "../server/product/voucher-codes.ts";
+import { clientConfig } from "../lib/db/database.ts";
+import { openSequelize } from "../lib/db/sequelize.ts";
+import { createProductApp } from "../product/app.ts";
+import { merchantCreator } from "../product/commands/merchant-commands.ts";
+import { SYSTEM_ACTOR } from "../product/product-context.ts";
+import { newShareToken, newVoucherCode } from "../product/voucher-codes.ts";
 import { benchDatabase } from "./support.ts";
 
 const VOUCHERS = Number(process.env.BENCH_VOUCHERS ?? 100_000);

@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createLogger } from "../lib/logger.ts";
 import { PRODUCT_MIGRATIONS_DIR } from "../lib/version.ts";
-import { clientConfig, prepareServer, type PgServer } from "../server/db/database.ts";
-import { EmbeddedPostgres } from "../server/db/embedded-postgres.ts";
-import { migrate } from "../server/db/migrate.ts";
+import { clientConfig, prepareServer, type PgServer } from "../lib/db/database.ts";
+import { EmbeddedPostgres } from "../lib/db/embedded-postgres.ts";
+import { migrate } from "../lib/db/migrate.ts";
 
 /** A throwaway embedded PostgreSQL 15 with a migrated product database, for benchmarks. */
 export async function benchDatabase(port = 55000 + Math.floor(Math.random() * 5000)): Promise<{ server: PgServer; database: string; stop(): Promise<void> }> {

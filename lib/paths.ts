@@ -8,7 +8,7 @@ export const APP_ROOT = (() => {
   return path.basename(up) === "dist" ? path.resolve(up, "..") : up;
 })();
 
-/** The compiled or source root holding bin/, server/, migrations/ (dist/ in a release build). */
+/** The compiled or source root holding bin/, cli/, product/, migrations/ (dist/ in a release build). */
 export const CODE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {

@@ -1,5 +1,5 @@
 import type { MigrationBuilder } from "node-pg-migrate";
-import { createAuthTables, dropAuthTables } from "../server/db/auth-tables.ts";
+import { createAuthTables, dropAuthTables } from "../lib/db/auth-tables.ts";
 
 const PRODUCT_AUTH = { users: "product_users", sessions: "product_sessions", attempts: "product_login_attempts", roles: ["manager", "participant", "merchant"] };
 

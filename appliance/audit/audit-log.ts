@@ -1,6 +1,6 @@
 import type { Sequelize, Transaction } from "sequelize";
 import type { ChainVerdict } from "../../lib/hash-chain.ts";
-import { HashChainedLog, type ChainedRow } from "./hash-chained-log.ts";
+import { HashChainedLog, type ChainedRow } from "../../lib/hash-chained-log.ts";
 
 export interface AuditEvent {
   actor: string; // "user:alice", "agent", "system"

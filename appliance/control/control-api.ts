@@ -1,8 +1,8 @@
 import { timingSafeEqual } from "node:crypto";
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
-import type { BackupJobs } from "../../backup/backup-jobs.ts";
-import type { BackupOperations } from "../../backup/backup-operations.ts";
-import { jobRequestSchema, startJob } from "../../backup/backup-requests.ts";
+import type { BackupJobs } from "../../backup/jobs/backup-jobs.ts";
+import type { BackupOperations } from "../../backup/jobs/backup-operations.ts";
+import { jobRequestSchema, startJob } from "../../backup/jobs/backup-requests.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { upgradeControl, type ConsoleUpgrades } from "./upgrade-control.ts";
 

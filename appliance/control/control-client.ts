@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import type { JobView } from "../../backup/backup-jobs.ts";
-import type { JobRequest } from "../../backup/backup-requests.ts";
+import type { JobView } from "../../backup/jobs/backup-jobs.ts";
+import type { JobRequest } from "../../backup/jobs/backup-requests.ts";
 import { PlumError } from "../../lib/errors.ts";
 import { isAlive } from "../../lib/processes.ts";
 

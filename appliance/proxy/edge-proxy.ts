@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { Logger } from "../../lib/logger.ts";
 import { waitFor } from "../../lib/wait.ts";
-import { requestIdOf } from "../../server/shared/request-logging.ts";
+import { requestIdOf } from "../../lib/http/request-logging.ts";
 
 /** Told of every answer the proxy gives: which version answered, the status, and the latency. */
 export type AnswerListener = (answer: { version: string; status: number; seconds: number }) => void;

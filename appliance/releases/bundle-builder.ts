@@ -7,14 +7,14 @@ import { ChildProcessError, PlumError } from "../../lib/errors.ts";
 import { sha256OfFile } from "../../lib/file-hashes.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
 import { expectedSchemaVersion, migrationNames } from "../../lib/version.ts";
-import { SUITES } from "../../server/product/validation/suites.ts";
+import { SUITES } from "../../product/validation/suites.ts";
 import { BUNDLE_MEMBERS, bundleFileName, manifestBytes, type BundleManifest } from "./bundle-manifest.ts";
 import { sign } from "./bundle-signing.ts";
 import { productionModules } from "./production-modules.ts";
 import { runTool, tarGzip } from "./tool-process.ts";
 
 /** Folders tsc compiles (tsconfig.build.json); files in them that are not code are runtime assets. */
-const CODE_FOLDERS = ["bin", "lib", "appliance", "backup", "server", "installer", "migrations"];
+const CODE_FOLDERS = ["bin", "lib", "product", "backup", "appliance", "installer", "cli", "migrations"];
 const CODE_FILE = /\.(ts|js|mjs|cjs)$/;
 
 // The same owner and order on every build, whoever builds it.

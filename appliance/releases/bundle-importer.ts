@@ -30,7 +30,7 @@ export interface ImportContext {
 
 const MIB = 1024 * 1024;
 const LIMITS: Record<string, number> = { "manifest.json": MIB, "manifest.sig": 1024 };
-const REQUIRED_IN_APP = ["package.json", "bin/plumctl.js", "dist/bin/cli.js"];
+const REQUIRED_IN_APP = ["package.json", "bin/plumctl.js", "dist/cli/main.js"];
 const ASK_VENDOR = "ask the vendor for the bundle again (and compare its sha256 with the release notes)";
 // Each import extracts app.tgz (1×) and unpacks it (about 2× more); the rest is room for the appliance to work.
 export const diskNeeded = (appBytes: number) => 3 * appBytes + 200 * MIB;

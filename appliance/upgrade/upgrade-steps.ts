@@ -1,7 +1,7 @@
 import { PlumError } from "../../lib/errors.ts";
 import { statfsSync } from "node:fs";
 import { homeLayout } from "../../lib/paths.ts";
-import { connectAdmin, connectionUrl } from "../../server/db/database.ts";
+import { connectAdmin, connectionUrl } from "../../lib/db/database.ts";
 import { databaseExists, dropDatabase } from "../../backup/restore/whole-databases.ts";
 import { instanceId } from "../runtimes/runtime.ts";
 import { runReleaseMigrate, runReleaseValidate } from "./release-commands-runner.ts";

@@ -1,5 +1,5 @@
 import type { Sequelize, Transaction } from "sequelize";
-import { HashChainedLog, type ChainedRow } from "../../appliance/audit/hash-chained-log.ts";
+import { HashChainedLog, type ChainedRow } from "../../lib/hash-chained-log.ts";
 import type { ChainVerdict } from "../../lib/hash-chain.ts";
 
 export const EVIDENCE_KINDS = ["backup", "copy", "check", "forget", "restore", "drill"] as const;

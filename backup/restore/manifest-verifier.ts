@@ -1,7 +1,7 @@
 import { sha256OfFile } from "../../lib/file-hashes.ts";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
-import { check, type CheckResult } from "../../server/product/validation/suite.ts";
+import { check, type CheckResult } from "../../product/validation/suite.ts";
 import type { SetManifest } from "../backup-types.ts";
 
 /**

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import type { Writable } from "node:stream";
 import { ChildProcessError } from "../../lib/errors.ts";
-import { pgEnvironment, type PgServer } from "../../server/db/database.ts";
+import { pgEnvironment, type PgServer } from "../../lib/db/database.ts";
 
 /** pg_restore's arguments: a custom-format dump read from stdin into `database`, owned by whoever restores it. */
 export function pgRestoreArgs(database: string): string[] {

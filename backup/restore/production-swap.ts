@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
-import type { PgServer } from "../../server/db/database.ts";
+import type { PgServer } from "../../lib/db/database.ts";
 import { databaseExists, dropDatabase, renameDatabase } from "./whole-databases.ts";
 
 /** A verified copy and the live thing it replaces; the live one is kept under `kept` until the restore succeeded. */

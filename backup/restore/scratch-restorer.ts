@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { PlumError } from "../../lib/errors.ts";
-import type { CheckResult } from "../../server/product/validation/suite.ts";
+import type { CheckResult } from "../../product/validation/suite.ts";
 import type { BackupSet } from "../backup-catalogue.ts";
 import type { BackupContext } from "../backup-context.ts";
 import { DUMP_FILENAMES, SET_PARTS, type Repository, type SetManifest, type SetPart } from "../backup-types.ts";

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { PlumError } from "../../lib/errors.ts";
-import type { CheckResult } from "../../server/product/validation/suite.ts";
+import type { CheckResult } from "../../product/validation/suite.ts";
 import type { BackupSet } from "../backup-catalogue.ts";
 import type { BackupContext } from "../backup-context.ts";
 import type { Repository, RepositoryRole } from "../backup-types.ts";

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { PlumError } from "../../lib/errors.ts";
 import { sleep } from "../../lib/wait.ts";
-import { clientConfig, connectAdmin, type PgServer } from "../../server/db/database.ts";
+import { clientConfig, connectAdmin, type PgServer } from "../../lib/db/database.ts";
 import { exactRowCounts } from "../sets/backup-set-creator.ts";
 
 /**

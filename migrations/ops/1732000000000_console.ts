@@ -1,6 +1,6 @@
 import type { MigrationBuilder } from "node-pg-migrate";
-import { makeAppendOnly, undoAppendOnly } from "../../server/db/append-only.ts";
-import { createAuthTables, dropAuthTables } from "../../server/db/auth-tables.ts";
+import { makeAppendOnly, undoAppendOnly } from "../../lib/db/append-only.ts";
+import { createAuthTables, dropAuthTables } from "../../lib/db/auth-tables.ts";
 
 const OPS_AUTH = { users: "ops_users", sessions: "ops_sessions", attempts: "ops_login_attempts", roles: ["admin", "operator", "auditor"] };
 

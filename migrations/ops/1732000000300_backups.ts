@@ -1,5 +1,5 @@
 import type { MigrationBuilder } from "node-pg-migrate";
-import { makeAppendOnly, undoAppendOnly } from "../../server/db/append-only.ts";
+import { makeAppendOnly, undoAppendOnly } from "../../lib/db/append-only.ts";
 
 /**
  * The backup catalogue: one row per backup set (its snapshots in both repositories, its manifest), and the

@@ -1,5 +1,5 @@
 import type { MigrationBuilder } from "node-pg-migrate";
-import { makeAppendOnly, undoAppendOnly } from "../../server/db/append-only.ts";
+import { makeAppendOnly, undoAppendOnly } from "../../lib/db/append-only.ts";
 
 /**
  * Upgrades: one row per upgrade (its state, decisions and report), the hash-chained journal of every step

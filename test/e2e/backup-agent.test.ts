@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { expect } from "chai";
 import pg from "pg";
-import { clientConfig } from "../../server/db/database.ts";
+import { clientConfig } from "../../lib/db/database.ts";
 import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
 import { plumctl } from "../support/plumctl.ts";

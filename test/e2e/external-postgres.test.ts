@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { expect } from "chai";
-import { connectionUrl } from "../../server/db/database.ts";
+import { connectionUrl } from "../../lib/db/database.ts";
 import { removeHome, startAgentProcess, tempHome } from "../support/agent-process.ts";
 import { freshDatabases, testServer } from "../support/databases.ts";
 import { plumctl } from "../support/plumctl.ts";

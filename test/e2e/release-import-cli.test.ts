@@ -4,7 +4,7 @@ import pg from "pg";
 import semver from "semver";
 import { homeLayout } from "../../lib/paths.ts";
 import { APP_VERSION } from "../../lib/version.ts";
-import { clientConfig } from "../../server/db/database.ts";
+import { clientConfig } from "../../lib/db/database.ts";
 import { removeHome, tempHome } from "../support/agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
 import { plumctl } from "../support/plumctl.ts";

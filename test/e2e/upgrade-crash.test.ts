@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import pg from "pg";
-import { clientConfig } from "../../server/db/database.ts";
+import { clientConfig } from "../../lib/db/database.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
 import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import pg from "pg";
-import { clientConfig, connectionUrl } from "../../server/db/database.ts";
+import { clientConfig, connectionUrl } from "../../lib/db/database.ts";
 import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
 import { plumctl } from "../support/plumctl.ts";

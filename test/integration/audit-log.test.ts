@@ -1,8 +1,8 @@
 import { expect } from "chai";
 import pg from "pg";
 import { AuditLog } from "../../appliance/audit/audit-log.ts";
-import { clientConfig } from "../../server/db/database.ts";
-import { openSequelize } from "../../server/db/sequelize.ts";
+import { clientConfig } from "../../lib/db/database.ts";
+import { openSequelize } from "../../lib/db/sequelize.ts";
 import { removeHome, tempHome } from "../support/agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
 import { plumctl } from "../support/plumctl.ts";

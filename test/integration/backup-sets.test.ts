@@ -17,8 +17,8 @@ import { checkSubsetFor, repositoryChecker } from "../../backup/sets/repository-
 import { retentionApplier } from "../../backup/sets/retention.ts";
 import { setCopier } from "../../backup/sets/set-copier.ts";
 import { waitFor } from "../../lib/wait.ts";
-import { clientConfig } from "../../server/db/database.ts";
-import { standaloneContext } from "../../server/product/standalone-context.ts";
+import { clientConfig } from "../../lib/db/database.ts";
+import { standaloneContext } from "../../product/standalone-context.ts";
 import { award, buildItem, buildMerchant, buildParticipant, buildProgramme } from "../support/factories.ts";
 import { startBackupEnv } from "../support/backup-env.ts";
 

@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { expect } from "chai";
 import type { Express } from "express";
-import { itemRedeemer } from "../../server/product/commands/item-redeemer.ts";
-import { balanceOf } from "../../server/product/commands/ledger.ts";
-import { pointsAwarder } from "../../server/product/commands/points-awarder.ts";
-import { HttpError } from "../../server/shared/http-errors.ts";
-import { SYSTEM_ACTOR, type ProductContext } from "../../server/product/product-context.ts";
+import { itemRedeemer } from "../../product/commands/item-redeemer.ts";
+import { balanceOf } from "../../product/commands/ledger.ts";
+import { pointsAwarder } from "../../product/commands/points-awarder.ts";
+import { HttpError } from "../../lib/http/http-errors.ts";
+import { SYSTEM_ACTOR, type ProductContext } from "../../product/product-context.ts";
 import { award, buildAccount, buildItem, buildMerchant, buildParticipant, TEST_PASSWORD } from "../support/factories.ts";
 import { startProductApp } from "../support/product-app.ts";
 import { WebClient } from "../support/web-client.ts";

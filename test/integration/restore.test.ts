@@ -6,7 +6,7 @@ import type { BackupContext } from "../../backup/backup-context.ts";
 import { setRestorer, type ProductInstances } from "../../backup/restore/set-restorer.ts";
 import { backupSetCreator } from "../../backup/sets/backup-set-creator.ts";
 import { setCopier } from "../../backup/sets/set-copier.ts";
-import type { ProductContext } from "../../server/product/product-context.ts";
+import type { ProductContext } from "../../product/product-context.ts";
 import { startBackupEnv } from "../support/backup-env.ts";
 import { buildParticipant } from "../support/factories.ts";
 import { databaseNames, fileDigests, productContextOn, seedProductData, tableDigests } from "../support/restore-fixtures.ts";

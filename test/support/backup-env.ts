@@ -5,8 +5,8 @@ import { backupContextFor, type BackupContext } from "../../backup/backup-contex
 import { loadConfig } from "../../lib/config.ts";
 import { prepareHome } from "../../lib/home.ts";
 import { createLogger } from "../../lib/logger.ts";
-import { clientConfig } from "../../server/db/database.ts";
-import { openSequelize } from "../../server/db/sequelize.ts";
+import { clientConfig } from "../../lib/db/database.ts";
+import { openSequelize } from "../../lib/db/sequelize.ts";
 import { removeHome, tempHome } from "./agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "./databases.ts";
 

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { clientConfig, connectionUrl, type PgServer } from "../../server/db/database.ts";
-import { migrate } from "../../server/db/migrate.ts";
+import { clientConfig, connectionUrl, type PgServer } from "../../lib/db/database.ts";
+import { migrate } from "../../lib/db/migrate.ts";
 import { OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR } from "../../lib/version.ts";
 
 /** The test run's PostgreSQL cluster (started by global-setup.ts). */

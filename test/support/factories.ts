@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { catalogueItemCreator } from "../../server/product/commands/catalogue-commands.ts";
-import { merchantCreator } from "../../server/product/commands/merchant-commands.ts";
-import { pointsAwarder } from "../../server/product/commands/points-awarder.ts";
-import { productUserCreator } from "../../server/product/commands/product-user-creator.ts";
-import { programmeCreator } from "../../server/product/commands/programme-commands.ts";
-import type { ProductRole } from "../../server/product/models/index.ts";
-import type { Participant } from "../../server/product/models/participant.ts";
-import { SYSTEM_ACTOR, type ProductContext } from "../../server/product/product-context.ts";
+import { catalogueItemCreator } from "../../product/commands/catalogue-commands.ts";
+import { merchantCreator } from "../../product/commands/merchant-commands.ts";
+import { pointsAwarder } from "../../product/commands/points-awarder.ts";
+import { productUserCreator } from "../../product/commands/product-user-creator.ts";
+import { programmeCreator } from "../../product/commands/programme-commands.ts";
+import type { ProductRole } from "../../product/models/index.ts";
+import type { Participant } from "../../product/models/participant.ts";
+import { SYSTEM_ACTOR, type ProductContext } from "../../product/product-context.ts";
 
 /** Valid rows for tests, built through the product's own commands; override what a test cares about. */
 const unique = () => randomBytes(4).toString("hex");

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createLogger } from "../../lib/logger.ts";
-import { EmbeddedPostgres } from "../../server/db/embedded-postgres.ts";
+import { EmbeddedPostgres } from "../../lib/db/embedded-postgres.ts";
 import { freePort } from "./ports.ts";
 
 /**

@@ -1,8 +1,8 @@
 import type { Express } from "express";
-import { createProductApp } from "../../server/product/app.ts";
-import type { ProductContext } from "../../server/product/product-context.ts";
-import { clientConfig } from "../../server/db/database.ts";
-import { openSequelize } from "../../server/db/sequelize.ts";
+import { createProductApp } from "../../product/app.ts";
+import type { ProductContext } from "../../product/product-context.ts";
+import { clientConfig } from "../../lib/db/database.ts";
+import { openSequelize } from "../../lib/db/sequelize.ts";
 import { createLogger } from "../../lib/logger.ts";
 import { freshDatabases, type FreshDatabases } from "./databases.ts";
 

@@ -23,14 +23,14 @@ function replaceIn(tree: string, file: string, from: string, to: string): void {
 }
 
 /** A payout calculator that rounds half up: the payout suite's golden tie cases fail. */
-export const payoutsRoundHalfUp: TreePatch = (tree) => replaceIn(tree, "server/product/payouts/minor-units.ts", "remainder * 2n > denominator", "remainder * 2n >= denominator");
+export const payoutsRoundHalfUp: TreePatch = (tree) => replaceIn(tree, "product/payouts/minor-units.ts", "remainder * 2n > denominator", "remainder * 2n >= denominator");
 
 /** /healthz answers 500 once a production instance has been up `afterMs` (staging validation still passes). */
 export function unhealthyInProductionAfter(afterMs: number): TreePatch {
   return (tree) =>
     replaceIn(
       tree,
-      "server/product/routes/ops-endpoints.ts",
+      "product/routes/ops-endpoints.ts",
       `app.get("/healthz", (_req, res) => {`,
       `app.get("/healthz", (_req, res) => {\n    if (deps.slot === "production" && Date.now() - startedAt > ${afterMs}) {\n      res.status(500).json({ status: "broken" });\n      return;\n    }`,
     );
@@ -48,7 +48,7 @@ export function compose(...patches: TreePatch[]): TreePatch {
 export const requiredVoucherChannel: TreePatch = compose(
   addMigration("1732000000700_voucher-channel", "alter table vouchers add column channel text not null default 'web'; alter table vouchers alter column channel drop default", false),
   (tree) => {
-    replaceIn(tree, "server/product/models/voucher.ts", "  redeemedByMerchantId: CreationOptional<number | null>;\n}", "  redeemedByMerchantId: CreationOptional<number | null>;\n  channel: CreationOptional<string>;\n}");
-    replaceIn(tree, "server/product/models/voucher.ts", "      redeemedByMerchantId: { type: DataTypes.INTEGER, allowNull: true },", "      redeemedByMerchantId: { type: DataTypes.INTEGER, allowNull: true },\n      channel: { type: DataTypes.TEXT, allowNull: false, defaultValue: \"web\" },");
+    replaceIn(tree, "product/models/voucher.ts", "  redeemedByMerchantId: CreationOptional<number | null>;\n}", "  redeemedByMerchantId: CreationOptional<number | null>;\n  channel: CreationOptional<string>;\n}");
+    replaceIn(tree, "product/models/voucher.ts", "      redeemedByMerchantId: { type: DataTypes.INTEGER, allowNull: true },", "      redeemedByMerchantId: { type: DataTypes.INTEGER, allowNull: true },\n      channel: { type: DataTypes.TEXT, allowNull: false, defaultValue: \"web\" },");
   },
 );

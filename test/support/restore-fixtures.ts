@@ -5,10 +5,10 @@ import pg from "pg";
 import type { Sequelize } from "sequelize";
 import { sha256OfFile } from "../../backup/restore/manifest-verifier.ts";
 import { createLogger } from "../../lib/logger.ts";
-import { clientConfig, type PgServer } from "../../server/db/database.ts";
-import { createProductApp } from "../../server/product/app.ts";
-import { itemRedeemer } from "../../server/product/commands/item-redeemer.ts";
-import type { ProductContext } from "../../server/product/product-context.ts";
+import { clientConfig, type PgServer } from "../../lib/db/database.ts";
+import { createProductApp } from "../../product/app.ts";
+import { itemRedeemer } from "../../product/commands/item-redeemer.ts";
+import type { ProductContext } from "../../product/product-context.ts";
 import { award, buildItem, buildMerchant, buildParticipant } from "./factories.ts";
 import { TEST_SECURITY } from "./product-app.ts";
 

@@ -8,9 +8,9 @@ import { runTool } from "../../appliance/releases/tool-process.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
 
 /** What a release is built from: the sources, never node_modules, .plum or a stale dist. */
-const TREE = ["bin", "lib", "appliance", "backup", "server", "installer", "migrations", "web", "package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"];
+const TREE = ["bin", "lib", "product", "backup", "appliance", "installer", "cli", "migrations", "web", "package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"];
 /** What tsc reads: a bundle whose patch leaves these alone reuses the compiled dist/. */
-const COMPILE_INPUTS = ["bin", "lib", "appliance", "backup", "server", "installer", "migrations", "tsconfig.json", "tsconfig.build.json"];
+const COMPILE_INPUTS = ["bin", "lib", "product", "backup", "appliance", "installer", "cli", "migrations", "tsconfig.json", "tsconfig.build.json"];
 
 const scratch: string[] = [];
 // mocha runs with --exit: temp folders go when the process does, whichever test made them.

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { nextFire } from "../../backup/backup-scheduler.ts";
+import { nextFire } from "../../backup/jobs/backup-scheduler.ts";
 import { ConfigError, loadConfig } from "../../lib/config.ts";
 import { removeHome, tempHome } from "../support/agent-process.ts";
 import { writeFileSync } from "node:fs";

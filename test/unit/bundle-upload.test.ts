@@ -5,8 +5,8 @@ import { expect } from "chai";
 import express, { type NextFunction, type Request, type Response } from "express";
 import request from "supertest";
 import { waitFor } from "../../lib/wait.ts";
-import { HttpError } from "../../server/shared/http-errors.ts";
-import { bundleUpload } from "../../server/console/uploads/bundle-upload.ts";
+import { HttpError } from "../../lib/http/http-errors.ts";
+import { bundleUpload } from "../../appliance/console/uploads/bundle-upload.ts";
 
 const uploadFolders = () => readdirSync(tmpdir()).filter((n) => n.startsWith("plum-bundle-upload-"));
 /** The folder goes when the server side of the response closes, which may be just after the client has its answer. */

@@ -1,7 +1,7 @@
 import { expect } from "chai";
-import { GOLDEN_CASES, GOLDEN_TERMS } from "../../server/product/payouts/golden-cases.ts";
-import { divideRoundHalfDown, formatBpAsPercent, formatMinor, parseMinor, parseScaled } from "../../server/product/payouts/minor-units.ts";
-import { calculatePayout, checkPayoutTerms } from "../../server/product/payouts/payout-calculator.ts";
+import { GOLDEN_CASES, GOLDEN_TERMS } from "../../product/payouts/golden-cases.ts";
+import { divideRoundHalfDown, formatBpAsPercent, formatMinor, parseMinor, parseScaled } from "../../product/payouts/minor-units.ts";
+import { calculatePayout, checkPayoutTerms } from "../../product/payouts/payout-calculator.ts";
 
 describe("payout calculator", () => {
   describe("golden cases (also run by plumctl validate)", () => {

@@ -1,0 +1,25 @@
+import type { BackupSet } from "../backup-catalogue.ts";
+import type { Progress } from "./backup-jobs.ts";
+import type { RepositoryRole, SetKind } from "../backup-types.ts";
+
+export interface RestoreRequest {
+  setId: string;
+  db: boolean;
+  files: boolean;
+  from: RepositoryRole;
+}
+
+/**
+ * What the backup agent can be asked to do, by the scheduler, the console or `plumctl`. Implemented over a
+ * BackupContext by `backupOperationsFor` (backup/backup-operations-impl.ts).
+ */
+export interface BackupOperations {
+  /** A backup set, then (with a secondary) its copy to the second site. */
+  backup(kind: SetKind, startedBy: string, progress: Progress): Promise<BackupSet>;
+  copy(startedBy: string, progress: Progress): Promise<unknown>;
+  check(role: RepositoryRole, startedBy: string, progress: Progress): Promise<unknown>;
+  /** Apply the retention policy (forget + prune) in both repositories. */
+  forget(startedBy: string, progress: Progress): Promise<unknown>;
+  restore(request: RestoreRequest, startedBy: string, progress: Progress): Promise<unknown>;
+  drill(setId: string | undefined, startedBy: string, progress: Progress): Promise<unknown>;
+}

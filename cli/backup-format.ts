@@ -1,0 +1,7 @@
+import type { BackupSet } from "../backup/backup-catalogue.ts";
+
+/** One line per set for `plumctl backup list`. */
+export function presentSetLine(s: BackupSet): string {
+  const took = s.finishedAt ? `${((s.finishedAt.getTime() - s.startedAt.getTime()) / 1000).toFixed(1)} s` : "—";
+  return `${s.id}  ${s.kind.padEnd(11)}  ${s.status.padEnd(9)}  ${s.startedAt.toISOString()}  ${took.padStart(8)}  ${s.copiedAt ? "copied" : "not copied"}${s.error ? `  ${s.error}` : ""}`;
+}

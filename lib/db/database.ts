@@ -1,0 +1,105 @@
+import pg from "pg";
+import type { PlumConfig } from "../config.ts";
+import { PlumError } from "../errors.ts";
+
+/** Where PostgreSQL is and how to log in; the same shape for the embedded server and the client's own. */
+export interface PgServer {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  ssl?: boolean | { rejectUnauthorized: boolean };
+  embedded: boolean;
+}
+
+export function pgServerFor(config: PlumConfig, embeddedPassword: string): PgServer {
+  if (!config.database.url) {
+    return { host: "127.0.0.1", port: config.database.embedded.port, user: "postgres", password: embeddedPassword, embedded: true };
+  }
+  const url = new URL(config.database.url);
+  const sslmode = url.searchParams.get("sslmode");
+  return {
+    host: url.hostname,
+    port: Number(url.port || 5432),
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    ssl: sslmode === "require" ? { rejectUnauthorized: false } : sslmode === "verify-full" ? true : undefined,
+    embedded: false,
+  };
+}
+
+export function clientConfig(server: PgServer, database: string): pg.ClientConfig {
+  return { host: server.host, port: server.port, user: server.user, password: server.password, database, ssl: server.ssl, connectionTimeoutMillis: 5000 };
+}
+
+/** Where pg_dump, pg_restore, createdb… connect, in their environment: the password never reaches argv or a log. */
+export function pgEnvironment(server: PgServer): Record<string, string> {
+  const env: Record<string, string> = { PGHOST: server.host, PGPORT: String(server.port), PGUSER: server.user, PGPASSWORD: server.password, PGCONNECT_TIMEOUT: "10" };
+  if (server.ssl) env.PGSSLMODE = server.ssl === true ? "verify-full" : "require";
+  return env;
+}
+
+/** A connection URL for child processes (passed in their environment, never in argv). */
+export function connectionUrl(server: PgServer, database: string): string {
+  const url = new URL("postgres://localhost");
+  url.hostname = server.host;
+  url.port = String(server.port);
+  url.username = server.user;
+  url.password = server.password;
+  url.pathname = `/${database}`;
+  if (server.ssl) url.searchParams.set("sslmode", server.ssl === true ? "verify-full" : "require");
+  return url.toString();
+}
+
+export const MINIMUM_SERVER_VERSION = 150000;
+
+function where(server: PgServer): string {
+  return `${server.host}:${server.port}`;
+}
+
+/** Connect to the server's maintenance database with a clear error for the usual ways this fails. */
+export async function connectAdmin(server: PgServer): Promise<pg.Client> {
+  const client = new pg.Client(clientConfig(server, "postgres"));
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    return client;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { code?: string };
+    const hint = server.embedded
+      ? "the embedded PostgreSQL is not running: start the appliance with `npm start` (or `plumctl agent`)"
+      : e.code === "28P01"
+        ? "check the user and password in database.url / PLUM_DATABASE_URL"
+        : "check database.url / PLUM_DATABASE_URL, that the server listens on that address, and that pg_hba.conf admits this host";
+    throw new PlumError(`cannot reach PostgreSQL at ${where(server)}: ${e.message}`, { hint, cause: err });
+  }
+}
+
+/** Check the server's version, then create the databases that are missing. */
+export async function prepareServer(server: PgServer, databases: string[]): Promise<{ version: string }> {
+  const client = await connectAdmin(server);
+  try {
+    const { rows } = await client.query<{ v: string; n: string }>("select current_setting('server_version') as v, current_setting('server_version_num') as n");
+    const { v, n } = rows[0];
+    if (Number(n) < MINIMUM_SERVER_VERSION) {
+      throw new PlumError(`PostgreSQL ${v} at ${where(server)} is too old: plum-appliance needs PostgreSQL 15 or newer`, {
+        hint: "upgrade the server, or leave database.url unset to use the embedded PostgreSQL 15",
+      });
+    }
+    for (const name of databases) {
+      const exists = await client.query("select 1 from pg_database where datname = $1", [name]);
+      if (exists.rowCount === 0) {
+        try {
+          await client.query(`create database ${pg.escapeIdentifier(name)}`);
+        } catch (err) {
+          throw new PlumError(`database "${name}" does not exist at ${where(server)} and could not be created: ${(err as Error).message}`, {
+            hint: `create it (CREATE DATABASE ${name} OWNER ${server.user}) or grant CREATEDB to ${server.user}`,
+          });
+        }
+      }
+    }
+    return { version: v };
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,27 @@
+import { z } from "zod";
+import { PlumError } from "./errors.ts";
+
+/** What the agent tells a product instance besides its database URL (PLUM_PRODUCT_SETTINGS, JSON). */
+export const productSettingsSchema = z.object({
+  cookieSecure: z.boolean(),
+  sessionHours: z.number().positive(),
+  publicUrl: z.string().url().optional(),
+  security: z.object({
+    loginMaxFailures: z.number().int().positive(),
+    loginWindowSeconds: z.number().int().positive(),
+    lockoutSeconds: z.number().int().positive(),
+    loginRateLimitPerMinute: z.number().int().positive(),
+  }),
+});
+export type ProductSettings = z.infer<typeof productSettingsSchema>;
+
+export function productSettingsFromEnv(env: NodeJS.ProcessEnv): { settings: ProductSettings; sessionKey: Buffer } {
+  const raw = env.PLUM_PRODUCT_SETTINGS;
+  const key = env.PLUM_PRODUCT_SESSION_KEY;
+  if (!raw || !key || !/^[0-9a-f]{64}$/.test(key)) {
+    throw new PlumError("PLUM_PRODUCT_SETTINGS and PLUM_PRODUCT_SESSION_KEY are not set", { hint: "product instances are started by the agent (`plumctl agent`), which sets them" });
+  }
+  const parsed = productSettingsSchema.safeParse(JSON.parse(raw));
+  if (!parsed.success) throw new PlumError(`PLUM_PRODUCT_SETTINGS is invalid: ${parsed.error.message}`);
+  return { settings: parsed.data, sessionKey: Buffer.from(key, "hex") };
+}

@@ -1,0 +1,59 @@
+import type { AddressInfo } from "node:net";
+import { createServer } from "node:http";
+import { PlumError } from "../lib/errors.ts";
+import { createLogger } from "../lib/logger.ts";
+import { withDeadline } from "../lib/wait.ts";
+import { openSequelize } from "../lib/db/sequelize.ts";
+import { createProductApp } from "./app.ts";
+import { productSettingsFromEnv } from "../lib/instance-protocol.ts";
+
+/** Messages an instance sends to the agent that started it (over the IPC channel). */
+export type InstanceMessage = { type: "ready"; port: number };
+
+/**
+ * Run one product instance. Started by the agent's runtime driver, configured by environment only
+ * (the database URL carries a password, so never argv). Listens on PLUM_INSTANCE_PORT (0 = any free port)
+ * and tells the agent which port it got.
+ */
+export async function serveProduct(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const databaseUrl = env.PLUM_PRODUCT_DATABASE_URL;
+  if (!databaseUrl) throw new PlumError("PLUM_PRODUCT_DATABASE_URL is not set", { hint: "product instances are started by the agent (`plumctl agent`), which sets it" });
+  const slot = env.PLUM_INSTANCE_SLOT ?? "production";
+  const { settings, sessionKey } = productSettingsFromEnv(env);
+  const logger = createLogger(`instance-${slot}`, { level: env.PLUM_LOG_LEVEL });
+  const url = new URL(databaseUrl);
+  const sequelize = openSequelize({
+    host: url.hostname,
+    port: Number(url.port || 5432),
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    database: url.pathname.slice(1),
+    ssl: url.searchParams.get("sslmode") ? { rejectUnauthorized: url.searchParams.get("sslmode") === "verify-full" } : undefined,
+  });
+  const app = createProductApp({ sequelize, logger, slot, sessionKey, secureCookies: settings.cookieSecure, security: settings.security, sessionHours: settings.sessionHours, publicUrl: settings.publicUrl });
+  const server = createServer(app);
+  server.keepAliveTimeout = 65_000; // longer than the edge proxy's idle sockets, so the proxy never reuses a closing one
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(Number(env.PLUM_INSTANCE_PORT ?? 0), env.PLUM_INSTANCE_HOST ?? "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ port, slot, pid: process.pid }, "product instance listening");
+  process.send?.({ type: "ready", port } satisfies InstanceMessage);
+
+  let stopping = false;
+  const stop = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ why }, "product instance stopping");
+    server.closeIdleConnections();
+    await withDeadline("in-flight requests to finish", 15_000, new Promise<void>((resolve) => server.close(() => resolve()))).catch(() => server.closeAllConnections());
+    await sequelize.close().catch(() => undefined);
+    logger.flush?.();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+  // The agent that started us is gone (killed): an orphan instance must not keep serving on its own.
+  process.on("disconnect", () => void stop("agent disconnected"));
+}

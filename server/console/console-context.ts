@@ -1,5 +1,0 @@
-import type { AuditLog } from "../../appliance/audit/audit-log.ts";
-import type { AuthContext } from "../shared/auth/auth-context.ts";
-
-/** The console's context: the shared auth context, with the hash-chained audit log as its audit sink. */
-export type ConsoleContext = AuthContext & { audit: AuditLog };
