@@ -121,7 +121,13 @@ export class Agent {
       const server = pgServerFor(config, secrets.postgresPassword);
       let embedded: EmbeddedPostgres | undefined;
       if (server.embedded) {
-        embedded = new EmbeddedPostgres({ dataDir: layout.pgData, port: config.database.embedded.port, password: secrets.postgresPassword, logFile: path.join(layout.logsDir, "postgres.log"), log });
+        embedded = new EmbeddedPostgres({
+          dataDir: layout.pgData,
+          port: config.database.embedded.port,
+          password: secrets.postgresPassword,
+          logFile: path.join(layout.logsDir, "postgres.log"),
+          log,
+        });
         await embedded.start();
         cleanup.unshift(() => embedded!.stop());
       }
@@ -132,7 +138,13 @@ export class Agent {
       const sequelize = openSequelize(clientConfig(server, config.database.opsDatabase), { log });
       cleanup.unshift(() => sequelize.close());
       const audit = new AuditLog(sequelize);
-      const ctx: ConsoleContext = { sequelize, models: defineOpsModels(sequelize), audit, security: config.security, sessionHours: config.console.sessionHours };
+      const ctx: ConsoleContext = {
+        sequelize,
+        models: defineOpsModels(sequelize),
+        audit,
+        security: config.security,
+        sessionHours: config.console.sessionHours,
+      };
 
       const runtime = new ProcessRuntime({
         runDir: layout.runDir,
@@ -143,7 +155,11 @@ export class Agent {
         applianceId: layout.home,
       });
       const recovered = await runtime.recover();
-      await audit.append({ actor: "agent", action: "agent.start", detail: { version: APP_VERSION, pid: process.pid, database: server.embedded ? "embedded" : "external", recovered } });
+      await audit.append({
+        actor: "agent",
+        action: "agent.start",
+        detail: { version: APP_VERSION, pid: process.pid, database: server.embedded ? "embedded" : "external", recovered },
+      });
       const firstAdmin = await firstAdminCreator(ctx);
 
       const backupCtx = backupContextFor({ config, log, pg: server, opsSequelize: sequelize });
@@ -160,13 +176,33 @@ export class Agent {
       consoleServer.requestTimeout = 30 * 60_000;
       const consoleUrl = await new Promise<string>((resolve, reject) => {
         consoleServer.once("error", reject);
-        consoleServer.listen(config.console.port, config.console.host, () => resolve(`http://${config.console.host}:${(consoleServer.address() as AddressInfo).port}`));
+        consoleServer.listen(config.console.port, config.console.host, () =>
+          resolve(`http://${config.console.host}:${(consoleServer.address() as AddressInfo).port}`),
+        );
       });
       cleanup.unshift(() => new Promise((r) => consoleServer.close(r)));
       const proxyHost = config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host;
       const pgInfo = { ...server, serverVersion };
-      const agent = new Agent(config, log, pgInfo, embedded, sequelize, audit, runtime, proxy, consoleServer, lock, { proxy: `http://${proxyHost}:${proxyPort}`, console: consoleUrl }, firstAdmin, secrets.sessionKey, jobs);
-      const operations = backupOperationsFor(backupCtx, { stopProduct: () => agent.stopProduction("a restore is in progress"), startProduct: () => agent.startProduction().then(() => undefined) });
+      const agent = new Agent(
+        config,
+        log,
+        pgInfo,
+        embedded,
+        sequelize,
+        audit,
+        runtime,
+        proxy,
+        consoleServer,
+        lock,
+        { proxy: `http://${proxyHost}:${proxyPort}`, console: consoleUrl },
+        firstAdmin,
+        secrets.sessionKey,
+        jobs,
+      );
+      const operations = backupOperationsFor(backupCtx, {
+        stopProduct: () => agent.stopProduction("a restore is in progress"),
+        startProduct: () => agent.startProduction().then(() => undefined),
+      });
       agent.releases = new ReleaseStore({ releasesDir: layout.releasesDir, keep: config.releases.keep, vendorPublicKey: config.releases.vendorPublicKey });
       agent.catalogue = releaseCatalogueFor(agent.releases, config);
       agent.upgrades = new UpgradeManager(agent.upgradeHost(backupCtx, jobs, operations), new UpgradeJournal(sequelize));
@@ -203,7 +239,12 @@ export class Agent {
   }
 
   private instanceEnv(database = this.config.database.productDatabase): Record<string, string> {
-    const settings: ProductSettings = { cookieSecure: this.config.http.cookieSecure, sessionHours: this.config.console.sessionHours, publicUrl: this.config.http.publicUrl, security: this.config.security };
+    const settings: ProductSettings = {
+      cookieSecure: this.config.http.cookieSecure,
+      sessionHours: this.config.console.sessionHours,
+      publicUrl: this.config.http.publicUrl,
+      security: this.config.security,
+    };
     return {
       PLUM_PRODUCT_DATABASE_URL: connectionUrl(this.pg, database),
       // The product's own key, derived from the appliance's: a product instance never holds the console's key.
@@ -222,11 +263,15 @@ export class Agent {
   async startReady(slot: Slot, release: ReleaseRef, database: string): Promise<InstanceInfo> {
     const instance = await this.runtime.start({ slot, release, env: this.instanceEnv(database) });
     try {
-      await waitFor(`instance ${instance.id} to become ready`, async () => {
-        const h = await this.runtime.health(instance.id);
-        if (!h.ready) throw new Error(h.detail);
-        return true;
-      }, { timeoutMs: this.config.instances.healthTimeoutSeconds * 1000, firstDelayMs: 25, maxDelayMs: 250 });
+      await waitFor(
+        `instance ${instance.id} to become ready`,
+        async () => {
+          const h = await this.runtime.health(instance.id);
+          if (!h.ready) throw new Error(h.detail);
+          return true;
+        },
+        { timeoutMs: this.config.instances.healthTimeoutSeconds * 1000, firstDelayMs: 25, maxDelayMs: 250 },
+      );
     } catch (err) {
       await this.runtime.stop(instance.id);
       await this.audit.append({ actor: "agent", action: "instance.start", target: instance.id, outcome: "failure", detail: { error: (err as Error).message } });
@@ -266,7 +311,13 @@ export class Agent {
       restoreInto: async (setId, database) => {
         const set = await backupCtx.sets.findByPk(setId);
         if (!set) throw new Error(`backup set ${setId} is not in the catalogue`);
-        const restored = await scratchRestorer({ ctx: backupCtx, restic: new Restic({ log: this.log }), set, repo: backupCtx.repos.primary, target: { database } });
+        const restored = await scratchRestorer({
+          ctx: backupCtx,
+          restic: new Restic({ log: this.log }),
+          set,
+          repo: backupCtx.repos.primary,
+          target: { database },
+        });
         return { checks: restored.checks.length, failed: restored.checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail ?? ""}`) };
       },
       restoreProduction: async (setId, actor) => {
@@ -277,7 +328,12 @@ export class Agent {
 
   /** Keep health gauges current; restart a production instance that died, a bounded number of times. */
   private watch(registry: Registry): void {
-    const healthy = new Gauge({ name: "plum_instance_healthy", help: "1 when the instance answers /readyz", labelNames: ["instance", "slot", "version"], registers: [registry] });
+    const healthy = new Gauge({
+      name: "plum_instance_healthy",
+      help: "1 when the instance answers /readyz",
+      labelNames: ["instance", "slot", "version"],
+      registers: [registry],
+    });
     const uptime = new Gauge({ name: "plum_agent_uptime_seconds", help: "Seconds since the agent started", registers: [registry] });
     const tick = async () => {
       uptime.set((Date.now() - this.startedAt.getTime()) / 1000);
@@ -318,7 +374,14 @@ export class Agent {
     return {
       version: APP_VERSION,
       startedAt: this.startedAt,
-      database: { mode: this.pg.embedded ? "embedded" : "external", host: this.pg.host, port: this.pg.port, serverVersion: this.pg.serverVersion, productDatabase: this.config.database.productDatabase, opsDatabase: this.config.database.opsDatabase },
+      database: {
+        mode: this.pg.embedded ? "embedded" : "external",
+        host: this.pg.host,
+        port: this.pg.port,
+        serverVersion: this.pg.serverVersion,
+        productDatabase: this.config.database.productDatabase,
+        opsDatabase: this.config.database.opsDatabase,
+      },
       proxy: { listening: this.urls.proxy, activeInstance: this.proxy.current?.id },
       instances,
     };

@@ -6,7 +6,12 @@ import { Restic } from "./restic/restic.ts";
 async function describe(restic: Restic, repo: Repository): Promise<string> {
   try {
     const info = await restic.repositoryInfo(repo);
-    return [`  ${repo.role}: ${repo.location}`, `    repository id: ${info.id}`, `    repository version: ${info.version}`, ...info.keys.map((k) => `    key: ${k.id}${k.created ? ` (created ${k.created})` : ""}`)].join("\n");
+    return [
+      `  ${repo.role}: ${repo.location}`,
+      `    repository id: ${info.id}`,
+      `    repository version: ${info.version}`,
+      ...info.keys.map((k) => `    key: ${k.id}${k.created ? ` (created ${k.created})` : ""}`),
+    ].join("\n");
   } catch (err) {
     return `  ${repo.role}: ${repo.location}\n    (not readable now: ${(err as Error).message})`;
   }

@@ -99,7 +99,9 @@ try {
     await run(["restic", "restore", "latest", "--path", ctx.filesDir, "--target", rawTarget], rawEnv);
   });
   const target = path.join(home, "appliance-restore");
-  const applianceRestore = await timed(() => scratchRestorer({ ctx, restic, set: second.value, repo: ctx.repos.primary, target: { database: "appliance_restore", filesTarget: target } }));
+  const applianceRestore = await timed(() =>
+    scratchRestorer({ ctx, restic, set: second.value, repo: ctx.repos.primary, target: { database: "appliance_restore", filesTarget: target } }),
+  );
   const verified = applianceRestore.value.checks.every((c) => c.passed);
   await dropDatabase(db.server, "appliance_restore");
   await dropDatabase(db.server, "raw_restore");
@@ -109,7 +111,11 @@ try {
   line("appliance backup set (first, cold repository)", first.seconds, `   ratio ${fmt(first.seconds / raw.seconds, 2)}× (target ≤ 1.10×)`);
   line("appliance backup set (nothing changed)", second.seconds, `   (target ≤ 3 s)`);
   line("raw: restic dump | pg_restore + restic restore", rawRestore.seconds);
-  line("appliance restore into a new database + files", applianceRestore.seconds, `   ratio ${fmt(applianceRestore.seconds / rawRestore.seconds, 2)}× (target ≤ 1.25×), verified against the manifest: ${verified ? "yes" : "NO"}`);
+  line(
+    "appliance restore into a new database + files",
+    applianceRestore.seconds,
+    `   ratio ${fmt(applianceRestore.seconds / rawRestore.seconds, 2)}× (target ≤ 1.25×), verified against the manifest: ${verified ? "yes" : "NO"}`,
+  );
   await ops.close();
   await product.close();
 } finally {

@@ -42,7 +42,15 @@ const item = await ctx.models.CatalogueItem.create({ merchantId: merchant.id, na
 // Vouchers are made directly: the redemption path is what is measured, not the issuing.
 const codes: string[] = [];
 for (let i = 0; i < VOUCHERS; i += 5000) {
-  const batch = Array.from({ length: Math.min(5000, VOUCHERS - i) }, () => ({ participantId: participant.id, itemId: item.id, merchantId: merchant.id, pointsCost: 1, code: newVoucherCode(), shareToken: newShareToken(), expiresAt: new Date(Date.now() + 86400_000) }));
+  const batch = Array.from({ length: Math.min(5000, VOUCHERS - i) }, () => ({
+    participantId: participant.id,
+    itemId: item.id,
+    merchantId: merchant.id,
+    pointsCost: 1,
+    code: newVoucherCode(),
+    shareToken: newShareToken(),
+    expiresAt: new Date(Date.now() + 86400_000),
+  }));
   await ctx.models.Voucher.bulkCreate(batch);
   codes.push(...batch.map((v) => v.code));
 }

@@ -21,12 +21,18 @@ function run(opts: autocannon.Options): Promise<autocannon.Result> {
 
 const dir = mkdtempSync(path.join(tmpdir(), "plum-bench-codes-"));
 const codesFile = path.join(dir, "codes.txt");
-const server = spawn(process.execPath, ["--import", "tsx", path.join(import.meta.dirname, "redemption-server.ts"), codesFile], { stdio: ["pipe", "pipe", "inherit"] });
+const server = spawn(process.execPath, ["--import", "tsx", path.join(import.meta.dirname, "redemption-server.ts"), codesFile], {
+  stdio: ["pipe", "pipe", "inherit"],
+});
 try {
-  const line = await withDeadline("the bench servers to start", 180_000, new Promise<string>((resolve, reject) => {
-    createInterface({ input: server.stdout! }).once("line", resolve);
-    server.once("exit", (code) => reject(new Error(`bench server exited with ${code}`)));
-  }));
+  const line = await withDeadline(
+    "the bench servers to start",
+    180_000,
+    new Promise<string>((resolve, reject) => {
+      createInterface({ input: server.stdout! }).once("line", resolve);
+      server.once("exit", (code) => reject(new Error(`bench server exited with ${code}`)));
+    }),
+  );
   const { product, bare, apiKey } = JSON.parse(line) as { product: string; bare: string; apiKey: string };
   const codes = readFileSync(codesFile, "utf8").split("\n");
 
@@ -50,7 +56,9 @@ try {
   process.stdout.write(`\nPOS validate-and-redeem, ${CONNECTIONS} connections, ${SECONDS} s each, loopback, servers in a separate process\n`);
   process.stdout.write(row("bare Express handler", bareResult) + "\n");
   process.stdout.write(row("plum POST /api/pos/redeem", productResult) + "\n");
-  process.stdout.write(`ratio plum / bare: throughput ${fmt(productResult.requests.average / bareResult.requests.average, 3)}, p50 ${fmt(productResult.latency.p50 / Math.max(bareResult.latency.p50, 0.001), 1)}×, p99 ${fmt(productResult.latency.p99 / Math.max(bareResult.latency.p99, 0.001), 1)}×\n`);
+  process.stdout.write(
+    `ratio plum / bare: throughput ${fmt(productResult.requests.average / bareResult.requests.average, 3)}, p50 ${fmt(productResult.latency.p50 / Math.max(bareResult.latency.p50, 0.001), 1)}×, p99 ${fmt(productResult.latency.p99 / Math.max(bareResult.latency.p99, 0.001), 1)}×\n`,
+  );
 } finally {
   server.kill("SIGTERM");
   await withDeadline("the bench servers to stop", 60_000, new Promise((r) => server.once("exit", r))).catch(() => server.kill("SIGKILL"));

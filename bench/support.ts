@@ -12,7 +12,13 @@ export async function benchDatabase(port = 55000 + Math.floor(Math.random() * 50
   const dir = mkdtempSync(path.join(tmpdir(), "plum-bench-"));
   chmodSync(dir, 0o755);
   const password = "bench-only";
-  const cluster = new EmbeddedPostgres({ dataDir: path.join(dir, "data"), port, password, logFile: path.join(dir, "postgres.log"), log: createLogger("bench", { level: "warn" }) });
+  const cluster = new EmbeddedPostgres({
+    dataDir: path.join(dir, "data"),
+    port,
+    password,
+    logFile: path.join(dir, "postgres.log"),
+    log: createLogger("bench", { level: "warn" }),
+  });
   await cluster.start();
   const server: PgServer = { host: "127.0.0.1", port, user: "postgres", password, embedded: true };
   await prepareServer(server, ["plum"]);

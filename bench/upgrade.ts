@@ -68,11 +68,18 @@ process.once("SIGINT", () => {
 
 // ---------------------------------------------------------------------------------------------- appliance
 
-interface Appliance { agent: AgentProcess; env: Record<string, string> }
+interface Appliance {
+  agent: AgentProcess;
+  env: Record<string, string>;
+}
 
 /** The lines of an agent's output that are safe to show: a fresh home prints one-time passwords. */
 function redacted(text: string): string {
-  return text.split("\n").filter((l) => !/password|secret|token/i.test(l)).slice(-40).join("\n");
+  return text
+    .split("\n")
+    .filter((l) => !/password|secret|token/i.test(l))
+    .slice(-40)
+    .join("\n");
 }
 
 async function cli(app: Appliance, args: string[], timeoutMs: number, okCodes = [0]): Promise<{ code: number; stdout: string }> {
@@ -117,8 +124,18 @@ async function latest(app: Appliance): Promise<Upgrade> {
 
 // ---------------------------------------------------------------------------------------------- load
 
-interface Samples { at: number[]; status: number[]; ms: number[]; version: string[]; path: string[] }
-interface SocketError { at: number; path: string; what: string }
+interface Samples {
+  at: number[];
+  status: number[];
+  ms: number[];
+  version: string[];
+  path: string[];
+}
+interface SocketError {
+  at: number;
+  path: string;
+  what: string;
+}
 
 /**
  * Two autocannon instances (half the connections each): /version (no database; its body names the version that
@@ -183,7 +200,12 @@ function startLoad(proxyUrl: string) {
   return handle;
 }
 
-interface Poll { sentAt: number; at: number; version?: string; error?: string }
+interface Poll {
+  sentAt: number;
+  at: number;
+  version?: string;
+  error?: string;
+}
 
 /** GET /version every 20 ms on its own connection: which version answers, seen from outside, over time. */
 function startPoller(proxyUrl: string) {
@@ -198,7 +220,11 @@ function startPoller(proxyUrl: string) {
         const body = (await res.json().catch(() => ({}))) as { version?: string };
         polls.push({ sentAt, at: Date.now(), ...(res.ok ? { version: body.version } : { error: `HTTP ${res.status}` }) });
       } catch (err) {
-        polls.push({ sentAt, at: Date.now(), error: (err as Error).name === "TimeoutError" ? "timeout (2 s)" : String((err as Error).cause ?? (err as Error).message) });
+        polls.push({
+          sentAt,
+          at: Date.now(),
+          error: (err as Error).name === "TimeoutError" ? "timeout (2 s)" : String((err as Error).cause ?? (err as Error).message),
+        });
       }
       await sleep(Math.max(0, sentAt + POLL_MS - Date.now()));
     }
@@ -221,7 +247,11 @@ function startPoller(proxyUrl: string) {
 
 // ---------------------------------------------------------------------------------------------- phases
 
-interface Switch { label: string; at: number; source: string }
+interface Switch {
+  label: string;
+  at: number;
+  source: string;
+}
 interface PhaseFigures {
   name: string;
   sent: number;
@@ -255,7 +285,11 @@ function loggedSwitches(output: string): Array<{ at: number; to: string }> {
   return found;
 }
 
-async function underLoad(app: Appliance, name: string, action: () => Promise<unknown>): Promise<Omit<PhaseFigures, "switches" | "upgrade"> & { logged: Array<{ at: number; to: string }> }> {
+async function underLoad(
+  app: Appliance,
+  name: string,
+  action: () => Promise<unknown>,
+): Promise<Omit<PhaseFigures, "switches" | "upgrade"> & { logged: Array<{ at: number; to: string }> }> {
   process.stdout.write(`\n${name}: load on ${app.agent.proxyUrl} (${CONNECTIONS} connections)…\n`);
   const outputBefore = app.agent.output().length;
   const load = startLoad(app.agent.proxyUrl);
@@ -313,7 +347,14 @@ interface WindowFigures {
 }
 
 function aroundSwitch(f: PhaseFigures, at: number): WindowFigures {
-  const w: WindowFigures = { completed: 0, non2xx: 0, socketErrors: 0, longestMs: 0, longest: {}, buckets: Array.from({ length: (2 * WINDOW_MS) / BUCKET_MS }, () => ({ completed: 0, longestMs: 0 })) };
+  const w: WindowFigures = {
+    completed: 0,
+    non2xx: 0,
+    socketErrors: 0,
+    longestMs: 0,
+    longest: {},
+    buckets: Array.from({ length: (2 * WINDOW_MS) / BUCKET_MS }, () => ({ completed: 0, longestMs: 0 })),
+  };
   const { samples } = f;
   for (let i = 0; i < samples.at.length; i++) {
     const offset = samples.at[i] - at;
@@ -341,7 +382,10 @@ function countBy<T>(items: T[], key: (t: T) => string | undefined): Record<strin
 }
 
 const signed = (ms: number) => `${ms >= 0 ? "+" : ""}${ms}`;
-const show = (counts: Record<string, number>) => Object.entries(counts).map(([k, n]) => `${k}: ${n.toLocaleString("en-GB")}`).join(", ") || "none";
+const show = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .map(([k, n]) => `${k}: ${n.toLocaleString("en-GB")}`)
+    .join(", ") || "none";
 
 /** Where a failed request sits relative to the nearest switch, for the failure listing. */
 function relative(f: PhaseFigures, at: number): string {
@@ -355,7 +399,14 @@ function relative(f: PhaseFigures, at: number): string {
 const bundleDir = mkdtempSync(path.join(tmpdir(), "plum-bench-bundles-"));
 scratch.add(bundleDir);
 const phases: PhaseFigures[] = [];
-const stages: Array<{ label: string; participants: number; stageSeconds?: number; stagingMigrationSeconds?: number; snapshotSeconds?: number; databaseMiB?: number }> = [];
+const stages: Array<{
+  label: string;
+  participants: number;
+  stageSeconds?: number;
+  stagingMigrationSeconds?: number;
+  snapshotSeconds?: number;
+  databaseMiB?: number;
+}> = [];
 
 /** The stage figures of an upgrade's report, with the product database size from the verify step's disk check. */
 function stageFigures(label: string, participants: number, u: Upgrade) {
@@ -376,7 +427,12 @@ try {
   const { privateKey } = testVendorKeys();
   process.stdout.write("building release bundles 0.2.0 and 0.3.0 (compiles the tree twice)…\n");
   const v2 = await buildTestBundle({ version: "0.2.0", patch: V2_MIGRATION, key: privateKey, outDir: bundleDir });
-  const v3 = await buildTestBundle({ version: "0.3.0", patch: compose(V2_MIGRATION, V3_MIGRATION, unhealthyInProductionAfter(3000)), key: privateKey, outDir: bundleDir });
+  const v3 = await buildTestBundle({
+    version: "0.3.0",
+    patch: compose(V2_MIGRATION, V3_MIGRATION, unhealthyInProductionAfter(3000)),
+    key: privateKey,
+    outDir: bundleDir,
+  });
 
   // (1) Small database: promote, a soak breach that rolls back, a manual rollback, each under load.
   process.stdout.write(`\nsmall appliance (${SMALL.toLocaleString("en-GB")} participants, soak ${SOAK_SECONDS} s)…\n`);
@@ -387,13 +443,19 @@ try {
   {
     const p = await underLoad(small, "promote 0.1.0 → 0.2.0", () => cli(small, ["upgrade", "start", "0.2.0", "--now"], PHASE_DEADLINE_S * 1000));
     const u = await latest(small);
-    const f: PhaseFigures = { ...p, upgrade: u, switches: [{ label: "promote → 0.2.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" }] };
+    const f: PhaseFigures = {
+      ...p,
+      upgrade: u,
+      switches: [{ label: "promote → 0.2.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" }],
+    };
     phases.push(f);
     stageFigures("small, under load", SMALL, u);
   }
   {
     // 0.3.0's /healthz fails 3 s after it starts in production: 3 failed checks in a row breach the soak.
-    const p = await underLoad(small, "soak breach 0.2.0 → 0.3.0 → 0.2.0", () => cli(small, ["upgrade", "start", "0.3.0", "--now"], PHASE_DEADLINE_S * 1000, [0, 1]));
+    const p = await underLoad(small, "soak breach 0.2.0 → 0.3.0 → 0.2.0", () =>
+      cli(small, ["upgrade", "start", "0.3.0", "--now"], PHASE_DEADLINE_S * 1000, [0, 1]),
+    );
     const u = await latest(small);
     const rb = u.report.rollback;
     const f: PhaseFigures = {
@@ -409,7 +471,13 @@ try {
       const breachAt = iso(rb.breachAt);
       const after = p.polls.filter((q) => q.sentAt >= breachAt);
       const back = after.find((q) => q.version === u.fromVersion);
-      f.breach = { reportSeconds: rb.secondsToOldVersion, measuredSeconds: back ? (back.at - breachAt) / 1000 : undefined, pollsAfterBreach: after.length, firstOld: back, trafficBackAt: iso(rb.trafficBackAt) };
+      f.breach = {
+        reportSeconds: rb.secondsToOldVersion,
+        measuredSeconds: back ? (back.at - breachAt) / 1000 : undefined,
+        pollsAfterBreach: after.length,
+        firstOld: back,
+        trafficBackAt: iso(rb.trafficBackAt),
+      };
     }
     phases.push(f);
   }
@@ -422,14 +490,21 @@ try {
     const f: PhaseFigures = {
       ...p,
       upgrade: u,
-      switches: [logged ? { label: "manual rollback → 0.1.0", at: logged.at, source: "agent log \"edge proxy switched\"" } : { label: "manual rollback → 0.1.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" }],
+      switches: [
+        logged
+          ? { label: "manual rollback → 0.1.0", at: logged.at, source: 'agent log "edge proxy switched"' }
+          : { label: "manual rollback → 0.1.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" },
+      ],
     };
     phases.push(f);
   }
   await stopAppliance(small);
 
   // (2) Stage time by database size, without load and without a soak: a fresh appliance each.
-  for (const [label, participants] of [["small", SMALL], ["large", LARGE]] as const) {
+  for (const [label, participants] of [
+    ["small", SMALL],
+    ["large", LARGE],
+  ] as const) {
     if (interrupted) break;
     process.stdout.write(`\n${label} appliance for the stage time (${participants.toLocaleString("en-GB")} participants, no load)…\n`);
     const app = await startAppliance(participants, 0);
@@ -443,7 +518,8 @@ try {
 
   // ---------------------------------------------------------------------------------------------- report
   const out: string[] = [];
-  const row = (cells: Array<string | number>, widths: number[]) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("  ");
+  const row = (cells: Array<string | number>, widths: number[]) =>
+    cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("  ");
   const n = (x: number) => x.toLocaleString("en-GB");
 
   out.push("", `=== load through the edge proxy (${CONNECTIONS} connections, closed loop: half GET /version, half GET /readyz) ===`);
@@ -460,11 +536,18 @@ try {
       out.push(row([s.label, n(w.completed), n(w.non2xx), n(w.socketErrors), n(Math.round(w.longestMs)), `  ${s.source}`], w2));
     }
   }
-  out.push("", `longest per path (sent → completed, in ms from the switch), and per ${BUCKET_MS} ms from -${WINDOW_MS / 1000} s to +${WINDOW_MS / 1000} s: completions / longest ms`);
+  out.push(
+    "",
+    `longest per path (sent → completed, in ms from the switch), and per ${BUCKET_MS} ms from -${WINDOW_MS / 1000} s to +${WINDOW_MS / 1000} s: completions / longest ms`,
+  );
   for (const f of phases) {
     for (const s of f.switches) {
       const w = aroundSwitch(f, s.at);
-      out.push(`${s.label}: ${Object.entries(w.longest).map(([p, l]) => `${p} ${Math.round(l.ms)} ms (${signed(Math.round(l.offsetMs - l.ms))} → ${signed(l.offsetMs)})`).join(", ")}`);
+      out.push(
+        `${s.label}: ${Object.entries(w.longest)
+          .map(([p, l]) => `${p} ${Math.round(l.ms)} ms (${signed(Math.round(l.offsetMs - l.ms))} → ${signed(l.offsetMs)})`)
+          .join(", ")}`,
+      );
       out.push(`  ${w.buckets.map((b) => `${b.completed}/${Math.round(b.longestMs)}`).join("  ")}`);
     }
   }
@@ -473,21 +556,28 @@ try {
   for (const f of phases.filter((x) => x.breach)) {
     const b = f.breach!;
     out.push(`report rollback.secondsToOldVersion:      ${b.reportSeconds !== undefined ? fmt(b.reportSeconds, 3) : "n/a"} s`);
-    out.push(`measured (GET /version every ${POLL_MS} ms):   ${b.measuredSeconds !== undefined ? fmt(b.measuredSeconds, 3) : "never answered the old version"} s after rollback.breachAt (${b.pollsAfterBreach} polls after it)`);
-    if (b.firstOld) out.push(`  that poll was sent ${b.firstOld.sentAt - b.trafficBackAt} ms from rollback.trafficBackAt and took ${b.firstOld.at - b.firstOld.sentAt} ms`);
+    out.push(
+      `measured (GET /version every ${POLL_MS} ms):   ${b.measuredSeconds !== undefined ? fmt(b.measuredSeconds, 3) : "never answered the old version"} s after rollback.breachAt (${b.pollsAfterBreach} polls after it)`,
+    );
+    if (b.firstOld)
+      out.push(`  that poll was sent ${b.firstOld.sentAt - b.trafficBackAt} ms from rollback.trafficBackAt and took ${b.firstOld.at - b.firstOld.sentAt} ms`);
     out.push(`breach: ${f.upgrade.report.soak?.breach ?? f.upgrade.report.rollback?.reason ?? "?"}`);
   }
 
   out.push("", "=== which version answered GET /version ===");
   for (const f of phases) {
-    const loadVersions = countBy(f.samples.version.filter((v) => v !== ""), (v) => v);
+    const loadVersions = countBy(
+      f.samples.version.filter((v) => v !== ""),
+      (v) => v,
+    );
     out.push(`${f.name}`);
     out.push(`  load:   ${show(loadVersions)}`);
     out.push(`  poller: ${show(countBy(f.polls, (q) => q.version ?? `error (${q.error})`))}`);
     for (const s of f.switches) {
       const target = s.label.split("→ ").pop()!;
       const firstNew = f.polls.find((q) => q.sentAt >= s.at - WINDOW_MS && q.version === target);
-      if (firstNew) out.push(`  first poll answered by ${target} around "${s.label}": ${firstNew.at - s.at >= 0 ? "+" : ""}${firstNew.at - s.at} ms from the switch time`);
+      if (firstNew)
+        out.push(`  first poll answered by ${target} around "${s.label}": ${firstNew.at - s.at >= 0 ? "+" : ""}${firstNew.at - s.at} ms from the switch time`);
     }
   }
 
@@ -495,16 +585,28 @@ try {
   if (failing.length > 0) {
     out.push("", "=== failed requests and proxy warnings ===");
     for (const f of failing) {
-      out.push(`${f.name}: non-2xx by status: ${show(countBy(f.samples.status.filter((s) => s < 200 || s >= 300), (s) => String(s)))}; socket errors: ${show(countBy(f.socketErrors, (e) => `${e.path} ${e.what}`))}`);
+      out.push(
+        `${f.name}: non-2xx by status: ${show(
+          countBy(
+            f.samples.status.filter((s) => s < 200 || s >= 300),
+            (s) => String(s),
+          ),
+        )}; socket errors: ${show(countBy(f.socketErrors, (e) => `${e.path} ${e.what}`))}`,
+      );
       const events = [
-        ...f.samples.at.flatMap((at, i) => (f.samples.status[i] < 200 || f.samples.status[i] >= 300 ? [{ at, what: `HTTP ${f.samples.status[i]} after ${f.samples.ms[i]} ms` }] : [])),
+        ...f.samples.at.flatMap((at, i) =>
+          f.samples.status[i] < 200 || f.samples.status[i] >= 300 ? [{ at, what: `HTTP ${f.samples.status[i]} after ${f.samples.ms[i]} ms` }] : [],
+        ),
         ...f.socketErrors.map((e) => ({ at: e.at, what: `${e.path} ${e.what}` })),
       ].sort((a, b) => a.at - b.at);
       for (const e of events.slice(0, 10)) out.push(`  ${e.what}, ${relative(f, e.at)}`);
       if (events.length > 10) out.push(`  … ${events.length - 10} more`);
       const afterStop = f.proxyWarnings.filter((w) => w.at >= f.loadStoppedAt);
       const beforeStop = f.proxyWarnings.filter((w) => w.at < f.loadStoppedAt);
-      if (afterStop.length > 0) out.push(`  agent: ${afterStop.length} "upstream request failed" lines within ${Math.max(...afterStop.map((w) => w.at - f.loadStoppedAt))} ms after the load generator was stopped (it drops its requests in flight): ${show(countBy(afterStop, (w) => /"err":"([^"]*)"/.exec(w.line)?.[1]))}`);
+      if (afterStop.length > 0)
+        out.push(
+          `  agent: ${afterStop.length} "upstream request failed" lines within ${Math.max(...afterStop.map((w) => w.at - f.loadStoppedAt))} ms after the load generator was stopped (it drops its requests in flight): ${show(countBy(afterStop, (w) => /"err":"([^"]*)"/.exec(w.line)?.[1]))}`,
+        );
       for (const w of beforeStop.slice(0, 5)) out.push(`  agent, ${relative(f, w.at)}: ${w.line.slice(0, 300)}`);
       if (beforeStop.length > 5) out.push(`  agent: … ${beforeStop.length - 5} more such lines`);
     }
@@ -514,7 +616,19 @@ try {
   const w3 = [18, 13, 13, 12, 11, 19];
   out.push(row(["appliance", "participants", "database MiB", "snapshot s", "stage s", "staging migrations s"], w3));
   for (const s of stages) {
-    out.push(row([s.label, n(s.participants), s.databaseMiB !== undefined ? fmt(s.databaseMiB, 0) : "?", s.snapshotSeconds !== undefined ? fmt(s.snapshotSeconds) : "?", s.stageSeconds !== undefined ? fmt(s.stageSeconds) : "?", s.stagingMigrationSeconds !== undefined ? fmt(s.stagingMigrationSeconds, 2) : "?"], w3));
+    out.push(
+      row(
+        [
+          s.label,
+          n(s.participants),
+          s.databaseMiB !== undefined ? fmt(s.databaseMiB, 0) : "?",
+          s.snapshotSeconds !== undefined ? fmt(s.snapshotSeconds) : "?",
+          s.stageSeconds !== undefined ? fmt(s.stageSeconds) : "?",
+          s.stagingMigrationSeconds !== undefined ? fmt(s.stagingMigrationSeconds, 2) : "?",
+        ],
+        w3,
+      ),
+    );
   }
   process.stdout.write(out.join("\n") + "\n");
 } finally {

@@ -39,7 +39,9 @@ async function main(): Promise<void> {
   const { file: keyFile, dev } = signingKeyFile(values.key);
   const signingKey = loadVendorSigningKey(keyFile);
   if (dev) {
-    process.stdout.write(`signing with the development key ${path.relative(process.cwd(), keyFile)}; its public key:\n${publicKeyPem(createPublicKey(signingKey))}`);
+    process.stdout.write(
+      `signing with the development key ${path.relative(process.cwd(), keyFile)}; its public key:\n${publicKeyPem(createPublicKey(signingKey))}`,
+    );
     process.stdout.write("pin it on the appliance as releases.vendorPublicKey in plum.yaml (or PLUM_VENDOR_PUBLIC_KEY) to import bundles it signed\n");
   }
   const built = await buildBundle({

@@ -26,20 +26,34 @@ export function registerEvidenceCommands(program: Command): void {
     .option("--format <format>", `one of ${EVIDENCE_FORMATS.join(", ")}`, "json")
     .option("--out <file>", "where to write it (default: plum-evidence-FROM_TO.FORMAT here); CSV and PDF also get FILE.sig")
     .action(async (opts: { from: string; to: string; format: string; out?: string }) => {
-      if (!EVIDENCE_FORMATS.includes(opts.format as EvidenceFormat)) throw new PlumError(`--format ${opts.format} is not supported`, { hint: `use one of ${EVIDENCE_FORMATS.join(", ")}` });
+      if (!EVIDENCE_FORMATS.includes(opts.format as EvidenceFormat))
+        throw new PlumError(`--format ${opts.format} is not supported`, { hint: `use one of ${EVIDENCE_FORMATS.join(", ")}` });
       const config = loadConfig();
       const secrets = ensureSecrets(homeLayout(config.home).secretsDir);
       const db = await openOpsDatabase(config);
       try {
         const ctx = backupContextFor({ config, log: createLogger("plumctl", { level: "warn" }), pg: db.server, opsSequelize: db.sequelize });
         const { from, to } = evidencePeriod(opts.from, opts.to);
-        const out = await evidenceExporter({ ctx, from, to, format: opts.format as EvidenceFormat, signingKeyPem: secrets.signingPrivateKeyPem, publicKeyPem: secrets.signingPublicKeyPem });
+        const out = await evidenceExporter({
+          ctx,
+          from,
+          to,
+          format: opts.format as EvidenceFormat,
+          signingKeyPem: secrets.signingPrivateKeyPem,
+          publicKeyPem: secrets.signingPublicKeyPem,
+        });
         const file = opts.out ?? out.fileName;
         writePublic(file, out.body);
         if (out.signature) writePublic(`${file}.sig`, out.signature);
-        await db.audit.append({ actor: "cli", action: "evidence.export", detail: { from: from.toISOString(), to: to.toISOString(), format: opts.format, file } });
+        await db.audit.append({
+          actor: "cli",
+          action: "evidence.export",
+          detail: { from: from.toISOString(), to: to.toISOString(), format: opts.format, file },
+        });
         const passed = out.report.controls.filter((c) => c.result === "pass").length;
-        process.stdout.write(`wrote ${file}${out.signature ? ` and ${file}.sig` : ""}: ${out.report.records.length} records, controls ${passed} of ${out.report.controls.length} pass\n`);
+        process.stdout.write(
+          `wrote ${file}${out.signature ? ` and ${file}.sig` : ""}: ${out.report.records.length} records, controls ${passed} of ${out.report.controls.length} pass\n`,
+        );
         for (const c of out.report.controls) process.stdout.write(`  ${c.result.toUpperCase().padEnd(4)}  ${c.name}: ${c.finding}\n`);
       } finally {
         await db.close();
@@ -54,7 +68,10 @@ export function registerEvidenceCommands(program: Command): void {
     .action((file: string, opts: { key?: string; json?: boolean }) => {
       const verdict = verifyEvidenceFile(file, { publicKeyPem: opts.key ? readFileSync(opts.key, "utf8") : undefined });
       if (opts.json) process.stdout.write(JSON.stringify(verdict, null, 2) + "\n");
-      else if (verdict.ok) process.stdout.write(`${file}: verified, signed by ed25519 key ${verdict.signedBy}${verdict.records !== undefined ? `; ${verdict.records} records, hash chain intact` : ""}\n`);
+      else if (verdict.ok)
+        process.stdout.write(
+          `${file}: verified, signed by ed25519 key ${verdict.signedBy}${verdict.records !== undefined ? `; ${verdict.records} records, hash chain intact` : ""}\n`,
+        );
       else process.stderr.write(`${file}: NOT verified\n${verdict.problems.map((p) => `  - ${p}\n`).join("")}`);
       if (!verdict.ok) process.exitCode = 1;
     });

@@ -9,10 +9,7 @@ import { registerUpgradeCommands } from "./upgrade-commands.ts";
 import { APP_VERSION } from "../lib/version.ts";
 import { describeError } from "../lib/errors.ts";
 
-const program = new Command("plumctl")
-  .description("Run and operate the Plum appliance")
-  .version(APP_VERSION)
-  .showHelpAfterError();
+const program = new Command("plumctl").description("Run and operate the Plum appliance").version(APP_VERSION).showHelpAfterError();
 
 // Each area registers its own subcommands.
 registerApplianceCommands(program);

@@ -30,7 +30,10 @@ function fromUrl(raw: string) {
     password: decodeURIComponent(url.password || process.env.PGPASSWORD || ""),
     database: decodeURIComponent(url.pathname.slice(1)),
     // The client's own PostgreSQL may require TLS: keep what the URL asks for (as product instances do).
-    ssl: url.searchParams.get("sslmode") && url.searchParams.get("sslmode") !== "disable" ? { rejectUnauthorized: url.searchParams.get("sslmode") === "verify-full" } : undefined,
+    ssl:
+      url.searchParams.get("sslmode") && url.searchParams.get("sslmode") !== "disable"
+        ? { rejectUnauthorized: url.searchParams.get("sslmode") === "verify-full" }
+        : undefined,
   };
 }
 
@@ -44,14 +47,20 @@ export function registerServerCommands(program: Command): void {
 
   program
     .command("validate")
-    .description(`run the product's validation suites against an instance and its database; prints JSON reports, exits 1 on any failure (suites: ${Object.keys(SUITES).join(", ")})`)
+    .description(
+      `run the product's validation suites against an instance and its database; prints JSON reports, exits 1 on any failure (suites: ${Object.keys(SUITES).join(", ")})`,
+    )
     .requiredOption("--url <url>", "base URL of the product instance, e.g. http://127.0.0.1:8080")
-    .option("--database-url <url>", "its database; better in PLUM_VALIDATE_DATABASE_URL (keeps the password out of the process list); default: this appliance's product database")
+    .option(
+      "--database-url <url>",
+      "its database; better in PLUM_VALIDATE_DATABASE_URL (keeps the password out of the process list); default: this appliance's product database",
+    )
     .option("--suite <name>", "a suite to run (repeatable); default: all", collect, [])
     .action(async (opts: { url: string; databaseUrl?: string; suite: string[] }) => {
       const names = opts.suite.length > 0 ? opts.suite : Object.keys(SUITES);
       const unknown = names.filter((n) => !SUITES[n]);
-      if (unknown.length > 0) throw new PlumError(`unknown suite${unknown.length > 1 ? "s" : ""}: ${unknown.join(", ")}`, { hint: `choose from ${Object.keys(SUITES).join(", ")}` });
+      if (unknown.length > 0)
+        throw new PlumError(`unknown suite${unknown.length > 1 ? "s" : ""}: ${unknown.join(", ")}`, { hint: `choose from ${Object.keys(SUITES).join(", ")}` });
       const databaseUrl = opts.databaseUrl ?? process.env.PLUM_VALIDATE_DATABASE_URL;
       const sequelize = databaseUrl ? openSequelize(fromUrl(databaseUrl), { poolMax: 5 }) : (await openProductDatabase(loadConfig())).sequelize;
       try {
@@ -69,7 +78,9 @@ export function registerServerCommands(program: Command): void {
 
   program
     .command("migrate")
-    .description("apply this release's product migrations (or undo them down to --to NAME); prints JSON: what ran, the schema version, seconds. Used by the agent on staging and production")
+    .description(
+      "apply this release's product migrations (or undo them down to --to NAME); prints JSON: what ran, the schema version, seconds. Used by the agent on staging and production",
+    )
     .option("--to <migration>", "undo the migrations applied after this one (this release's down migrations)")
     .action(async (opts: { to?: string }) => {
       const databaseUrl = process.env.PLUM_MIGRATE_DATABASE_URL;
@@ -85,7 +96,8 @@ export function registerServerCommands(program: Command): void {
           const { rows } = await client.query<{ name: string }>(`select name from ${MIGRATIONS_TABLE} order by run_on, id`);
           const names = rows.map((r) => r.name);
           const at = names.indexOf(opts.to);
-          if (at < 0) throw new PlumError(`migration ${opts.to} is not applied to database "${connection.database}"`, { hint: `applied: ${names.join(", ") || "none"}` });
+          if (at < 0)
+            throw new PlumError(`migration ${opts.to} is not applied to database "${connection.database}"`, { hint: `applied: ${names.join(", ") || "none"}` });
           count = names.length - 1 - at;
         } finally {
           await client.end();
@@ -107,7 +119,8 @@ export function registerServerCommands(program: Command): void {
     .option("--seed <n>", "seed for the generator", "42")
     .action(async (opts: { participants: string; seed: string }) => {
       const participants = Number(opts.participants);
-      if (!Number.isInteger(participants) || participants < 1 || participants > 2_000_000) throw new PlumError("--participants must be a whole number from 1 to 2,000,000");
+      if (!Number.isInteger(participants) || participants < 1 || participants > 2_000_000)
+        throw new PlumError("--participants must be a whole number from 1 to 2,000,000");
       const { sequelize } = await openProductDatabase(loadConfig());
       try {
         const summary = await demoDataLoader(sequelize, { participants, seed: Number(opts.seed), log: (line) => process.stderr.write(`  ${line}\n`) });

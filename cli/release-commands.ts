@@ -33,7 +33,13 @@ export function registerReleaseCommands(program: Command): void {
           manifest = await storeFor(config).import(bundle, { currentVersion: production });
         } catch (err) {
           if (!(err instanceof BundleRejected)) throw err;
-          await db.audit.append({ actor: "cli", action: "release.import", target: path.basename(bundle), outcome: "failure", detail: { file: bundle, check: err.check, reason: err.message } });
+          await db.audit.append({
+            actor: "cli",
+            action: "release.import",
+            target: path.basename(bundle),
+            outcome: "failure",
+            detail: { file: bundle, check: err.check, reason: err.message },
+          });
           throw new PlumError(`release bundle refused by the ${err.check} check: ${err.message}`, { hint: err.hint, detail: err.detail });
         }
         await db.audit.append({
@@ -41,9 +47,16 @@ export function registerReleaseCommands(program: Command): void {
           action: "release.import",
           target: manifest.version,
           outcome: "success",
-          detail: { file: bundle, schemaVersion: manifest.schemaVersion, minimumVersion: manifest.minimumVersion, sha256: manifest.artefacts.map((a) => `${a.name}:${a.sha256}`) },
+          detail: {
+            file: bundle,
+            schemaVersion: manifest.schemaVersion,
+            minimumVersion: manifest.minimumVersion,
+            sha256: manifest.artefacts.map((a) => `${a.name}:${a.sha256}`),
+          },
         });
-        process.stdout.write(`imported release ${manifest.version} (schema ${manifest.schemaVersion}, upgrades from ${manifest.minimumVersion}); start it with \`plumctl upgrade start ${manifest.version}\`\n`);
+        process.stdout.write(
+          `imported release ${manifest.version} (schema ${manifest.schemaVersion}, upgrades from ${manifest.minimumVersion}); start it with \`plumctl upgrade start ${manifest.version}\`\n`,
+        );
       } finally {
         await db.close();
       }
@@ -59,9 +72,20 @@ export function registerReleaseCommands(program: Command): void {
         process.stdout.write(JSON.stringify(releases, null, 2) + "\n");
         return;
       }
-      const rows = releases.map((r) => [r.version, r.manifest.schemaVersion, r.installed ? "-" : r.manifest.minimumVersion, r.installed ? "installed" : r.importedAt!.toISOString()]);
+      const rows = releases.map((r) => [
+        r.version,
+        r.manifest.schemaVersion,
+        r.installed ? "-" : r.manifest.minimumVersion,
+        r.installed ? "installed" : r.importedAt!.toISOString(),
+      ]);
       const table = [["VERSION", "SCHEMA", "UPGRADES FROM", "IMPORTED"], ...rows];
       const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
-      for (const row of table) process.stdout.write(row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd() + "\n");
+      for (const row of table)
+        process.stdout.write(
+          row
+            .map((cell, i) => cell.padEnd(widths[i]))
+            .join("  ")
+            .trimEnd() + "\n",
+        );
     });
 }

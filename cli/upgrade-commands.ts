@@ -22,9 +22,14 @@ export function describeUpgrade(s: Status): string {
   if (!u) return "no upgrade has run on this appliance\n";
   const lines = [`upgrade ${u.id} (${u.kind}): ${u.fromVersion} → ${u.toVersion}  status ${u.status}, step ${u.step}${u.error ? `\n  ${u.error}` : ""}`];
   if (u.rollbackMode) lines.push(`  rollback mode: ${u.rollbackMode} (${u.report.rollbackMode?.why ?? ""})`);
-  if (u.status === "waiting") lines.push(`  waits for ${u.promotion === "approval" ? "an admin's approval: `plumctl upgrade approve`" : "the maintenance window"}`);
-  if (u.status === "restore-pending") lines.push(`  the rollback needs the pre-upgrade snapshot restored, losing writes from ${u.report.rollback?.writeWindow?.from} to ${u.report.rollback?.writeWindow?.to}: \`plumctl upgrade confirm-restore\``);
-  for (const [step, t] of Object.entries(u.report.steps ?? {})) lines.push(`  ${step.padEnd(9)} ${t.outcome ?? "running"}${t.seconds !== undefined ? ` in ${t.seconds.toFixed(1)} s` : ""}`);
+  if (u.status === "waiting")
+    lines.push(`  waits for ${u.promotion === "approval" ? "an admin's approval: `plumctl upgrade approve`" : "the maintenance window"}`);
+  if (u.status === "restore-pending")
+    lines.push(
+      `  the rollback needs the pre-upgrade snapshot restored, losing writes from ${u.report.rollback?.writeWindow?.from} to ${u.report.rollback?.writeWindow?.to}: \`plumctl upgrade confirm-restore\``,
+    );
+  for (const [step, t] of Object.entries(u.report.steps ?? {}))
+    lines.push(`  ${step.padEnd(9)} ${t.outcome ?? "running"}${t.seconds !== undefined ? ` in ${t.seconds.toFixed(1)} s` : ""}`);
   return lines.join("\n") + "\n";
 }
 
@@ -55,7 +60,10 @@ async function follow(id: number, timeoutMs: number): Promise<Status> {
       printed = s.journal.length;
       if (SETTLED.includes(s.latest.status)) return s;
     }
-    if (Date.now() > deadline) throw new PlumError(`upgrade ${id} has not settled after ${Math.round(timeoutMs / 1000)} s`, { hint: "it goes on in the agent: follow it with `plumctl upgrade status`" });
+    if (Date.now() > deadline)
+      throw new PlumError(`upgrade ${id} has not settled after ${Math.round(timeoutMs / 1000)} s`, {
+        hint: "it goes on in the agent: follow it with `plumctl upgrade status`",
+      });
     await sleep(1000);
   }
 }
@@ -115,7 +123,11 @@ export function registerUpgradeCommands(program: Command): void {
       try {
         const all = await new UpgradeJournal(db.sequelize).history(200);
         if (opts.json) process.stdout.write(JSON.stringify(all, null, 2) + "\n");
-        else for (const u of all) process.stdout.write(`${u.id}\t${u.kind}\t${u.fromVersion} → ${u.toVersion}\t${u.status}\t${new Date(u.createdAt).toISOString()}${u.error ? `\t${u.error}` : ""}\n`);
+        else
+          for (const u of all)
+            process.stdout.write(
+              `${u.id}\t${u.kind}\t${u.fromVersion} → ${u.toVersion}\t${u.status}\t${new Date(u.createdAt).toISOString()}${u.error ? `\t${u.error}` : ""}\n`,
+            );
       } finally {
         await db.close();
       }
@@ -143,7 +155,9 @@ export function registerUpgradeCommands(program: Command): void {
     .option("--timeout <seconds>", "how long to follow it", "3600")
     .action(async (opts: { to?: string; follow: boolean; timeout: string }) => {
       const u = await agentCall<Upgrade>("POST", "/rollback", opts.to ? { to: opts.to } : {});
-      process.stdout.write(`rollback under upgrade ${u.id}: ${u.kind === "rollback" ? `${u.fromVersion} → ${u.toVersion}` : `${u.toVersion} → ${u.fromVersion}`}\n`);
+      process.stdout.write(
+        `rollback under upgrade ${u.id}: ${u.kind === "rollback" ? `${u.fromVersion} → ${u.toVersion}` : `${u.toVersion} → ${u.fromVersion}`}\n`,
+      );
       if (!opts.follow) return;
       const s = await follow(u.id, Number(opts.timeout) * 1000);
       process.stdout.write(describeUpgrade(s));

@@ -61,7 +61,11 @@ if (missing.length > 0) {
   say(`installing ${pkgs.join(", ")} with apt-get (missing: ${list})`);
   const env = { DEBIAN_FRONTEND: "noninteractive" };
   run("apt-get", ["update", "-q"], { env, timeoutMs: 10 * 60_000, hint: "check that the Debian package mirrors are reachable" });
-  run("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...pkgs], { env, timeoutMs: 20 * 60_000, hint: `install them by hand: apt-get install -y ${pkgs.join(" ")}` });
+  run("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...pkgs], {
+    env,
+    timeoutMs: 20 * 60_000,
+    hint: `install them by hand: apt-get install -y ${pkgs.join(" ")}`,
+  });
   const still = wanted.filter((w) => !onPath(w.command));
   if (still.length > 0) fail(`still missing after apt-get: ${still.map((s) => s.command).join(", ")}`);
 }

@@ -31,14 +31,24 @@ const schema = z.strictObject({
       host: z.string().min(1).default("127.0.0.1"),
       port: port.default(8800),
       cookieSecure: z.boolean().default(true),
-      sessionHours: z.number().positive().max(24 * 30).default(12),
+      sessionHours: z
+        .number()
+        .positive()
+        .max(24 * 30)
+        .default(12),
     })
     .prefault({}),
   database: z
     .strictObject({
       url: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
-      productDatabase: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default("plum"),
-      opsDatabase: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default("plum_ops"),
+      productDatabase: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+        .default("plum"),
+      opsDatabase: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+        .default("plum_ops"),
       embedded: z.strictObject({ port: port.default(5433) }).prefault({}),
     })
     .prefault({}),
@@ -72,8 +82,16 @@ const schema = z.strictObject({
           keepMonthly: z.number().int().min(0).max(10_000).default(12),
         })
         .prefault({}),
-      rpoHours: z.number().positive().max(24 * 31).default(6),
-      rtoMinutes: z.number().positive().max(24 * 60).default(60),
+      rpoHours: z
+        .number()
+        .positive()
+        .max(24 * 31)
+        .default(6),
+      rtoMinutes: z
+        .number()
+        .positive()
+        .max(24 * 60)
+        .default(60),
       offsiteMaxAgeHours: z.number().positive().default(24),
       drillMaxAgeDays: z.number().positive().default(8),
     })
@@ -89,8 +107,23 @@ const schema = z.strictObject({
     .strictObject({
       /** What `plumctl upgrade start` may do after validation: a stricter setting refuses a looser request. */
       promotion: z.enum(["now", "window", "approval"]).default("approval"),
-      window: z.strictObject({ cron: cron.default("0 2 * * *"), minutes: z.number().int().min(5).max(24 * 60).default(120) }).prefault({}),
-      soakSeconds: z.number().int().min(0).max(24 * 3600).default(300),
+      window: z
+        .strictObject({
+          cron: cron.default("0 2 * * *"),
+          minutes: z
+            .number()
+            .int()
+            .min(5)
+            .max(24 * 60)
+            .default(120),
+        })
+        .prefault({}),
+      soakSeconds: z
+        .number()
+        .int()
+        .min(0)
+        .max(24 * 3600)
+        .default(300),
       maxErrorRatio: z.number().min(0).max(1).default(0.02),
       maxP99Ms: z.number().int().positive().default(2000),
       minSoakRequests: z.number().int().min(1).default(20),
@@ -98,9 +131,7 @@ const schema = z.strictObject({
       autoRestore: z.boolean().default(false),
     })
     .prefault({}),
-  log: z
-    .strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") })
-    .prefault({}),
+  log: z.strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") }).prefault({}),
 });
 
 export type PlumConfig = z.infer<typeof schema> & { home: string; configFile: string };
@@ -109,13 +140,15 @@ export type PlumConfig = z.infer<typeof schema> & { home: string; configFile: st
 const HINTS: Record<string, string> = {
   "http.port": "a TCP port from 1 to 65535 (0: any free port), e.g. 8080 (env PLUM_HTTP_PORT)",
   "http.host": "an address to listen on, e.g. 0.0.0.0 (env PLUM_HTTP_HOST)",
-  "http.publicUrl": "the address participants and merchants reach the product at, e.g. https://rewards.example.com (used in voucher links and QR codes; env PLUM_PUBLIC_URL)",
+  "http.publicUrl":
+    "the address participants and merchants reach the product at, e.g. https://rewards.example.com (used in voucher links and QR codes; env PLUM_PUBLIC_URL)",
   "http.cookieSecure": "true or false; false only when the product is reached over plain HTTP (env PLUM_HTTP_COOKIE_SECURE)",
   "console.port": "a TCP port from 1 to 65535 (0: any free port), e.g. 8800 (env PLUM_CONSOLE_PORT)",
   "console.host": "an address to listen on; keep 127.0.0.1 unless a TLS reverse proxy fronts the console (env PLUM_CONSOLE_HOST)",
   "console.cookieSecure": "true or false; false only when the console is reached over plain HTTP on a trusted network",
   "console.sessionHours": "hours a console session lasts, e.g. 12 (at most 720)",
-  "database.url": "postgres://USER:PASSWORD@HOST:5432/postgres for the client's own PostgreSQL 15 or newer; leave unset for the embedded one (env PLUM_DATABASE_URL)",
+  "database.url":
+    "postgres://USER:PASSWORD@HOST:5432/postgres for the client's own PostgreSQL 15 or newer; leave unset for the embedded one (env PLUM_DATABASE_URL)",
   "database.productDatabase": "a lower-case PostgreSQL name, e.g. plum",
   "database.opsDatabase": "a lower-case PostgreSQL name, e.g. plum_ops",
   "database.embedded.port": "a free TCP port for the embedded PostgreSQL, e.g. 5433 (env PLUM_PG_PORT)",
@@ -125,10 +158,12 @@ const HINTS: Record<string, string> = {
   "security.loginWindowSeconds": "the window for counting failed sign-ins, e.g. 60",
   "security.lockoutSeconds": "how long a locked account waits, e.g. 300",
   "security.loginRateLimitPerMinute": "sign-in attempts allowed per minute from one address, whatever the account, e.g. 30",
-  "releases.vendorPublicKey": "the vendor's ed25519 public key as PEM (-----BEGIN PUBLIC KEY-----…) or the 32-byte key in base64, from the vendor's release notes (env PLUM_VENDOR_PUBLIC_KEY)",
+  "releases.vendorPublicKey":
+    "the vendor's ed25519 public key as PEM (-----BEGIN PUBLIC KEY-----…) or the 32-byte key in base64, from the vendor's release notes (env PLUM_VENDOR_PUBLIC_KEY)",
   "releases.keep": "how many imported releases to keep for manual rollback, from 1 to 20, e.g. 3",
-  "upgrades.promotion": "one of now (promote right after validation), window (only in the maintenance window), approval (only after an admin approves); `plumctl upgrade start` may ask for stricter, never looser",
-  "upgrades.window.cron": "a cron expression (5 fields, UTC) for when the maintenance window opens, e.g. \"0 2 * * *\"",
+  "upgrades.promotion":
+    "one of now (promote right after validation), window (only in the maintenance window), approval (only after an admin approves); `plumctl upgrade start` may ask for stricter, never looser",
+  "upgrades.window.cron": 'a cron expression (5 fields, UTC) for when the maintenance window opens, e.g. "0 2 * * *"',
   "upgrades.window.minutes": "how long the maintenance window stays open, in minutes, e.g. 120",
   "upgrades.soakSeconds": "seconds a promoted release is watched before the old one is stopped, e.g. 300 (0: no soak)",
   "upgrades.maxErrorRatio": "the share of 5xx answers during the soak that rolls back, from 0 to 1, e.g. 0.02",
@@ -140,9 +175,9 @@ const HINTS: Record<string, string> = {
   "backup.primary": "the primary restic repository: a path or any restic repository URL (default PLUM_HOME/backups/primary; env PLUM_BACKUP_PRIMARY)",
   "backup.secondary": "the second-site restic repository, e.g. /mnt/site-b/plum or sftp:backup@site-b:/srv/plum (env PLUM_BACKUP_SECONDARY)",
   "backup.scheduler": "true or false: false stops the agent from running scheduled backups, checks and drills (env PLUM_BACKUP_SCHEDULER)",
-  "backup.schedule": "a cron expression (5 fields) for backup sets, e.g. \"0 */6 * * *\" (every 6 hours)",
-  "backup.checkSchedule": "a cron expression for the repository integrity check, e.g. \"30 3 * * *\" (daily)",
-  "backup.drillSchedule": "a cron expression for restore drills, e.g. \"0 4 * * 0\" (weekly)",
+  "backup.schedule": 'a cron expression (5 fields) for backup sets, e.g. "0 */6 * * *" (every 6 hours)',
+  "backup.checkSchedule": 'a cron expression for the repository integrity check, e.g. "30 3 * * *" (daily)',
+  "backup.drillSchedule": 'a cron expression for restore drills, e.g. "0 4 * * 0" (weekly)',
   "backup.retention.keepHourly": "how many hourly sets to keep: a whole number, 0 or more (never negative)",
   "backup.retention.keepDaily": "how many daily sets to keep: a whole number, 0 or more (never negative)",
   "backup.retention.keepWeekly": "how many weekly sets to keep: a whole number, 0 or more (never negative)",
@@ -175,7 +210,6 @@ const ENV: Array<{ name: string; path: string[]; type: "int" | "string" | "bool"
   { name: "PLUM_BACKUP_SECONDARY", path: ["backup", "secondary"], type: "string" },
   { name: "PLUM_BACKUP_SCHEDULER", path: ["backup", "scheduler"], type: "bool" },
 ];
-
 
 export class ConfigError extends PlumError {
   readonly problems: string[];
@@ -210,10 +244,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PlumConfig {
   if (existsSync(configFile)) {
     const doc = parseDocument(readFileSync(configFile, "utf8"));
     if (doc.errors.length > 0) {
-      throw new ConfigError(configFile, doc.errors.map((e) => `YAML syntax: ${e.message.split("\n")[0]}`));
+      throw new ConfigError(
+        configFile,
+        doc.errors.map((e) => `YAML syntax: ${e.message.split("\n")[0]}`),
+      );
     }
     const parsed = doc.toJS() ?? {};
-    if (typeof parsed !== "object" || Array.isArray(parsed)) throw new ConfigError(configFile, ["the file must hold a mapping of keys (http:, console:, database:, …)"]);
+    if (typeof parsed !== "object" || Array.isArray(parsed))
+      throw new ConfigError(configFile, ["the file must hold a mapping of keys (http:, console:, database:, …)"]);
     raw = parsed as Record<string, unknown>;
   }
   const fromEnv = new Map<string, string>();

@@ -30,7 +30,14 @@ export function describeError(err: unknown): string {
   if (err instanceof PlumError) {
     const lines = [`error: ${err.message}`];
     if (err instanceof ChildProcessError) lines.push(`  command: ${err.command.join(" ")} (exit ${err.exitCode})`);
-    if (err.detail) lines.push(...err.detail.trimEnd().split("\n").slice(-15).map((l) => `  | ${l}`));
+    if (err.detail)
+      lines.push(
+        ...err.detail
+          .trimEnd()
+          .split("\n")
+          .slice(-15)
+          .map((l) => `  | ${l}`),
+      );
     if (err.hint) lines.push(`  hint: ${err.hint}`);
     return lines.join("\n");
   }

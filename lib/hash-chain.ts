@@ -51,7 +51,10 @@ export class ChainVerifier {
       if (this.bad) return false;
       this.checked++;
       if (row.id !== this.prevId + 1) {
-        this.bad = { id: row.id, reason: `row ${row.id} follows row ${this.prevId}: ${row.id <= this.prevId ? "rows are out of order" : `row${row.id - this.prevId > 2 ? "s" : ""} ${this.prevId + 1}${row.id - this.prevId > 2 ? `–${row.id - 1}` : ""} deleted`}` };
+        this.bad = {
+          id: row.id,
+          reason: `row ${row.id} follows row ${this.prevId}: ${row.id <= this.prevId ? "rows are out of order" : `row${row.id - this.prevId > 2 ? "s" : ""} ${this.prevId + 1}${row.id - this.prevId > 2 ? `–${row.id - 1}` : ""} deleted`}`,
+        };
       } else if (row.prevHash !== this.prevHash) {
         this.bad = { id: row.id, reason: `row ${row.id} does not link to row ${this.prevId} (a row was deleted, inserted or reordered)` };
       } else if (chainHash(row.prevHash, row.record) !== row.hash) {
@@ -69,7 +72,10 @@ export class ChainVerifier {
       if (lastId !== this.prevId || (head && head.lastHash !== this.prevHash)) {
         this.bad = {
           id: lastId > this.prevId ? this.prevId + 1 : this.prevId,
-          reason: lastId > this.prevId ? `${lastId === this.prevId + 1 ? `row ${lastId} is` : `rows ${this.prevId + 1}–${lastId} are`} missing: the chain's head says it ends at row ${lastId}` : `the chain's head (row ${lastId}) does not match its newest row ${this.prevId}`,
+          reason:
+            lastId > this.prevId
+              ? `${lastId === this.prevId + 1 ? `row ${lastId} is` : `rows ${this.prevId + 1}–${lastId} are`} missing: the chain's head says it ends at row ${lastId}`
+              : `the chain's head (row ${lastId}) does not match its newest row ${this.prevId}`,
         };
       }
     }

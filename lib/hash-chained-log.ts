@@ -31,7 +31,10 @@ export class HashChainedLog<E extends Record<string, unknown>> {
     const { table, chain, columns } = this.opts;
     const work = async (t: Transaction) => {
       await this.sequelize.query("select pg_advisory_xact_lock(hashtext(:chain))", { replacements: { chain }, transaction: t });
-      const [head] = await this.sequelize.query<{ last_id: string; last_hash: string }>("select last_id, last_hash from hash_chain_heads where chain = :chain", { replacements: { chain }, type: QueryTypes.SELECT, transaction: t });
+      const [head] = await this.sequelize.query<{ last_id: string; last_hash: string }>(
+        "select last_id, last_hash from hash_chain_heads where chain = :chain",
+        { replacements: { chain }, type: QueryTypes.SELECT, transaction: t },
+      );
       const prevHash = head?.last_hash ?? GENESIS_HASH;
       const base: Record<string, unknown> = { id: Number(head?.last_id ?? 0) + 1, at: new Date() };
       for (const c of columns) base[c] = entry[c] ?? null;
@@ -39,7 +42,10 @@ export class HashChainedLog<E extends Record<string, unknown>> {
       const values: Record<string, unknown> = { ...base, prev_hash: prevHash, hash };
       for (const c of this.opts.jsonColumns ?? []) values[c] = JSON.stringify(values[c] ?? {});
       const names = ["id", "at", ...columns, "prev_hash", "hash"];
-      await this.sequelize.query(`insert into ${table} (${names.join(", ")}) values (${names.map((n) => `:${n}`).join(", ")})`, { replacements: values, transaction: t });
+      await this.sequelize.query(`insert into ${table} (${names.join(", ")}) values (${names.map((n) => `:${n}`).join(", ")})`, {
+        replacements: values,
+        transaction: t,
+      });
       await this.sequelize.query(
         "insert into hash_chain_heads (chain, last_id, last_hash) values (:chain, :id, :hash) on conflict (chain) do update set last_id = excluded.last_id, last_hash = excluded.last_hash",
         { replacements: { chain, id: base.id, hash }, transaction: t },
@@ -51,16 +57,22 @@ export class HashChainedLog<E extends Record<string, unknown>> {
 
   /** Rows matching `where` (SQL over the table's columns, with named replacements), newest first. */
   async list(where: string[], replacements: Record<string, unknown>, limit: number): Promise<Array<ChainedRow<E>>> {
-    const rows = await this.sequelize.query<Record<string, unknown>>(`select * from ${this.opts.table} ${where.length ? `where ${where.join(" and ")}` : ""} order by id desc limit :limit`, {
-      replacements: { ...replacements, limit },
-      type: QueryTypes.SELECT,
-    });
+    const rows = await this.sequelize.query<Record<string, unknown>>(
+      `select * from ${this.opts.table} ${where.length ? `where ${where.join(" and ")}` : ""} order by id desc limit :limit`,
+      {
+        replacements: { ...replacements, limit },
+        type: QueryTypes.SELECT,
+      },
+    );
     return rows.map((r) => this.fromDb(r));
   }
 
   /** Rows in id order within [from, to), for exports. */
   async between(from: Date, to: Date): Promise<Array<ChainedRow<E>>> {
-    const rows = await this.sequelize.query<Record<string, unknown>>(`select * from ${this.opts.table} where at >= :from and at < :to order by id`, { replacements: { from, to }, type: QueryTypes.SELECT });
+    const rows = await this.sequelize.query<Record<string, unknown>>(`select * from ${this.opts.table} where at >= :from and at < :to order by id`, {
+      replacements: { from, to },
+      type: QueryTypes.SELECT,
+    });
     return rows.map((r) => this.fromDb(r));
   }
 
@@ -74,13 +86,19 @@ export class HashChainedLog<E extends Record<string, unknown>> {
     const verifier = new ChainVerifier();
     let after = 0;
     for (;;) {
-      const page = await this.sequelize.query<Record<string, unknown>>(`select * from ${this.opts.table} where id > :after order by id limit :limit`, { replacements: { after, limit: pageSize }, type: QueryTypes.SELECT });
+      const page = await this.sequelize.query<Record<string, unknown>>(`select * from ${this.opts.table} where id > :after order by id limit :limit`, {
+        replacements: { after, limit: pageSize },
+        type: QueryTypes.SELECT,
+      });
       if (page.length === 0) break;
       const rows = page.map((r) => this.fromDb(r));
       if (!verifier.feed(rows.map((r) => ({ id: r.id, prevHash: r.prevHash, hash: r.hash, record: this.hashedRecord(r) })))) break;
       after = rows[rows.length - 1].id;
     }
-    const [head] = await this.sequelize.query<{ last_id: string; last_hash: string }>("select last_id, last_hash from hash_chain_heads where chain = :chain", { replacements: { chain: this.opts.chain }, type: QueryTypes.SELECT });
+    const [head] = await this.sequelize.query<{ last_id: string; last_hash: string }>("select last_id, last_hash from hash_chain_heads where chain = :chain", {
+      replacements: { chain: this.opts.chain },
+      type: QueryTypes.SELECT,
+    });
     return verifier.finish(head ? { lastId: Number(head.last_id), lastHash: head.last_hash } : undefined);
   }
 }

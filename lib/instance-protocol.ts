@@ -19,7 +19,9 @@ export function productSettingsFromEnv(env: NodeJS.ProcessEnv): { settings: Prod
   const raw = env.PLUM_PRODUCT_SETTINGS;
   const key = env.PLUM_PRODUCT_SESSION_KEY;
   if (!raw || !key || !/^[0-9a-f]{64}$/.test(key)) {
-    throw new PlumError("PLUM_PRODUCT_SETTINGS and PLUM_PRODUCT_SESSION_KEY are not set", { hint: "product instances are started by the agent (`plumctl agent`), which sets them" });
+    throw new PlumError("PLUM_PRODUCT_SETTINGS and PLUM_PRODUCT_SESSION_KEY are not set", {
+      hint: "product instances are started by the agent (`plumctl agent`), which sets them",
+    });
   }
   const parsed = productSettingsSchema.safeParse(JSON.parse(raw));
   if (!parsed.success) throw new PlumError(`PLUM_PRODUCT_SETTINGS is invalid: ${parsed.error.message}`);

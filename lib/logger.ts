@@ -8,7 +8,7 @@ export type { Logger };
 export function createLogger(name: string, opts: { level?: string; logDir?: string } = {}): Logger {
   const level = opts.level ?? process.env.PLUM_LOG_LEVEL ?? "info";
   const base = { name };
-  const redact = { paths: ["password", "*.password", "req.headers.cookie", "req.headers.authorization", "res.headers[\"set-cookie\"]"], censor: "[redacted]" };
+  const redact = { paths: ["password", "*.password", "req.headers.cookie", "req.headers.authorization", 'res.headers["set-cookie"]'], censor: "[redacted]" };
   if (!opts.logDir) return pino({ level, base, redact });
   mkdirSync(opts.logDir, { recursive: true });
   const streams = [

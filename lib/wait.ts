@@ -14,7 +14,7 @@ export async function waitFor<T>(
 ): Promise<T> {
   const deadline = Date.now() + opts.timeoutMs;
   let delay = opts.firstDelayMs ?? 50;
-  let lastStatus = "no answer yet";
+  let lastStatus: string;
   for (;;) {
     try {
       const value = await probe();

@@ -1,7 +1,12 @@
 import type { MigrationBuilder } from "node-pg-migrate";
 import { createAuthTables, dropAuthTables } from "../lib/db/auth-tables.ts";
 
-const PRODUCT_AUTH = { users: "product_users", sessions: "product_sessions", attempts: "product_login_attempts", roles: ["manager", "participant", "merchant"] };
+const PRODUCT_AUTH = {
+  users: "product_users",
+  sessions: "product_sessions",
+  attempts: "product_login_attempts",
+  roles: ["manager", "participant", "merchant"],
+};
 
 /**
  * The rewards platform: product users (managers, participants, merchant staff), programmes, participants,

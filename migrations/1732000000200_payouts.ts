@@ -49,7 +49,8 @@ export async function up(pgm: MigrationBuilder): Promise<void> {
   });
   pgm.addConstraint("payout_runs", "payout_runs_programme_period", { unique: ["programme_id", "period"] });
   pgm.addConstraint("payout_runs", "payout_runs_approval", {
-    check: "(status = 'computed') = (approved_at is null) and (approved_at is null) = (approved_by is null) and (status = 'exported') = (exported_at is not null)",
+    check:
+      "(status = 'computed') = (approved_at is null) and (approved_at is null) = (approved_by is null) and (status = 'exported') = (exported_at is not null)",
   });
 
   pgm.createTable("payouts", {

@@ -77,9 +77,15 @@ export function createProductApp(deps: ProductAppDeps): Express & { productConte
     const s = signedIn(res);
     res.locals.layout = "product";
     res.locals.me = s && { username: s.user.username, role: s.user.role, mustChangePassword: s.user.mustChangePassword };
-    res.locals.nav = s && !s.user.mustChangePassword
-      ? { manage: can(s.actor, "read", "Programme"), store: can(s.actor, "read", "Storefront"), merchant: can(s.actor, "validate", "Voucher"), payouts: can(s.actor, "read", "Payout") }
-      : undefined;
+    res.locals.nav =
+      s && !s.user.mustChangePassword
+        ? {
+            manage: can(s.actor, "read", "Programme"),
+            store: can(s.actor, "read", "Storefront"),
+            merchant: can(s.actor, "validate", "Voucher"),
+            payouts: can(s.actor, "read", "Payout"),
+          }
+        : undefined;
     next();
   });
 

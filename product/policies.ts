@@ -5,7 +5,16 @@ export type Subject = "Programme" | "Participant" | "Ledger" | "Merchant" | "Cat
 
 const policies = definePolicies<Action, Subject>({
   verbs: { read: "view", create: "create", update: "change", import: "import", redeem: "redeem", validate: "validate", approve: "approve", export: "export" },
-  nouns: { Programme: "programmes", Participant: "participants", Ledger: "points", Merchant: "merchants", Catalogue: "the catalogue", Voucher: "vouchers", Payout: "payouts", Storefront: "the storefront" },
+  nouns: {
+    Programme: "programmes",
+    Participant: "participants",
+    Ledger: "points",
+    Merchant: "merchants",
+    Catalogue: "the catalogue",
+    Voucher: "vouchers",
+    Payout: "payouts",
+    Storefront: "the storefront",
+  },
   whoToAsk: "Ask your programme manager if you need this.",
 });
 

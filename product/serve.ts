@@ -17,7 +17,8 @@ export type InstanceMessage = { type: "ready"; port: number };
  */
 export async function serveProduct(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const databaseUrl = env.PLUM_PRODUCT_DATABASE_URL;
-  if (!databaseUrl) throw new PlumError("PLUM_PRODUCT_DATABASE_URL is not set", { hint: "product instances are started by the agent (`plumctl agent`), which sets it" });
+  if (!databaseUrl)
+    throw new PlumError("PLUM_PRODUCT_DATABASE_URL is not set", { hint: "product instances are started by the agent (`plumctl agent`), which sets it" });
   const slot = env.PLUM_INSTANCE_SLOT ?? "production";
   const { settings, sessionKey } = productSettingsFromEnv(env);
   const logger = createLogger(`instance-${slot}`, { level: env.PLUM_LOG_LEVEL });
@@ -30,7 +31,16 @@ export async function serveProduct(env: NodeJS.ProcessEnv = process.env): Promis
     database: url.pathname.slice(1),
     ssl: url.searchParams.get("sslmode") ? { rejectUnauthorized: url.searchParams.get("sslmode") === "verify-full" } : undefined,
   });
-  const app = createProductApp({ sequelize, logger, slot, sessionKey, secureCookies: settings.cookieSecure, security: settings.security, sessionHours: settings.sessionHours, publicUrl: settings.publicUrl });
+  const app = createProductApp({
+    sequelize,
+    logger,
+    slot,
+    sessionKey,
+    secureCookies: settings.cookieSecure,
+    security: settings.security,
+    sessionHours: settings.sessionHours,
+    publicUrl: settings.publicUrl,
+  });
   const server = createServer(app);
   server.keepAliveTimeout = 65_000; // longer than the edge proxy's idle sockets, so the proxy never reuses a closing one
   await new Promise<void>((resolve, reject) => {
@@ -47,7 +57,9 @@ export async function serveProduct(env: NodeJS.ProcessEnv = process.env): Promis
     stopping = true;
     logger.info({ why }, "product instance stopping");
     server.closeIdleConnections();
-    await withDeadline("in-flight requests to finish", 15_000, new Promise<void>((resolve) => server.close(() => resolve()))).catch(() => server.closeAllConnections());
+    await withDeadline("in-flight requests to finish", 15_000, new Promise<void>((resolve) => server.close(() => resolve()))).catch(() =>
+      server.closeAllConnections(),
+    );
     await sequelize.close().catch(() => undefined);
     logger.flush?.();
     process.exit(0);

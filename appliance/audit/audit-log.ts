@@ -26,21 +26,44 @@ export interface AuditFilter {
 export class AuditLog {
   private readonly log: HashChainedLog<AuditColumns>;
   constructor(sequelize: Sequelize) {
-    this.log = new HashChainedLog<AuditColumns>(sequelize, { table: "audit_log", chain: "audit_log", columns: ["actor", "action", "target", "outcome", "detail"], jsonColumns: ["detail"] });
+    this.log = new HashChainedLog<AuditColumns>(sequelize, {
+      table: "audit_log",
+      chain: "audit_log",
+      columns: ["actor", "action", "target", "outcome", "detail"],
+      jsonColumns: ["detail"],
+    });
   }
 
   append(event: AuditEvent, transaction?: Transaction): Promise<AuditRow> {
-    return this.log.append({ actor: event.actor, action: event.action, target: event.target ?? null, outcome: event.outcome ?? "success", detail: event.detail ?? {} }, transaction);
+    return this.log.append(
+      { actor: event.actor, action: event.action, target: event.target ?? null, outcome: event.outcome ?? "success", detail: event.detail ?? {} },
+      transaction,
+    );
   }
 
   list(filter: AuditFilter = {}): Promise<AuditRow[]> {
     const where: string[] = [];
     const replacements: Record<string, unknown> = {};
-    if (filter.actor) (where.push("actor ilike :actor"), (replacements.actor = `%${filter.actor}%`));
-    if (filter.action) (where.push("action like :action"), (replacements.action = `${filter.action}%`));
-    if (filter.from) (where.push("at >= :from"), (replacements.from = filter.from));
-    if (filter.to) (where.push("at < :to"), (replacements.to = filter.to));
-    if (filter.beforeId) (where.push("id < :beforeId"), (replacements.beforeId = filter.beforeId));
+    if (filter.actor) {
+      where.push("actor ilike :actor");
+      replacements.actor = `%${filter.actor}%`;
+    }
+    if (filter.action) {
+      where.push("action like :action");
+      replacements.action = `${filter.action}%`;
+    }
+    if (filter.from) {
+      where.push("at >= :from");
+      replacements.from = filter.from;
+    }
+    if (filter.to) {
+      where.push("at < :to");
+      replacements.to = filter.to;
+    }
+    if (filter.beforeId) {
+      where.push("id < :beforeId");
+      replacements.beforeId = filter.beforeId;
+    }
     return this.log.list(where, replacements, Math.min(filter.limit ?? 50, 100_000));
   }
 

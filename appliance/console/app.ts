@@ -58,7 +58,17 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
     res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
 
-  if (deps.backup) app.use("/control", controlApi({ token: deps.backup.controlToken, jobs: deps.backup.jobs, operations: deps.backup.operations, audit: deps.ctx.audit, upgrades: deps.upgrades }));
+  if (deps.backup)
+    app.use(
+      "/control",
+      controlApi({
+        token: deps.backup.controlToken,
+        jobs: deps.backup.jobs,
+        operations: deps.backup.operations,
+        audit: deps.ctx.audit,
+        upgrades: deps.upgrades,
+      }),
+    );
 
   app.use(express.urlencoded({ extended: false, limit: "64kb" }));
   app.use(cookieParser());
@@ -75,7 +85,17 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
   app.use((_req, res, next) => {
     const s = signedIn(res);
     res.locals.me = s && { username: s.user.username, role: s.user.role, mustChangePassword: s.user.mustChangePassword };
-    res.locals.nav = s && !s.user.mustChangePassword ? { users: can(s.actor, "read", "User"), audit: can(s.actor, "read", "AuditLog"), backups: !!deps.backup && can(s.actor, "read", "Backup"), evidence: !!deps.backup && can(s.actor, "read", "Evidence"), releases: !!deps.upgrades && can(s.actor, "read", "Release"), upgrades: !!deps.upgrades && can(s.actor, "read", "Upgrade") } : undefined;
+    res.locals.nav =
+      s && !s.user.mustChangePassword
+        ? {
+            users: can(s.actor, "read", "User"),
+            audit: can(s.actor, "read", "AuditLog"),
+            backups: !!deps.backup && can(s.actor, "read", "Backup"),
+            evidence: !!deps.backup && can(s.actor, "read", "Evidence"),
+            releases: !!deps.upgrades && can(s.actor, "read", "Release"),
+            upgrades: !!deps.upgrades && can(s.actor, "read", "Upgrade"),
+          }
+        : undefined;
     next();
   });
 

@@ -8,7 +8,19 @@ const EVERY_SUBJECT: Subject[] = ["Dashboard", "AuditLog", "User", "Instance", "
 
 const policies = definePolicies<Action, Subject>({
   verbs: { read: "view", export: "export", create: "create", update: "change", delete: "delete", operate: "operate", approve: "approve" },
-  nouns: { Dashboard: "the dashboard", AuditLog: "the audit log", User: "console users", Instance: "product instances", Config: "the configuration", Backup: "backups", Restore: "restores", Drill: "restore drills", Evidence: "backup evidence", Release: "releases", Upgrade: "upgrades" },
+  nouns: {
+    Dashboard: "the dashboard",
+    AuditLog: "the audit log",
+    User: "console users",
+    Instance: "product instances",
+    Config: "the configuration",
+    Backup: "backups",
+    Restore: "restores",
+    Drill: "restore drills",
+    Evidence: "backup evidence",
+    Release: "releases",
+    Upgrade: "upgrades",
+  },
   whoToAsk: "Ask an admin if you need this.",
 });
 

@@ -25,7 +25,8 @@ export function controlApi(deps: { token: string; jobs: BackupJobs; operations: 
   const router = express.Router();
   router.use(express.json({ limit: "16kb" }));
   router.use((req: Request, res: Response, next: NextFunction) => {
-    if (!authorised(req, deps.token)) return res.status(401).json({ error: "a valid control token is needed (plumctl reads it from PLUM_HOME/secrets/control-token)" });
+    if (!authorised(req, deps.token))
+      return res.status(401).json({ error: "a valid control token is needed (plumctl reads it from PLUM_HOME/secrets/control-token)" });
     next();
   });
 

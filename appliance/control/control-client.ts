@@ -24,7 +24,13 @@ export function runningAgent(runDir: string): AgentEndpoint | undefined {
 }
 
 /** Ask the agent to run a job and follow it to the end (progress lines as they come), with a deadline. */
-export async function runJobViaAgent(endpoint: AgentEndpoint, token: string, request: JobRequest, onProgress: (line: string) => void, timeoutMs = 6 * 3600_000): Promise<JobView> {
+export async function runJobViaAgent(
+  endpoint: AgentEndpoint,
+  token: string,
+  request: JobRequest,
+  onProgress: (line: string) => void,
+  timeoutMs = 6 * 3600_000,
+): Promise<JobView> {
   const res = await fetch(new URL("/control/jobs", endpoint.consoleUrl), {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
@@ -44,7 +50,8 @@ export async function runJobViaAgent(endpoint: AgentEndpoint, token: string, req
       if (event.type === "done") finished = event.job;
     }
   }
-  if (!finished) throw new PlumError("the agent stopped answering before the job finished", { hint: "see the job on the console's Backups page, and the agent log" });
+  if (!finished)
+    throw new PlumError("the agent stopped answering before the job finished", { hint: "see the job on the console's Backups page, and the agent log" });
   return finished;
 }
 

@@ -23,7 +23,17 @@ interface Target extends Upstream {
 }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection, not to be forwarded.
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"]);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
 
 /**
  * Browsers send a host's cookies to every port of it, so the ops console's cookies would reach the product.
@@ -54,8 +64,19 @@ export class EdgeProxy {
   private readonly answerListeners = new Set<AnswerListener>();
 
   constructor(private readonly opts: { log: Logger; registry: Registry }) {
-    this.requests = new Counter({ name: "plum_proxy_requests_total", help: "Requests answered by the edge proxy, by status and instance version", labelNames: ["status", "version"], registers: [opts.registry] });
-    this.latency = new Histogram({ name: "plum_proxy_request_duration_seconds", help: "Latency seen by the edge proxy", labelNames: ["version"], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [opts.registry] });
+    this.requests = new Counter({
+      name: "plum_proxy_requests_total",
+      help: "Requests answered by the edge proxy, by status and instance version",
+      labelNames: ["status", "version"],
+      registers: [opts.registry],
+    });
+    this.latency = new Histogram({
+      name: "plum_proxy_request_duration_seconds",
+      help: "Latency seen by the edge proxy",
+      labelNames: ["version"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [opts.registry],
+    });
   }
 
   /** Follow the answers (the upgrade soak judges a new version by them); returns the unsubscribe. */
@@ -103,11 +124,14 @@ export class EdgeProxy {
     const timeoutMs = opts.timeoutMs ?? 5_000;
     const once = () =>
       new Promise<void>((resolve) => {
-        const req = http.request({ host: target.host, port: target.port, method: "GET", path: opts.path ?? "/readyz", agent: target.agent, timeout: timeoutMs }, (res) => {
-          res.resume();
-          res.on("end", resolve);
-          res.on("error", () => resolve());
-        });
+        const req = http.request(
+          { host: target.host, port: target.port, method: "GET", path: opts.path ?? "/readyz", agent: target.agent, timeout: timeoutMs },
+          (res) => {
+            res.resume();
+            res.on("end", resolve);
+            res.on("error", () => resolve());
+          },
+        );
         req.on("timeout", () => req.destroy());
         req.on("error", () => resolve());
         req.end();
@@ -144,7 +168,11 @@ export class EdgeProxy {
 
   /** Wait (with a deadline) until nothing is in flight on a retired upstream. */
   async drain(id: string, timeoutMs: number): Promise<void> {
-    await waitFor(`requests in flight on ${id} to finish`, async () => (this.retired.has(id) ? undefined : true), { timeoutMs, firstDelayMs: 10, maxDelayMs: 100 });
+    await waitFor(`requests in flight on ${id} to finish`, async () => (this.retired.has(id) ? undefined : true), {
+      timeoutMs,
+      firstDelayMs: 10,
+      maxDelayMs: 100,
+    });
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

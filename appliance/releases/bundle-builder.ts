@@ -56,7 +56,12 @@ export async function compileDist(sourceDir: string, outDir: string, timeoutMs =
   } catch (err) {
     if (!(err instanceof ChildProcessError)) throw err;
     const first = err.outputTail.split("\n").find((l) => /error TS\d+/.test(l)) ?? "see the output below";
-    throw new ChildProcessError(`tsc cannot compile ${sourceDir}: ${first}`, { command: argv, exitCode: err.exitCode, outputTail: err.outputTail, hint: "a release is built from a tree that type-checks: fix the errors and build again" });
+    throw new ChildProcessError(`tsc cannot compile ${sourceDir}: ${first}`, {
+      command: argv,
+      exitCode: err.exitCode,
+      outputTail: err.outputTail,
+      hint: "a release is built from a tree that type-checks: fix the errors and build again",
+    });
   }
   for (const folder of CODE_FOLDERS) copyAssets(path.join(sourceDir, folder), path.join(outDir, folder));
 }
@@ -77,8 +82,12 @@ function readPackageJson(sourceDir: string): Record<string, unknown> & { version
 
 function checkVersions(version: string, minimumVersion: string): void {
   if (semver.valid(version) !== version) throw new PlumError(`--version ${version} is not a semantic version`, { hint: "e.g. --version 1.4.0" });
-  if (semver.valid(minimumVersion) !== minimumVersion) throw new PlumError(`--minimum-version ${minimumVersion} is not a semantic version`, { hint: "e.g. --minimum-version 1.3.0" });
-  if (semver.gt(minimumVersion, version)) throw new PlumError(`the minimum version ${minimumVersion} is newer than the release ${version}`, { hint: "a release upgrades from versions older than itself" });
+  if (semver.valid(minimumVersion) !== minimumVersion)
+    throw new PlumError(`--minimum-version ${minimumVersion} is not a semantic version`, { hint: "e.g. --minimum-version 1.3.0" });
+  if (semver.gt(minimumVersion, version))
+    throw new PlumError(`the minimum version ${minimumVersion} is newer than the release ${version}`, {
+      hint: "a release upgrades from versions older than itself",
+    });
 }
 
 /**
@@ -120,9 +129,18 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
         ...TAR_NORMALISE,
         "--anchored",
         ...modules.exclude.map((p) => `--exclude=${p}`),
-        "-C", stage, "package.json",
-        "-C", distParent, "dist",
-        "-C", sourceDir, "package-lock.json", "bin/plumctl.js", "web", ...modules.include,
+        "-C",
+        stage,
+        "package.json",
+        "-C",
+        distParent,
+        "dist",
+        "-C",
+        sourceDir,
+        "package-lock.json",
+        "bin/plumctl.js",
+        "web",
+        ...modules.include,
       ],
       app,
       { level: opts.compressionLevel ?? 6, timeoutMs: 10 * 60_000 },
@@ -149,7 +167,10 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
     // Written aside and renamed: a half-written bundle never carries the final name.
     const partial = `${file}.partial-${randomBytes(4).toString("hex")}`;
     try {
-      await runTool(["tar", "-c", "-f", partial, ...TAR_NORMALISE.filter((o) => o !== "--sort=name"), "-C", bundleDir, ...BUNDLE_MEMBERS], { what: "writing the bundle tar", timeoutMs: 5 * 60_000 });
+      await runTool(["tar", "-c", "-f", partial, ...TAR_NORMALISE.filter((o) => o !== "--sort=name"), "-C", bundleDir, ...BUNDLE_MEMBERS], {
+        what: "writing the bundle tar",
+        timeoutMs: 5 * 60_000,
+      });
       renameSync(partial, file);
     } finally {
       rmSync(partial, { force: true });

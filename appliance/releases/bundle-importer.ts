@@ -45,7 +45,8 @@ async function listTar(file: string, gzip: boolean, what: string): Promise<TarMe
     throw new BundleRejected("format", `${what} is not a readable tar archive`, ASK_VENDOR, (err as PlumError).detail);
   }
   const { members, unreadable } = parseTarListing(output);
-  if (unreadable.length > 0) throw new BundleRejected("format", `${what} lists members that cannot be read safely: ${unreadable.slice(0, 3).join("; ")}`, ASK_VENDOR);
+  if (unreadable.length > 0)
+    throw new BundleRejected("format", `${what} lists members that cannot be read safely: ${unreadable.slice(0, 3).join("; ")}`, ASK_VENDOR);
   return members;
 }
 
@@ -53,23 +54,37 @@ function checkOuterMembers(file: string, members: TarMember[]): void {
   const names = members.map((m) => m.name);
   const exact = names.length === BUNDLE_MEMBERS.length && BUNDLE_MEMBERS.every((n) => names.includes(n));
   if (!exact) {
-    throw new BundleRejected("format", `${path.basename(file)} must hold exactly ${BUNDLE_MEMBERS.join(", ")}; it holds ${names.join(", ") || "nothing"}`, `${ASK_VENDOR}; a bundle is never repacked by hand`);
+    throw new BundleRejected(
+      "format",
+      `${path.basename(file)} must hold exactly ${BUNDLE_MEMBERS.join(", ")}; it holds ${names.join(", ") || "nothing"}`,
+      `${ASK_VENDOR}; a bundle is never repacked by hand`,
+    );
   }
   for (const m of members) {
     if (m.type !== "-") throw new BundleRejected("format", `${m.name} in ${path.basename(file)} is not a regular file (type "${m.type}")`, ASK_VENDOR);
-    if (LIMITS[m.name] !== undefined && m.size > LIMITS[m.name]) throw new BundleRejected("format", `${m.name} is ${m.size} bytes, more than the ${LIMITS[m.name]} a bundle's ${m.name} may be`, ASK_VENDOR);
+    if (LIMITS[m.name] !== undefined && m.size > LIMITS[m.name])
+      throw new BundleRejected("format", `${m.name} is ${m.size} bytes, more than the ${LIMITS[m.name]} a bundle's ${m.name} may be`, ASK_VENDOR);
   }
 }
 
 function checkAppMembers(members: TarMember[]): void {
   const unsafe = members.map((m) => ({ m, why: unsafeMember(m) })).filter((x) => x.why);
   if (unsafe.length > 0) {
-    throw new BundleRejected("format", `app.tgz holds ${unsafe.length} member(s) that could write outside the release, e.g. ${unsafe[0].m.name}: ${unsafe[0].why}`, ASK_VENDOR, unsafe.slice(0, 10).map((x) => `${x.m.name}: ${x.why}`).join("\n"));
+    throw new BundleRejected(
+      "format",
+      `app.tgz holds ${unsafe.length} member(s) that could write outside the release, e.g. ${unsafe[0].m.name}: ${unsafe[0].why}`,
+      ASK_VENDOR,
+      unsafe
+        .slice(0, 10)
+        .map((x) => `${x.m.name}: ${x.why}`)
+        .join("\n"),
+    );
   }
   const names = new Set(members.map((m) => m.name.replace(/\/$/, "")));
   const missing = REQUIRED_IN_APP.filter((n) => !names.has(n));
   if (missing.length > 0) throw new BundleRejected("format", `app.tgz lacks ${missing.join(", ")}: it is not a Plum release`, ASK_VENDOR);
-  for (const own of BUNDLE_MEMBERS) if (names.has(own)) throw new BundleRejected("format", `app.tgz holds its own ${own}, which would hide the verified one`, ASK_VENDOR);
+  for (const own of BUNDLE_MEMBERS)
+    if (names.has(own)) throw new BundleRejected("format", `app.tgz holds its own ${own}, which would hide the verified one`, ASK_VENDOR);
 }
 
 function verifyManifest(dir: string, publicKey: ReturnType<typeof parseVendorPublicKey>): BundleManifest {
@@ -89,7 +104,8 @@ function verifyManifest(dir: string, publicKey: ReturnType<typeof parseVendorPub
 async function verifyAppArchive(file: string, dir: string, manifest: BundleManifest, listed: TarMember): Promise<string> {
   const expected = manifest.artefacts.find((a) => a.name === "app.tgz");
   if (!expected) throw new BundleRejected("format", "the manifest lists no app.tgz", ASK_VENDOR);
-  const mismatch = (actual: string) => new BundleRejected("checksum", `app.tgz does not match the signed manifest: ${actual}`, `the bundle was damaged or altered on the way: ${ASK_VENDOR}`);
+  const mismatch = (actual: string) =>
+    new BundleRejected("checksum", `app.tgz does not match the signed manifest: ${actual}`, `the bundle was damaged or altered on the way: ${ASK_VENDOR}`);
   // Checked on the listing first, so a bundle padded with a huge app.tgz is refused before it is written out.
   if (listed.size !== expected.bytes) throw mismatch(`${listed.size} bytes, the manifest says ${expected.bytes}`);
   await runTool(["tar", "-xf", file, "-C", dir, ...unpackOptions, "app.tgz"], { what: "extracting app.tgz", timeoutMs: 10 * 60_000 });
@@ -116,7 +132,11 @@ function checkPlacement(manifest: BundleManifest, appBytes: number, ctx: ImportC
   const needed = diskNeeded(appBytes);
   if (free < needed) {
     const mib = (n: number) => `${Math.floor(n / MIB)} MiB`;
-    throw new BundleRejected("disk", `${mib(free)} free on ${ctx.releasesDir}, ${mib(needed)} needed to import ${manifest.version} (3 × its ${mib(appBytes)} app.tgz + 200 MiB)`, "free space there (`plumctl release list`, then prune old releases) and import again");
+    throw new BundleRejected(
+      "disk",
+      `${mib(free)} free on ${ctx.releasesDir}, ${mib(needed)} needed to import ${manifest.version} (3 × its ${mib(appBytes)} app.tgz + 200 MiB)`,
+      "free space there (`plumctl release list`, then prune old releases) and import again",
+    );
   }
 }
 
@@ -127,7 +147,11 @@ function checkPlacement(manifest: BundleManifest, appBytes: number, ctx: ImportC
  */
 export async function importBundle(file: string, ctx: ImportContext): Promise<BundleManifest> {
   if (!ctx.vendorPublicKey) {
-    throw new BundleRejected("key", "no vendor public key is configured, so no bundle can be verified", "set releases.vendorPublicKey in plum.yaml (or PLUM_VENDOR_PUBLIC_KEY) to the key in the vendor's release notes");
+    throw new BundleRejected(
+      "key",
+      "no vendor public key is configured, so no bundle can be verified",
+      "set releases.vendorPublicKey in plum.yaml (or PLUM_VENDOR_PUBLIC_KEY) to the key in the vendor's release notes",
+    );
   }
   let publicKey;
   try {
@@ -147,7 +171,12 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
   try {
     await runTool(["tar", "-xf", file, "-C", work, ...unpackOptions, "manifest.json", "manifest.sig"], { what: "extracting the manifest", timeoutMs: 60_000 });
     const manifest = verifyManifest(work, publicKey);
-    const app = await verifyAppArchive(file, work, manifest, outer.find((m) => m.name === "app.tgz")!);
+    const app = await verifyAppArchive(
+      file,
+      work,
+      manifest,
+      outer.find((m) => m.name === "app.tgz")!,
+    );
     checkPlacement(manifest, statSync(app).size, ctx);
     checkAppMembers(await listTar(app, true, "app.tgz"));
 
@@ -155,13 +184,18 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
     partial = mkdtempSync(path.join(ctx.releasesDir, `.partial-${manifest.version}-`));
     await runTool(["tar", "-xzf", app, "-C", partial, ...unpackOptions], { what: "unpacking app.tgz", timeoutMs: 10 * 60_000 });
     const unpackedVersion = JSON.parse(readFileSync(path.join(partial, "package.json"), "utf8")).version;
-    if (unpackedVersion !== manifest.version) throw new BundleRejected("format", `app.tgz holds version ${unpackedVersion}, the manifest says ${manifest.version}`, ASK_VENDOR);
+    if (unpackedVersion !== manifest.version)
+      throw new BundleRejected("format", `app.tgz holds version ${unpackedVersion}, the manifest says ${manifest.version}`, ASK_VENDOR);
     for (const name of ["manifest.json", "manifest.sig"]) copyFileSync(path.join(work, name), path.join(partial, name));
     try {
       renameSync(partial, path.join(ctx.releasesDir, manifest.version));
     } catch (err) {
       // Another import of the same version won the race.
-      throw new BundleRejected("duplicate", `release ${manifest.version} appeared while this import ran: ${(err as Error).message}`, "nothing to do: `plumctl release list` shows it");
+      throw new BundleRejected(
+        "duplicate",
+        `release ${manifest.version} appeared while this import ran: ${(err as Error).message}`,
+        "nothing to do: `plumctl release list` shows it",
+      );
     }
     imported = true;
     return manifest;

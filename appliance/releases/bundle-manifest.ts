@@ -18,9 +18,7 @@ export const bundleManifestSchema = z.strictObject({
   /** The oldest installed version this release upgrades from. */
   minimumVersion: version,
   createdAt: z.iso.datetime(),
-  artefacts: z
-    .array(z.strictObject({ name: z.enum(["app.tgz"]), sha256, bytes: z.number().int().nonnegative() }))
-    .min(1),
+  artefacts: z.array(z.strictObject({ name: z.enum(["app.tgz"]), sha256, bytes: z.number().int().nonnegative() })).min(1),
   /** Validation suites the upgrade runs against staging. */
   suites: z.array(z.string().regex(/^[a-z][a-z0-9-]*$/)),
   /** Product migrations, oldest first. */

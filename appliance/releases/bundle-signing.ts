@@ -17,16 +17,22 @@ export function loadVendorSigningKey(file: string): KeyObject {
     });
   }
   if ((mode & 0o077) !== 0) {
-    throw new PlumError(`the vendor signing key ${file} has mode ${mode.toString(8)}: other users may read it`, { hint: `restrict it with \`chmod 600 ${file}\`` });
+    throw new PlumError(`the vendor signing key ${file} has mode ${mode.toString(8)}: other users may read it`, {
+      hint: `restrict it with \`chmod 600 ${file}\``,
+    });
   }
   let key: KeyObject;
   try {
     key = createPrivateKey(readFileSync(file));
   } catch (err) {
-    throw new PlumError(`the vendor signing key ${file} is not a PEM private key: ${(err as Error).message}`, { hint: "expected an ed25519 key in PKCS#8 PEM, as `npm run bundle` writes one into .bundle-keys/" });
+    throw new PlumError(`the vendor signing key ${file} is not a PEM private key: ${(err as Error).message}`, {
+      hint: "expected an ed25519 key in PKCS#8 PEM, as `npm run bundle` writes one into .bundle-keys/",
+    });
   }
   if (key.asymmetricKeyType !== "ed25519") {
-    throw new PlumError(`the vendor signing key ${file} is a ${key.asymmetricKeyType} key, not ed25519`, { hint: "generate one with `openssl genpkey -algorithm ed25519`" });
+    throw new PlumError(`the vendor signing key ${file} is a ${key.asymmetricKeyType} key, not ed25519`, {
+      hint: "generate one with `openssl genpkey -algorithm ed25519`",
+    });
   }
   return key;
 }
@@ -52,7 +58,8 @@ export function sign(bytes: Buffer, key: KeyObject): string {
 /** releases.vendorPublicKey as configured: PEM, or the raw 32-byte key in base64 (as release notes print it). */
 export function parseVendorPublicKey(configValue: string): KeyObject {
   const value = configValue.trim();
-  const hint = "set releases.vendorPublicKey (or PLUM_VENDOR_PUBLIC_KEY) to the vendor's ed25519 public key: PEM (-----BEGIN PUBLIC KEY-----…) or the 32-byte key in base64";
+  const hint =
+    "set releases.vendorPublicKey (or PLUM_VENDOR_PUBLIC_KEY) to the vendor's ed25519 public key: PEM (-----BEGIN PUBLIC KEY-----…) or the 32-byte key in base64";
   let key: KeyObject;
   try {
     if (value.startsWith("-----BEGIN")) {

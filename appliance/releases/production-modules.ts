@@ -26,14 +26,19 @@ export function productionModules(sourceDir: string): { include: string[]; exclu
   try {
     packages = JSON.parse(readFileSync(lockFile, "utf8")).packages;
   } catch (err) {
-    throw new PlumError(`cannot read the packages of ${lockFile}: ${(err as Error).message}`, { hint: "run `npm install` to write a lockfile (version 2 or 3)" });
+    throw new PlumError(`cannot read the packages of ${lockFile}: ${(err as Error).message}`, {
+      hint: "run `npm install` to write a lockfile (version 2 or 3)",
+    });
   }
-  if (!packages || typeof packages !== "object") throw new PlumError(`${lockFile} has no "packages" (lockfile version 1?)`, { hint: "run `npm install` with npm 7 or newer" });
+  if (!packages || typeof packages !== "object")
+    throw new PlumError(`${lockFile} has no "packages" (lockfile version 1?)`, { hint: "run `npm install` with npm 7 or newer" });
   const isShipped = (key: string) => {
     const entry = packages[key];
     return entry !== undefined && !entry.dev && !entry.link && !NOT_SHIPPED.test(key);
   };
-  const keys = Object.keys(packages).filter((k) => k.startsWith("node_modules/")).sort();
+  const keys = Object.keys(packages)
+    .filter((k) => k.startsWith("node_modules/"))
+    .sort();
   const shipped = keys.filter((k) => isShipped(k) && existsSync(path.join(sourceDir, k)));
   const include = shipped.filter((k) => !shipped.some((outer) => k.startsWith(outer + "/")));
   const exclude = keys.filter((k) => !isShipped(k) && include.some((outer) => k.startsWith(outer + "/")));

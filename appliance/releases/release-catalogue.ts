@@ -20,16 +20,23 @@ export function releaseCatalogueFor(store: ReleaseStore, config: PlumConfig): Re
       const checks: string[] = [];
       const manifest = store.manifest(version);
       if (version !== APP_VERSION) {
-        if (!config.releases.vendorPublicKey) throw new PlumError("no vendor public key is pinned (releases.vendorPublicKey)", { hint: "set it from the vendor's release notes, then start the upgrade again" });
+        if (!config.releases.vendorPublicKey)
+          throw new PlumError("no vendor public key is pinned (releases.vendorPublicKey)", {
+            hint: "set it from the vendor's release notes, then start the upgrade again",
+          });
         const dir = store.ref(version).dir;
         const bytes = readFileSync(path.join(dir, "manifest.json"));
         if (!verifySignature(bytes, readFileSync(path.join(dir, "manifest.sig"), "utf8"), parseVendorPublicKey(config.releases.vendorPublicKey))) {
-          throw new PlumError(`the stored manifest of ${version} no longer matches the vendor's signature`, { hint: "the release folder was changed after import: remove it and import the bundle again" });
+          throw new PlumError(`the stored manifest of ${version} no longer matches the vendor's signature`, {
+            hint: "the release folder was changed after import: remove it and import the bundle again",
+          });
         }
         checks.push("signature: the stored manifest is signed by the pinned vendor key");
       }
       if (!semver.gte(currentVersion, manifest.minimumVersion)) {
-        throw new PlumError(`${version} upgrades from ${manifest.minimumVersion} or newer; production runs ${currentVersion}`, { hint: `upgrade to an intermediate release first` });
+        throw new PlumError(`${version} upgrades from ${manifest.minimumVersion} or newer; production runs ${currentVersion}`, {
+          hint: `upgrade to an intermediate release first`,
+        });
       }
       checks.push(`upgrade path: ${currentVersion} ≥ minimum ${manifest.minimumVersion}`);
       return checks;

@@ -135,8 +135,12 @@ export class ReleaseStore {
   private find(version: string): ReleaseInfo {
     const release = this.imported().find((r) => r.version === version);
     if (!release) {
-      const known = this.list().map((r) => r.version).join(", ");
-      throw new PlumError(`release ${version} is not on this appliance (it has ${known})`, { hint: `import its bundle first: \`plumctl release import plum-${version}.tar\`` });
+      const known = this.list()
+        .map((r) => r.version)
+        .join(", ");
+      throw new PlumError(`release ${version} is not on this appliance (it has ${known})`, {
+        hint: `import its bundle first: \`plumctl release import plum-${version}.tar\``,
+      });
     }
     return release;
   }

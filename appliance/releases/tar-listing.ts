@@ -45,6 +45,7 @@ export function parseTarListing(output: string): { members: TarMember[]; unreada
 export function unsafeName(name: string): string | undefined {
   if (name === "" || name.startsWith("/")) return "an absolute or empty path";
   // GNU tar escapes unprintable bytes as \ooo or \n; our own bundles never hold such names.
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
   if (/[\\\x00-\x1f\x7f]/.test(name)) return "an escaped or unprintable character";
   if (name.split("/").includes("..")) return "a `..` component";
   return undefined;

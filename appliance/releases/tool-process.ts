@@ -60,8 +60,14 @@ export async function tarGzip(tarArgs: string[], file: string, opts: { level: nu
       tar.once("close", resolve);
     });
     const [tarCode, gzipCode] = await killOnTimeout("packing app.tgz", opts.timeoutMs, [tar, gzip], Promise.all([tarDone, finished(gzip, gzipOut)]));
-    if (tarCode !== 0) throw new ChildProcessError("tar failed while packing app.tgz", { command: ["tar", "-c", "-f", "-", ...tarArgs], exitCode: tarCode, outputTail: tarOut.stderr });
-    if (gzipCode !== 0) throw new ChildProcessError("gzip failed while packing app.tgz", { command: ["gzip", `-${opts.level}`], exitCode: gzipCode, outputTail: gzipOut.stderr });
+    if (tarCode !== 0)
+      throw new ChildProcessError("tar failed while packing app.tgz", {
+        command: ["tar", "-c", "-f", "-", ...tarArgs],
+        exitCode: tarCode,
+        outputTail: tarOut.stderr,
+      });
+    if (gzipCode !== 0)
+      throw new ChildProcessError("gzip failed while packing app.tgz", { command: ["gzip", `-${opts.level}`], exitCode: gzipCode, outputTail: gzipOut.stderr });
   } finally {
     closeSync(fd);
   }

@@ -6,7 +6,17 @@ import { environOf, isAlive } from "../../lib/processes.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
 import type { InstanceMessage } from "../../product/serve.ts";
-import { instanceId, probeHealth, type ExecResult, type ExitListener, type HealthReport, type InstanceInfo, type InstanceSpec, type ReleaseRef, type RuntimeDriver } from "./runtime.ts";
+import {
+  instanceId,
+  probeHealth,
+  type ExecResult,
+  type ExitListener,
+  type HealthReport,
+  type InstanceInfo,
+  type InstanceSpec,
+  type ReleaseRef,
+  type RuntimeDriver,
+} from "./runtime.ts";
 
 interface Running {
   info: InstanceInfo;
@@ -17,10 +27,13 @@ interface Running {
 }
 
 /** What a pid file under run/instances records, so a restarted agent can find instances it lost. */
-interface PidRecord { id: string; pid: number; marker: string }
+interface PidRecord {
+  id: string;
+  pid: number;
+  marker: string;
+}
 
 const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "NODE_ENV", "NODE_EXTRA_CA_CERTS", "PLUM_LOG_LEVEL"];
-
 
 function tail(file: string, lines: number): string[] {
   if (!existsSync(file)) return [];
@@ -33,9 +46,7 @@ export class ProcessRuntime implements RuntimeDriver {
   private readonly running = new Map<string, Running>();
   private readonly exitListeners: ExitListener[] = [];
 
-  constructor(
-    private readonly opts: { runDir: string; logDir: string; log: Logger; stopTimeoutMs: number; startTimeoutMs: number; applianceId: string },
-  ) {
+  constructor(private readonly opts: { runDir: string; logDir: string; log: Logger; stopTimeoutMs: number; startTimeoutMs: number; applianceId: string }) {
     mkdirSync(this.pidDir, { recursive: true });
     mkdirSync(opts.logDir, { recursive: true });
   }
@@ -66,7 +77,9 @@ export class ProcessRuntime implements RuntimeDriver {
       }
       if (isAlive(record.pid) && environOf(record.pid).includes(record.marker)) {
         process.kill(record.pid, "SIGTERM");
-        await waitFor(`orphaned instance ${record.id} (pid ${record.pid}) to exit`, async () => (isAlive(record.pid) ? undefined : true), { timeoutMs: this.opts.stopTimeoutMs }).catch(() => {
+        await waitFor(`orphaned instance ${record.id} (pid ${record.pid}) to exit`, async () => (isAlive(record.pid) ? undefined : true), {
+          timeoutMs: this.opts.stopTimeoutMs,
+        }).catch(() => {
           if (isAlive(record.pid)) process.kill(record.pid, "SIGKILL");
         });
         done.push(`stopped orphaned instance ${record.id} (pid ${record.pid})`);
@@ -108,10 +121,14 @@ export class ProcessRuntime implements RuntimeDriver {
       if (msg?.type === "ready") port = msg.port;
     });
     try {
-      await waitFor(`instance ${id} to listen`, async () => {
-        if (exitHow) throw new PlumError(`instance ${id} ${exitHow} before it listened`);
-        return port;
-      }, { timeoutMs: this.opts.startTimeoutMs, firstDelayMs: 20, maxDelayMs: 200 });
+      await waitFor(
+        `instance ${id} to listen`,
+        async () => {
+          if (exitHow) throw new PlumError(`instance ${id} ${exitHow} before it listened`);
+          return port;
+        },
+        { timeoutMs: this.opts.startTimeoutMs, firstDelayMs: 20, maxDelayMs: 200 },
+      );
     } catch (err) {
       if (!exitHow) child.kill("SIGKILL");
       throw new PlumError(`instance ${id} did not start: ${(err as Error).message}`, { detail: tail(logFile, 20).join("\n"), hint: `its log is ${logFile}` });
@@ -185,11 +202,20 @@ export class ProcessRuntime implements RuntimeDriver {
       }, opts.timeoutMs);
       child.once("error", (err) => {
         clearTimeout(timer);
-        reject(new PlumError(`could not run ${release.version}'s plumctl ${args[0]}: ${err.message}`, { hint: `is the release folder ${release.dir} complete?` }));
+        reject(
+          new PlumError(`could not run ${release.version}'s plumctl ${args[0]}: ${err.message}`, { hint: `is the release folder ${release.dir} complete?` }),
+        );
       });
       child.once("close", (code) => {
         clearTimeout(timer);
-        if (timedOut) reject(new ChildProcessError(`${release.version}'s \`plumctl ${args[0]}\` did not finish within ${Math.round(opts.timeoutMs / 1000)} s`, { command: argv, exitCode: code, outputTail: stderr.slice(-2000) }));
+        if (timedOut)
+          reject(
+            new ChildProcessError(`${release.version}'s \`plumctl ${args[0]}\` did not finish within ${Math.round(opts.timeoutMs / 1000)} s`, {
+              command: argv,
+              exitCode: code,
+              outputTail: stderr.slice(-2000),
+            }),
+          );
         else resolve({ code, stdout, stderr, seconds: (Date.now() - started) / 1000 });
       });
     });

@@ -27,11 +27,20 @@ export function validateInvocation(instanceUrl: string, databaseUrl: string, sui
 }
 
 /** Run a release's migrations and return what its JSON line says; a failure throws with the tail of its output. */
-export async function runReleaseMigrate(runtime: RuntimeDriver, release: ReleaseRef, databaseUrl: string, opts: { to?: string; timeoutMs: number }): Promise<{ ran: string[]; schemaVersion: string; seconds: number }> {
+export async function runReleaseMigrate(
+  runtime: RuntimeDriver,
+  release: ReleaseRef,
+  databaseUrl: string,
+  opts: { to?: string; timeoutMs: number },
+): Promise<{ ran: string[]; schemaVersion: string; seconds: number }> {
   const inv = migrateInvocation(databaseUrl, opts);
   const result = await runtime.exec(release, inv.args, inv);
   if (result.code !== 0) {
-    throw new ChildProcessError(`${release.version}'s migrations (${opts.to ? `down to ${opts.to}` : "up"}) failed`, { command: ["plumctl", ...inv.args], exitCode: result.code, outputTail: (result.stderr + result.stdout).slice(-3000) });
+    throw new ChildProcessError(`${release.version}'s migrations (${opts.to ? `down to ${opts.to}` : "up"}) failed`, {
+      command: ["plumctl", ...inv.args],
+      exitCode: result.code,
+      outputTail: (result.stderr + result.stdout).slice(-3000),
+    });
   }
   const line = result.stdout.trim().split("\n").pop() ?? "";
   const parsed = JSON.parse(line) as { ran: string[]; schemaVersion: string; seconds: number };
@@ -46,14 +55,25 @@ export interface SuiteOutcome {
 }
 
 /** Run a release's validation suites; the JSON reports say what passed; exit 1 means a check failed. */
-export async function runReleaseValidate(runtime: RuntimeDriver, release: ReleaseRef, instanceUrl: string, databaseUrl: string, suites: string[], timeoutMs: number): Promise<SuiteOutcome> {
+export async function runReleaseValidate(
+  runtime: RuntimeDriver,
+  release: ReleaseRef,
+  instanceUrl: string,
+  databaseUrl: string,
+  suites: string[],
+  timeoutMs: number,
+): Promise<SuiteOutcome> {
   const inv = validateInvocation(instanceUrl, databaseUrl, suites, timeoutMs);
   const result = await runtime.exec(release, inv.args, inv);
   let reports: SuiteOutcome["reports"];
   try {
     reports = JSON.parse(result.stdout);
   } catch {
-    throw new ChildProcessError(`${release.version}'s \`plumctl validate\` printed no report`, { command: ["plumctl", ...inv.args], exitCode: result.code, outputTail: (result.stderr + result.stdout).slice(-3000) });
+    throw new ChildProcessError(`${release.version}'s \`plumctl validate\` printed no report`, {
+      command: ["plumctl", ...inv.args],
+      exitCode: result.code,
+      outputTail: (result.stderr + result.stdout).slice(-3000),
+    });
   }
   const failures = reports.flatMap((r) => r.checks.filter((c) => !c.passed).map((c) => `${r.suite}: ${c.name}${c.detail ? ` (${c.detail})` : ""}`));
   return { passed: result.code === 0 && failures.length === 0, reports, failures, seconds: result.seconds };

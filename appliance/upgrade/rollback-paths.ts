@@ -12,7 +12,13 @@ export async function rollBack(host: UpgradeHost, journal: UpgradeJournal, u: Up
       const back = await trafficBack(host, u);
       await journal.setProductionVersion(u.fromVersion, u.id);
       const breachAt = report.rollback?.breachAt;
-      report.rollback = { reason: "rollback", by: "agent", ...report.rollback, trafficBackAt: back.toISOString(), ...(breachAt ? { secondsToOldVersion: (back.getTime() - Date.parse(breachAt)) / 1000 } : {}) };
+      report.rollback = {
+        reason: "rollback",
+        by: "agent",
+        ...report.rollback,
+        trafficBackAt: back.toISOString(),
+        ...(breachAt ? { secondsToOldVersion: (back.getTime() - Date.parse(breachAt)) / 1000 } : {}),
+      };
       await journal.update(u.id, { report });
       if (mode === "restore-required") {
         const confirmedBy = report.rollback.restoreConfirmedBy;
@@ -40,7 +46,13 @@ export async function rollBack(host: UpgradeHost, journal: UpgradeJournal, u: Up
   } catch (err) {
     await teardownStaging(host).catch(() => undefined); // a full copy of production data must not linger
     await journal.update(u.id, { status: "failed", error: `rollback did not finish: ${(err as Error).message}` });
-    await host.audit.append({ actor: "agent", action: "upgrade.failed", target: `upgrade:${u.id}`, outcome: "failure", detail: { error: (err as Error).message } });
+    await host.audit.append({
+      actor: "agent",
+      action: "upgrade.failed",
+      target: `upgrade:${u.id}`,
+      outcome: "failure",
+      detail: { error: (err as Error).message },
+    });
     return;
   }
   const after = (await journal.get(u.id))!;
@@ -50,7 +62,12 @@ export async function rollBack(host: UpgradeHost, journal: UpgradeJournal, u: Up
   }
   await teardownStaging(host);
   await journal.update(after.id, { status: "rolled-back", error: after.report.rollback?.reason ?? null });
-  await host.audit.append({ actor: "agent", action: "upgrade.rolled-back", target: `upgrade:${u.id}`, detail: { mode, reason: after.report.rollback?.reason } });
+  await host.audit.append({
+    actor: "agent",
+    action: "upgrade.rolled-back",
+    target: `upgrade:${u.id}`,
+    detail: { mode, reason: after.report.rollback?.reason },
+  });
 }
 
 /** Manual rollback, after its snapshot: start the retained release on the current schema and switch to it. */
@@ -58,7 +75,9 @@ export async function switchToRetained(host: UpgradeHost, journal: UpgradeJourna
   try {
     await runStep(host, journal, u, "promote", async () => {
       const id = `production@${u.toVersion}`;
-      const instance = host.runtime.list().find((i) => i.id === id) ?? (await host.startReady("production", host.releases.ref(u.toVersion), host.config.database.productDatabase));
+      const instance =
+        host.runtime.list().find((i) => i.id === id) ??
+        (await host.startReady("production", host.releases.ref(u.toVersion), host.config.database.productDatabase));
       await host.proxy.warm(instance);
       const previous = host.proxy.switchTo({ id: instance.id, version: instance.version, url: instance.url });
       await journal.setProductionVersion(u.toVersion, u.id);

@@ -42,7 +42,13 @@ export function judgeSoak(seen: { requests: number; errors5xx: number; latencies
  * Watch a promoted version for the soak period: the proxy's own answers for that version (5xx ratio, p99) and a
  * health probe each second. Resolves at the first breach or when the period ends; `stop()` ends it early.
  */
-export function watchSoak(opts: { proxy: EdgeProxy; version: string; health: () => Promise<HealthReport>; thresholds: SoakThresholds; onTick?: (r: SoakResult) => void }): { result: Promise<SoakResult>; stop(): void } {
+export function watchSoak(opts: {
+  proxy: EdgeProxy;
+  version: string;
+  health: () => Promise<HealthReport>;
+  thresholds: SoakThresholds;
+  onTick?: (r: SoakResult) => void;
+}): { result: Promise<SoakResult>; stop(): void } {
   const started = Date.now();
   const seen = { requests: 0, errors5xx: 0, latenciesMs: [] as number[], failuresInARow: 0, failures: 0 };
   const unsubscribe = opts.proxy.onAnswer((a) => {
@@ -68,7 +74,10 @@ export function watchSoak(opts: { proxy: EdgeProxy; version: string; health: () 
       while (!stopped && Date.now() - started < opts.thresholds.seconds * 1000) {
         const h = await opts.health();
         if (h.ready) seen.failuresInARow = 0;
-        else (seen.failuresInARow++, seen.failures++);
+        else {
+          seen.failuresInARow++;
+          seen.failures++;
+        }
         const breach = judgeSoak(seen, opts.thresholds);
         if (breach) return snapshot(breach);
         opts.onTick?.(snapshot());

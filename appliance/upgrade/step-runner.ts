@@ -10,7 +10,12 @@ export async function runStep<T>(host: UpgradeHost, journal: UpgradeJournal, u: 
   const report: UpgradeReport = { ...u.report, steps: { ...u.report.steps, [step]: { startedAt: new Date().toISOString() } } };
   await journal.update(u.id, { step, report });
   await journal.note(u.id, step, "started");
-  await host.audit.append({ actor: "agent", action: `upgrade.${step}`, target: `upgrade:${u.id}`, detail: { phase: "started", from: u.fromVersion, to: u.toVersion } });
+  await host.audit.append({
+    actor: "agent",
+    action: `upgrade.${step}`,
+    target: `upgrade:${u.id}`,
+    detail: { phase: "started", from: u.fromVersion, to: u.toVersion },
+  });
   if (process.env.PLUM_UPGRADE_KILL_AT === step) process.kill(process.pid, "SIGKILL");
   const started = Date.now();
   const finish = async (outcome: "done" | "failed", detail: unknown) => {
@@ -21,7 +26,13 @@ export async function runStep<T>(host: UpgradeHost, journal: UpgradeJournal, u: 
     await journal.update(u.id, { report });
     u.report = report;
     await journal.note(u.id, step, outcome, { detail: detail ?? null });
-    await host.audit.append({ actor: "agent", action: `upgrade.${step}`, target: `upgrade:${u.id}`, outcome: outcome === "done" ? "success" : "failure", detail: { phase: outcome } });
+    await host.audit.append({
+      actor: "agent",
+      action: `upgrade.${step}`,
+      target: `upgrade:${u.id}`,
+      outcome: outcome === "done" ? "success" : "failure",
+      detail: { phase: outcome },
+    });
   };
   try {
     const result = await work(report);

@@ -18,7 +18,16 @@ export interface UpgradeReport {
   rollbackMode?: { mode: RollbackMode; why: string };
   promotion?: { waitedFor: Promotion; approvedBy?: string; windowOpenedAt?: string };
   soak?: { seconds: number; requests: number; errors5xx: number; p99Ms: number | null; healthFailures: number; breach?: string };
-  rollback?: { reason: string; by: string; breachAt?: string; trafficBackAt?: string; secondsToOldVersion?: number; writeWindow?: { from: string; to: string }; restoreConfirmedBy?: string; restoredAt?: string };
+  rollback?: {
+    reason: string;
+    by: string;
+    breachAt?: string;
+    trafficBackAt?: string;
+    secondsToOldVersion?: number;
+    writeWindow?: { from: string; to: string };
+    restoreConfirmedBy?: string;
+    restoredAt?: string;
+  };
 }
 
 export interface Upgrade {
@@ -43,9 +52,24 @@ export interface Upgrade {
 }
 
 const COLUMNS: Record<keyof Upgrade, string> = {
-  id: "id", kind: "kind", fromVersion: "from_version", toVersion: "to_version", status: "status", step: "step", promotion: "promotion",
-  rollbackMode: "rollback_mode", snapshotSetId: "snapshot_set_id", snapshotAt: "snapshot_at", requestedBy: "requested_by", approvedBy: "approved_by",
-  approvedAt: "approved_at", report: "report", error: "error", createdAt: "created_at", updatedAt: "updated_at", finishedAt: "finished_at",
+  id: "id",
+  kind: "kind",
+  fromVersion: "from_version",
+  toVersion: "to_version",
+  status: "status",
+  step: "step",
+  promotion: "promotion",
+  rollbackMode: "rollback_mode",
+  snapshotSetId: "snapshot_set_id",
+  snapshotAt: "snapshot_at",
+  requestedBy: "requested_by",
+  approvedBy: "approved_by",
+  approvedAt: "approved_at",
+  report: "report",
+  error: "error",
+  createdAt: "created_at",
+  updatedAt: "updated_at",
+  finishedAt: "finished_at",
 };
 
 function fromRow(r: Record<string, unknown>): Upgrade {
@@ -63,10 +87,22 @@ type JournalColumns = { upgrade_id: number; step: string; phase: string; detail:
 export class UpgradeJournal {
   private readonly log: HashChainedLog<JournalColumns>;
   constructor(private readonly sequelize: Sequelize) {
-    this.log = new HashChainedLog<JournalColumns>(sequelize, { table: "upgrade_journal", chain: "upgrade_journal", columns: ["upgrade_id", "step", "phase", "detail"], jsonColumns: ["detail"] });
+    this.log = new HashChainedLog<JournalColumns>(sequelize, {
+      table: "upgrade_journal",
+      chain: "upgrade_journal",
+      columns: ["upgrade_id", "step", "phase", "detail"],
+      jsonColumns: ["detail"],
+    });
   }
 
-  async create(input: { kind: Upgrade["kind"]; fromVersion: string; toVersion: string; promotion: Promotion; requestedBy: string; step?: Step }): Promise<Upgrade> {
+  async create(input: {
+    kind: Upgrade["kind"];
+    fromVersion: string;
+    toVersion: string;
+    promotion: Promotion;
+    requestedBy: string;
+    step?: Step;
+  }): Promise<Upgrade> {
     try {
       const [row] = await this.sequelize.query<Record<string, unknown>>(
         `insert into upgrades (kind, from_version, to_version, status, step, promotion, requested_by, report) values (:kind, :fromVersion, :toVersion, 'running', :step, :promotion, :requestedBy, '{"steps":{}}') returning *`,
@@ -76,7 +112,9 @@ export class UpgradeJournal {
     } catch (err) {
       if (err instanceof UniqueConstraintError) {
         const active = await this.active();
-        throw new PlumError(`upgrade ${active?.id ?? "?"} (${active?.fromVersion} → ${active?.toVersion}) is not finished yet: one upgrade at a time`, { hint: "follow it with `plumctl upgrade status`; abort it with `plumctl upgrade abort` if it waits for promotion" });
+        throw new PlumError(`upgrade ${active?.id ?? "?"} (${active?.fromVersion} → ${active?.toVersion}) is not finished yet: one upgrade at a time`, {
+          hint: "follow it with `plumctl upgrade status`; abort it with `plumctl upgrade abort` if it waits for promotion",
+        });
       }
       throw err;
     }
@@ -88,12 +126,17 @@ export class UpgradeJournal {
   }
 
   async get(id: number): Promise<Upgrade | undefined> {
-    const [row] = await this.sequelize.query<Record<string, unknown>>("select * from upgrades where id = :id", { replacements: { id }, type: QueryTypes.SELECT });
+    const [row] = await this.sequelize.query<Record<string, unknown>>("select * from upgrades where id = :id", {
+      replacements: { id },
+      type: QueryTypes.SELECT,
+    });
     return row && fromRow(row);
   }
 
   async active(): Promise<Upgrade | undefined> {
-    const [row] = await this.sequelize.query<Record<string, unknown>>("select * from upgrades where finished_at is null order by id desc limit 1", { type: QueryTypes.SELECT });
+    const [row] = await this.sequelize.query<Record<string, unknown>>("select * from upgrades where finished_at is null order by id desc limit 1", {
+      type: QueryTypes.SELECT,
+    });
     return row && fromRow(row);
   }
 
@@ -103,7 +146,10 @@ export class UpgradeJournal {
   }
 
   async history(limit = 50): Promise<Upgrade[]> {
-    const rows = await this.sequelize.query<Record<string, unknown>>("select * from upgrades order by id desc limit :limit", { replacements: { limit }, type: QueryTypes.SELECT });
+    const rows = await this.sequelize.query<Record<string, unknown>>("select * from upgrades order by id desc limit :limit", {
+      replacements: { limit },
+      type: QueryTypes.SELECT,
+    });
     return rows.map(fromRow);
   }
 
@@ -117,18 +163,37 @@ export class UpgradeJournal {
       replacements[key] = key === "report" ? JSON.stringify(value) : value;
     }
     if (changes.status && FINISHED.includes(changes.status)) sets.push("finished_at = now()");
-    const [row] = await this.sequelize.query<Record<string, unknown>>(`update upgrades set ${sets.join(", ")} where id = :id returning *`, { replacements, type: QueryTypes.SELECT, transaction });
+    const [row] = await this.sequelize.query<Record<string, unknown>>(`update upgrades set ${sets.join(", ")} where id = :id returning *`, {
+      replacements,
+      type: QueryTypes.SELECT,
+      transaction,
+    });
     return fromRow(row);
   }
 
   /** Change an upgrade only while its status is one of `expected` (a rollback asked for meanwhile wins); undefined when not. */
-  async updateIf(id: number, expected: UpgradeStatus[], changes: Partial<Omit<Upgrade, "id" | "createdAt">>, transaction?: Transaction): Promise<Upgrade | undefined> {
-    const [row] = await this.sequelize.query<Record<string, unknown>>("select status from upgrades where id = :id for update", { replacements: { id }, type: QueryTypes.SELECT, transaction });
+  async updateIf(
+    id: number,
+    expected: UpgradeStatus[],
+    changes: Partial<Omit<Upgrade, "id" | "createdAt">>,
+    transaction?: Transaction,
+  ): Promise<Upgrade | undefined> {
+    const [row] = await this.sequelize.query<Record<string, unknown>>("select status from upgrades where id = :id for update", {
+      replacements: { id },
+      type: QueryTypes.SELECT,
+      transaction,
+    });
     if (!row || !expected.includes(row.status as UpgradeStatus)) return undefined;
     return this.update(id, changes, transaction);
   }
 
-  note(upgradeId: number, step: Step, phase: "started" | "done" | "failed" | "undone" | "note", detail: Record<string, unknown> = {}, transaction?: Transaction): Promise<unknown> {
+  note(
+    upgradeId: number,
+    step: Step,
+    phase: "started" | "done" | "failed" | "undone" | "note",
+    detail: Record<string, unknown> = {},
+    transaction?: Transaction,
+  ): Promise<unknown> {
     return this.log.append({ upgrade_id: upgradeId, step, phase, detail }, transaction);
   }
 

@@ -14,7 +14,9 @@ const BEFORE_PROMOTE: Step[] = ["verify", "snapshot", "stage", "validate"];
 
 /** Whether the maintenance window (opens at each cron time, stays open `minutes`) is open at `now`. */
 export function windowOpen(cron: string, minutes: number, now = new Date()): boolean {
-  const opened = CronExpressionParser.parse(cron, { tz: "UTC", currentDate: new Date(now.getTime() + 1000) }).prev().toDate();
+  const opened = CronExpressionParser.parse(cron, { tz: "UTC", currentDate: new Date(now.getTime() + 1000) })
+    .prev()
+    .toDate();
   return now.getTime() - opened.getTime() < minutes * 60_000;
 }
 
@@ -50,11 +52,16 @@ export class UpgradeManager {
     const configured = this.host.config.upgrades.promotion;
     const promotion = input.promotion ?? configured;
     if (PROMOTION_RANK[promotion] < PROMOTION_RANK[configured]) {
-      throw new PlumError(`promotion "${promotion}" is not allowed here: upgrades.promotion in plum.yaml requires "${configured}"`, { hint: configured === "approval" ? "start it with --approve, then have an admin approve it" : "start it with --window (or --approve)" });
+      throw new PlumError(`promotion "${promotion}" is not allowed here: upgrades.promotion in plum.yaml requires "${configured}"`, {
+        hint: configured === "approval" ? "start it with --approve, then have an admin approve it" : "start it with --window (or --approve)",
+      });
     }
     const from = await this.productionVersion(input.installed);
     this.host.releases.ref(input.version); // throws with a hint when the release was not imported
-    if (!semver.gt(input.version, from)) throw new PlumError(`${input.version} is not newer than ${from}, which serves production`, { hint: "to go back to an older release use `plumctl rollback --to VERSION`" });
+    if (!semver.gt(input.version, from))
+      throw new PlumError(`${input.version} is not newer than ${from}, which serves production`, {
+        hint: "to go back to an older release use `plumctl rollback --to VERSION`",
+      });
     const u = await this.journal.create({ kind: "upgrade", fromVersion: from, toVersion: input.version, promotion, requestedBy: input.actor });
     await this.host.audit.append({ actor: input.actor, action: "upgrade.start", target: `upgrade:${u.id}`, detail: { from, to: input.version, promotion } });
     this.abortRequested = false;
@@ -70,12 +77,16 @@ export class UpgradeManager {
         await this.beginRollback(active, `manual rollback by ${input.actor}`, input.actor);
         return (await this.journal.get(active.id))!;
       }
-      throw new PlumError(`upgrade ${active.id} is ${active.status} at ${active.step}: nothing to roll back to yet`, { hint: active.status === "waiting" || BEFORE_PROMOTE.includes(active.step) ? "abort it instead: `plumctl upgrade abort`" : "wait for it to finish" });
+      throw new PlumError(`upgrade ${active.id} is ${active.status} at ${active.step}: nothing to roll back to yet`, {
+        hint: active.status === "waiting" || BEFORE_PROMOTE.includes(active.step) ? "abort it instead: `plumctl upgrade abort`" : "wait for it to finish",
+      });
     }
     const from = await this.productionVersion(input.installed);
     const to = input.to ?? (await this.journal.history(100)).find((u) => u.status === "completed" && u.toVersion === from)?.fromVersion;
-    if (!to) throw new PlumError(`there is no earlier release to roll back to from ${from}`, { hint: "name one with --to VERSION (see `plumctl release list`)" });
-    if (!semver.lt(to, from)) throw new PlumError(`${to} is not older than ${from}, which serves production`, { hint: `to go forward use \`plumctl upgrade start ${to}\`` });
+    if (!to)
+      throw new PlumError(`there is no earlier release to roll back to from ${from}`, { hint: "name one with --to VERSION (see `plumctl release list`)" });
+    if (!semver.lt(to, from))
+      throw new PlumError(`${to} is not older than ${from}, which serves production`, { hint: `to go forward use \`plumctl upgrade start ${to}\`` });
     this.host.releases.ref(to);
     const u = await this.journal.create({ kind: "rollback", fromVersion: from, toVersion: to, promotion: "now", requestedBy: input.actor, step: "snapshot" });
     await this.host.audit.append({ actor: input.actor, action: "rollback.start", target: `upgrade:${u.id}`, detail: { from, to } });
@@ -85,7 +96,8 @@ export class UpgradeManager {
 
   async approve(actor: string): Promise<Upgrade> {
     const u = await this.journal.active();
-    if (!u || u.kind !== "upgrade" || BEFORE_PROMOTE.concat("promote").indexOf(u.step) < 0 || u.status === "soaking") throw new PlumError("there is no upgrade waiting for approval", { hint: "see `plumctl upgrade status`" });
+    if (!u || u.kind !== "upgrade" || BEFORE_PROMOTE.concat("promote").indexOf(u.step) < 0 || u.status === "soaking")
+      throw new PlumError("there is no upgrade waiting for approval", { hint: "see `plumctl upgrade status`" });
     const updated = await this.journal.update(u.id, { approvedBy: actor, approvedAt: new Date() });
     await this.journal.note(u.id, u.step, "note", { approvedBy: actor });
     await this.host.audit.append({ actor, action: "upgrade.approve", target: `upgrade:${u.id}` });
@@ -95,7 +107,10 @@ export class UpgradeManager {
   /** Stop an upgrade before promotion: staging torn down, production untouched. */
   async abort(actor: string): Promise<Upgrade> {
     const u = await this.journal.active();
-    if (!u || !(u.status === "waiting" || BEFORE_PROMOTE.includes(u.step))) throw new PlumError(u ? `upgrade ${u.id} is past validation (${u.step}): roll it back instead` : "there is no upgrade to abort", { hint: u ? "`plumctl rollback`" : undefined });
+    if (!u || !(u.status === "waiting" || BEFORE_PROMOTE.includes(u.step)))
+      throw new PlumError(u ? `upgrade ${u.id} is past validation (${u.step}): roll it back instead` : "there is no upgrade to abort", {
+        hint: u ? "`plumctl rollback`" : undefined,
+      });
     this.abortRequested = true;
     await this.host.audit.append({ actor, action: "upgrade.abort", target: `upgrade:${u.id}` });
     // A running step finishes first (the driver then undoes it); a waiting upgrade is undone now.
@@ -107,8 +122,16 @@ export class UpgradeManager {
   async confirmRestore(actor: string): Promise<Upgrade> {
     const u = await this.journal.active();
     if (!u || u.status !== "restore-pending") throw new PlumError("no rollback is waiting for a restore confirmation");
-    await this.journal.update(u.id, { status: "rolling-back", report: { ...u.report, rollback: { reason: "rollback", by: "agent", ...u.report.rollback, restoreConfirmedBy: actor } } });
-    await this.host.audit.append({ actor, action: "upgrade.restore-confirmed", target: `upgrade:${u.id}`, detail: { writeWindow: u.report.rollback?.writeWindow } });
+    await this.journal.update(u.id, {
+      status: "rolling-back",
+      report: { ...u.report, rollback: { reason: "rollback", by: "agent", ...u.report.rollback, restoreConfirmedBy: actor } },
+    });
+    await this.host.audit.append({
+      actor,
+      action: "upgrade.restore-confirmed",
+      target: `upgrade:${u.id}`,
+      detail: { writeWindow: u.report.rollback?.writeWindow },
+    });
     this.drive(u.id);
     return (await this.journal.get(u.id))!;
   }
@@ -136,7 +159,13 @@ export class UpgradeManager {
     if (!u || u.kind !== "upgrade" || (await this.journal.productionVersion()) !== u.toVersion) return undefined;
     await this.journal.setProductionVersion(u.fromVersion, u.id);
     await this.journal.note(u.id, u.step, "note", { fellBackTo: u.fromVersion, reason });
-    await this.host.audit.append({ actor: "agent", action: "upgrade.fallback", target: `upgrade:${u.id}`, outcome: "failure", detail: { to: u.fromVersion, reason } });
+    await this.host.audit.append({
+      actor: "agent",
+      action: "upgrade.fallback",
+      target: `upgrade:${u.id}`,
+      outcome: "failure",
+      detail: { to: u.fromVersion, reason },
+    });
     return u.fromVersion;
   }
 
@@ -145,7 +174,10 @@ export class UpgradeManager {
     this.stopped = true;
     this.soak?.stop();
     // A step in progress (a restore, a suite) may take long: the journal lets a restart resume or undo it.
-    if (this.driving) await withDeadline("the upgrade step in progress to end", 30_000, this.driving).catch((err) => this.host.log.warn({ err: (err as Error).message }, "stopping with an upgrade step in progress"));
+    if (this.driving)
+      await withDeadline("the upgrade step in progress to end", 30_000, this.driving).catch((err) =>
+        this.host.log.warn({ err: (err as Error).message }, "stopping with an upgrade step in progress"),
+      );
   }
 
   private drive(id: number): void {
@@ -170,7 +202,9 @@ export class UpgradeManager {
       await teardownStaging(this.host).catch(() => undefined);
       await this.journal.note(id, (await this.journal.get(id))?.step ?? "verify", "failed", { error: (err as Error).message }).catch(() => undefined);
       await this.journal.update(id, { status: "failed", error: `stopped by an unexpected error: ${(err as Error).message}` }).catch(() => undefined);
-      await this.host.audit.append({ actor: "agent", action: "upgrade.failed", target: `upgrade:${id}`, outcome: "failure", detail: { error: (err as Error).message } }).catch(() => undefined);
+      await this.host.audit
+        .append({ actor: "agent", action: "upgrade.failed", target: `upgrade:${id}`, outcome: "failure", detail: { error: (err as Error).message } })
+        .catch(() => undefined);
     }
   }
 
@@ -265,7 +299,13 @@ export class UpgradeManager {
         proxy: this.host.proxy,
         version: u.toVersion,
         health: () => this.host.runtime.health(`production@${u.toVersion}`),
-        thresholds: { seconds: t.soakSeconds, maxErrorRatio: t.maxErrorRatio, maxP99Ms: t.maxP99Ms, minRequests: t.minSoakRequests, unhealthyChecks: t.unhealthyChecks },
+        thresholds: {
+          seconds: t.soakSeconds,
+          maxErrorRatio: t.maxErrorRatio,
+          maxP99Ms: t.maxP99Ms,
+          minRequests: t.minSoakRequests,
+          unhealthyChecks: t.unhealthyChecks,
+        },
       });
       this.soak = watch;
       if ((await this.journal.get(u.id))!.status === "rolling-back") watch.stop(); // asked for before the watch began
@@ -282,7 +322,12 @@ export class UpgradeManager {
   private async runComplete(u: Upgrade): Promise<void> {
     await runStep(this.host, this.journal, u, "complete", () => completeStep(this.host, u));
     await this.journal.update(u.id, { status: "completed" });
-    await this.host.audit.append({ actor: "agent", action: u.kind === "rollback" ? "rollback.completed" : "upgrade.completed", target: `upgrade:${u.id}`, detail: { from: u.fromVersion, to: u.toVersion } });
+    await this.host.audit.append({
+      actor: "agent",
+      action: u.kind === "rollback" ? "rollback.completed" : "upgrade.completed",
+      target: `upgrade:${u.id}`,
+      detail: { from: u.fromVersion, to: u.toVersion },
+    });
   }
 
   private async beginRollback(u: Upgrade, reason: string, by: string, breachAt?: Date): Promise<void> {

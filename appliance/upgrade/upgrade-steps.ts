@@ -37,11 +37,16 @@ export async function verifyStep(host: UpgradeHost, u: Upgrade): Promise<Record<
     const free = fs.bavail * fs.bsize;
     const needed = 2 * databaseBytes + 200 * MIB;
     if (free < needed) {
-      throw new PlumError(`not enough free disk for a staging copy: ${Math.round(free / MIB)} MiB free for the database, ${Math.round(needed / MIB)} MiB needed (twice the ${Math.round(databaseBytes / MIB)} MiB product database, plus 200 MiB)`, { hint: "free space on the file system holding PLUM_HOME/pgdata, then start the upgrade again" });
+      throw new PlumError(
+        `not enough free disk for a staging copy: ${Math.round(free / MIB)} MiB free for the database, ${Math.round(needed / MIB)} MiB needed (twice the ${Math.round(databaseBytes / MIB)} MiB product database, plus 200 MiB)`,
+        { hint: "free space on the file system holding PLUM_HOME/pgdata, then start the upgrade again" },
+      );
     }
     checks.push(`disk: ${Math.round(free / MIB)} MiB free, ${Math.round(needed / MIB)} MiB needed for a staging copy`);
   } else {
-    checks.push(`disk: the product database is ${Math.round(databaseBytes / MIB)} MiB; your PostgreSQL server needs as much free for the staging copy (not measurable from here)`);
+    checks.push(
+      `disk: the product database is ${Math.round(databaseBytes / MIB)} MiB; your PostgreSQL server needs as much free for the staging copy (not measurable from here)`,
+    );
   }
   return { checks };
 }
@@ -58,7 +63,9 @@ export async function stageStep(host: UpgradeHost, u: Upgrade, report: UpgradeRe
   await teardownStaging(host);
   const restored = await host.restoreInto(u.snapshotSetId, stagingDatabase(host));
   if (restored.failed.length > 0) throw new PlumError(`the pre-upgrade snapshot did not restore intact into staging: ${restored.failed.join("; ")}`);
-  const migrated = await runReleaseMigrate(host.runtime, host.releases.ref(u.toVersion), productUrl(host, stagingDatabase(host)), { timeoutMs: MIGRATE_TIMEOUT_MS });
+  const migrated = await runReleaseMigrate(host.runtime, host.releases.ref(u.toVersion), productUrl(host, stagingDatabase(host)), {
+    timeoutMs: MIGRATE_TIMEOUT_MS,
+  });
   report.migrations = { ...report.migrations, staging: { ran: migrated.ran, seconds: migrated.seconds } };
   return { restoredChecks: restored.checks, migrations: migrated.ran, migrationSeconds: migrated.seconds, schemaVersion: migrated.schemaVersion };
 }
@@ -80,7 +87,10 @@ export async function validateStep(host: UpgradeHost, u: Upgrade, report: Upgrad
     await host.runtime.stop(nextInstance.id);
   }
   report.suites = { ...report.suites, release: releaseOutcome.reports };
-  if (!releaseOutcome.passed) throw new PlumError(`${u.toVersion} failed validation on staging: ${releaseOutcome.failures.join("; ")}`, { hint: "production was not touched; the report on the Upgrade page lists every check" });
+  if (!releaseOutcome.passed)
+    throw new PlumError(`${u.toVersion} failed validation on staging: ${releaseOutcome.failures.join("; ")}`, {
+      hint: "production was not touched; the report on the Upgrade page lists every check",
+    });
 
   const fromSchema = host.releases.facts(u.fromVersion).schemaVersion;
   const smoke = await (async () => {
@@ -99,9 +109,15 @@ export async function validateStep(host: UpgradeHost, u: Upgrade, report: Upgrad
   if (smoke.passed) return { mode: "traffic-only", why: `${u.fromVersion}'s smoke suite passed on ${u.toVersion}'s schema: traffic can go back at once` };
   try {
     const down = await runReleaseMigrate(host.runtime, next, productUrl(host, staging), { to: fromSchema, timeoutMs: MIGRATE_TIMEOUT_MS });
-    return { mode: "down-migrations", why: `${u.fromVersion}'s smoke suite failed on the new schema (${smoke.failures.slice(0, 3).join("; ")}); ${u.toVersion}'s down migrations took staging back to ${fromSchema} in ${down.seconds.toFixed(1)} s` };
+    return {
+      mode: "down-migrations",
+      why: `${u.fromVersion}'s smoke suite failed on the new schema (${smoke.failures.slice(0, 3).join("; ")}); ${u.toVersion}'s down migrations took staging back to ${fromSchema} in ${down.seconds.toFixed(1)} s`,
+    };
   } catch (err) {
-    return { mode: "restore-required", why: `${u.fromVersion}'s smoke suite failed on the new schema and the down migrations failed on staging (${(err as Error).message}): only the pre-upgrade snapshot can undo it` };
+    return {
+      mode: "restore-required",
+      why: `${u.fromVersion}'s smoke suite failed on the new schema and the down migrations failed on staging (${(err as Error).message}): only the pre-upgrade snapshot can undo it`,
+    };
   }
 }
 

@@ -111,7 +111,8 @@ export async function restoreDrill(props: {
     say("running the ledger and catalogue suites on the restored database");
     suites = await runSuites(sequelize!);
     const failedSuites = suites.filter((s) => !s.passed);
-    if (failedSuites.length > 0) throw new PlumError(`suites failed on the restored database: ${failedSuites.map((s) => `${s.suite} (${describeFailures(s.checks)})`).join("; ")}`);
+    if (failedSuites.length > 0)
+      throw new PlumError(`suites failed on the restored database: ${failedSuites.map((s) => `${s.suite} (${describeFailures(s.checks)})`).join("; ")}`);
   } catch (err) {
     error = (err as Error).message;
   }
@@ -119,7 +120,18 @@ export async function restoreDrill(props: {
   await sequelize?.close().catch(() => undefined);
   await cleanUp(ctx, database, filesTarget, say);
   const verified = checks.length > 0 && checks.every((c) => c.passed);
-  const report: DrillReport = { setId, repository: from, startedAt: new Date(started).toISOString(), finishedAt: new Date().toISOString(), rtoSeconds, verified, passed: !error, checks, suites, error };
+  const report: DrillReport = {
+    setId,
+    repository: from,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date().toISOString(),
+    rtoSeconds,
+    verified,
+    passed: !error,
+    checks,
+    suites,
+    error,
+  };
   say(error ? `drill FAILED after ${rtoSeconds.toFixed(1)} s: ${error}` : `drill passed: RTO ${rtoSeconds.toFixed(1)} s`);
   const detail = { setId, startedAt: report.startedAt, finishedAt: report.finishedAt, rtoSeconds, verified, checks, suites, error };
   await ctx.evidence.record({ kind: "drill", outcome: report.passed ? "success" : "failure", setId: setId ?? undefined, repository: from, detail });
@@ -130,5 +142,7 @@ export async function restoreDrill(props: {
 async function cleanUp(ctx: BackupContext, database: string, filesTarget: string, say: (line: string) => void): Promise<void> {
   say(`removing scratch database ${database} and ${filesTarget}`);
   await dropDatabase(ctx.pg, database).catch((err: Error) => ctx.log.error({ err: err.message, database }, "drill: could not drop the scratch database"));
-  await rm(filesTarget, { recursive: true, force: true }).catch((err: Error) => ctx.log.error({ err: err.message, filesTarget }, "drill: could not remove the scratch folder"));
+  await rm(filesTarget, { recursive: true, force: true }).catch((err: Error) =>
+    ctx.log.error({ err: err.message, filesTarget }, "drill: could not remove the scratch folder"),
+  );
 }

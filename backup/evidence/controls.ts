@@ -28,7 +28,10 @@ import type { EvidenceKind } from "./evidence-log.ts";
  */
 
 /** The backup policy in force: schedules, retention and targets (never locations or switches). */
-export type BackupPolicy = Pick<PlumConfig["backup"], "schedule" | "checkSchedule" | "drillSchedule" | "retention" | "rpoHours" | "rtoMinutes" | "offsiteMaxAgeHours" | "drillMaxAgeDays">;
+export type BackupPolicy = Pick<
+  PlumConfig["backup"],
+  "schedule" | "checkSchedule" | "drillSchedule" | "retention" | "rpoHours" | "rtoMinutes" | "offsiteMaxAgeHours" | "drillMaxAgeDays"
+>;
 
 export interface EvidenceFact {
   id: number;
@@ -99,7 +102,12 @@ function dateIn(detail: Record<string, unknown>, key: string): Date | undefined 
 }
 
 /** The newest of a kind at or before asOf, by `time` (default: the record's own time). */
-function newest(inputs: ControlInputs, kind: EvidenceKind, filter: (r: EvidenceFact) => boolean = () => true, time = (r: EvidenceFact) => r.at): EvidenceFact | undefined {
+function newest(
+  inputs: ControlInputs,
+  kind: EvidenceKind,
+  filter: (r: EvidenceFact) => boolean = () => true,
+  time = (r: EvidenceFact) => r.at,
+): EvidenceFact | undefined {
   let best: EvidenceFact | undefined;
   for (const r of inputs.records) {
     if (r.kind !== kind || r.at > inputs.asOf || !filter(r)) continue;
@@ -125,8 +133,14 @@ function backupRpo(inputs: ControlInputs): ControlResult {
   const { rpoHours } = inputs.policy;
   const finished = (r: EvidenceFact) => dateIn(r.detail, "finishedAt") ?? r.at;
   const last = newest(inputs, "backup", (r) => r.outcome === "success", finished);
-  const base = { id: "backup-rpo" as const, name: "Backup within RPO", frameworks: BACKUP_PROCESS, requirement: `The newest successful backup set is younger than the RPO of ${rpoHours} h at ${iso(inputs.asOf)}.` };
-  if (!last) return { ...base, result: "fail", finding: "There is no record of a successful backup.", evidence: { recordIds: [], setIds: [], values: { rpoHours } } };
+  const base = {
+    id: "backup-rpo" as const,
+    name: "Backup within RPO",
+    frameworks: BACKUP_PROCESS,
+    requirement: `The newest successful backup set is younger than the RPO of ${rpoHours} h at ${iso(inputs.asOf)}.`,
+  };
+  if (!last)
+    return { ...base, result: "fail", finding: "There is no record of a successful backup.", evidence: { recordIds: [], setIds: [], values: { rpoHours } } };
   const age = hours(inputs.asOf.getTime() - finished(last).getTime());
   const failedSince = inputs.records.filter((r) => r.kind === "backup" && r.outcome === "failure" && r.at > last.at && r.at <= inputs.asOf).map((r) => r.id);
   const pass = age < rpoHours;
@@ -134,7 +148,11 @@ function backupRpo(inputs: ControlInputs): ControlResult {
     ...base,
     result: pass ? "pass" : "fail",
     finding: `Set ${last.setId ?? "(unnamed)"} finished at ${iso(finished(last))}, ${age} h before; ${pass ? "within" : "beyond"} the RPO.${failedSince.length ? ` ${failedSince.length} backup(s) failed since.` : ""}`,
-    evidence: { recordIds: [last.id, ...failedSince], setIds: last.setId ? [last.setId] : [], values: { finishedAt: iso(finished(last)), ageHours: age, rpoHours, failedSince } },
+    evidence: {
+      recordIds: [last.id, ...failedSince],
+      setIds: last.setId ? [last.setId] : [],
+      values: { finishedAt: iso(finished(last)), ageHours: age, rpoHours, failedSince },
+    },
   };
 }
 
@@ -158,7 +176,12 @@ function retention(inputs: ControlInputs): ControlResult {
   const policy = inputs.policy.retention;
   const { asOf } = inputs;
   const keeps = RULES.map((r) => `${r.slice(4).toLowerCase()} ${policy[r]}`).join(", ");
-  const base = { id: "retention" as const, name: "Retention meets policy", frameworks: BACKUP_PROCESS, requirement: `Sets on hand cover the retention policy in force (keep ${keeps}) and no retention run kept less.` };
+  const base = {
+    id: "retention" as const,
+    name: "Retention meets policy",
+    frameworks: BACKUP_PROCESS,
+    requirement: `Sets on hand cover the retention policy in force (keep ${keeps}) and no retention run kept less.`,
+  };
   const problems: string[] = [];
   if (RULES.every((r) => policy[r] === 0)) problems.push("the policy keeps no set at all");
 
@@ -184,39 +207,73 @@ function retention(inputs: ControlInputs): ControlResult {
     covered[rule] = buckets.size;
     for (const [bucket, sets] of buckets) if (!sets.some(onHand)) missing.push({ rule, bucket, forgotten: sets.map((s) => s.id) });
   }
-  if (missing.length) problems.push(`${missing.length} bucket(s) the policy keeps hold no set on hand: ${missing.slice(0, 5).map((m) => `${m.rule} ${m.bucket}`).join(", ")}${missing.length > 5 ? ", …" : ""}`);
+  if (missing.length)
+    problems.push(
+      `${missing.length} bucket(s) the policy keeps hold no set on hand: ${missing
+        .slice(0, 5)
+        .map((m) => `${m.rule} ${m.bucket}`)
+        .join(", ")}${missing.length > 5 ? ", …" : ""}`,
+    );
 
   const setsOnHand = good.filter(onHand).map((s) => s.id);
   return {
     ...base,
     result: problems.length ? "fail" : "pass",
-    finding: problems.length ? `Not met: ${problems.join("; ")}.` : `${setsOnHand.length} set(s) on hand cover every bucket the policy keeps (${RULES.map((r) => `${covered[r]} ${r.slice(4).toLowerCase()}`).join(", ")}).`,
+    finding: problems.length
+      ? `Not met: ${problems.join("; ")}.`
+      : `${setsOnHand.length} set(s) on hand cover every bucket the policy keeps (${RULES.map((r) => `${covered[r]} ${r.slice(4).toLowerCase()}`).join(", ")}).`,
     evidence: { recordIds: forgets.map((f) => f.id), setIds: setsOnHand, values: { policy, bucketsRequired: covered, missing } },
   };
 }
 
 function offsiteCopy(inputs: ControlInputs): ControlResult {
   const { offsiteMaxAgeHours } = inputs.policy;
-  const base = { id: "offsite-copy" as const, name: "Off-site copy age", frameworks: BACKUP_PROCESS, requirement: `The newest data copied to the secondary repository is younger than ${offsiteMaxAgeHours} h at ${iso(inputs.asOf)}.` };
-  if (!inputs.secondaryConfigured) return { ...base, result: "fail", finding: "No secondary repository is configured (backup.secondary).", evidence: { recordIds: [], setIds: [], values: { offsiteMaxAgeHours } } };
+  const base = {
+    id: "offsite-copy" as const,
+    name: "Off-site copy age",
+    frameworks: BACKUP_PROCESS,
+    requirement: `The newest data copied to the secondary repository is younger than ${offsiteMaxAgeHours} h at ${iso(inputs.asOf)}.`,
+  };
+  if (!inputs.secondaryConfigured)
+    return {
+      ...base,
+      result: "fail",
+      finding: "No secondary repository is configured (backup.secondary).",
+      evidence: { recordIds: [], setIds: [], values: { offsiteMaxAgeHours } },
+    };
   const sets = new Map(inputs.sets.map((s) => [s.id, s]));
   const dataTime = (r: EvidenceFact) => (r.setId ? sets.get(r.setId)?.finishedAt : null) ?? r.at;
   const last = newest(inputs, "copy", (r) => r.outcome === "success" && r.repository !== "primary", dataTime);
-  if (!last) return { ...base, result: "fail", finding: "There is no record of a successful copy to the secondary repository.", evidence: { recordIds: [], setIds: [], values: { offsiteMaxAgeHours } } };
+  if (!last)
+    return {
+      ...base,
+      result: "fail",
+      finding: "There is no record of a successful copy to the secondary repository.",
+      evidence: { recordIds: [], setIds: [], values: { offsiteMaxAgeHours } },
+    };
   const age = hours(inputs.asOf.getTime() - dataTime(last).getTime());
   const pass = age < offsiteMaxAgeHours;
   return {
     ...base,
     result: pass ? "pass" : "fail",
     finding: `Set ${last.setId ?? "(unnamed)"} (finished ${iso(dataTime(last))}) was copied at ${iso(last.at)}; the newest off-site data is ${age} h old, ${pass ? "within" : "beyond"} the limit.`,
-    evidence: { recordIds: [last.id], setIds: last.setId ? [last.setId] : [], values: { dataTime: iso(dataTime(last)), copiedAt: iso(last.at), ageHours: age, offsiteMaxAgeHours } },
+    evidence: {
+      recordIds: [last.id],
+      setIds: last.setId ? [last.setId] : [],
+      values: { dataTime: iso(dataTime(last)), copiedAt: iso(last.at), ageHours: age, offsiteMaxAgeHours },
+    },
   };
 }
 
 function integrityCheck(inputs: ControlInputs): ControlResult {
   const maxAge = checkMaxAgeHours(inputs.policy, inputs.asOf);
   const roles: RepositoryRole[] = inputs.secondaryConfigured ? ["primary", "secondary"] : ["primary"];
-  const base = { id: "integrity-check" as const, name: "Integrity check passed", frameworks: BACKUP_PROCESS, requirement: `The newest check of each repository (${roles.join(", ")}) passed and ran within ${hours(maxAge * HOUR)} h (twice the check schedule's interval).` };
+  const base = {
+    id: "integrity-check" as const,
+    name: "Integrity check passed",
+    frameworks: BACKUP_PROCESS,
+    requirement: `The newest check of each repository (${roles.join(", ")}) passed and ran within ${hours(maxAge * HOUR)} h (twice the check schedule's interval).`,
+  };
   const found = roles.map((role) => ({ role, last: newest(inputs, "check", (r) => (r.repository ?? "primary") === role) }));
   const problems: string[] = [];
   const values: Record<string, unknown> = { maxAgeHours: maxAge };
@@ -240,9 +297,20 @@ function integrityCheck(inputs: ControlInputs): ControlResult {
 
 function restoreDrill(inputs: ControlInputs): ControlResult {
   const { drillMaxAgeDays, rtoMinutes } = inputs.policy;
-  const base = { id: "restore-drill" as const, name: "Restore drill passed", frameworks: RECOVERY_TEST, requirement: `The newest restore drill passed within ${drillMaxAgeDays} days before ${iso(inputs.asOf)}, with a measured RTO within ${rtoMinutes} min.` };
+  const base = {
+    id: "restore-drill" as const,
+    name: "Restore drill passed",
+    frameworks: RECOVERY_TEST,
+    requirement: `The newest restore drill passed within ${drillMaxAgeDays} days before ${iso(inputs.asOf)}, with a measured RTO within ${rtoMinutes} min.`,
+  };
   const last = newest(inputs, "drill");
-  if (!last) return { ...base, result: "fail", finding: "There is no record of a restore drill.", evidence: { recordIds: [], setIds: [], values: { drillMaxAgeDays, rtoMinutes } } };
+  if (!last)
+    return {
+      ...base,
+      result: "fail",
+      finding: "There is no record of a restore drill.",
+      evidence: { recordIds: [], setIds: [], values: { drillMaxAgeDays, rtoMinutes } },
+    };
   const ageDays = Math.round(((inputs.asOf.getTime() - last.at.getTime()) / (24 * HOUR)) * 10) / 10;
   const rtoSeconds = typeof last.detail.rtoSeconds === "number" ? last.detail.rtoSeconds : undefined;
   const problems: string[] = [];
@@ -255,21 +323,32 @@ function restoreDrill(inputs: ControlInputs): ControlResult {
     ...base,
     result: problems.length ? "fail" : "pass",
     finding: `Drill ${last.id} at ${iso(last.at)}${setId ? ` restored set ${setId}` : ""}${rtoSeconds !== undefined ? ` in ${rtoSeconds} s` : ""}${problems.length ? `; not met: ${problems.join("; ")}` : ""}.`,
-    evidence: { recordIds: [last.id], setIds: setId ? [setId] : [], values: { at: iso(last.at), ageDays, rtoSeconds: rtoSeconds ?? null, rtoTargetSeconds: rtoMinutes * 60, drillMaxAgeDays } },
+    evidence: {
+      recordIds: [last.id],
+      setIds: setId ? [setId] : [],
+      values: { at: iso(last.at), ageDays, rtoSeconds: rtoSeconds ?? null, rtoTargetSeconds: rtoMinutes * 60, drillMaxAgeDays },
+    },
   };
 }
 
 function encryption(inputs: ControlInputs): ControlResult {
-  const base = { id: "encryption" as const, name: "Encryption on", frameworks: BACKUP_PROCESS, requirement: "Every configured repository is an encrypted restic repository (AES-256 with a key derived by scrypt from the repository password)." };
+  const base = {
+    id: "encryption" as const,
+    name: "Encryption on",
+    frameworks: BACKUP_PROCESS,
+    requirement: "Every configured repository is an encrypted restic repository (AES-256 with a key derived by scrypt from the repository password).",
+  };
   const roles: RepositoryRole[] = inputs.secondaryConfigured ? ["primary", "secondary"] : ["primary"];
   const problems: string[] = [];
   const cited: string[] = [];
   for (const role of roles) {
     const e = inputs.encryption.find((x) => x.role === role);
     if (!e || e.source === "missing") problems.push(`the ${role} repository${e ? ` at ${e.location}` : ""} is not initialised (no key files)`);
-    else if (e.source === "recorded") cited.push(`${role}: repository ${e.repositoryId ?? "?"} version ${e.version ?? "?"}, ${e.keys.length} key(s) (record ${e.recordId})`);
+    else if (e.source === "recorded")
+      cited.push(`${role}: repository ${e.repositoryId ?? "?"} version ${e.version ?? "?"}, ${e.keys.length} key(s) (record ${e.recordId})`);
     else if (e.source === "remote") cited.push(`${role}: ${e.location} is remote; restic has no unencrypted mode`);
-    else if (e.keys.length === 0 || e.configFile !== "encrypted") problems.push(`the ${role} repository at ${e.location} shows ${e.keys.length} key file(s) and a ${e.configFile ?? "missing"} config file`);
+    else if (e.keys.length === 0 || e.configFile !== "encrypted")
+      problems.push(`the ${role} repository at ${e.location} shows ${e.keys.length} key file(s) and a ${e.configFile ?? "missing"} config file`);
     else cited.push(`${role}: ${e.keys.length} scrypt-protected key(s), config file encrypted`);
   }
   return {

@@ -32,7 +32,21 @@ export function evidenceCsv(report: EvidenceReport): Buffer {
 
   out.push("", line(["section", "control", "name", "result", "iso27001", "soc2", "requirement", "finding", "record_ids", "set_ids", "values"]));
   for (const c of report.controls) {
-    out.push(line(["control", c.id, c.name, c.result.toUpperCase(), c.frameworks.iso27001.join(" "), c.frameworks.soc2.join(" "), c.requirement, c.finding, c.evidence.recordIds.join(" "), c.evidence.setIds.join(" "), c.evidence.values]));
+    out.push(
+      line([
+        "control",
+        c.id,
+        c.name,
+        c.result.toUpperCase(),
+        c.frameworks.iso27001.join(" "),
+        c.frameworks.soc2.join(" "),
+        c.requirement,
+        c.finding,
+        c.evidence.recordIds.join(" "),
+        c.evidence.setIds.join(" "),
+        c.evidence.values,
+      ]),
+    );
   }
 
   out.push("", line(["section", "id", "at", "kind", "outcome", "set_id", "repository", "detail", "prev_hash", "hash"]));

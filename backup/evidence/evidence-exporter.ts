@@ -26,7 +26,8 @@ export interface EvidenceExport {
 function knownSecrets(source: EvidenceSource, keys: SigningKeys): string[] {
   const dir = homeLayout(source.config.home).secretsDir;
   const values = [keys.signingKeyPem];
-  for (const f of readdirSync(dir, { withFileTypes: true })) if (f.isFile() && !f.name.endsWith(".pub.pem")) values.push(readFileSync(path.join(dir, f.name), "utf8"));
+  for (const f of readdirSync(dir, { withFileTypes: true }))
+    if (f.isFile() && !f.name.endsWith(".pub.pem")) values.push(readFileSync(path.join(dir, f.name), "utf8"));
   const dbPassword = source.config.database.url ? decodeURIComponent(new URL(source.config.database.url).password) : "";
   // A PEM is matched by its base64 body, whatever line breaks an export might give it.
   return [...values.map((v) => v.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "")), dbPassword].filter((v) => v.length >= 12);
@@ -50,11 +51,15 @@ export function evidencePeriod(from: string, to: string): { from: Date; to: Date
   const bound = (value: string, end: boolean) => {
     const day = /^\d{4}-\d{2}-\d{2}$/.test(value);
     const d = new Date(day ? `${value}T00:00:00Z` : value);
-    if (Number.isNaN(d.getTime())) throw new PlumError(`"${value}" is not a date`, { hint: "give a day as YYYY-MM-DD (UTC) or an ISO timestamp such as 2025-01-31T18:00:00Z" });
+    if (Number.isNaN(d.getTime()))
+      throw new PlumError(`"${value}" is not a date`, { hint: "give a day as YYYY-MM-DD (UTC) or an ISO timestamp such as 2025-01-31T18:00:00Z" });
     return day && end ? new Date(d.getTime() + 86400_000) : d;
   };
   const period = { from: bound(from, false), to: bound(to, true) };
-  if (!(period.from < period.to)) throw new PlumError(`the period is empty: ${period.from.toISOString()} is not before ${period.to.toISOString()}`, { hint: "give a start earlier than the end" });
+  if (!(period.from < period.to))
+    throw new PlumError(`the period is empty: ${period.from.toISOString()} is not before ${period.to.toISOString()}`, {
+      hint: "give a start earlier than the end",
+    });
   return period;
 }
 
@@ -66,7 +71,15 @@ function day(d: Date): string {
  * An evidence export of [from, to): JSON signed inside (`signature` over the canonical JSON of the rest), CSV
  * and PDF with a detached signature of their bytes. Signed by the appliance key; never carries a secret.
  */
-export async function evidenceExporter(props: { ctx: EvidenceSource; from: Date; to: Date; format: EvidenceFormat; signingKeyPem: string; publicKeyPem: string; now?: Date }): Promise<EvidenceExport> {
+export async function evidenceExporter(props: {
+  ctx: EvidenceSource;
+  from: Date;
+  to: Date;
+  format: EvidenceFormat;
+  signingKeyPem: string;
+  publicKeyPem: string;
+  now?: Date;
+}): Promise<EvidenceExport> {
   const keys: SigningKeys = { signingKeyPem: props.signingKeyPem, publicKeyPem: props.publicKeyPem };
   const report = await evidenceReportBuilder({ source: props.ctx, from: props.from, to: props.to, publicKeyPem: props.publicKeyPem, now: props.now });
   refuseSecrets(report, knownSecrets(props.ctx, keys));

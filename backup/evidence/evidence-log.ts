@@ -5,7 +5,13 @@ import type { ChainVerdict } from "../../lib/hash-chain.ts";
 export const EVIDENCE_KINDS = ["backup", "copy", "check", "forget", "restore", "drill"] as const;
 export type EvidenceKind = (typeof EVIDENCE_KINDS)[number];
 
-type EvidenceColumns = { kind: EvidenceKind; outcome: "success" | "failure"; set_id: string | null; repository: string | null; detail: Record<string, unknown> };
+type EvidenceColumns = {
+  kind: EvidenceKind;
+  outcome: "success" | "failure";
+  set_id: string | null;
+  repository: string | null;
+  detail: Record<string, unknown>;
+};
 export type EvidenceRow = ChainedRow<EvidenceColumns>;
 
 export interface EvidenceEntry {
@@ -24,11 +30,19 @@ export interface EvidenceEntry {
 export class EvidenceLog {
   readonly chain: HashChainedLog<EvidenceColumns>;
   constructor(sequelize: Sequelize) {
-    this.chain = new HashChainedLog<EvidenceColumns>(sequelize, { table: "backup_evidence", chain: "backup_evidence", columns: ["kind", "outcome", "set_id", "repository", "detail"], jsonColumns: ["detail"] });
+    this.chain = new HashChainedLog<EvidenceColumns>(sequelize, {
+      table: "backup_evidence",
+      chain: "backup_evidence",
+      columns: ["kind", "outcome", "set_id", "repository", "detail"],
+      jsonColumns: ["detail"],
+    });
   }
 
   record(entry: EvidenceEntry, transaction?: Transaction): Promise<EvidenceRow> {
-    return this.chain.append({ kind: entry.kind, outcome: entry.outcome, set_id: entry.setId ?? null, repository: entry.repository ?? null, detail: entry.detail }, transaction);
+    return this.chain.append(
+      { kind: entry.kind, outcome: entry.outcome, set_id: entry.setId ?? null, repository: entry.repository ?? null, detail: entry.detail },
+      transaction,
+    );
   }
 
   list(filter: { kind?: EvidenceKind; limit?: number } = {}): Promise<EvidenceRow[]> {

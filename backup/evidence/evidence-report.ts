@@ -3,7 +3,15 @@ import type { PlumConfig } from "../../lib/config.ts";
 import { APP_VERSION } from "../../lib/version.ts";
 import type { BackupSet } from "../backup-catalogue.ts";
 import type { BackupContext } from "../backup-context.ts";
-import { controlLookbackHours, evaluateControls, type BackupPolicy, type ControlResult, type EvidenceFact, type RepositoryEncryption, type SetFact } from "./controls.ts";
+import {
+  controlLookbackHours,
+  evaluateControls,
+  type BackupPolicy,
+  type ControlResult,
+  type EvidenceFact,
+  type RepositoryEncryption,
+  type SetFact,
+} from "./controls.ts";
 import type { EvidenceRow } from "./evidence-log.ts";
 import { publicKeyFingerprint, type EmbeddedSignature } from "./evidence-signature.ts";
 import { repositoryEncryption } from "./repository-encryption.ts";
@@ -66,7 +74,16 @@ export interface EvidenceReport {
   forgets: EventView[];
   restores: EventView[];
   drills: EventView[];
-  chain: { name: "backup_evidence"; hash: string; recordsFrom: string; anchor: string | null; firstId: number | null; lastId: number | null; lastHash: string | null; count: number };
+  chain: {
+    name: "backup_evidence";
+    hash: string;
+    recordsFrom: string;
+    anchor: string | null;
+    firstId: number | null;
+    lastId: number | null;
+    lastHash: string | null;
+    count: number;
+  };
   records: ExportedRecord[];
   signature?: EmbeddedSignature;
 }
@@ -123,7 +140,14 @@ const EVENT_KEYS: Record<"copy" | "check" | "forget" | "restore" | "drill", stri
 function eventsOf(kind: keyof typeof EVENT_KEYS, records: ExportedRecord[]): EventView[] {
   return records
     .filter((r) => r.kind === kind)
-    .map((r) => ({ recordId: r.id, at: r.at, outcome: r.outcome, setId: r.setId ?? (typeof r.detail.setId === "string" ? r.detail.setId : null), repository: r.repository, ...Object.fromEntries(EVENT_KEYS[kind].map((k) => [k, r.detail[k] ?? null])) }));
+    .map((r) => ({
+      recordId: r.id,
+      at: r.at,
+      outcome: r.outcome,
+      setId: r.setId ?? (typeof r.detail.setId === "string" ? r.detail.setId : null),
+      repository: r.repository,
+      ...Object.fromEntries(EVENT_KEYS[kind].map((k) => [k, r.detail[k] ?? null])),
+    }));
 }
 
 /**
@@ -131,7 +155,13 @@ function eventsOf(kind: keyof typeof EVENT_KEYS, records: ExportedRecord[]): Eve
  * earlier); the records start early enough to hold whatever the controls cite, so the chain segment in the
  * file backs every judgement.
  */
-export async function evidenceReportBuilder(props: { source: EvidenceSource; from: Date; to: Date; publicKeyPem: string; now?: Date }): Promise<EvidenceReport> {
+export async function evidenceReportBuilder(props: {
+  source: EvidenceSource;
+  from: Date;
+  to: Date;
+  publicKeyPem: string;
+  now?: Date;
+}): Promise<EvidenceReport> {
   const { source, from, to } = props;
   const now = props.now ?? new Date();
   const policy = policyOf(source.config);
@@ -139,10 +169,18 @@ export async function evidenceReportBuilder(props: { source: EvidenceSource; fro
   const recordsFrom = new Date(Math.min(from.getTime(), asOf.getTime() - controlLookbackHours(policy, asOf) * 3600_000));
 
   const rows = await source.evidence.between(recordsFrom, to);
-  const records: ExportedRecord[] = rows.map((row) => ({ ...factOf(row), at: row.at.toISOString(), prevHash: row.prevHash, hash: row.hash, hashedRecord: source.evidence.chain.hashedRecord(row) }));
+  const records: ExportedRecord[] = rows.map((row) => ({
+    ...factOf(row),
+    at: row.at.toISOString(),
+    prevHash: row.prevHash,
+    hash: row.hash,
+    hashedRecord: source.evidence.chain.hashedRecord(row),
+  }));
   const forgotten = forgottenTimes(await source.evidence.list({ kind: "forget", limit: 100_000 }));
   const allSets = await source.sets.findAll({ order: [["startedAt", "ASC"]] });
-  const setFacts: SetFact[] = allSets.filter((s) => s.startedAt < to).map((s) => ({ id: s.id, status: s.status, startedAt: s.startedAt, finishedAt: s.finishedAt, forgottenAt: forgotten.get(s.id) ?? null }));
+  const setFacts: SetFact[] = allSets
+    .filter((s) => s.startedAt < to)
+    .map((s) => ({ id: s.id, status: s.status, startedAt: s.startedAt, finishedAt: s.finishedAt, forgottenAt: forgotten.get(s.id) ?? null }));
 
   const facts = rows.map(factOf);
   const repos = [source.repos.primary, ...(source.repos.secondary ? [source.repos.secondary] : [])];
@@ -154,11 +192,19 @@ export async function evidenceReportBuilder(props: { source: EvidenceSource; fro
     format: "plum-backup-evidence",
     formatVersion: 1,
     generatedAt: now.toISOString(),
-    appliance: { hostname: hostname(), appVersion: APP_VERSION, publicUrl: source.config.http.publicUrl ?? null, publicKeyFingerprint: publicKeyFingerprint(props.publicKeyPem) },
+    appliance: {
+      hostname: hostname(),
+      appVersion: APP_VERSION,
+      publicUrl: source.config.http.publicUrl ?? null,
+      publicKeyFingerprint: publicKeyFingerprint(props.publicKeyPem),
+    },
     period: { from: from.toISOString(), to: to.toISOString(), controlsAsOf: asOf.toISOString() },
     policy,
     repositories,
-    encryption: { status: controls.find((c) => c.id === "encryption")!.result === "pass" ? "on" : "unconfirmed", scheme: "restic repository format: AES-256-CTR with Poly1305-AES, master key sealed by scrypt from the repository password" },
+    encryption: {
+      status: controls.find((c) => c.id === "encryption")!.result === "pass" ? "on" : "unconfirmed",
+      scheme: "restic repository format: AES-256-CTR with Poly1305-AES, master key sealed by scrypt from the repository password",
+    },
     controls,
     runs: allSets.filter((s) => s.startedAt >= from && s.startedAt < to).map((s) => runOf(s, records)),
     copies: eventsOf("copy", inPeriod),

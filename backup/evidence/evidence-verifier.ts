@@ -24,7 +24,15 @@ export interface VerifyOptions {
 }
 
 /** The readable fields of an exported record and the hashed record's name for each. */
-const FIELDS: Array<[keyof ExportedRecord, string]> = [["id", "id"], ["at", "at"], ["kind", "kind"], ["outcome", "outcome"], ["setId", "set_id"], ["repository", "repository"], ["detail", "detail"]];
+const FIELDS: Array<[keyof ExportedRecord, string]> = [
+  ["id", "id"],
+  ["at", "at"],
+  ["kind", "kind"],
+  ["outcome", "outcome"],
+  ["setId", "set_id"],
+  ["repository", "repository"],
+  ["detail", "detail"],
+];
 
 function signerProblems(signature: Pick<EmbeddedSignature, "publicKey">, opts: VerifyOptions): { signedBy?: string; problems: string[] } {
   let signedBy: string | undefined;
@@ -33,7 +41,8 @@ function signerProblems(signature: Pick<EmbeddedSignature, "publicKey">, opts: V
   } catch {
     return { problems: ["its public key is not a valid PEM public key"] };
   }
-  if (opts.publicKeyPem && publicKeyFingerprint(opts.publicKeyPem) !== signedBy) return { signedBy, problems: [`it was signed by key ${signedBy}, not by the expected key ${publicKeyFingerprint(opts.publicKeyPem)}`] };
+  if (opts.publicKeyPem && publicKeyFingerprint(opts.publicKeyPem) !== signedBy)
+    return { signedBy, problems: [`it was signed by key ${signedBy}, not by the expected key ${publicKeyFingerprint(opts.publicKeyPem)}`] };
   return { signedBy, problems: [] };
 }
 
@@ -42,14 +51,27 @@ function chainProblems(report: EvidenceReport): string[] {
   const { records, chain } = report;
   if (!Array.isArray(records) || !chain) return ["it holds no records or no chain section"];
   const out: string[] = [];
-  if (chain.count !== records.length) out.push(`its chain section counts ${chain.count} records but the file holds ${records.length}: records were removed or added`);
-  if (records.length && records[0].id !== chain.firstId) out.push(`its chain section starts at record ${chain.firstId} but the first record in the file is ${records[0].id}`);
-  if (records.length && (records.at(-1)!.id !== chain.lastId || records.at(-1)!.hash !== chain.lastHash)) out.push(`its chain section ends at record ${chain.lastId} but the last record in the file is ${records.at(-1)!.id}`);
+  if (chain.count !== records.length)
+    out.push(`its chain section counts ${chain.count} records but the file holds ${records.length}: records were removed or added`);
+  if (records.length && records[0].id !== chain.firstId)
+    out.push(`its chain section starts at record ${chain.firstId} but the first record in the file is ${records[0].id}`);
+  if (records.length && (records.at(-1)!.id !== chain.lastId || records.at(-1)!.hash !== chain.lastHash))
+    out.push(`its chain section ends at record ${chain.lastId} but the last record in the file is ${records.at(-1)!.id}`);
   let prev: ExportedRecord | undefined;
   for (const r of records) {
     const gap = prev && r.id !== prev.id + 1;
-    if (gap) out.push(r.id > prev!.id + 1 ? `record${r.id - prev!.id > 2 ? "s" : ""} ${prev!.id + 1}${r.id - prev!.id > 2 ? `–${r.id - 1} are` : " is"} missing: record ${r.id} follows record ${prev!.id}` : `record ${r.id} is out of order: it follows record ${prev!.id}`);
-    else if (r.prevHash !== (prev ? prev.hash : chain.anchor)) out.push(prev ? `record ${r.id} does not link to record ${prev.id} (a record was removed, inserted or reordered)` : `record ${r.id} does not link to the chain's anchor`);
+    if (gap)
+      out.push(
+        r.id > prev!.id + 1
+          ? `record${r.id - prev!.id > 2 ? "s" : ""} ${prev!.id + 1}${r.id - prev!.id > 2 ? `–${r.id - 1} are` : " is"} missing: record ${r.id} follows record ${prev!.id}`
+          : `record ${r.id} is out of order: it follows record ${prev!.id}`,
+      );
+    else if (r.prevHash !== (prev ? prev.hash : chain.anchor))
+      out.push(
+        prev
+          ? `record ${r.id} does not link to record ${prev.id} (a record was removed, inserted or reordered)`
+          : `record ${r.id} does not link to the chain's anchor`,
+      );
     if (!r.hashedRecord || chainHash(r.prevHash, r.hashedRecord) !== r.hash) out.push(`record ${r.id} was edited: its hashed record does not match its hash`);
     else {
       const differ = FIELDS.filter(([mine, hashed]) => canonicalJson(r[mine] ?? null) !== canonicalJson(r.hashedRecord[hashed] ?? null)).map(([mine]) => mine);
@@ -58,7 +80,8 @@ function chainProblems(report: EvidenceReport): string[] {
     prev = r;
   }
   const ids = new Set(records.map((r) => r.id));
-  for (const c of report.controls ?? []) for (const id of c.evidence?.recordIds ?? []) if (!ids.has(id)) out.push(`control ${c.id} cites record ${id}, which the file does not hold`);
+  for (const c of report.controls ?? [])
+    for (const id of c.evidence?.recordIds ?? []) if (!ids.has(id)) out.push(`control ${c.id} cites record ${id}, which the file does not hold`);
   return out;
 }
 
@@ -69,7 +92,8 @@ function verifyJson(file: string, bytes: Buffer, opts: VerifyOptions): EvidenceV
   } catch (err) {
     return { ok: false, file, problems: [`it is not valid JSON (${(err as Error).message}): the file was damaged or edited`] };
   }
-  if (doc?.format !== "plum-backup-evidence") return { ok: false, file, problems: ["it is not a Plum backup evidence export (no format \"plum-backup-evidence\")"] };
+  if (doc?.format !== "plum-backup-evidence")
+    return { ok: false, file, problems: ['it is not a Plum backup evidence export (no format "plum-backup-evidence")'] };
   const { signature, ...signed } = doc;
   const problems: string[] = [];
   let signedBy: string | undefined;
@@ -79,25 +103,29 @@ function verifyJson(file: string, bytes: Buffer, opts: VerifyOptions): EvidenceV
     const signer = signerProblems(signature, opts);
     signedBy = signer.signedBy;
     problems.push(...signer.problems);
-    if (!signatureMatches(canonicalJson(signed), signature)) problems.push("its signature does not match its content: the file was changed after the appliance signed it");
+    if (!signatureMatches(canonicalJson(signed), signature))
+      problems.push("its signature does not match its content: the file was changed after the appliance signed it");
   }
   problems.push(...chainProblems(doc));
   return { ok: problems.length === 0, file, problems, signedBy, records: Array.isArray(doc.records) ? doc.records.length : 0 };
 }
 
 function verifyDetached(file: string, bytes: Buffer, sigBytes: Buffer | undefined, opts: VerifyOptions): EvidenceVerdict {
-  if (!sigBytes) return { ok: false, file, problems: [`its signature file ${path.basename(file)}.sig is missing: CSV and PDF exports are signed by a file beside them`] };
+  if (!sigBytes)
+    return { ok: false, file, problems: [`its signature file ${path.basename(file)}.sig is missing: CSV and PDF exports are signed by a file beside them`] };
   let sig: DetachedSignature;
   try {
     sig = JSON.parse(sigBytes.toString("utf8"));
   } catch {
     return { ok: false, file, problems: [`its signature file ${path.basename(file)}.sig is not valid JSON`] };
   }
-  if (sig?.format !== "plum-detached-signature" || sig.algorithm !== "ed25519" || !sig.value || !sig.publicKey) return { ok: false, file, problems: [`${path.basename(file)}.sig is not a Plum ed25519 signature file`] };
+  if (sig?.format !== "plum-detached-signature" || sig.algorithm !== "ed25519" || !sig.value || !sig.publicKey)
+    return { ok: false, file, problems: [`${path.basename(file)}.sig is not a Plum ed25519 signature file`] };
   const signer = signerProblems(sig, opts);
   const problems = [...signer.problems];
   const actual = sha256Hex(bytes);
-  if (sig.sha256 !== actual) problems.push(`its sha256 is ${actual} but the signature file was made for ${sig.sha256}: the file was changed after it was signed`);
+  if (sig.sha256 !== actual)
+    problems.push(`its sha256 is ${actual} but the signature file was made for ${sig.sha256}: the file was changed after it was signed`);
   if (!signatureMatches(bytes, sig)) problems.push("its signature does not match its bytes: the file was changed after the appliance signed it");
   return { ok: problems.length === 0, file, problems, signedBy: signer.signedBy };
 }

@@ -11,7 +11,10 @@ export function locationWithoutCredentials(location: string): string {
 }
 
 /** What a record says about a repository: `detail.repositoryConfig` ({id, version}) and `detail.keys` ([{id, created}]). */
-function recorded(role: string, records: EvidenceFact[]): { record: EvidenceFact; config?: { id?: string; version?: number }; keys: Array<{ id: string; created?: string }> } | undefined {
+function recorded(
+  role: string,
+  records: EvidenceFact[],
+): { record: EvidenceFact; config?: { id?: string; version?: number }; keys: Array<{ id: string; created?: string }> } | undefined {
   for (const r of [...records].reverse()) {
     if ((r.repository ?? "primary") !== role) continue;
     const config = r.detail.repositoryConfig as { id?: string; version?: number } | undefined;
@@ -55,7 +58,15 @@ export function repositoryEncryption(repo: Repository, records: EvidenceFact[]):
   const location = locationWithoutCredentials(repo.location);
   const fromRecord = recorded(repo.role, records);
   if (fromRecord) {
-    return { role: repo.role, location, source: "recorded", recordId: fromRecord.record.id, repositoryId: fromRecord.config?.id, version: fromRecord.config?.version, keys: fromRecord.keys };
+    return {
+      role: repo.role,
+      location,
+      source: "recorded",
+      recordId: fromRecord.record.id,
+      repositoryId: fromRecord.config?.id,
+      version: fromRecord.config?.version,
+      keys: fromRecord.keys,
+    };
   }
   if (REMOTE.test(repo.location)) return { role: repo.role, location, source: "remote", keys: [] };
   const files = repositoryFiles(repo.location.replace(/^local:/, ""));

@@ -35,7 +35,15 @@ export class BackupJobs {
   private readonly listeners = new Map<string, Set<Listener>>();
 
   enqueue(kind: JobKind, label: string, startedBy: string, work: (progress: Progress) => Promise<unknown>): JobView {
-    const job: JobView = { id: `${kind}-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`, kind, label, status: "queued", startedBy, queuedAt: new Date(), progress: [] };
+    const job: JobView = {
+      id: `${kind}-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`,
+      kind,
+      label,
+      status: "queued",
+      startedBy,
+      queuedAt: new Date(),
+      progress: [],
+    };
     this.jobs.set(job.id, job);
     while (this.jobs.size > KEEP_JOBS) this.jobs.delete(this.jobs.keys().next().value!);
     const emit: Listener = (e) => this.listeners.get(job.id)?.forEach((l) => l(e));

@@ -63,7 +63,16 @@ export function backupOperationsFor(ctx: BackupContext, instances: ProductInstan
       return outcome;
     },
     async restore(request, startedBy, progress) {
-      return setRestorer({ ctx, setId: request.setId, parts: { db: request.db, files: request.files }, from: request.from, startedBy, instances, restic, onProgress: progress });
+      return setRestorer({
+        ctx,
+        setId: request.setId,
+        parts: { db: request.db, files: request.files },
+        from: request.from,
+        startedBy,
+        instances,
+        restic,
+        onProgress: progress,
+      });
     },
     async drill(setId, startedBy, progress) {
       const report = await restoreDrill({ ctx, setId, startedBy, restic, onProgress: progress });

@@ -15,11 +15,24 @@ export const jobRequestSchema = z.discriminatedUnion("kind", [
     files: z.boolean(),
     from: z.enum(["primary", "secondary"]).default("primary"),
   }),
-  z.object({ kind: z.literal("drill"), setId: z.string().regex(/^[0-9A-Za-z-]{6,64}$/).optional() }),
+  z.object({
+    kind: z.literal("drill"),
+    setId: z
+      .string()
+      .regex(/^[0-9A-Za-z-]{6,64}$/)
+      .optional(),
+  }),
 ]);
 export type JobRequest = z.infer<typeof jobRequestSchema>;
 
-const LABELS: Record<JobRequest["kind"], string> = { backup: "backup set", copy: "copy to the secondary", check: "integrity check", forget: "retention (forget + prune)", restore: "restore", drill: "restore drill" };
+const LABELS: Record<JobRequest["kind"], string> = {
+  backup: "backup set",
+  copy: "copy to the secondary",
+  check: "integrity check",
+  forget: "retention (forget + prune)",
+  restore: "restore",
+  drill: "restore drill",
+};
 
 /** Queue the job a request asks for. */
 export function startJob(jobs: BackupJobs, ops: BackupOperations, request: JobRequest, startedBy: string): JobView {
@@ -33,8 +46,15 @@ export function startJob(jobs: BackupJobs, ops: BackupOperations, request: JobRe
     case "forget":
       return jobs.enqueue("forget", LABELS.forget, startedBy, (p) => ops.forget(startedBy, p));
     case "restore":
-      return jobs.enqueue("restore", `${LABELS.restore} of set ${request.setId} (${[request.db && "database", request.files && "files"].filter(Boolean).join(" + ")}) from the ${request.from}`, startedBy, (p) => ops.restore(request, startedBy, p));
+      return jobs.enqueue(
+        "restore",
+        `${LABELS.restore} of set ${request.setId} (${[request.db && "database", request.files && "files"].filter(Boolean).join(" + ")}) from the ${request.from}`,
+        startedBy,
+        (p) => ops.restore(request, startedBy, p),
+      );
     case "drill":
-      return jobs.enqueue("drill", `${LABELS.drill}${request.setId ? ` of set ${request.setId}` : " of the latest set"}`, startedBy, (p) => ops.drill(request.setId, startedBy, p));
+      return jobs.enqueue("drill", `${LABELS.drill}${request.setId ? ` of set ${request.setId}` : " of the latest set"}`, startedBy, (p) =>
+        ops.drill(request.setId, startedBy, p),
+      );
   }
 }

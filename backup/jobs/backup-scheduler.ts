@@ -25,7 +25,10 @@ export class BackupScheduler {
   private stopped = false;
   readonly next = new Map<string, Date>();
 
-  constructor(private readonly tasks: ScheduledTask[], private readonly log: Logger) {}
+  constructor(
+    private readonly tasks: ScheduledTask[],
+    private readonly log: Logger,
+  ) {}
 
   start(now = new Date()): void {
     for (const task of this.tasks) this.arm(task, now);

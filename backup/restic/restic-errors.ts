@@ -46,9 +46,18 @@ const BY_STDERR: Array<[RegExp, ErrorClass]> = [
 ];
 
 const HINTS = new Map<ErrorClass, string>([
-  [RepositoryMissingError, "check the repository location (backup.primary / backup.secondary) and that its storage is mounted; a new repository is initialised by the first backup"],
-  [WrongPasswordError, "the password file does not open this repository: put back the restic password of the recovery kit in PLUM_HOME/secrets/restic-password"],
-  [RepositoryLockedError, "another restic process holds the repository's lock; when none is running, `restic unlock` (or the next backup run) removes stale locks"],
+  [
+    RepositoryMissingError,
+    "check the repository location (backup.primary / backup.secondary) and that its storage is mounted; a new repository is initialised by the first backup",
+  ],
+  [
+    WrongPasswordError,
+    "the password file does not open this repository: put back the restic password of the recovery kit in PLUM_HOME/secrets/restic-password",
+  ],
+  [
+    RepositoryLockedError,
+    "another restic process holds the repository's lock; when none is running, `restic unlock` (or the next backup run) removes stale locks",
+  ],
   [EmptySnapshotError, "restic was given no data: the producer (pg_dump) wrote nothing, see its error"],
 ]);
 

@@ -81,7 +81,17 @@ export function parseBackupLine(line: string): BackupLine {
   const type = (value as { message_type?: unknown } | undefined)?.message_type;
   if (type === "status") {
     const s = statusLine.parse(value);
-    return { type: "status", progress: { percentDone: s.percent_done, secondsElapsed: s.seconds_elapsed, filesDone: s.files_done, totalFiles: s.total_files, bytesDone: s.bytes_done, totalBytes: s.total_bytes } };
+    return {
+      type: "status",
+      progress: {
+        percentDone: s.percent_done,
+        secondsElapsed: s.seconds_elapsed,
+        filesDone: s.files_done,
+        totalFiles: s.total_files,
+        bytesDone: s.bytes_done,
+        totalBytes: s.total_bytes,
+      },
+    };
   }
   if (type === "summary") {
     const s = summaryLine.parse(value);
@@ -132,7 +142,11 @@ const snapshotJson = z.object({
 
 /** `snapshots --json`: one JSON array (restic prints "[]" or "null" when there are none). */
 export function parseSnapshots(stdout: string): Snapshot[] {
-  const list = z.array(snapshotJson).nullable().parse(JSON.parse(stdout.trim() || "[]")) ?? [];
+  const list =
+    z
+      .array(snapshotJson)
+      .nullable()
+      .parse(JSON.parse(stdout.trim() || "[]")) ?? [];
   return list.map((s) => ({
     id: s.id,
     shortId: s.short_id ?? s.id.slice(0, 8),
@@ -167,7 +181,9 @@ export interface RepositoryKey {
 
 /** `key list --json`. */
 export function parseKeyList(stdout: string): RepositoryKey[] {
-  const keys = z.array(z.object({ id: z.string().regex(/^[0-9a-f]{8,64}$/), current: z.boolean(), userName: z.string(), hostName: z.string(), created: z.string() })).parse(JSON.parse(stdout));
+  const keys = z
+    .array(z.object({ id: z.string().regex(/^[0-9a-f]{8,64}$/), current: z.boolean(), userName: z.string(), hostName: z.string(), created: z.string() }))
+    .parse(JSON.parse(stdout));
   return keys.map((k) => ({ id: k.id, current: k.current, userName: k.userName, hostName: k.hostName, created: k.created }));
 }
 

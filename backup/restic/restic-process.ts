@@ -95,7 +95,14 @@ export function runResticProcess(run: ResticRun): Promise<ResticExit> {
 
     child.on("error", (err) => {
       clearTimeout(deadline);
-      reject(new ResticError(`cannot run restic (${run.binary}): ${err.message}`, { command, exitCode: null, stderrTail: "", hint: "install restic (Debian: apt-get install restic) or set the path to its binary" }));
+      reject(
+        new ResticError(`cannot run restic (${run.binary}): ${err.message}`, {
+          command,
+          exitCode: null,
+          stderrTail: "",
+          hint: "install restic (Debian: apt-get install restic) or set the path to its binary",
+        }),
+      );
     });
 
     if (run.stdin && child.stdin) {

@@ -96,13 +96,25 @@ export class Restic {
 
   /** Back up a stream as one file named `filename`. The producer's own exit status is the caller's to check. */
   /** `shortIdIsEnough`: skip looking up the full id on restic 0.14 (a caller resolving several at once). */
-  backupStdin(repo: Repository, input: Readable, opts: { filename: string; tags: string[]; onProgress?: (p: BackupProgress) => void; shortIdIsEnough?: boolean } & Deadline): Promise<BackupSummary> {
+  backupStdin(
+    repo: Repository,
+    input: Readable,
+    opts: { filename: string; tags: string[]; onProgress?: (p: BackupProgress) => void; shortIdIsEnough?: boolean } & Deadline,
+  ): Promise<BackupSummary> {
     return this.backup(repo, ["--stdin", "--stdin-filename", opts.filename], { ...opts, stdin: input });
   }
 
-  backupPaths(repo: Repository, paths: string[], opts: { tags: string[]; onProgress?: (p: BackupProgress) => void; shortIdIsEnough?: boolean } & Deadline): Promise<BackupSummary> {
+  backupPaths(
+    repo: Repository,
+    paths: string[],
+    opts: { tags: string[]; onProgress?: (p: BackupProgress) => void; shortIdIsEnough?: boolean } & Deadline,
+  ): Promise<BackupSummary> {
     if (paths.length === 0) throw new Error("backupPaths: no path given");
-    return this.backup(repo, paths.map((p) => path.resolve(p)), opts);
+    return this.backup(
+      repo,
+      paths.map((p) => path.resolve(p)),
+      opts,
+    );
   }
 
   /** Snapshots carrying every one of `tags` (restic's `--tag a,b`), or those with the given ids. */
@@ -133,7 +145,9 @@ export class Restic {
    */
   async copy(from: Repository, to: Repository, snapshotIds: string[], opts: Deadline = {}): Promise<Record<string, string>> {
     if (snapshotIds.length === 0) return {}; // restic copies every snapshot when given none
-    await oneAtATime(`restic:${from.location}`, () => this.execute(to, { verb: "copy", args: ["--from-repo", from.location, ...snapshotIds], fromRepo: from, ...opts }));
+    await oneAtATime(`restic:${from.location}`, () =>
+      this.execute(to, { verb: "copy", args: ["--from-repo", from.location, ...snapshotIds], fromRepo: from, ...opts }),
+    );
     const wanted = new Set(snapshotIds);
     const copies: Record<string, string> = {};
     for (const s of await this.snapshots(to)) if (s.original && wanted.has(s.original)) copies[s.original] = s.id;
@@ -143,7 +157,12 @@ export class Restic {
   /** `check`, reading one subset of the data packs ("n/t", "x%"); errors found are a result (ok: false), not a throw. */
   async check(repo: Repository, opts: { readDataSubset?: string } & Deadline = {}): Promise<CheckResult> {
     const subset = opts.readDataSubset ? ["--read-data-subset", opts.readDataSubset] : [];
-    const exit = await this.execute(repo, { verb: "check", args: subset, timeoutMs: opts.timeoutMs, accept: (e) => /repository contains errors/i.test(e.stderr) });
+    const exit = await this.execute(repo, {
+      verb: "check",
+      args: subset,
+      timeoutMs: opts.timeoutMs,
+      accept: (e) => /repository contains errors/i.test(e.stderr),
+    });
     return parseCheckOutput(exit.stdout, exit.stderr, opts.readDataSubset);
   }
 
@@ -193,8 +212,14 @@ export class Restic {
     const stderrTail = [...setAside, exit.stderr].join("\n").slice(-8192);
     const skipped = skippedSourcePaths(exit.stderr);
     const partial = exit.exitCode === 3 || skipped.length > 0;
-    if (!summary && !partial) throw new ResticError("restic backup ended without a summary line: no snapshot can be trusted", { command: exit.command, exitCode: exit.exitCode, stderrTail });
-    if (summary && summary.snapshotId.length < 64 && !opts.shortIdIsEnough) summary = { ...summary, snapshotId: await this.fullSnapshotId(repo, summary.snapshotId) };
+    if (!summary && !partial)
+      throw new ResticError("restic backup ended without a summary line: no snapshot can be trusted", {
+        command: exit.command,
+        exitCode: exit.exitCode,
+        stderrTail,
+      });
+    if (summary && summary.snapshotId.length < 64 && !opts.shortIdIsEnough)
+      summary = { ...summary, snapshotId: await this.fullSnapshotId(repo, summary.snapshotId) };
     if (partial) {
       const why = skipped.length > 0 ? `missing source ${skipped.join(", ")}` : "some files could not be read";
       const saved = summary ? `saved an incomplete snapshot ${summary.snapshotId.slice(0, 8)}` : "is incomplete";
@@ -206,7 +231,12 @@ export class Restic {
   /** 0.14 reports a new snapshot by its short id; the catalogue keeps full ids. */
   private async fullSnapshotId(repo: Repository, shortId: string): Promise<string> {
     const matches = (await this.snapshots(repo, { ids: [shortId] })).filter((s) => s.id.startsWith(shortId));
-    if (matches.length !== 1) throw new ResticError(`snapshot ${shortId} reported by restic backup is not in the repository (${matches.length} matches)`, { command: ["restic", "snapshots", shortId], exitCode: 0, stderrTail: "" });
+    if (matches.length !== 1)
+      throw new ResticError(`snapshot ${shortId} reported by restic backup is not in the repository (${matches.length} matches)`, {
+        command: ["restic", "snapshots", shortId],
+        exitCode: 0,
+        stderrTail: "",
+      });
     return matches[0].id;
   }
 
@@ -221,7 +251,16 @@ export class Restic {
   }
 
   private async spawn(repo: Repository, call: Call): Promise<ResticExit> {
-    const run: ResticRun = { binary: this.binary, repo, args: [call.verb, ...(call.args ?? [])], fromRepo: call.fromRepo, stdin: call.stdin, sink: call.sink, onLine: call.onLine, timeoutMs: call.timeoutMs ?? this.deadlines[call.verb] };
+    const run: ResticRun = {
+      binary: this.binary,
+      repo,
+      args: [call.verb, ...(call.args ?? [])],
+      fromRepo: call.fromRepo,
+      stdin: call.stdin,
+      sink: call.sink,
+      onLine: call.onLine,
+      timeoutMs: call.timeoutMs ?? this.deadlines[call.verb],
+    };
     const started = Date.now();
     const exit = await runResticProcess(run);
     this.log?.debug({ command: exit.command, exitCode: exit.exitCode, ms: Date.now() - started }, "restic");

@@ -25,10 +25,26 @@ export function pgRestoreProcess(server: PgServer, database: string): { input: W
   // A write after pg_restore died surfaces as its exit status below, not as an unhandled EPIPE.
   child.stdin.on("error", () => undefined);
   const finished = new Promise<void>((resolve, reject) => {
-    child.on("error", (err) => reject(new ChildProcessError(`pg_restore could not start: ${err.message}`, { command: ["pg_restore", ...args], exitCode: null, outputTail: "", hint: "install postgresql-client-15 (it ships pg_restore)" })));
+    child.on("error", (err) =>
+      reject(
+        new ChildProcessError(`pg_restore could not start: ${err.message}`, {
+          command: ["pg_restore", ...args],
+          exitCode: null,
+          outputTail: "",
+          hint: "install postgresql-client-15 (it ships pg_restore)",
+        }),
+      ),
+    );
     child.on("close", (code) => {
       if (code === 0) resolve();
-      else reject(new ChildProcessError(`pg_restore into "${database}" failed (exit ${code})`, { command: ["pg_restore", ...args], exitCode: code, outputTail: stderr }));
+      else
+        reject(
+          new ChildProcessError(`pg_restore into "${database}" failed (exit ${code})`, {
+            command: ["pg_restore", ...args],
+            exitCode: code,
+            outputTail: stderr,
+          }),
+        );
     });
   });
   return { input: child.stdin, finished, kill: () => child.kill("SIGTERM") };

@@ -27,14 +27,27 @@ export function swapSteps(server: PgServer, plan: SwapPlan): Step[] {
   const { database: db, files } = plan;
   if (db) {
     steps.push(
-      { title: `keep database ${db.live} as ${db.kept}`, run: () => renameDatabase(server, db.live, db.kept), undo: () => renameDatabase(server, db.kept, db.live) },
-      { title: `rename database ${db.restored} to ${db.live}`, run: () => renameDatabase(server, db.restored, db.live), undo: () => renameDatabase(server, db.live, db.restored) },
+      {
+        title: `keep database ${db.live} as ${db.kept}`,
+        run: () => renameDatabase(server, db.live, db.kept),
+        undo: () => renameDatabase(server, db.kept, db.live),
+      },
+      {
+        title: `rename database ${db.restored} to ${db.live}`,
+        run: () => renameDatabase(server, db.restored, db.live),
+        undo: () => renameDatabase(server, db.live, db.restored),
+      },
     );
   }
   if (files) {
     // A files directory that is gone altogether has nothing to keep.
-    if (existsSync(files.live)) steps.push({ title: `keep ${files.live} as ${files.kept}`, run: () => rename(files.live, files.kept), undo: () => rename(files.kept, files.live) });
-    steps.push({ title: `move ${files.restored} to ${files.live}`, run: () => rename(files.restored, files.live), undo: () => rename(files.live, files.restored) });
+    if (existsSync(files.live))
+      steps.push({ title: `keep ${files.live} as ${files.kept}`, run: () => rename(files.live, files.kept), undo: () => rename(files.kept, files.live) });
+    steps.push({
+      title: `move ${files.restored} to ${files.live}`,
+      run: () => rename(files.restored, files.live),
+      undo: () => rename(files.live, files.restored),
+    });
   }
   return steps;
 }

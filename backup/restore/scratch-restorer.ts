@@ -34,7 +34,10 @@ export async function setSnapshotsIn(restic: Restic, repo: Repository, setId: st
   const missing = SET_PARTS.filter((part) => !byPart[part]);
   if (missing.length > 0) {
     throw new PlumError(`set ${setId} is incomplete in the ${repo.role} repository: no snapshot of ${missing.join(", ")}`, {
-      hint: repo.role === "secondary" ? "the set may not have been copied to the second site yet: restore it from the primary, or copy it first" : "the set may have been forgotten by retention: choose another set",
+      hint:
+        repo.role === "secondary"
+          ? "the set may not have been copied to the second site yet: restore it from the primary, or copy it first"
+          : "the set may have been forgotten by retention: choose another set",
     });
   }
   return byPart as Record<SetPart, Snapshot>;
@@ -67,7 +70,10 @@ async function restoreFilesSnapshot(restic: Restic, repo: Repository, setId: str
   await mkdir(target, { recursive: true });
   await restic.restore(repo, snapshot.id, target);
   const filesDirs = snapshot.paths.map((p) => path.join(target, p)).filter((dir) => !isStagingOf(dir, setId));
-  if (filesDirs.length !== 1) throw new PlumError(`snapshot ${snapshot.shortId} of the files of set ${setId} holds ${snapshot.paths.join(", ")}: cannot tell which is the files directory`);
+  if (filesDirs.length !== 1)
+    throw new PlumError(
+      `snapshot ${snapshot.shortId} of the files of set ${setId} holds ${snapshot.paths.join(", ")}: cannot tell which is the files directory`,
+    );
   await mkdir(filesDirs[0], { recursive: true }); // an empty files directory may not come back from restic
   return filesDirs[0];
 }
@@ -90,7 +96,8 @@ export async function scratchRestorer(props: {
   const { ctx, restic, set, repo, target } = props;
   const say = props.onProgress ?? (() => undefined);
   const manifest = set.manifest;
-  if (!manifest) throw new PlumError(`set ${set.id} has no manifest: it cannot be verified, so it is not restored`, { hint: "choose a set whose status is succeeded" });
+  if (!manifest)
+    throw new PlumError(`set ${set.id} has no manifest: it cannot be verified, so it is not restored`, { hint: "choose a set whose status is succeeded" });
   const snapshots = await setSnapshotsIn(restic, repo, set.id);
   let filesDir: string | undefined;
   if (target.database) {
@@ -106,6 +113,10 @@ export async function scratchRestorer(props: {
   if (target.database) checks.push(...tableCountChecks(manifest.databases["db-plum"].tables, await rowCountsOf(ctx.pg, target.database)));
   if (filesDir) checks.push(...(await fileChecks(filesDir, manifest.files)));
   const failed = checks.filter((c) => !c.passed).length;
-  say(failed === 0 ? `verified against the manifest: ${checks.length} checks passed` : `verification against the manifest failed: ${failed} of ${checks.length} checks`);
+  say(
+    failed === 0
+      ? `verified against the manifest: ${checks.length} checks passed`
+      : `verification against the manifest failed: ${failed} of ${checks.length} checks`,
+  );
   return { manifest, filesDir, checks };
 }

@@ -43,7 +43,10 @@ const MAX_IDENTIFIER = 63; // PostgreSQL cuts longer names short, which could ma
 /** Names a restore gives what it makes and what it keeps; lower case, so an admin can type them in psql. */
 function restoreNames(ctx: BackupContext, setId: string, at: Date) {
   // Two restores of one set never share a name, even when an earlier one crashed and left its copy behind.
-  const shortId = `${setId.toLowerCase().replace(/[^0-9a-z]/g, "").slice(0, 21)}_${randomBytes(2).toString("hex")}`;
+  const shortId = `${setId
+    .toLowerCase()
+    .replace(/[^0-9a-z]/g, "")
+    .slice(0, 21)}_${randomBytes(2).toString("hex")}`;
   const stamp = at.toISOString().replace(/[-:T]/g, "").slice(0, 14);
   const names = {
     database: `${ctx.databases.product}_restore_${shortId}`,
@@ -53,7 +56,10 @@ function restoreNames(ctx: BackupContext, setId: string, at: Date) {
     keptFiles: `${ctx.filesDir}.before-restore-${stamp}`,
   };
   for (const name of [names.database, names.keptDatabase]) {
-    if (Buffer.byteLength(name) > MAX_IDENTIFIER) throw new PlumError(`the product database's name is too long to restore beside it: "${name}" would exceed ${MAX_IDENTIFIER} bytes`, { hint: "restore with plain restic and pg_restore into a database of your choosing (README, \"Restore without the appliance\")" });
+    if (Buffer.byteLength(name) > MAX_IDENTIFIER)
+      throw new PlumError(`the product database's name is too long to restore beside it: "${name}" would exceed ${MAX_IDENTIFIER} bytes`, {
+        hint: 'restore with plain restic and pg_restore into a database of your choosing (README, "Restore without the appliance")',
+      });
   }
   return names;
 }
@@ -115,9 +121,13 @@ export async function setRestorer(props: {
       throw err;
     });
     // The restore has succeeded: what is left is tidying up, which must not turn it into a failure.
-    await rm(names.filesTarget, { recursive: true, force: true }).then(() => discardKept(ctx.pg, plan)).catch((err: Error) => {
-      notes.push(`the data from before the restore could not be removed (${err.message}): drop database ${names.keptDatabase} and remove ${names.keptFiles} by hand`);
-    });
+    await rm(names.filesTarget, { recursive: true, force: true })
+      .then(() => discardKept(ctx.pg, plan))
+      .catch((err: Error) => {
+        notes.push(
+          `the data from before the restore could not be removed (${err.message}): drop database ${names.keptDatabase} and remove ${names.keptFiles} by hand`,
+        );
+      });
   } catch (err) {
     await record(props, { outcome: "failure", startedAt, preRestoreSetId, primaryInitialised, checks, notes, error: (err as Error).message });
     throw err;
@@ -180,7 +190,10 @@ async function swapInto(props: Parameters<typeof setRestorer>[0], plan: SwapPlan
     }
     say("starting the product on the data it had");
     await props.instances.startProduct().catch((startErr: Error) => {
-      throw new PlumError(`the restore failed (${(err as Error).message}); the data was swapped back, but the product did not start again: ${startErr.message}`, { hint: "start it from the console or with plumctl, and see its log" });
+      throw new PlumError(
+        `the restore failed (${(err as Error).message}); the data was swapped back, but the product did not start again: ${startErr.message}`,
+        { hint: "start it from the console or with plumctl, and see its log" },
+      );
     });
     throw err;
   }
@@ -188,7 +201,15 @@ async function swapInto(props: Parameters<typeof setRestorer>[0], plan: SwapPlan
 
 async function record(
   props: Parameters<typeof setRestorer>[0],
-  outcome: { outcome: "success" | "failure"; startedAt: Date; preRestoreSetId?: string; primaryInitialised: boolean; checks: CheckResult[]; notes: string[]; error?: string },
+  outcome: {
+    outcome: "success" | "failure";
+    startedAt: Date;
+    preRestoreSetId?: string;
+    primaryInitialised: boolean;
+    checks: CheckResult[];
+    notes: string[];
+    error?: string;
+  },
 ): Promise<RestoreReport> {
   const finishedAt = new Date();
   const report: RestoreReport = {
@@ -203,6 +224,12 @@ async function record(
     checks: outcome.checks,
     notes: outcome.notes,
   };
-  await props.ctx.evidence.record({ kind: "restore", outcome: outcome.outcome, setId: props.setId, repository: props.from, detail: { ...report, startedBy: props.startedBy, error: outcome.error } });
+  await props.ctx.evidence.record({
+    kind: "restore",
+    outcome: outcome.outcome,
+    setId: props.setId,
+    repository: props.from,
+    detail: { ...report, startedBy: props.startedBy, error: outcome.error },
+  });
   return report;
 }

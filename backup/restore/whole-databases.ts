@@ -69,5 +69,8 @@ export function renameDatabase(server: PgServer, from: string, to: string, opts:
 /** Exact row counts per table of a database, counted the way a set's manifest counts them. */
 export function rowCountsOf(server: PgServer, database: string): Promise<Record<string, number>> {
   const client = new pg.Client(clientConfig(server, database));
-  return using(client.connect().then(() => client), exactRowCounts);
+  return using(
+    client.connect().then(() => client),
+    exactRowCounts,
+  );
 }

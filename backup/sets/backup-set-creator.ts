@@ -80,7 +80,20 @@ async function releaseSnapshot(held: HeldSnapshot | undefined): Promise<void> {
 
 /** pg_dump's arguments: the address and user in argv, the password only in PGPASSWORD. */
 export function pgDumpArgs(server: PgServer, database: string, snapshotId: string): string[] {
-  return ["--format=custom", `--snapshot=${snapshotId}`, "--no-password", "--lock-wait-timeout=300000", "--host", server.host, "--port", String(server.port), "--username", server.user, "--dbname", database];
+  return [
+    "--format=custom",
+    `--snapshot=${snapshotId}`,
+    "--no-password",
+    "--lock-wait-timeout=300000",
+    "--host",
+    server.host,
+    "--port",
+    String(server.port),
+    "--username",
+    server.user,
+    "--dbname",
+    database,
+  ];
 }
 
 /**
@@ -88,7 +101,16 @@ export function pgDumpArgs(server: PgServer, database: string, snapshotId: strin
  * whatever it got and exits 0 when the dump dies half-way: a failed dump throws even then, and the set's
  * failure forgets that snapshot.
  */
-async function dumpIntoRestic(opts: { ctx: BackupContext; restic: Restic; pgDump: string; part: "db-plum" | "db-ops"; database: string; held: HeldSnapshot; tags: string[]; onProgress?: (p: SetProgress) => void }): Promise<BackupSummary> {
+async function dumpIntoRestic(opts: {
+  ctx: BackupContext;
+  restic: Restic;
+  pgDump: string;
+  part: "db-plum" | "db-ops";
+  database: string;
+  held: HeldSnapshot;
+  tags: string[];
+  onProgress?: (p: SetProgress) => void;
+}): Promise<BackupSummary> {
   const { ctx, restic, part } = opts;
   const args = pgDumpArgs(ctx.pg, opts.database, opts.held.snapshotId);
   const env = { ...process.env, ...pgEnvironment(ctx.pg) };
@@ -99,10 +121,21 @@ async function dumpIntoRestic(opts: { ctx: BackupContext; restic: Restic; pgDump
     dump.on("error", (spawnError) => resolve({ code: null, signal: null, spawnError }));
     dump.on("close", (code, signal) => resolve({ code, signal }));
   });
-  const backup = restic.backupStdin(ctx.repos.primary, dump.stdout, { filename: DUMP_FILENAMES[part], tags: opts.tags, shortIdIsEnough: true, onProgress: (progress) => opts.onProgress?.({ part, progress }) });
+  const backup = restic.backupStdin(ctx.repos.primary, dump.stdout, {
+    filename: DUMP_FILENAMES[part],
+    tags: opts.tags,
+    shortIdIsEnough: true,
+    onProgress: (progress) => opts.onProgress?.({ part, progress }),
+  });
   // A dump stuck without writing would never notice that restic is gone.
   backup.catch(() => setTimeout(() => dump.exitCode === null && dump.kill("SIGKILL"), 30_000).unref());
-  const [stored, exit] = await Promise.all([backup.then((s) => ({ summary: s }), (error: unknown) => ({ error })), dumpExit]);
+  const [stored, exit] = await Promise.all([
+    backup.then(
+      (s) => ({ summary: s }),
+      (error: unknown) => ({ error }),
+    ),
+    dumpExit,
+  ]);
   if (exit.code === 0 && "summary" in stored) return stored.summary;
 
   // A snapshot restic saved of a failed dump is forgotten with the rest of the set (failSet).
@@ -157,12 +190,27 @@ async function stage(ctx: BackupContext, staging: string, manifest: SetManifest)
  * the manifest, or `failed` with the reason and no snapshot of the set left in the repository.
  * `pgDump` replaces the pg_dump binary (tests point it at one that fails half-way).
  */
-export async function backupSetCreator(props: { ctx: BackupContext; kind: SetKind; startedBy: string; onProgress?: (p: SetProgress) => void; restic?: Restic; pgDump?: string }): Promise<BackupSet> {
+export async function backupSetCreator(props: {
+  ctx: BackupContext;
+  kind: SetKind;
+  startedBy: string;
+  onProgress?: (p: SetProgress) => void;
+  restic?: Restic;
+  pgDump?: string;
+}): Promise<BackupSet> {
   const { ctx, kind, startedBy } = props;
   const restic = props.restic ?? new Restic({ log: ctx.log });
   const primary = ctx.repos.primary;
   const startedAt = new Date();
-  const row = await ctx.sets.create({ id: newSetId(startedAt), kind, status: "running", startedAt, appVersion: APP_VERSION, schemaVersion: expectedSchemaVersion(PRODUCT_MIGRATIONS_DIR), startedBy });
+  const row = await ctx.sets.create({
+    id: newSetId(startedAt),
+    kind,
+    status: "running",
+    startedAt,
+    appVersion: APP_VERSION,
+    schemaVersion: expectedSchemaVersion(PRODUCT_MIGRATIONS_DIR),
+    startedBy,
+  });
   const staging = path.join(ctx.workDir, "set-staging");
 
   return oneAtATime(`set-staging:${staging}`, async () => {
@@ -192,7 +240,16 @@ export async function backupSetCreator(props: { ctx: BackupContext; kind: SetKin
       const tables: Partial<Record<"db-plum" | "db-ops", Record<string, number>>> = {};
       for (const part of ["db-plum", "db-ops"] as const) {
         const database = part === "db-plum" ? ctx.databases.product : ctx.databases.ops;
-        summaries[part] = await dumpIntoRestic({ ctx, restic, pgDump: props.pgDump ?? "pg_dump", part, database, held: held[part]!, tags: setTags(row, part), onProgress: props.onProgress });
+        summaries[part] = await dumpIntoRestic({
+          ctx,
+          restic,
+          pgDump: props.pgDump ?? "pg_dump",
+          part,
+          database,
+          held: held[part]!,
+          tags: setTags(row, part),
+          onProgress: props.onProgress,
+        });
         tables[part] = await held[part]!.counting;
         await releaseSnapshot(held[part]);
         delete held[part];
@@ -203,12 +260,19 @@ export async function backupSetCreator(props: { ctx: BackupContext; kind: SetKin
         createdAt: startedAt.toISOString(),
         appVersion: row.appVersion,
         schemaVersion: row.schemaVersion,
-        databases: { "db-plum": { database: ctx.databases.product, tables: tables["db-plum"]! }, "db-ops": { database: ctx.databases.ops, tables: tables["db-ops"]! } },
+        databases: {
+          "db-plum": { database: ctx.databases.product, tables: tables["db-plum"]! },
+          "db-ops": { database: ctx.databases.ops, tables: tables["db-ops"]! },
+        },
         files: await hashing,
       };
 
       await stage(ctx, staging, manifest);
-      summaries.files = await restic.backupPaths(primary, [ctx.filesDir, staging], { tags: setTags(row, "files"), shortIdIsEnough: true, onProgress: (progress) => props.onProgress?.({ part: "files", progress }) });
+      summaries.files = await restic.backupPaths(primary, [ctx.filesDir, staging], {
+        tags: setTags(row, "files"),
+        shortIdIsEnough: true,
+        onProgress: (progress) => props.onProgress?.({ part: "files", progress }),
+      });
       // restic 0.14 names new snapshots by short ids: one listing of the set gives every part's full id.
       const full = new Map((await restic.snapshots(primary, { tags: [`set:${row.id}`] })).map((s) => [s.id.slice(0, 8), s.id]));
       for (const s of Object.values(summaries)) s.snapshotId = full.get(s.snapshotId.slice(0, 8)) ?? s.snapshotId;
@@ -227,7 +291,16 @@ export async function backupSetCreator(props: { ctx: BackupContext; kind: SetKin
         outcome: "success",
         setId: row.id,
         repository: "primary",
-        detail: { kind, startedBy, snapshots: row.primarySnapshots, bytesAdded: Number(row.bytesAdded), bytesProcessed: Number(row.bytesProcessed), seconds: (row.finishedAt!.getTime() - startedAt.getTime()) / 1000, tables: Object.keys(manifest.databases["db-plum"].tables).length, files: manifest.files.length },
+        detail: {
+          kind,
+          startedBy,
+          snapshots: row.primarySnapshots,
+          bytesAdded: Number(row.bytesAdded),
+          bytesProcessed: Number(row.bytesProcessed),
+          seconds: (row.finishedAt!.getTime() - startedAt.getTime()) / 1000,
+          tables: Object.keys(manifest.databases["db-plum"].tables).length,
+          files: manifest.files.length,
+        },
       });
       return row;
     } catch (err) {
@@ -262,10 +335,19 @@ async function failSet(opts: { ctx: BackupContext; restic: Restic; row: BackupSe
   const error = [(err as Error).message, tail].filter(Boolean).join("\n");
   let forgotten: string[] = [];
   try {
-    forgotten = await restic.forget(ctx.repos.primary, (await restic.snapshots(ctx.repos.primary, { tags: [`set:${row.id}`] })).map((s) => s.id));
+    forgotten = await restic.forget(
+      ctx.repos.primary,
+      (await restic.snapshots(ctx.repos.primary, { tags: [`set:${row.id}`] })).map((s) => s.id),
+    );
   } catch (cleanup) {
     ctx.log.warn({ setId: row.id, err: (cleanup as Error).message }, "could not forget the snapshots of a failed set; retention will");
   }
   await row.update({ status: "failed", finishedAt: new Date(), error });
-  await ctx.evidence.record({ kind: "backup", outcome: "failure", setId: row.id, repository: "primary", detail: { kind: row.kind, startedBy: row.startedBy, error, snapshotsForgotten: forgotten, resticError: err instanceof ResticError } });
+  await ctx.evidence.record({
+    kind: "backup",
+    outcome: "failure",
+    setId: row.id,
+    repository: "primary",
+    detail: { kind: row.kind, startedBy: row.startedBy, error, snapshotsForgotten: forgotten, resticError: err instanceof ResticError },
+  });
 }

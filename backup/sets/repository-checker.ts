@@ -31,7 +31,12 @@ export async function repositoryChecker(ctx: BackupContext, role: RepositoryRole
     throw err;
   }
   const seconds = (Date.now() - started) / 1000;
-  await ctx.evidence.record({ kind: "check", outcome: result.ok ? "success" : "failure", repository: role, detail: { subset, errorsFound: !result.ok, seconds, output: result.output.slice(-20) } });
+  await ctx.evidence.record({
+    kind: "check",
+    outcome: result.ok ? "success" : "failure",
+    repository: role,
+    detail: { subset, errorsFound: !result.ok, seconds, output: result.output.slice(-20) },
+  });
   if (!result.ok) {
     throw new PlumError(`restic check of the ${role} repository found errors (data subset ${subset})`, {
       detail: result.output.join("\n"),

@@ -109,13 +109,20 @@ export async function retentionApplier(ctx: BackupContext, opts: { now?: Date; r
       if (!repo || !(await restic.isInitialised(repo))) continue;
       await restic.unlock(repo);
       const doomed = (await restic.snapshots(repo, { tags: ["plum-set"] })).filter((s) => s.tags.some((t) => t.startsWith("set:") && toForget.has(t.slice(4))));
-      const forgotten = await restic.forget(repo, doomed.map((s) => s.id));
+      const forgotten = await restic.forget(
+        repo,
+        doomed.map((s) => s.id),
+      );
       if (forgotten.length > 0) await restic.prune(repo);
       snapshotsForgotten[repo.role] = forgotten.length;
     }
     if (decision.forget.length > 0) await ctx.sets.update({ status: "forgotten" }, { where: { id: { [Op.in]: decision.forget }, status: "succeeded" } });
   } catch (err) {
-    await ctx.evidence.record({ kind: "forget", outcome: "failure", detail: { policy, kept: decision.keep, forgotten: decision.forget, error: (err as Error).message } });
+    await ctx.evidence.record({
+      kind: "forget",
+      outcome: "failure",
+      detail: { policy, kept: decision.keep, forgotten: decision.forget, error: (err as Error).message },
+    });
     throw err;
   }
   await ctx.evidence.record({ kind: "forget", outcome: "success", detail: { policy, kept: decision.keep, forgotten: decision.forget, snapshotsForgotten } });

@@ -25,7 +25,9 @@ export async function setCopier(ctx: BackupContext, opts: { setId?: string; rest
   const where: WhereOptions<BackupSet> = opts.setId ? { id: opts.setId } : { status: "succeeded", copiedAt: { [Op.is]: null } };
   const sets = await ctx.sets.findAll({ where, order: [["startedAt", "ASC"]] });
   if (opts.setId && sets[0]?.status !== "succeeded") {
-    throw new PlumError(`set ${opts.setId} ${sets[0] ? `is ${sets[0].status}` : "does not exist"}: only a succeeded set is copied`, { hint: "list the sets with `plumctl backup list`" });
+    throw new PlumError(`set ${opts.setId} ${sets[0] ? `is ${sets[0].status}` : "does not exist"}: only a succeeded set is copied`, {
+      hint: "list the sets with `plumctl backup list`",
+    });
   }
   if (sets.length === 0) return [];
 
@@ -50,14 +52,28 @@ export async function setCopier(ctx: BackupContext, opts: { setId?: string; rest
       const secondarySnapshots = {} as Record<SetPart, string>;
       for (const part of SET_PARTS) {
         if (copies[part].original && copies[part].original !== set.primarySnapshots[part]) {
-          throw new PlumError(`the ${part} snapshot of set ${set.id} in the secondary (${copies[part].shortId}) is a copy of ${copies[part].original}, not of ${set.primarySnapshots[part]}`);
+          throw new PlumError(
+            `the ${part} snapshot of set ${set.id} in the secondary (${copies[part].shortId}) is a copy of ${copies[part].original}, not of ${set.primarySnapshots[part]}`,
+          );
         }
         secondarySnapshots[part] = copies[part].id;
       }
       await set.update({ secondarySnapshots, copiedAt: new Date() });
-      await ctx.evidence.record({ kind: "copy", outcome: "success", setId: set.id, repository: "secondary", detail: { from: set.primarySnapshots, to: secondarySnapshots, seconds: (Date.now() - started) / 1000 } });
+      await ctx.evidence.record({
+        kind: "copy",
+        outcome: "success",
+        setId: set.id,
+        repository: "secondary",
+        detail: { from: set.primarySnapshots, to: secondarySnapshots, seconds: (Date.now() - started) / 1000 },
+      });
     } catch (err) {
-      await ctx.evidence.record({ kind: "copy", outcome: "failure", setId: set.id, repository: "secondary", detail: { from: set.primarySnapshots, error: (err as Error).message } });
+      await ctx.evidence.record({
+        kind: "copy",
+        outcome: "failure",
+        setId: set.id,
+        repository: "secondary",
+        detail: { from: set.primarySnapshots, error: (err as Error).message },
+      });
       throw err;
     }
   }

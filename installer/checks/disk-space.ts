@@ -12,7 +12,9 @@ export const diskSpace: PreflightCheck = {
     const st = statfsSync(config.home);
     const freeGiB = (st.bavail * st.bsize) / 2 ** 30;
     if (freeGiB < NEEDED_GIB) {
-      throw new PlumError(`${freeGiB.toFixed(1)} GiB free on ${config.home}, ${NEEDED_GIB} GiB needed`, { hint: "free some space or set PLUM_HOME to a larger volume" });
+      throw new PlumError(`${freeGiB.toFixed(1)} GiB free on ${config.home}, ${NEEDED_GIB} GiB needed`, {
+        hint: "free some space or set PLUM_HOME to a larger volume",
+      });
     }
     return `${freeGiB.toFixed(1)} GiB free on ${config.home}`;
   },

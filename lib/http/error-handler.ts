@@ -18,7 +18,9 @@ export function errorHandler(opts: { logger: Logger; view: string; audit: AuditS
     if (status >= 500) opts.logger.error({ err, url: req.originalUrl }, "request failed");
     const s = signedIn(res);
     if (status === 403 && s && req.method !== "GET") {
-      void opts.audit.append({ actor: `user:${s.user.username}`, action: "access.denied", outcome: "denied", target: `${req.method} ${req.path}` }).catch(() => undefined);
+      void opts.audit
+        .append({ actor: `user:${s.user.username}`, action: "access.denied", outcome: "denied", target: `${req.method} ${req.path}` })
+        .catch(() => undefined);
     }
     if (res.headersSent) return res.destroy();
     if (req.accepts(["html", "json"]) === "json") return res.status(status).json({ error: message, ...(err instanceof HttpError ? err.extra : {}) });

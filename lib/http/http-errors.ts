@@ -17,7 +17,10 @@ export class ForbiddenError extends HttpError {
 }
 
 export class BadRequestError extends HttpError {
-  constructor(message: string, readonly fields: Record<string, string> = {}) {
+  constructor(
+    message: string,
+    readonly fields: Record<string, string> = {},
+  ) {
     super(400, message, { fields });
   }
 }

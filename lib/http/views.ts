@@ -27,7 +27,8 @@ export function createViewEngine() {
   hbs.registerHelper("eq", (a: unknown, b: unknown) => a === b);
   hbs.registerHelper("datetime", (d: unknown) => (d instanceof Date ? d.toISOString().replace("T", " ").slice(0, 19) + " UTC" : d ? String(d) : ""));
   hbs.registerHelper("json", (v: unknown) => JSON.stringify(v));
-  const compile = (dir: string) => new Map(templatesIn(path.join(WEB_ROOT, dir)).map(({ name, file }) => [name, hbs.compile(readFileSync(file, "utf8"), { strict: false })]));
+  const compile = (dir: string) =>
+    new Map(templatesIn(path.join(WEB_ROOT, dir)).map(({ name, file }) => [name, hbs.compile(readFileSync(file, "utf8"), { strict: false })]));
   const pages = compile("pages");
   const layouts = compile("layouts");
 

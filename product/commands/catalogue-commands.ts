@@ -15,7 +15,8 @@ export interface ItemInput {
 function check(input: Partial<ItemInput>): void {
   const fields: Record<string, string> = {};
   if (input.name !== undefined && (input.name.trim().length < 2 || input.name.length > 120)) fields.name = "2 to 120 characters";
-  if (input.pointsCost !== undefined && (!Number.isInteger(input.pointsCost) || input.pointsCost < 1)) fields.pointsCost = "a whole number of points, at least 1";
+  if (input.pointsCost !== undefined && (!Number.isInteger(input.pointsCost) || input.pointsCost < 1))
+    fields.pointsCost = "a whole number of points, at least 1";
   if (input.stock !== undefined && (!Number.isInteger(input.stock) || input.stock < 0)) fields.stock = "a whole number, 0 or more";
   if (Object.keys(fields).length > 0) throw new BadRequestError("The item was not saved.", fields);
 }
@@ -35,7 +36,11 @@ export async function catalogueItemCreator(props: { ctx: ProductContext; actor: 
 }
 
 /** A manager changes an item: price, stock, wording, or takes it out of the catalogue. */
-export async function catalogueItemUpdater(props: { ctx: ProductContext; actor: ProductActor; input: { itemId: number } & Partial<Omit<ItemInput, "merchantId">> }): Promise<CatalogueItem> {
+export async function catalogueItemUpdater(props: {
+  ctx: ProductContext;
+  actor: ProductActor;
+  input: { itemId: number } & Partial<Omit<ItemInput, "merchantId">>;
+}): Promise<CatalogueItem> {
   const { ctx, actor, input } = props;
   authorize(actor, "update", "Catalogue");
   check(input);

@@ -18,7 +18,8 @@ export async function itemRedeemer(props: {
 }): Promise<{ voucher: Voucher; balance: number; replayed: boolean }> {
   const { ctx, actor, input } = props;
   authorize(actor, "redeem", "Catalogue");
-  if (!/^[\w-]{8,100}$/.test(input.requestKey)) throw new BadRequestError("The redemption was not made.", { requestKey: "is missing; reload the page and try again" });
+  if (!/^[\w-]{8,100}$/.test(input.requestKey))
+    throw new BadRequestError("The redemption was not made.", { requestKey: "is missing; reload the page and try again" });
   const idempotencyKey = `redeem:${input.participantId}:${input.requestKey}`;
   return ctx.sequelize.transaction(async (transaction) => {
     if (!(await lockParticipant(ctx, input.participantId, transaction))) throw new HttpError(404, `There is no participant with id ${input.participantId}.`);
@@ -46,10 +47,22 @@ export async function itemRedeemer(props: {
       { transaction },
     );
     await ctx.models.LedgerEntry.create(
-      { participantId: input.participantId, programmeId: null, kind: "redemption", points: -item.pointsCost, idempotencyKey, voucherId: voucher.id, note: item.name, createdBy: actorLabel(actor) },
+      {
+        participantId: input.participantId,
+        programmeId: null,
+        kind: "redemption",
+        points: -item.pointsCost,
+        idempotencyKey,
+        voucherId: voucher.id,
+        note: item.name,
+        createdBy: actorLabel(actor),
+      },
       { transaction },
     );
-    await ctx.models.events.append({ actor: actorLabel(actor), action: "voucher.issue", target: `voucher:${voucher.id}`, detail: { itemId: item.id, points: item.pointsCost } }, transaction);
+    await ctx.models.events.append(
+      { actor: actorLabel(actor), action: "voucher.issue", target: `voucher:${voucher.id}`, detail: { itemId: item.id, points: item.pointsCost } },
+      transaction,
+    );
     return { voucher, balance: balance - item.pointsCost, replayed: false };
   });
 }

@@ -16,7 +16,11 @@ function newApiKey(): { key: string; prefix: string } {
 }
 
 /** A manager adds a merchant; its POS API key is returned to be shown once (only its hash is kept). */
-export async function merchantCreator(props: { ctx: ProductContext; actor: ProductActor; input: { name: string; contactEmail?: string } }): Promise<{ merchant: Merchant; apiKey: string }> {
+export async function merchantCreator(props: {
+  ctx: ProductContext;
+  actor: ProductActor;
+  input: { name: string; contactEmail?: string };
+}): Promise<{ merchant: Merchant; apiKey: string }> {
   const { ctx, actor } = props;
   authorize(actor, "create", "Merchant");
   const name = props.input.name.trim();
@@ -24,7 +28,10 @@ export async function merchantCreator(props: { ctx: ProductContext; actor: Produ
   const { key, prefix } = newApiKey();
   try {
     return await ctx.sequelize.transaction(async (transaction) => {
-      const merchant = await ctx.models.Merchant.create({ name, contactEmail: props.input.contactEmail ?? "", apiKeyHash: hashApiKey(key), apiKeyPrefix: prefix }, { transaction });
+      const merchant = await ctx.models.Merchant.create(
+        { name, contactEmail: props.input.contactEmail ?? "", apiKeyHash: hashApiKey(key), apiKeyPrefix: prefix },
+        { transaction },
+      );
       await ctx.models.events.append({ actor: actorLabel(actor), action: "merchant.create", target: `merchant:${merchant.id}` }, transaction);
       return { merchant, apiKey: key };
     });
@@ -35,7 +42,11 @@ export async function merchantCreator(props: { ctx: ProductContext; actor: Produ
 }
 
 /** Replace a merchant's API key (the old one stops working at once); the new key is shown once. */
-export async function merchantKeyRotator(props: { ctx: ProductContext; actor: ProductActor; input: { merchantId: number } }): Promise<{ merchant: Merchant; apiKey: string }> {
+export async function merchantKeyRotator(props: {
+  ctx: ProductContext;
+  actor: ProductActor;
+  input: { merchantId: number };
+}): Promise<{ merchant: Merchant; apiKey: string }> {
   const { ctx, actor } = props;
   authorize(actor, "update", "Merchant");
   const merchant = await ctx.models.Merchant.findByPk(props.input.merchantId);

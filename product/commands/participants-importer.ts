@@ -37,7 +37,14 @@ export function parseParticipantsCsv(csv: string | Buffer): ParsedRow[] {
     if (!EMAIL.test(r.email ?? "")) bad("email", r.email ? `"${r.email}" is not an e-mail address` : "is empty");
     const country = (r.country ?? "").toUpperCase();
     if (!/^[A-Z]{2}$/.test(country)) bad("country", r.country ? `"${r.country}" is not a two-letter ISO 3166 country code` : "is empty");
-    rows.push({ employeeId, name: r.name, email: (r.email ?? "").toLowerCase(), department: r.department ?? "", managerEmployeeId: r.manager || null, country });
+    rows.push({
+      employeeId,
+      name: r.name,
+      email: (r.email ?? "").toLowerCase(),
+      department: r.department ?? "",
+      managerEmployeeId: r.manager || null,
+      country,
+    });
   }
   if (errors.length > 0) throw new ImportRejected(errors);
   return rows;
@@ -47,7 +54,11 @@ export function parseParticipantsCsv(csv: string | Buffer): ParsedRow[] {
  * Import participants from an HRIS export: every row is checked first and any problem imports nothing;
  * otherwise all rows are inserted or updated (by employee id) in one transaction.
  */
-export async function participantsImporter(props: { ctx: ProductContext; actor: ProductActor; input: { csv: string | Buffer } }): Promise<{ created: number; updated: number }> {
+export async function participantsImporter(props: {
+  ctx: ProductContext;
+  actor: ProductActor;
+  input: { csv: string | Buffer };
+}): Promise<{ created: number; updated: number }> {
   const { ctx, actor } = props;
   authorize(actor, "import", "Participant");
   const rows = parseParticipantsCsv(props.input.csv);
@@ -62,7 +73,14 @@ export async function participantsImporter(props: { ctx: ProductContext; actor: 
            manager_employee_id = excluded.manager_employee_id, country = excluded.country, updated_at = now()
          returning (xmax = 0) as inserted`,
         {
-          bind: [batch.map((r) => r.employeeId), batch.map((r) => r.name), batch.map((r) => r.email), batch.map((r) => r.department), batch.map((r) => r.managerEmployeeId), batch.map((r) => r.country)],
+          bind: [
+            batch.map((r) => r.employeeId),
+            batch.map((r) => r.name),
+            batch.map((r) => r.email),
+            batch.map((r) => r.department),
+            batch.map((r) => r.managerEmployeeId),
+            batch.map((r) => r.country),
+          ],
           transaction,
         },
       );

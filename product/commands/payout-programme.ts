@@ -10,6 +10,7 @@ import type { ProductContext } from "../product-context.ts";
 export async function lockSalesProgramme(ctx: ProductContext, programmeId: number, transaction: Transaction): Promise<Programme> {
   const programme = await ctx.models.Programme.findByPk(programmeId, { transaction, lock: transaction.LOCK.UPDATE });
   if (!programme) throw new HttpError(404, `There is no programme with id ${programmeId}.`);
-  if (programme.kind !== "sales_incentive") throw new BadRequestError(`"${programme.name}" is a ${programme.kind} programme: payouts are for sales-incentive programmes only.`);
+  if (programme.kind !== "sales_incentive")
+    throw new BadRequestError(`"${programme.name}" is a ${programme.kind} programme: payouts are for sales-incentive programmes only.`);
   return programme;
 }

@@ -30,13 +30,33 @@ export async function payoutRuleSaver(props: { ctx: ProductContext; actor: Produ
     await lockSalesProgramme(ctx, input.programmeId, transaction);
     const frozen = await latestFrozenPeriod(ctx.sequelize, input.programmeId, transaction);
     if (frozen && input.effectiveFrom <= frozen) {
-      throw new BadRequestError(NOT_SAVED, { effectiveFrom: `the payouts of ${frozen} are approved and frozen, with the rule they were computed with: a new rule can take effect after ${frozen}` });
+      throw new BadRequestError(NOT_SAVED, {
+        effectiveFrom: `the payouts of ${frozen} are approved and frozen, with the rule they were computed with: a new rule can take effect after ${frozen}`,
+      });
     }
-    const values = { tiers: input.tiers.map((t) => ({ fromAttainmentBp: t.fromAttainmentBp, rateBp: t.rateBp })), acceleratorBp: input.acceleratorBp, capMinor: input.capMinor.toString(), updatedBy: actorLabel(actor) };
+    const values = {
+      tiers: input.tiers.map((t) => ({ fromAttainmentBp: t.fromAttainmentBp, rateBp: t.rateBp })),
+      acceleratorBp: input.acceleratorBp,
+      capMinor: input.capMinor.toString(),
+      updatedBy: actorLabel(actor),
+    };
     const existing = await PayoutRule.findOne({ where: { programmeId: input.programmeId, effectiveFrom: input.effectiveFrom }, transaction });
-    const rule = existing ? await existing.update(values, { transaction }) : await PayoutRule.create({ programmeId: input.programmeId, effectiveFrom: input.effectiveFrom, ...values }, { transaction });
+    const rule = existing
+      ? await existing.update(values, { transaction })
+      : await PayoutRule.create({ programmeId: input.programmeId, effectiveFrom: input.effectiveFrom, ...values }, { transaction });
     await ctx.models.events.append(
-      { actor: actorLabel(actor), action: "payout.rule.save", target: `programme:${input.programmeId}`, detail: { effectiveFrom: input.effectiveFrom, tiers: values.tiers, acceleratorBp: values.acceleratorBp, capMinor: values.capMinor, replaced: !!existing } },
+      {
+        actor: actorLabel(actor),
+        action: "payout.rule.save",
+        target: `programme:${input.programmeId}`,
+        detail: {
+          effectiveFrom: input.effectiveFrom,
+          tiers: values.tiers,
+          acceleratorBp: values.acceleratorBp,
+          capMinor: values.capMinor,
+          replaced: !!existing,
+        },
+      },
       transaction,
     );
     return rule;

@@ -20,12 +20,21 @@ export async function payoutRunApprover(props: { ctx: ProductContext; actor: Pro
     const stale =
       rule?.id !== run.ruleId
         ? ["the rule that governs the period changed"]
-        : payoutDifferences(await storedPayoutLines(ctx.sequelize, run.id, transaction), await payoutLinesFromSales(ctx.sequelize, programme.id, run.period, termsOf(rule), transaction));
+        : payoutDifferences(
+            await storedPayoutLines(ctx.sequelize, run.id, transaction),
+            await payoutLinesFromSales(ctx.sequelize, programme.id, run.period, termsOf(rule), transaction),
+          );
     if (stale.length > 0) {
-      throw new HttpError(409, `The sales or the payout rule of ${run.period} changed after these payouts were computed (${stale.slice(0, 3).join("; ")}${stale.length > 3 ? "; …" : ""}): recompute, review, then approve.`);
+      throw new HttpError(
+        409,
+        `The sales or the payout rule of ${run.period} changed after these payouts were computed (${stale.slice(0, 3).join("; ")}${stale.length > 3 ? "; …" : ""}): recompute, review, then approve.`,
+      );
     }
     await run.update({ status: "approved", approvedBy: actorLabel(actor), approvedAt: new Date() }, { transaction });
-    await ctx.models.events.append({ actor: actorLabel(actor), action: "payout.run.approve", target: `payout_run:${run.id}`, detail: { programmeId: programme.id, period: run.period } }, transaction);
+    await ctx.models.events.append(
+      { actor: actorLabel(actor), action: "payout.run.approve", target: `payout_run:${run.id}`, detail: { programmeId: programme.id, period: run.period } },
+      transaction,
+    );
     return run;
   });
 }

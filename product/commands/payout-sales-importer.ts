@@ -57,22 +57,30 @@ export function parseSalesCsv(csv: string | Buffer): SalesRow[] {
  * participant, period not frozen by an approved run) and any problem imports nothing; otherwise every row is
  * inserted, or updates the participant's figures for that period, in one transaction.
  */
-export async function payoutSalesImporter(props: { ctx: ProductContext; actor: ProductActor; input: { programmeId: number; csv: string | Buffer } }): Promise<{ created: number; updated: number; periods: string[] }> {
+export async function payoutSalesImporter(props: {
+  ctx: ProductContext;
+  actor: ProductActor;
+  input: { programmeId: number; csv: string | Buffer };
+}): Promise<{ created: number; updated: number; periods: string[] }> {
   const { ctx, actor, input } = props;
   authorize(actor, "import", "Payout");
   const rows = parseSalesCsv(input.csv);
   return ctx.sequelize.transaction(async (transaction) => {
     await lockSalesProgramme(ctx, input.programmeId, transaction);
-    const known = await ctx.sequelize.query<{ id: number; employee_id: string }>("select id, employee_id from participants where employee_id = any($1::text[])", {
-      bind: [[...new Set(rows.map((r) => r.employeeId))]],
-      type: QueryTypes.SELECT,
-      transaction,
-    });
+    const known = await ctx.sequelize.query<{ id: number; employee_id: string }>(
+      "select id, employee_id from participants where employee_id = any($1::text[])",
+      {
+        bind: [[...new Set(rows.map((r) => r.employeeId))]],
+        type: QueryTypes.SELECT,
+        transaction,
+      },
+    );
     const idOf = new Map(known.map((p) => [p.employee_id, p.id]));
     const frozen = new Set(await frozenPeriods(ctx.sequelize, input.programmeId, transaction));
     const errors: SalesRowError[] = [];
     for (const r of rows) {
-      if (!idOf.has(r.employeeId)) errors.push({ line: r.line, column: "employee_id", reason: `no participant has the employee id "${r.employeeId}": import them first` });
+      if (!idOf.has(r.employeeId))
+        errors.push({ line: r.line, column: "employee_id", reason: `no participant has the employee id "${r.employeeId}": import them first` });
       if (frozen.has(r.period)) errors.push({ line: r.line, column: "period", reason: `the payouts of ${r.period} are approved: its sales are frozen` });
     }
     if (errors.length > 0) throw new ImportRejected(errors);
@@ -82,11 +90,23 @@ export async function payoutSalesImporter(props: { ctx: ProductContext; actor: P
        select $1, * from unnest($2::int[], $3::text[], $4::bigint[], $5::bigint[])
        on conflict (programme_id, participant_id, period) do update set quota_minor = excluded.quota_minor, sales_minor = excluded.sales_minor, updated_at = now()
        returning (xmax = 0) as inserted`,
-      { bind: [input.programmeId, rows.map((r) => idOf.get(r.employeeId)), rows.map((r) => r.period), rows.map((r) => r.quotaMinor.toString()), rows.map((r) => r.salesMinor.toString())], transaction },
+      {
+        bind: [
+          input.programmeId,
+          rows.map((r) => idOf.get(r.employeeId)),
+          rows.map((r) => r.period),
+          rows.map((r) => r.quotaMinor.toString()),
+          rows.map((r) => r.salesMinor.toString()),
+        ],
+        transaction,
+      },
     );
     const created = (result as Array<{ inserted: boolean }>).filter((r) => r.inserted).length;
     const summary = { created, updated: rows.length - created, periods: [...new Set(rows.map((r) => r.period))].sort() };
-    await ctx.models.events.append({ actor: actorLabel(actor), action: "payout.sales.import", target: `programme:${input.programmeId}`, detail: summary }, transaction);
+    await ctx.models.events.append(
+      { actor: actorLabel(actor), action: "payout.sales.import", target: `programme:${input.programmeId}`, detail: summary },
+      transaction,
+    );
     return summary;
   });
 }

@@ -23,7 +23,8 @@ function check(input: Partial<ProgrammeInput>): void {
 
 function translate(err: unknown): never {
   if (err instanceof UniqueConstraintError) throw new BadRequestError("The programme was not saved.", { name: "another programme has this name" });
-  if (err instanceof ValidationError) throw new BadRequestError("The programme was not saved.", Object.fromEntries(err.errors.map((e) => [e.path ?? "input", e.message])));
+  if (err instanceof ValidationError)
+    throw new BadRequestError("The programme was not saved.", Object.fromEntries(err.errors.map((e) => [e.path ?? "input", e.message])));
   throw err;
 }
 
@@ -33,8 +34,14 @@ export async function programmeCreator(props: { ctx: ProductContext; actor: Prod
   check(input);
   try {
     return await ctx.sequelize.transaction(async (transaction) => {
-      const programme = await ctx.models.Programme.create({ name: input.name.trim(), kind: input.kind as ProgrammeKind, description: input.description ?? "", currency: input.currency ?? "EUR" }, { transaction });
-      await ctx.models.events.append({ actor: actorLabel(actor), action: "programme.create", target: `programme:${programme.id}`, detail: { kind: programme.kind } }, transaction);
+      const programme = await ctx.models.Programme.create(
+        { name: input.name.trim(), kind: input.kind as ProgrammeKind, description: input.description ?? "", currency: input.currency ?? "EUR" },
+        { transaction },
+      );
+      await ctx.models.events.append(
+        { actor: actorLabel(actor), action: "programme.create", target: `programme:${programme.id}`, detail: { kind: programme.kind } },
+        transaction,
+      );
       return programme;
     });
   } catch (err) {
@@ -42,7 +49,11 @@ export async function programmeCreator(props: { ctx: ProductContext; actor: Prod
   }
 }
 
-export async function programmeUpdater(props: { ctx: ProductContext; actor: ProductActor; input: { programmeId: number } & Partial<ProgrammeInput> }): Promise<Programme> {
+export async function programmeUpdater(props: {
+  ctx: ProductContext;
+  actor: ProductActor;
+  input: { programmeId: number } & Partial<ProgrammeInput>;
+}): Promise<Programme> {
   const { ctx, actor, input } = props;
   authorize(actor, "update", "Programme");
   check(input);
@@ -51,8 +62,14 @@ export async function programmeUpdater(props: { ctx: ProductContext; actor: Prod
   const { programmeId: _id, ...changes } = input;
   try {
     await ctx.sequelize.transaction(async (transaction) => {
-      await programme.update({ ...changes, kind: (changes.kind ?? programme.kind) as ProgrammeKind, name: changes.name?.trim() ?? programme.name }, { transaction });
-      await ctx.models.events.append({ actor: actorLabel(actor), action: "programme.update", target: `programme:${programme.id}`, detail: changes }, transaction);
+      await programme.update(
+        { ...changes, kind: (changes.kind ?? programme.kind) as ProgrammeKind, name: changes.name?.trim() ?? programme.name },
+        { transaction },
+      );
+      await ctx.models.events.append(
+        { actor: actorLabel(actor), action: "programme.update", target: `programme:${programme.id}`, detail: changes },
+        transaction,
+      );
     });
   } catch (err) {
     translate(err);

@@ -39,14 +39,27 @@ async function refusalOf(ctx: ProductContext, code: string, merchantId: number):
   if (!voucher) return { ok: false, reason: "unknown_code", message: `There is no voucher with the code ${code}. Check the code and type it again.` };
   if (voucher.merchantId !== merchantId) {
     const owner = await ctx.models.Merchant.findByPk(voucher.merchantId);
-    return { ok: false, reason: "other_merchant", message: `Voucher ${code} is for another merchant (${owner?.name ?? `#${voucher.merchantId}`}) and cannot be redeemed here.` };
+    return {
+      ok: false,
+      reason: "other_merchant",
+      message: `Voucher ${code} is for another merchant (${owner?.name ?? `#${voucher.merchantId}`}) and cannot be redeemed here.`,
+    };
   }
   if (voucher.status === "redeemed") {
-    return { ok: false, reason: "already_redeemed", voucher, message: `Voucher ${code} was already redeemed on ${when(voucher.redeemedAt!)}. A voucher can be redeemed only once.` };
+    return {
+      ok: false,
+      reason: "already_redeemed",
+      voucher,
+      message: `Voucher ${code} was already redeemed on ${when(voucher.redeemedAt!)}. A voucher can be redeemed only once.`,
+    };
   }
   if (voucher.status === "cancelled") return { ok: false, reason: "cancelled", voucher, message: `Voucher ${code} was cancelled and cannot be redeemed.` };
-  const [{ expired }] = await ctx.sequelize.query<{ expired: boolean }>("select :expiresAt::timestamptz <= now() as expired", { replacements: { expiresAt: voucher.expiresAt }, type: QueryTypes.SELECT });
-  if (expired) return { ok: false, reason: "expired", voucher, message: `Voucher ${code} expired on ${when(voucher.expiresAt)} and can no longer be redeemed.` };
+  const [{ expired }] = await ctx.sequelize.query<{ expired: boolean }>("select :expiresAt::timestamptz <= now() as expired", {
+    replacements: { expiresAt: voucher.expiresAt },
+    type: QueryTypes.SELECT,
+  });
+  if (expired)
+    return { ok: false, reason: "expired", voucher, message: `Voucher ${code} expired on ${when(voucher.expiresAt)} and can no longer be redeemed.` };
   return { ok: true, voucher };
 }
 

@@ -11,11 +11,74 @@ import { SYSTEM_ACTOR } from "../product-context.ts";
 import { standaloneContext } from "../standalone-context.ts";
 import { newShareToken, newVoucherCode } from "../voucher-codes.ts";
 
-const FIRST = ["Ana", "Ben", "Chloé", "Daan", "Elif", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kaito", "Lena", "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wen", "Ximena", "Yusuf", "Zoë"];
-const LAST = ["Andersen", "Bakker", "Costa", "Dubois", "Eriksen", "Fischer", "García", "Hansen", "Ivanova", "Jansen", "Kowalski", "Larsen", "Moreau", "Novak", "Okafor", "Peeters", "Rossi", "Schmidt", "Tanaka", "Usman", "Visser", "Weber", "Yilmaz", "Zhang"];
+const FIRST = [
+  "Ana",
+  "Ben",
+  "Chloé",
+  "Daan",
+  "Elif",
+  "Farid",
+  "Grace",
+  "Hugo",
+  "Ines",
+  "Jonas",
+  "Kaito",
+  "Lena",
+  "Mateo",
+  "Nora",
+  "Omar",
+  "Priya",
+  "Quinn",
+  "Rosa",
+  "Sven",
+  "Tara",
+  "Umar",
+  "Vera",
+  "Wen",
+  "Ximena",
+  "Yusuf",
+  "Zoë",
+];
+const LAST = [
+  "Andersen",
+  "Bakker",
+  "Costa",
+  "Dubois",
+  "Eriksen",
+  "Fischer",
+  "García",
+  "Hansen",
+  "Ivanova",
+  "Jansen",
+  "Kowalski",
+  "Larsen",
+  "Moreau",
+  "Novak",
+  "Okafor",
+  "Peeters",
+  "Rossi",
+  "Schmidt",
+  "Tanaka",
+  "Usman",
+  "Visser",
+  "Weber",
+  "Yilmaz",
+  "Zhang",
+];
 const DEPARTMENTS = ["Sales", "Support", "Engineering", "Finance", "Operations", "Marketing", "People", "Logistics"];
 const COUNTRIES = ["NL", "DE", "FR", "BE", "ES", "IT", "GB", "SE", "PL", "PT"];
-const GOODS = ["Cinema ticket", "Coffee voucher", "Book token", "Spa day", "Dinner for two", "Headphones", "Train ticket", "Plant box", "Museum pass", "Cooking class"];
+const GOODS = [
+  "Cinema ticket",
+  "Coffee voucher",
+  "Book token",
+  "Spa day",
+  "Dinner for two",
+  "Headphones",
+  "Train ticket",
+  "Plant box",
+  "Museum pass",
+  "Cooking class",
+];
 const BATCH = 5000;
 
 /** A small deterministic generator, so the same seed gives the same dataset. */
@@ -44,7 +107,13 @@ export interface DemoSummary {
   seconds: number;
 }
 
-async function insertRows(sequelize: Sequelize, transaction: Transaction, table: string, columns: Array<[string, string]>, rows: unknown[][]): Promise<number[]> {
+async function insertRows(
+  sequelize: Sequelize,
+  transaction: Transaction,
+  table: string,
+  columns: Array<[string, string]>,
+  rows: unknown[][],
+): Promise<number[]> {
   const ids: number[] = [];
   for (let i = 0; i < rows.length; i += BATCH) {
     const batch = rows.slice(i, i + BATCH);
@@ -101,11 +170,22 @@ async function coreDataLoader(sequelize: Sequelize, opts: { participants: number
   const managerPassword = oneTimePassword();
 
   return sequelize.transaction(async (transaction) => {
-    const programmeIds = await insertRows(sequelize, transaction, "programmes", [["name", "text"], ["kind", "text"], ["description", "text"], ["currency", "text"]], [
-      [`Thank-you points ${tag}`, "recognition", "Peer-to-peer recognition", "EUR"],
-      [`Quarterly sales incentive ${tag}`, "sales_incentive", "Quota-attainment tiers with an accelerator", "EUR"],
-      [`Customer club ${tag}`, "loyalty", "Points for loyal customers", "EUR"],
-    ]);
+    const programmeIds = await insertRows(
+      sequelize,
+      transaction,
+      "programmes",
+      [
+        ["name", "text"],
+        ["kind", "text"],
+        ["description", "text"],
+        ["currency", "text"],
+      ],
+      [
+        [`Thank-you points ${tag}`, "recognition", "Peer-to-peer recognition", "EUR"],
+        [`Quarterly sales incentive ${tag}`, "sales_incentive", "Quota-attainment tiers with an accelerator", "EUR"],
+        [`Customer club ${tag}`, "loyalty", "Points for loyal customers", "EUR"],
+      ],
+    );
     log(`programmes: ${programmeIds.length}`);
 
     const people: unknown[][] = [];
@@ -114,18 +194,67 @@ async function coreDataLoader(sequelize: Sequelize, opts: { participants: number
       const last = pick(LAST);
       const employeeId = `D${tag}-${String(n).padStart(7, "0")}`;
       const manager = n % 10 === 1 ? null : `D${tag}-${String(n - (n % 10) + 1).padStart(7, "0")}`;
-      people.push([employeeId, `${first} ${last}`, `${first}.${last}.${n}.${tag}@example.com`.toLowerCase().normalize("NFD").replace(/[\u0300-\u036f]/g, ""), pick(DEPARTMENTS), manager, pick(COUNTRIES)]);
+      people.push([
+        employeeId,
+        `${first} ${last}`,
+        `${first}.${last}.${n}.${tag}@example.com`
+          .toLowerCase()
+          .normalize("NFD")
+          .replace(/[\u0300-\u036f]/g, ""),
+        pick(DEPARTMENTS),
+        manager,
+        pick(COUNTRIES),
+      ]);
     }
-    const participantIds = await insertRows(sequelize, transaction, "participants", [["employee_id", "text"], ["name", "text"], ["email", "text"], ["department", "text"], ["manager_employee_id", "text"], ["country", "text"]], people);
+    const participantIds = await insertRows(
+      sequelize,
+      transaction,
+      "participants",
+      [
+        ["employee_id", "text"],
+        ["name", "text"],
+        ["email", "text"],
+        ["department", "text"],
+        ["manager_employee_id", "text"],
+        ["country", "text"],
+      ],
+      people,
+    );
     log(`participants: ${participantIds.length}`);
 
     const merchantCount = Math.max(3, Math.min(50, Math.ceil(opts.participants / 2000)));
     const merchants: unknown[][] = [];
-    for (let m = 1; m <= merchantCount; m++) merchants.push([`Merchant ${m} ${tag}`, `shop${m}@example.com`, hashApiKey(`pk_${randomBytes(30).toString("base64url")}`), `pk_demo${m}`]);
-    const merchantIds = await insertRows(sequelize, transaction, "merchants", [["name", "text"], ["contact_email", "text"], ["api_key_hash", "text"], ["api_key_prefix", "text"]], merchants);
+    for (let m = 1; m <= merchantCount; m++)
+      merchants.push([`Merchant ${m} ${tag}`, `shop${m}@example.com`, hashApiKey(`pk_${randomBytes(30).toString("base64url")}`), `pk_demo${m}`]);
+    const merchantIds = await insertRows(
+      sequelize,
+      transaction,
+      "merchants",
+      [
+        ["name", "text"],
+        ["contact_email", "text"],
+        ["api_key_hash", "text"],
+        ["api_key_prefix", "text"],
+      ],
+      merchants,
+    );
     const items: unknown[][] = [];
-    for (const merchantId of merchantIds) for (const good of GOODS) items.push([merchantId, `${good}`, `${good} at merchant ${merchantId}`, 50 + Math.floor(random() * 20) * 25, 1000 + Math.floor(random() * 5000)]);
-    const itemIds = await insertRows(sequelize, transaction, "catalogue_items", [["merchant_id", "int"], ["name", "text"], ["description", "text"], ["points_cost", "int"], ["stock", "int"]], items);
+    for (const merchantId of merchantIds)
+      for (const good of GOODS)
+        items.push([merchantId, `${good}`, `${good} at merchant ${merchantId}`, 50 + Math.floor(random() * 20) * 25, 1000 + Math.floor(random() * 5000)]);
+    const itemIds = await insertRows(
+      sequelize,
+      transaction,
+      "catalogue_items",
+      [
+        ["merchant_id", "int"],
+        ["name", "text"],
+        ["description", "text"],
+        ["points_cost", "int"],
+        ["stock", "int"],
+      ],
+      items,
+    );
     log(`merchants: ${merchantIds.length}, items: ${itemIds.length}`);
 
     // Awards: 1–4 per participant; then about a third of participants redeem one item they can afford.
@@ -140,7 +269,15 @@ async function coreDataLoader(sequelize: Sequelize, opts: { participants: number
         awards.push([pid, pick(programmeIds), "award", points, `demo:${tag}:${++key}`, "demo award", "demo-data"]);
       }
     }
-    const ledgerColumns: Array<[string, string]> = [["participant_id", "int"], ["programme_id", "int"], ["kind", "text"], ["points", "int"], ["idempotency_key", "text"], ["note", "text"], ["created_by", "text"]];
+    const ledgerColumns: Array<[string, string]> = [
+      ["participant_id", "int"],
+      ["programme_id", "int"],
+      ["kind", "text"],
+      ["points", "int"],
+      ["idempotency_key", "text"],
+      ["note", "text"],
+      ["created_by", "text"],
+    ];
     await insertRows(sequelize, transaction, "ledger_entries", ledgerColumns, awards);
     log(`awards: ${awards.length}`);
 
@@ -154,18 +291,57 @@ async function coreDataLoader(sequelize: Sequelize, opts: { participants: number
       if ((balance.get(pid) ?? 0) < cost) continue;
       const redeemed = random() < 0.5;
       const issued = new Date(now - Math.floor(random() * 90) * 86400_000);
-      vouchers.push([pid, itemIds[i], items[i][0], cost, newVoucherCode(), newShareToken(), redeemed ? "redeemed" : "issued", issued.toISOString(), new Date(issued.getTime() + 180 * 86400_000).toISOString(), redeemed ? new Date(issued.getTime() + 86400_000).toISOString() : null, redeemed ? items[i][0] : null]);
+      vouchers.push([
+        pid,
+        itemIds[i],
+        items[i][0],
+        cost,
+        newVoucherCode(),
+        newShareToken(),
+        redeemed ? "redeemed" : "issued",
+        issued.toISOString(),
+        new Date(issued.getTime() + 180 * 86400_000).toISOString(),
+        redeemed ? new Date(issued.getTime() + 86400_000).toISOString() : null,
+        redeemed ? items[i][0] : null,
+      ]);
       buyers.push({ pid, cost, item: itemIds[i] });
     }
-    const voucherIds = await insertRows(sequelize, transaction, "vouchers", [["participant_id", "int"], ["item_id", "int"], ["merchant_id", "int"], ["points_cost", "int"], ["code", "text"], ["share_token", "text"], ["status", "text"], ["issued_at", "timestamptz"], ["expires_at", "timestamptz"], ["redeemed_at", "timestamptz"], ["redeemed_by_merchant_id", "int"]], vouchers);
+    const voucherIds = await insertRows(
+      sequelize,
+      transaction,
+      "vouchers",
+      [
+        ["participant_id", "int"],
+        ["item_id", "int"],
+        ["merchant_id", "int"],
+        ["points_cost", "int"],
+        ["code", "text"],
+        ["share_token", "text"],
+        ["status", "text"],
+        ["issued_at", "timestamptz"],
+        ["expires_at", "timestamptz"],
+        ["redeemed_at", "timestamptz"],
+        ["redeemed_by_merchant_id", "int"],
+      ],
+      vouchers,
+    );
     const redemptions = buyers.map((b, n) => [b.pid, null, "redemption", -b.cost, `demo:${tag}:r${n}`, "demo redemption", "demo-data", voucherIds[n]]);
     await insertRows(sequelize, transaction, "ledger_entries", [...ledgerColumns, ["voucher_id", "int"]], redemptions);
-    await sequelize.query("update catalogue_items c set stock = c.stock - v.n from (select item_id, count(*) as n from vouchers where item_id = any($1::int[]) group by item_id) v where v.item_id = c.id", { bind: [itemIds], transaction });
+    await sequelize.query(
+      "update catalogue_items c set stock = c.stock - v.n from (select item_id, count(*) as n from vouchers where item_id = any($1::int[]) group by item_id) v where v.item_id = c.id",
+      { bind: [itemIds], transaction },
+    );
     log(`vouchers: ${voucherIds.length}`);
 
     const managerName = `manager-${tag}@example.com`;
-    await sequelize.query("insert into product_users (username, role, password_hash, must_change_password) values ($1, 'manager', $2, true)", { bind: [managerName, await hashPassword(managerPassword)], transaction });
-    await sequelize.query("insert into product_events (actor, action, detail) values ('demo-data', 'demo-data.load', $1)", { bind: [JSON.stringify({ tag, participants: participantIds.length })], transaction });
+    await sequelize.query("insert into product_users (username, role, password_hash, must_change_password) values ($1, 'manager', $2, true)", {
+      bind: [managerName, await hashPassword(managerPassword)],
+      transaction,
+    });
+    await sequelize.query("insert into product_events (actor, action, detail) values ('demo-data', 'demo-data.load', $1)", {
+      bind: [JSON.stringify({ tag, participants: participantIds.length })],
+      transaction,
+    });
     return {
       tag,
       salesProgrammeId: programmeIds[1],

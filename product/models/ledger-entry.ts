@@ -25,7 +25,15 @@ export function defineLedgerEntry(sequelize: Sequelize) {
       participantId: { type: DataTypes.INTEGER, allowNull: false },
       programmeId: { type: DataTypes.INTEGER, allowNull: true },
       kind: { type: DataTypes.TEXT, allowNull: false, validate: { isIn: [LEDGER_KINDS as unknown as string[]] } },
-      points: { type: DataTypes.INTEGER, allowNull: false, validate: { notZero: (v: number) => { if (v === 0) throw new Error("points must not be 0"); } } },
+      points: {
+        type: DataTypes.INTEGER,
+        allowNull: false,
+        validate: {
+          notZero: (v: number) => {
+            if (v === 0) throw new Error("points must not be 0");
+          },
+        },
+      },
       idempotencyKey: { type: DataTypes.TEXT, allowNull: false, unique: true },
       voucherId: { type: DataTypes.INTEGER, allowNull: true },
       note: { type: DataTypes.TEXT, allowNull: false, defaultValue: "" },

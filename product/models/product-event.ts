@@ -28,7 +28,10 @@ export function defineProductEvent(sequelize: Sequelize) {
   );
   const sink: AuditSink = {
     append: (event, transaction?: Transaction) =>
-      ProductEvent.create({ actor: event.actor, action: event.action, target: event.target ?? null, outcome: event.outcome ?? "success", detail: event.detail ?? {} }, { transaction }),
+      ProductEvent.create(
+        { actor: event.actor, action: event.action, target: event.target ?? null, outcome: event.outcome ?? "success", detail: event.detail ?? {} },
+        { transaction },
+      ),
   };
   return { ProductEvent, events: sink };
 }

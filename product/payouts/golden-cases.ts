@@ -28,7 +28,14 @@ export interface GoldenCase {
 }
 
 const QUOTA = 1_000_000n;
-const golden = (name: string, salesMinor: bigint, attainmentBp: bigint, amountMinor: bigint, capped = false): GoldenCase => ({ name, quotaMinor: QUOTA, salesMinor, attainmentBp, amountMinor, capped });
+const golden = (name: string, salesMinor: bigint, attainmentBp: bigint, amountMinor: bigint, capped = false): GoldenCase => ({
+  name,
+  quotaMinor: QUOTA,
+  salesMinor,
+  attainmentBp,
+  amountMinor,
+  capped,
+});
 
 export const GOLDEN_CASES: GoldenCase[] = [
   golden("no sales pays nothing", 0n, 0n, 0n),

@@ -13,7 +13,8 @@ export const BP_PER_UNIT = 10_000n;
  * anything above goes up. Payouts use it so that a tie never pays out a minor unit nobody earned.
  */
 export function divideRoundHalfDown(numerator: bigint, denominator: bigint): bigint {
-  if (numerator < 0n || denominator <= 0n) throw new RangeError(`divideRoundHalfDown needs numerator ≥ 0 and denominator > 0 (got ${numerator} / ${denominator})`);
+  if (numerator < 0n || denominator <= 0n)
+    throw new RangeError(`divideRoundHalfDown needs numerator ≥ 0 and denominator > 0 (got ${numerator} / ${denominator})`);
   const quotient = numerator / denominator;
   const remainder = numerator % denominator;
   return remainder * 2n > denominator ? quotient + 1n : quotient;

@@ -81,23 +81,33 @@ export function checkPayoutTerms(terms: { tiers: unknown; acceleratorBp: unknown
     for (const [i, tier] of tiers.entries()) {
       const { fromAttainmentBp: from, rateBp: rate } = (tier ?? {}) as Record<string, unknown>;
       const label = `tier ${i + 1}`;
-      if (!isIntIn(from, 0, TIER_LIMITS.maxFromAttainmentBp)) problems.tiers = `${label}: its attainment threshold must be 0 to ${percent(TIER_LIMITS.maxFromAttainmentBp)} of quota in whole basis points (got ${JSON.stringify(from)} bp)`;
-      else if (!isIntIn(rate, 0, TIER_LIMITS.maxRateBp)) problems.tiers = `${label}: its rate must be 0 to ${percent(TIER_LIMITS.maxRateBp)} of sales in whole basis points, never negative (got ${JSON.stringify(rate)} bp)`;
-      else if (previous !== undefined && from <= previous) problems.tiers = `${label}: thresholds must be strictly ascending (${percent(from)} follows ${percent(previous)})`;
+      if (!isIntIn(from, 0, TIER_LIMITS.maxFromAttainmentBp))
+        problems.tiers = `${label}: its attainment threshold must be 0 to ${percent(TIER_LIMITS.maxFromAttainmentBp)} of quota in whole basis points (got ${JSON.stringify(from)} bp)`;
+      else if (!isIntIn(rate, 0, TIER_LIMITS.maxRateBp))
+        problems.tiers = `${label}: its rate must be 0 to ${percent(TIER_LIMITS.maxRateBp)} of sales in whole basis points, never negative (got ${JSON.stringify(rate)} bp)`;
+      else if (previous !== undefined && from <= previous)
+        problems.tiers = `${label}: thresholds must be strictly ascending (${percent(from)} follows ${percent(previous)})`;
       if (problems.tiers) break;
       previous = from as number;
     }
   }
-  if (!isIntIn(terms.acceleratorBp, TIER_LIMITS.minAcceleratorBp, TIER_LIMITS.maxAcceleratorBp)) problems.acceleratorBp = `must be from 1× to 10× (${TIER_LIMITS.minAcceleratorBp} to ${TIER_LIMITS.maxAcceleratorBp} bp; got ${String(terms.acceleratorBp)})`;
+  if (!isIntIn(terms.acceleratorBp, TIER_LIMITS.minAcceleratorBp, TIER_LIMITS.maxAcceleratorBp))
+    problems.acceleratorBp = `must be from 1× to 10× (${TIER_LIMITS.minAcceleratorBp} to ${TIER_LIMITS.maxAcceleratorBp} bp; got ${String(terms.acceleratorBp)})`;
   const cap = terms.capMinor;
-  if (typeof cap !== "bigint" || cap <= 0n || cap > MAX_MINOR) problems.capMinor = `must be more than 0 and at most ${MAX_MINOR} minor units (got ${String(cap)})`;
+  if (typeof cap !== "bigint" || cap <= 0n || cap > MAX_MINOR)
+    problems.capMinor = `must be more than 0 and at most ${MAX_MINOR} minor units (got ${String(cap)})`;
   return problems;
 }
 
 /** The payout for one participant's quota and sales under one rule (see the semantics above). */
 export function calculatePayout(terms: PayoutTerms, figures: SalesFigures): PayoutResult {
   const problems = checkPayoutTerms(terms);
-  if (Object.keys(problems).length > 0) throw new RangeError(`invalid payout rule: ${Object.entries(problems).map(([k, v]) => `${k} ${v}`).join("; ")}`);
+  if (Object.keys(problems).length > 0)
+    throw new RangeError(
+      `invalid payout rule: ${Object.entries(problems)
+        .map(([k, v]) => `${k} ${v}`)
+        .join("; ")}`,
+    );
   const { quotaMinor: quota, salesMinor: sales } = figures;
   if (quota <= 0n) throw new RangeError(`quota must be positive (got ${quota})`);
   if (sales < 0n) throw new RangeError(`sales must not be negative (got ${sales})`);

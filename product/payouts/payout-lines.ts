@@ -27,7 +27,12 @@ export function termsOf(rule: PayoutRule): PayoutTerms {
 /** The periods of a programme whose run is approved or exported, newest first: their payouts and sales are frozen. */
 export async function frozenPeriods(sequelize: Sequelize, programmeId: number, transaction?: Transaction): Promise<string[]> {
   const { PayoutRun } = definePayoutModels(sequelize);
-  const runs = await PayoutRun.findAll({ where: { programmeId, status: ["approved", "exported"] }, attributes: ["period"], order: [["period", "DESC"]], transaction });
+  const runs = await PayoutRun.findAll({
+    where: { programmeId, status: ["approved", "exported"] },
+    attributes: ["period"],
+    order: [["period", "DESC"]],
+    transaction,
+  });
   return runs.map((r) => r.period);
 }
 
@@ -37,7 +42,13 @@ export async function latestFrozenPeriod(sequelize: Sequelize, programmeId: numb
 }
 
 /** The payouts a period's stored sales records earn under the given terms, by employee id. */
-export async function payoutLinesFromSales(sequelize: Sequelize, programmeId: number, period: string, terms: PayoutTerms, transaction?: Transaction): Promise<ComputedPayoutLine[]> {
+export async function payoutLinesFromSales(
+  sequelize: Sequelize,
+  programmeId: number,
+  period: string,
+  terms: PayoutTerms,
+  transaction?: Transaction,
+): Promise<ComputedPayoutLine[]> {
   const sales = await sequelize.query<{ participant_id: number; employee_id: string; quota_minor: string; sales_minor: string }>(
     `select s.participant_id, p.employee_id, s.quota_minor, s.sales_minor
        from sales_records s join participants p on p.id = s.participant_id
@@ -46,7 +57,13 @@ export async function payoutLinesFromSales(sequelize: Sequelize, programmeId: nu
   );
   return sales.map((s) => {
     const result = calculatePayout(terms, { quotaMinor: BigInt(s.quota_minor), salesMinor: BigInt(s.sales_minor) });
-    return { participantId: s.participant_id, employeeId: s.employee_id, attainmentBp: result.attainmentBp, amountMinor: result.amountMinor, detail: result.breakdown };
+    return {
+      participantId: s.participant_id,
+      employeeId: s.employee_id,
+      attainmentBp: result.attainmentBp,
+      amountMinor: result.amountMinor,
+      detail: result.breakdown,
+    };
   });
 }
 
@@ -58,7 +75,12 @@ export async function storedPayoutLines(sequelize: Sequelize, runId: number, tra
       where o.run_id = :runId order by p.employee_id`,
     { replacements: { runId }, type: QueryTypes.SELECT, transaction },
   );
-  return rows.map((r) => ({ participantId: r.participant_id, employeeId: r.employee_id, attainmentBp: BigInt(r.attainment_bp), amountMinor: BigInt(r.amount_minor) }));
+  return rows.map((r) => ({
+    participantId: r.participant_id,
+    employeeId: r.employee_id,
+    attainmentBp: BigInt(r.attainment_bp),
+    amountMinor: BigInt(r.amount_minor),
+  }));
 }
 
 /** Where stored payouts and recomputed ones disagree, one sentence per participant; empty when they agree. */
@@ -69,7 +91,8 @@ export function payoutDifferences(stored: PayoutLine[], recomputed: PayoutLine[]
     const r = now.get(s.participantId);
     now.delete(s.participantId);
     if (!r) out.push(`${s.employeeId}: paid ${s.amountMinor} but has no sales record any more`);
-    else if (r.amountMinor !== s.amountMinor || r.attainmentBp !== s.attainmentBp) out.push(`${s.employeeId}: stored ${s.amountMinor} at ${s.attainmentBp} bp, recomputed ${r.amountMinor} at ${r.attainmentBp} bp`);
+    else if (r.amountMinor !== s.amountMinor || r.attainmentBp !== s.attainmentBp)
+      out.push(`${s.employeeId}: stored ${s.amountMinor} at ${s.attainmentBp} bp, recomputed ${r.amountMinor} at ${r.attainmentBp} bp`);
   }
   for (const r of now.values()) out.push(`${r.employeeId}: has sales but no payout in the run`);
   return out;

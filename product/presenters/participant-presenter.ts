@@ -2,7 +2,17 @@ import type { LedgerEntry } from "../models/ledger-entry.ts";
 import type { Participant } from "../models/participant.ts";
 
 export function presentParticipant(p: Participant, balance?: number) {
-  return { id: p.id, employeeId: p.employeeId, name: p.name, email: p.email, department: p.department, manager: p.managerEmployeeId, country: p.country, hasAccount: p.userId !== null, balance };
+  return {
+    id: p.id,
+    employeeId: p.employeeId,
+    name: p.name,
+    email: p.email,
+    department: p.department,
+    manager: p.managerEmployeeId,
+    country: p.country,
+    hasAccount: p.userId !== null,
+    balance,
+  };
 }
 
 export function presentLedgerEntry(e: LedgerEntry) {

@@ -25,7 +25,12 @@ export function ruleFormValues(currency: string, rule: PayoutRule | null, sugges
   const text = (key: string, fallback = "") => (typed ? String(typed[key] ?? "") : fallback);
   return {
     effectiveFrom: text("effectiveFrom", suggestedFrom),
-    tiers: Array.from({ length: TIER_LIMITS.maxTiers }, (_, i) => ({ i, n: i + 1, from: text(`from${i}`, shown?.tiers[i]?.from), rate: text(`rate${i}`, shown?.tiers[i]?.rate) })),
+    tiers: Array.from({ length: TIER_LIMITS.maxTiers }, (_, i) => ({
+      i,
+      n: i + 1,
+      from: text(`from${i}`, shown?.tiers[i]?.from),
+      rate: text(`rate${i}`, shown?.tiers[i]?.rate),
+    })),
     accelerator: text("accelerator", shown?.accelerator ?? "1"),
     cap: text("cap", shown?.cap),
   };
@@ -51,7 +56,8 @@ export function explainPayout(b: PayoutBreakdown, currency: string): string {
   if (!b.tier) return "below the first tier: nothing is paid";
   const money = (minor: string) => `${formatMinor(BigInt(minor), currency)} ${currency}`;
   const rate = `${formatBpAsPercent(b.tier.rateBp)} %`;
-  const accelerated = b.acceleratedSalesMinor !== "0" ? ` + ${rate} × ${formatMultiplier(b.acceleratorBp)} of ${money(b.acceleratedSalesMinor)} above quota` : "";
+  const accelerated =
+    b.acceleratedSalesMinor !== "0" ? ` + ${rate} × ${formatMultiplier(b.acceleratorBp)} of ${money(b.acceleratedSalesMinor)} above quota` : "";
   const cap = b.capped ? `, capped at ${money(b.capMinor)}` : "";
   return `tier ${b.tier.index + 1} (from ${formatBpAsPercent(b.tier.fromAttainmentBp)} %): ${rate} of ${money(b.baseSalesMinor)}${accelerated} makes ${money(b.uncappedMinor)} (rounded half down)${cap}`;
 }

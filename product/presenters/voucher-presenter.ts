@@ -19,7 +19,12 @@ export async function voucherNames(ctx: ProductContext, vouchers: Voucher[]): Pr
   ]);
   const itemName = new Map(items.map((i) => [i.id, i.name]));
   const merchantName = new Map(merchants.map((m) => [m.id, m.name]));
-  return new Map(vouchers.map((v) => [v.id, { item: itemName.get(v.itemId) ?? `item #${v.itemId}`, merchant: merchantName.get(v.merchantId) ?? `merchant #${v.merchantId}` }]));
+  return new Map(
+    vouchers.map((v) => [
+      v.id,
+      { item: itemName.get(v.itemId) ?? `item #${v.itemId}`, merchant: merchantName.get(v.merchantId) ?? `merchant #${v.merchantId}` },
+    ]),
+  );
 }
 
 function stateOf(v: Voucher, now: Date): "valid" | "expired" | "redeemed" | "cancelled" {

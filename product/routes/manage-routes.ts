@@ -45,8 +45,15 @@ export function manageRoutes(router: Router, ctx: ProductContext) {
   });
 
   const renderProgrammes = async (res: import("express").Response, extra: Record<string, unknown> = {}, status = 200) => {
-    const programmes = await ctx.models.Programme.findAll({ order: [["status", "ASC"], ["name", "ASC"]] });
-    res.status(status).render("product/manage/programmes", { title: "Programmes", programmes: programmes.map(presentProgramme), kinds: PROGRAMME_KINDS, ...extra });
+    const programmes = await ctx.models.Programme.findAll({
+      order: [
+        ["status", "ASC"],
+        ["name", "ASC"],
+      ],
+    });
+    res
+      .status(status)
+      .render("product/manage/programmes", { title: "Programmes", programmes: programmes.map(presentProgramme), kinds: PROGRAMME_KINDS, ...extra });
   };
 
   router.get("/manage/programmes", async (_req, res) => {

@@ -78,7 +78,12 @@ export function merchantAdminRoutes(router: Router, ctx: ProductContext) {
 
   const renderCatalogue = async (res: Response, extra: Record<string, unknown> = {}, status = 200) => {
     const [items, merchants] = await Promise.all([
-      ctx.models.CatalogueItem.findAll({ order: [["active", "DESC"], ["name", "ASC"]] }),
+      ctx.models.CatalogueItem.findAll({
+        order: [
+          ["active", "DESC"],
+          ["name", "ASC"],
+        ],
+      }),
       ctx.models.Merchant.findAll({ order: [["name", "ASC"]], attributes: ["id", "name"] }),
     ]);
     const merchantName = new Map(merchants.map((m) => [m.id, m.name]));
@@ -101,8 +106,19 @@ export function merchantAdminRoutes(router: Router, ctx: ProductContext) {
     const form = itemForm.parse(req.body ?? {});
     try {
       const merchantId = Number(form.merchantId);
-      if (!Number.isInteger(merchantId) || merchantId < 1) throw new BadRequestError("The item was not saved.", { merchantId: "choose the merchant that offers it" });
-      await catalogueItemCreator({ ctx, actor, input: { merchantId, name: form.name, description: form.description.trim(), pointsCost: count(form.pointsCost) ?? NaN, stock: count(form.stock) ?? NaN } });
+      if (!Number.isInteger(merchantId) || merchantId < 1)
+        throw new BadRequestError("The item was not saved.", { merchantId: "choose the merchant that offers it" });
+      await catalogueItemCreator({
+        ctx,
+        actor,
+        input: {
+          merchantId,
+          name: form.name,
+          description: form.description.trim(),
+          pointsCost: count(form.pointsCost) ?? NaN,
+          stock: count(form.stock) ?? NaN,
+        },
+      });
       res.redirect(303, "/manage/catalogue");
     } catch (err) {
       if (!(err instanceof BadRequestError)) throw err;

@@ -12,7 +12,13 @@ export function opsEndpoints(app: Express, deps: { sequelize: Sequelize; slot: s
   registry.setDefaultLabels({ slot: deps.slot, version: APP_VERSION });
   collectDefaultMetrics({ register: registry });
   const requests = new Counter({ name: "plum_http_requests_total", help: "HTTP requests served", labelNames: ["method", "status"], registers: [registry] });
-  const latency = new Histogram({ name: "plum_http_request_duration_seconds", help: "HTTP request latency", labelNames: ["method"], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] });
+  const latency = new Histogram({
+    name: "plum_http_request_duration_seconds",
+    help: "HTTP request latency",
+    labelNames: ["method"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
 
   app.use((req, res, next) => {
     const end = latency.startTimer({ method: req.method });

@@ -28,10 +28,15 @@ const pointsForm = z.object({
 export function participantRoutes(router: Router, ctx: ProductContext) {
   const renderList = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200) => {
     const q = listQuery.parse(req.query);
-    const where = q.q ? { [Op.or]: [{ name: { [Op.iLike]: `%${q.q}%` } }, { employeeId: { [Op.iLike]: `${q.q}%` } }, { email: { [Op.iLike]: `${q.q}%` } }] } : {};
+    const where = q.q
+      ? { [Op.or]: [{ name: { [Op.iLike]: `%${q.q}%` } }, { employeeId: { [Op.iLike]: `${q.q}%` } }, { email: { [Op.iLike]: `${q.q}%` } }] }
+      : {};
     const { rows, count } = await ctx.models.Participant.findAndCountAll({ where, order: [["employeeId", "ASC"]], limit: PAGE, offset: (q.page - 1) * PAGE });
     const balances = rows.length
-      ? await ctx.sequelize.query<{ participant_id: number; balance: string }>("select participant_id, sum(points) as balance from ledger_entries where participant_id in (:ids) group by participant_id", { replacements: { ids: rows.map((r) => r.id) }, type: QueryTypes.SELECT })
+      ? await ctx.sequelize.query<{ participant_id: number; balance: string }>(
+          "select participant_id, sum(points) as balance from ledger_entries where participant_id in (:ids) group by participant_id",
+          { replacements: { ids: rows.map((r) => r.id) }, type: QueryTypes.SELECT },
+        )
       : [];
     const byId = new Map(balances.map((b) => [b.participant_id, Number(b.balance)]));
     const pages = Math.max(1, Math.ceil(count / PAGE));
@@ -59,7 +64,10 @@ export function participantRoutes(router: Router, ctx: ProductContext) {
     if (!req.file) return renderList(req, res, { error: "Choose the CSV file to import." }, 400);
     try {
       const { created, updated } = await participantsImporter({ ctx, actor, input: { csv: req.file.buffer } });
-      res.redirect(303, `/manage/participants?imported=${encodeURIComponent(`Imported ${created + updated} participants: ${created} new, ${updated} updated.`)}`);
+      res.redirect(
+        303,
+        `/manage/participants?imported=${encodeURIComponent(`Imported ${created + updated} participants: ${created} new, ${updated} updated.`)}`,
+      );
     } catch (err) {
       if (!(err instanceof ImportRejected)) throw err;
       await renderList(req, res, { error: err.message, rowErrors: err.errors }, 400);
@@ -92,7 +100,18 @@ export function participantRoutes(router: Router, ctx: ProductContext) {
     const participantId = id.parse(req.params.id);
     try {
       const form = pointsForm.parse(req.body ?? {});
-      await pointsAwarder({ ctx, actor, input: { participantId, programmeId: form.programmeId ? Number(form.programmeId) : null, kind: form.kind, points: form.points, note: form.note, idempotencyKey: `form:${form.idempotencyKey}` } });
+      await pointsAwarder({
+        ctx,
+        actor,
+        input: {
+          participantId,
+          programmeId: form.programmeId ? Number(form.programmeId) : null,
+          kind: form.kind,
+          points: form.points,
+          note: form.note,
+          idempotencyKey: `form:${form.idempotencyKey}`,
+        },
+      });
       res.redirect(303, `/manage/participants/${participantId}`);
     } catch (err) {
       if (!(err instanceof BadRequestError)) throw err;
@@ -107,7 +126,12 @@ export function participantRoutes(router: Router, ctx: ProductContext) {
     if (!participant) throw new HttpError(404, "There is no such participant.");
     try {
       const account = await productUserCreator({ ctx, actor, input: { email: participant.email, role: "participant", participantId: participant.id } });
-      res.status(201).render("product/manage/one-time-password", { title: "Account created", username: account.username, oneTimePassword: account.oneTimePassword, back: `/manage/participants/${participant.id}` });
+      res.status(201).render("product/manage/one-time-password", {
+        title: "Account created",
+        username: account.username,
+        oneTimePassword: account.oneTimePassword,
+        back: `/manage/participants/${participant.id}`,
+      });
     } catch (err) {
       if (!(err instanceof BadRequestError)) throw err;
       await renderDetail(res, participant.id, { error: err.message, fields: err.fields }, 400);

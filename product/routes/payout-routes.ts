@@ -46,14 +46,16 @@ function ruleInput(body: Record<string, unknown>, currency: string): Omit<Payout
     if (!text(`from${i}`) && !text(`rate${i}`)) continue;
     const from = parseScaled(text(`from${i}`), 2);
     const rate = parseScaled(text(`rate${i}`), 2);
-    if (from === undefined || rate === undefined) fields.tiers ??= `tier ${i + 1}: write the attainment and the rate as percentages with at most two decimals, e.g. 80 and 4.5`;
+    if (from === undefined || rate === undefined)
+      fields.tiers ??= `tier ${i + 1}: write the attainment and the rate as percentages with at most two decimals, e.g. 80 and 4.5`;
     else tiers.push({ fromAttainmentBp: Number(from), rateBp: Number(rate) });
   }
   const accelerator = parseScaled(text("accelerator") || "1", 4);
   if (accelerator === undefined) fields.accelerator = "a multiplier with at most four decimals, e.g. 1.5";
   const exponent = currencyExponent(currency);
   const cap = parseScaled(text("cap"), exponent);
-  if (cap === undefined) fields.cap = `an amount in ${currency} with at most ${exponent} decimals, e.g. ${formatMinor(1500n * 10n ** BigInt(exponent), currency)}`;
+  if (cap === undefined)
+    fields.cap = `an amount in ${currency} with at most ${exponent} decimals, e.g. ${formatMinor(1500n * 10n ** BigInt(exponent), currency)}`;
   if (Object.keys(fields).length > 0) throw new BadRequestError("The payout rule was not saved.", fields);
   return { effectiveFrom: text("effectiveFrom"), tiers, acceleratorBp: Number(accelerator), capMinor: cap! };
 }
@@ -70,7 +72,13 @@ export function payoutRoutes(router: Router, ctx: ProductContext) {
 
   router.get("/manage/payouts", async (_req, res) => {
     authorize(signedIn(res)!.actor, "read", "Payout");
-    const programmes = await ctx.models.Programme.findAll({ where: { kind: "sales_incentive" }, order: [["status", "ASC"], ["name", "ASC"]] });
+    const programmes = await ctx.models.Programme.findAll({
+      where: { kind: "sales_incentive" },
+      order: [
+        ["status", "ASC"],
+        ["name", "ASC"],
+      ],
+    });
     const latest = await ctx.sequelize.query<{ programme_id: number; period: string; status: string }>(
       "select distinct on (programme_id) programme_id, period, status from payout_runs order by programme_id, period desc",
       { type: QueryTypes.SELECT },
@@ -80,10 +88,17 @@ export function payoutRoutes(router: Router, ctx: ProductContext) {
   });
 
   /** `typed`: what the manager typed into the rule or compute form, shown again after a refusal. */
-  const renderProgramme = async (res: Response, programme: Programme, extra: Record<string, unknown> = {}, status = 200, typed: { rule?: Record<string, unknown>; period?: string } = {}) => {
+  const renderProgramme = async (
+    res: Response,
+    programme: Programme,
+    extra: Record<string, unknown> = {},
+    status = 200,
+    typed: { rule?: Record<string, unknown>; period?: string } = {},
+  ) => {
     const rules = await PayoutRule.findAll({ where: { programmeId: programme.id }, order: [["effectiveFrom", "DESC"]] });
     const frozen = await latestFrozenPeriod(ctx.sequelize, programme.id);
-    const suggestedFrom = frozen && (!rules[0] || rules[0].effectiveFrom <= frozen) ? nextPeriod(frozen) : (rules[0]?.effectiveFrom ?? new Date().toISOString().slice(0, 7));
+    const suggestedFrom =
+      frozen && (!rules[0] || rules[0].effectiveFrom <= frozen) ? nextPeriod(frozen) : (rules[0]?.effectiveFrom ?? new Date().toISOString().slice(0, 7));
     const sales = await ctx.sequelize.query<{ period: string; participants: string; quota: string; sales: string }>(
       `select period, count(*) as participants, sum(quota_minor) as quota, sum(sales_minor) as sales
          from sales_records where programme_id = :programmeId group by period order by period desc`,
@@ -96,7 +111,12 @@ export function payoutRoutes(router: Router, ctx: ProductContext) {
       rules: rules.map((r) => presentRule(r, programme.currency)),
       ruleForm: ruleFormValues(programme.currency, rules[0] ?? null, suggestedFrom, typed.rule),
       frozen,
-      salesPeriods: sales.map((s) => ({ period: s.period, participants: Number(s.participants), quota: formatMinor(BigInt(s.quota), programme.currency), sales: formatMinor(BigInt(s.sales), programme.currency) })),
+      salesPeriods: sales.map((s) => ({
+        period: s.period,
+        participants: Number(s.participants),
+        quota: formatMinor(BigInt(s.quota), programme.currency),
+        sales: formatMinor(BigInt(s.sales), programme.currency),
+      })),
       computePeriod: typed.period ?? sales[0]?.period ?? "",
       runs: runs.map(presentRun),
       columns: SALES_COLUMNS.join(","),
@@ -110,7 +130,17 @@ export function payoutRoutes(router: Router, ctx: ProductContext) {
       await work();
     } catch (err) {
       if (!(err instanceof BadRequestError)) throw err;
-      await renderProgramme(res, programme, { error: err.message, fields: Object.keys(err.fields).length > 0 ? err.fields : undefined, rowErrors: err instanceof SalesImportRejected ? err.errors : undefined }, 400, typed);
+      await renderProgramme(
+        res,
+        programme,
+        {
+          error: err.message,
+          fields: Object.keys(err.fields).length > 0 ? err.fields : undefined,
+          rowErrors: err instanceof SalesImportRejected ? err.errors : undefined,
+        },
+        400,
+        typed,
+      );
     }
   };
 

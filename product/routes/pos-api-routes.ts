@@ -24,7 +24,13 @@ function posAuthentication(ctx: ProductContext): RequestHandler {
     res.set("www-authenticate", 'Bearer realm="plum-pos"');
     if (!key) return next(new HttpError(401, "No API key: send the merchant's POS API key as the header 'Authorization: Bearer pk_…'."));
     const merchant = await merchantByApiKey(ctx, key);
-    if (!merchant) return next(new HttpError(401, "This API key is not valid: it may have been rotated or the merchant disabled. Ask the programme manager for the merchant's current key."));
+    if (!merchant)
+      return next(
+        new HttpError(
+          401,
+          "This API key is not valid: it may have been rotated or the merchant disabled. Ask the programme manager for the merchant's current key.",
+        ),
+      );
     res.removeHeader("www-authenticate");
     res.locals.pos = { merchant, actor: { id: 0, username: `pos:merchant:${merchant.id}`, role: "merchant" } };
     next();
@@ -36,7 +42,9 @@ const posErrors: ErrorRequestHandler = (err, _req, res, next) => {
   if (err instanceof HttpError) return res.status(err.status).json({ error: err.message, ...err.extra });
   const parserError = err as { status?: number; expose?: boolean; type?: string };
   if (parserError.expose && typeof parserError.status === "number" && parserError.status < 500) {
-    return res.status(parserError.status).json({ error: parserError.type === "entity.parse.failed" ? `The request body is not valid JSON. ${CODE_SHAPE}` : String((err as Error).message) });
+    return res
+      .status(parserError.status)
+      .json({ error: parserError.type === "entity.parse.failed" ? `The request body is not valid JSON. ${CODE_SHAPE}` : String((err as Error).message) });
   }
   next(err);
 };

@@ -30,7 +30,13 @@ export function storeRoutes(router: Router, ctx: ProductContext) {
   const renderStore = async (res: Response, participant: Participant, extra: Record<string, unknown> = {}, status = 200) => {
     const [balance, items] = await Promise.all([
       balanceOf(ctx, participant.id),
-      ctx.models.CatalogueItem.findAll({ where: { active: true, stock: { [Op.gt]: 0 } }, order: [["pointsCost", "ASC"], ["name", "ASC"]] }),
+      ctx.models.CatalogueItem.findAll({
+        where: { active: true, stock: { [Op.gt]: 0 } },
+        order: [
+          ["pointsCost", "ASC"],
+          ["name", "ASC"],
+        ],
+      }),
     ]);
     const merchants = await ctx.models.Merchant.findAll({ where: { id: { [Op.in]: [...new Set(items.map((i) => i.merchantId))] }, disabledAt: null } });
     const merchantName = new Map(merchants.map((m) => [m.id, m.name]));
@@ -65,7 +71,13 @@ export function storeRoutes(router: Router, ctx: ProductContext) {
     const { actor } = signedIn(res)!;
     authorize(actor, "read", "Voucher");
     const participant = await ownParticipant(ctx, actor);
-    const vouchers = await ctx.models.Voucher.findAll({ where: { participantId: participant.id }, order: [["issuedAt", "DESC"], ["id", "DESC"]] });
+    const vouchers = await ctx.models.Voucher.findAll({
+      where: { participantId: participant.id },
+      order: [
+        ["issuedAt", "DESC"],
+        ["id", "DESC"],
+      ],
+    });
     const names = await voucherNames(ctx, vouchers);
     res.render("product/store/vouchers", { title: "My vouchers", vouchers: vouchers.map((v) => presentVoucher(v, names.get(v.id)!)) });
   });

@@ -21,7 +21,10 @@ export function voucherRoutes(router: Router, ctx: ProductContext) {
 
   router.get("/v/:token", async (req, res) => {
     const voucher = await load(req);
-    const [names, participant] = await Promise.all([voucherNames(ctx, [voucher]), ctx.models.Participant.findByPk(voucher.participantId, { attributes: ["name"] })]);
+    const [names, participant] = await Promise.all([
+      voucherNames(ctx, [voucher]),
+      ctx.models.Participant.findByPk(voucher.participantId, { attributes: ["name"] }),
+    ]);
     const shareUrl = voucherShareUrl(productBaseUrl(ctx, req), voucher.shareToken);
     res.render("product/voucher/show", {
       title: "Voucher",

@@ -13,7 +13,15 @@ export async function healthChecks(env: SuiteEnv): Promise<CheckResult[]> {
   const version = await getJson(new URL("/version", env.baseUrl).href);
   return [
     check("healthz answers 200", live.status === 200, `status ${live.status}`),
-    check("readyz answers 200 (database reachable, schema as this build expects)", ready.status === 200, `status ${ready.status}: ${JSON.stringify(ready.body)}`),
-    check("version names the product", version.body.name === "plum" && typeof version.body.version === "string", `version ${String(version.body.version)} (this plumctl: ${APP_VERSION})`),
+    check(
+      "readyz answers 200 (database reachable, schema as this build expects)",
+      ready.status === 200,
+      `status ${ready.status}: ${JSON.stringify(ready.body)}`,
+    ),
+    check(
+      "version names the product",
+      version.body.name === "plum" && typeof version.body.version === "string",
+      `version ${String(version.body.version)} (this plumctl: ${APP_VERSION})`,
+    ),
   ];
 }

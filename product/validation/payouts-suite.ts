@@ -13,13 +13,19 @@ function goldenCasesCheck(): CheckResult {
     try {
       const r = calculatePayout(GOLDEN_TERMS, c);
       if (r.amountMinor !== c.amountMinor || r.attainmentBp !== c.attainmentBp || r.breakdown.capped !== c.capped) {
-        wrong.push(`${c.name}: expected ${c.amountMinor} at ${c.attainmentBp} bp${c.capped ? " (capped)" : ""}, got ${r.amountMinor} at ${r.attainmentBp} bp${r.breakdown.capped ? " (capped)" : ""}`);
+        wrong.push(
+          `${c.name}: expected ${c.amountMinor} at ${c.attainmentBp} bp${c.capped ? " (capped)" : ""}, got ${r.amountMinor} at ${r.attainmentBp} bp${r.breakdown.capped ? " (capped)" : ""}`,
+        );
       }
     } catch (err) {
       wrong.push(`${c.name}: ${(err as Error).message}`);
     }
   }
-  return check("payout calculator reproduces the golden cases", wrong.length === 0, wrong.length === 0 ? `${GOLDEN_CASES.length} cases reproduced: tier edges, accelerator, cap, half-down rounding` : listed(wrong));
+  return check(
+    "payout calculator reproduces the golden cases",
+    wrong.length === 0,
+    wrong.length === 0 ? `${GOLDEN_CASES.length} cases reproduced: tier edges, accelerator, cap, half-down rounding` : listed(wrong),
+  );
 }
 
 /** Every stored rule: tiers strictly ascending, rates not negative, accelerator at least 1×, cap positive. */
@@ -32,7 +38,11 @@ async function storedRulesCheck(env: SuiteEnv, transaction: Transaction): Promis
     const problems = checkPayoutTerms({ tiers: r.tiers, acceleratorBp: r.accelerator_bp, capMinor: BigInt(r.cap_minor) });
     return Object.entries(problems).map(([field, problem]) => `"${r.name}" rule from ${r.effective_from}: ${field} ${problem}`);
   });
-  return check("stored payout rules are valid", bad.length === 0, bad.length === 0 ? `${rules.length} rules checked: tiers ascending, rates not negative, caps positive` : listed(bad));
+  return check(
+    "stored payout rules are valid",
+    bad.length === 0,
+    bad.length === 0 ? `${rules.length} rules checked: tiers ascending, rates not negative, caps positive` : listed(bad),
+  );
 }
 
 /** The latest approved run of each programme, recomputed from the stored sales and rule, must give the stored payouts. */
@@ -52,12 +62,14 @@ async function approvedRunsCheck(env: SuiteEnv, transaction: Transaction): Promi
       bad.push(`${where}: no payout rule governs the period any more`);
       continue;
     }
-    if (rule.id !== run.rule_id) bad.push(`${where}: computed with rule #${run.rule_id}, but rule #${rule.id} (from ${rule.effectiveFrom}) governs the period now`);
+    if (rule.id !== run.rule_id)
+      bad.push(`${where}: computed with rule #${run.rule_id}, but rule #${rule.id} (from ${rule.effectiveFrom}) governs the period now`);
     try {
       const stored = await storedPayoutLines(env.sequelize, run.id, transaction);
       payouts += stored.length;
       const differences = payoutDifferences(stored, await payoutLinesFromSales(env.sequelize, run.programme_id, run.period, termsOf(rule), transaction));
-      if (differences.length > 0) bad.push(`${where}: ${differences.length} payout${differences.length === 1 ? " differs" : "s differ"} (${listed(differences)})`);
+      if (differences.length > 0)
+        bad.push(`${where}: ${differences.length} payout${differences.length === 1 ? " differs" : "s differ"} (${listed(differences)})`);
     } catch (err) {
       bad.push(`${where}: cannot be recomputed: ${(err as Error).message}`);
     }

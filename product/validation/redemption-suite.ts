@@ -55,7 +55,10 @@ export async function redemptionChecks(env: SuiteEnv): Promise<CheckResult[]> {
       name: "a participant signs in",
       run: async () => {
         const login = await participant.postForm("/login", { username: shop.participantLogin.username, password: shop.participantLogin.password }, "/login");
-        return { passed: login.status === 303 && login.location === "/store", detail: `POST /login answered ${login.status} → ${login.location ?? "(no redirect)"}` };
+        return {
+          passed: login.status === 303 && login.location === "/store",
+          detail: `POST /login answered ${login.status} → ${login.location ?? "(no redirect)"}`,
+        };
       },
     },
     {
@@ -63,7 +66,10 @@ export async function redemptionChecks(env: SuiteEnv): Promise<CheckResult[]> {
       run: async () => {
         const redeem = await participant.postForm("/store/redeem", { itemId: String(shop.itemId), requestKey: randomUUID() }, "/store");
         voucherPath = redeem.location ?? "";
-        return { passed: redeem.status === 303 && /^\/store\/vouchers\/\d+$/.test(voucherPath), detail: `POST /store/redeem answered ${redeem.status} → ${voucherPath || "(no redirect)"}` };
+        return {
+          passed: redeem.status === 303 && /^\/store\/vouchers\/\d+$/.test(voucherPath),
+          detail: `POST /store/redeem answered ${redeem.status} → ${voucherPath || "(no redirect)"}`,
+        };
       },
     },
     {
@@ -84,7 +90,10 @@ export async function redemptionChecks(env: SuiteEnv): Promise<CheckResult[]> {
       name: "the shareable URL shows the voucher without signing in",
       run: async () => {
         const page = await new HttpSession(env.baseUrl).get(sharePath);
-        return { passed: page.status === 200 && page.text.includes(code), detail: `GET ${sharePath.slice(0, 12)}… answered ${page.status}${page.text.includes(code) ? " with the code" : " without the code"}` };
+        return {
+          passed: page.status === 200 && page.text.includes(code),
+          detail: `GET ${sharePath.slice(0, 12)}… answered ${page.status}${page.text.includes(code) ? " with the code" : " without the code"}`,
+        };
       },
     },
     {
@@ -93,28 +102,43 @@ export async function redemptionChecks(env: SuiteEnv): Promise<CheckResult[]> {
         const res = await fetch(new URL(`${sharePath}/qr.png`, env.baseUrl), { signal: AbortSignal.timeout(10_000) });
         const bytes = Buffer.from(await res.arrayBuffer());
         const png = bytes.subarray(0, 8).equals(PNG_SIGNATURE);
-        return { passed: res.status === 200 && png, detail: `answered ${res.status}, ${res.headers.get("content-type")}, ${bytes.length} bytes${png ? "" : ", not a PNG"}` };
+        return {
+          passed: res.status === 200 && png,
+          detail: `answered ${res.status}, ${res.headers.get("content-type")}, ${bytes.length} bytes${png ? "" : ", not a PNG"}`,
+        };
       },
     },
     {
       name: "the merchant's POS redeems the code",
       run: async () => {
         const first = await posRedeem(env.baseUrl, shop.merchantApiKey, code);
-        return { passed: first.status === 200 && first.body.redeemed === true, detail: `POST /api/pos/redeem answered ${first.status}${first.body.error ? `: ${first.body.error}` : ""}` };
+        return {
+          passed: first.status === 200 && first.body.redeemed === true,
+          detail: `POST /api/pos/redeem answered ${first.status}${first.body.error ? `: ${first.body.error}` : ""}`,
+        };
       },
     },
     {
       name: "a second redemption of the code is refused as already redeemed",
       run: async () => {
         const again = await posRedeem(env.baseUrl, shop.merchantApiKey, code);
-        return { passed: again.status === 409 && again.body.reason === "already_redeemed", detail: `POST /api/pos/redeem answered ${again.status} (${again.body.reason ?? "no reason"}): ${again.body.error ?? ""}` };
+        return {
+          passed: again.status === 409 && again.body.reason === "already_redeemed",
+          detail: `POST /api/pos/redeem answered ${again.status} (${again.body.reason ?? "no reason"}): ${again.body.error ?? ""}`,
+        };
       },
     },
   ];
   const results = await inOrder(steps);
   try {
     await removeTemporaryShop(shop);
-    results.push(check("its temporary data is removed", true, `participant #${shop.participantId}, merchant #${shop.merchantId}, item #${shop.itemId}, their vouchers, ledger entries and account`));
+    results.push(
+      check(
+        "its temporary data is removed",
+        true,
+        `participant #${shop.participantId}, merchant #${shop.merchantId}, item #${shop.itemId}, their vouchers, ledger entries and account`,
+      ),
+    );
   } catch (err) {
     results.push(check("its temporary data is removed", false, `cleanup stopped with: ${(err as Error).message}`));
   }

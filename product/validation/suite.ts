@@ -30,5 +30,9 @@ export function check(name: string, passed: boolean, detail: string): CheckResul
 export async function noRows(env: SuiteEnv, name: string, sql: string, describe: (row: Record<string, unknown>) => string): Promise<CheckResult> {
   const [rows] = await env.sequelize.query(sql);
   const bad = rows as Array<Record<string, unknown>>;
-  return check(name, bad.length === 0, bad.length === 0 ? "none found" : `${bad.length} found: ${bad.slice(0, 5).map(describe).join("; ")}${bad.length > 5 ? "; …" : ""}`);
+  return check(
+    name,
+    bad.length === 0,
+    bad.length === 0 ? "none found" : `${bad.length} found: ${bad.slice(0, 5).map(describe).join("; ")}${bad.length > 5 ? "; …" : ""}`,
+  );
 }

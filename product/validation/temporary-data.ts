@@ -36,12 +36,37 @@ export async function createTemporaryShop(sequelize: Sequelize, suite: string): 
   const n = names(tag);
   const password = randomBytes(18).toString("base64url");
   try {
-    const participant = await ctx.models.Participant.create({ employeeId: n.employeeId, name: `Validation ${tag}`, email: n.username, department: "validation", country: "NL" });
+    const participant = await ctx.models.Participant.create({
+      employeeId: n.employeeId,
+      name: `Validation ${tag}`,
+      email: n.username,
+      department: "validation",
+      country: "NL",
+    });
     await productUserCreator({ ctx, actor: SYSTEM_ACTOR, input: { email: n.username, role: "participant", participantId: participant.id, password } });
     const { merchant, apiKey } = await merchantCreator({ ctx, actor: SYSTEM_ACTOR, input: { name: n.merchant } });
-    const item = await catalogueItemCreator({ ctx, actor: SYSTEM_ACTOR, input: { merchantId: merchant.id, name: `Validation item ${tag}`, pointsCost: 10, stock: 5 } });
-    await pointsAwarder({ ctx, actor: SYSTEM_ACTOR, input: { participantId: participant.id, programmeId: null, kind: "award", points: 50, idempotencyKey: `validation:${tag}` } });
-    return { ctx, tag, participantId: participant.id, participantLogin: { username: n.username, password }, merchantId: merchant.id, merchantApiKey: apiKey, itemId: item.id, itemName: item.name, itemCost: 10, startingPoints: 50 };
+    const item = await catalogueItemCreator({
+      ctx,
+      actor: SYSTEM_ACTOR,
+      input: { merchantId: merchant.id, name: `Validation item ${tag}`, pointsCost: 10, stock: 5 },
+    });
+    await pointsAwarder({
+      ctx,
+      actor: SYSTEM_ACTOR,
+      input: { participantId: participant.id, programmeId: null, kind: "award", points: 50, idempotencyKey: `validation:${tag}` },
+    });
+    return {
+      ctx,
+      tag,
+      participantId: participant.id,
+      participantLogin: { username: n.username, password },
+      merchantId: merchant.id,
+      merchantApiKey: apiKey,
+      itemId: item.id,
+      itemName: item.name,
+      itemCost: 10,
+      startingPoints: 50,
+    };
   } catch (err) {
     await removeTemporaryShop({ ctx, tag });
     throw err;
@@ -55,10 +80,14 @@ export async function removeTemporaryShop(shop: Pick<TemporaryShop, "ctx" | "tag
   await sequelize.transaction(async (transaction) => {
     const q = (sql: string) => sequelize.query(sql, { replacements: { e: n.employeeId, u: n.username, m: n.merchant }, transaction });
     await q("set local plum.ledger_cleanup = 'on'");
-    await q("create temporary table shop_ids on commit drop as select (select id from participants where employee_id = :e) as p, (select id from merchants where name = :m) as m, (select id from product_users where username = :u) as u");
+    await q(
+      "create temporary table shop_ids on commit drop as select (select id from participants where employee_id = :e) as p, (select id from merchants where name = :m) as m, (select id from product_users where username = :u) as u",
+    );
     await q("delete from ledger_entries where participant_id = (select p from shop_ids)");
     await q("delete from vouchers where participant_id = (select p from shop_ids) or merchant_id = (select m from shop_ids)");
-    await q("delete from product_events where actor in ('user:' || :u, :u, 'pos:merchant:' || (select m from shop_ids)) or target in ('user:' || :u, 'merchant:' || (select m from shop_ids)) or target in (select 'item:' || id from catalogue_items where merchant_id = (select m from shop_ids)) or (target like 'voucher:%' and detail->>'itemId' in (select cast(id as text) from catalogue_items where merchant_id = (select m from shop_ids)))");
+    await q(
+      "delete from product_events where actor in ('user:' || :u, :u, 'pos:merchant:' || (select m from shop_ids)) or target in ('user:' || :u, 'merchant:' || (select m from shop_ids)) or target in (select 'item:' || id from catalogue_items where merchant_id = (select m from shop_ids)) or (target like 'voucher:%' and detail->>'itemId' in (select cast(id as text) from catalogue_items where merchant_id = (select m from shop_ids)))",
+    );
     await q("delete from catalogue_items where merchant_id = (select m from shop_ids)");
     await q("delete from product_sessions where user_id = (select u from shop_ids)");
     await q("delete from product_login_attempts where username = :u");

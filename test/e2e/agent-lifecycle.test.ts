@@ -27,7 +27,8 @@ describe("npm start (embedded PostgreSQL): start, Ctrl-C, restart, kill -9", fun
     const file = path.join(home, "pgdata", "postmaster.pid");
     return existsSync(file) ? Number(readFileSync(file, "utf8").split("\n")[0]) : undefined;
   };
-  const instancePids = () => readdirSync(path.join(home, "run", "instances")).map((f) => JSON.parse(readFileSync(path.join(home, "run", "instances", f), "utf8")).pid as number);
+  const instancePids = () =>
+    readdirSync(path.join(home, "run", "instances")).map((f) => JSON.parse(readFileSync(path.join(home, "run", "instances", f), "utf8")).pid as number);
 
   it("first start: serves the product through the proxy and the console, prints a one-time password", async () => {
     running = await startAgentProcess({ home, env, via: "npm-start" });

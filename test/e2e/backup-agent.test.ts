@@ -7,7 +7,11 @@ import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../s
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
 import { plumctl } from "../support/plumctl.ts";
 
-interface Job { status: string; label: string; result?: { id?: string; status?: string; passed?: boolean; rtoSeconds?: number } }
+interface Job {
+  status: string;
+  label: string;
+  result?: { id?: string; status?: string; passed?: boolean; rtoSeconds?: number };
+}
 
 /** The backup agent through `plumctl` and a real agent: sets, copy, drill, restore over production, recovery kit. */
 describe("backups through the agent (plumctl → control API → restic, pg_dump, pg_restore)", function () {
@@ -52,7 +56,13 @@ describe("backups through the agent (plumctl → control API → restic, pg_dump
     expect(job.status).to.equal("succeeded");
     setId = job.result!.id!;
     const list = await plumctl(["backup", "list", "--json"], env);
-    const sets = JSON.parse(list.stdout) as Array<{ id: string; status: string; copiedAt: string | null; primarySnapshots: Record<string, string>; secondarySnapshots: Record<string, string> | null }>;
+    const sets = JSON.parse(list.stdout) as Array<{
+      id: string;
+      status: string;
+      copiedAt: string | null;
+      primarySnapshots: Record<string, string>;
+      secondarySnapshots: Record<string, string> | null;
+    }>;
     const set = sets.find((s) => s.id === setId)!;
     expect(set.status).to.equal("succeeded");
     expect(Object.keys(set.primarySnapshots).sort()).to.deep.equal(["db-ops", "db-plum", "files"]);

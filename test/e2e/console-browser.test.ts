@@ -51,7 +51,9 @@ describe("ops console in a real browser (headless Chromium)", function () {
     expect(await page.getByRole("status").textContent()).to.equal("Your password was changed.");
     expect(await page.getByTestId("running-version").textContent()).to.equal(APP_VERSION);
     expect(await page.getByTestId("product-health").textContent()).to.equal("Healthy");
-    expect(await page.textContent("main")).to.include("PostgreSQL 15.").and.include(`production@${APP_VERSION}`);
+    expect(await page.textContent("main"))
+      .to.include("PostgreSQL 15.")
+      .and.include(`production@${APP_VERSION}`);
     await page.screenshot({ path: path.join(tmpdir(), "plum-console-dashboard.png"), fullPage: true });
 
     // The stylesheet and script loaded under the CSP, and nothing was refused.

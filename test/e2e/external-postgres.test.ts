@@ -28,7 +28,12 @@ describe("the client's own PostgreSQL (PLUM_DATABASE_URL)", function () {
 
   it("stops with a clear error when the server cannot be reached", async () => {
     const port = await freePort();
-    const res = await plumctl(["agent"], { PLUM_HOME: home, PLUM_HTTP_PORT: "0", PLUM_CONSOLE_PORT: "0", PLUM_DATABASE_URL: `postgres://plum:secret@127.0.0.1:${port}/postgres` });
+    const res = await plumctl(["agent"], {
+      PLUM_HOME: home,
+      PLUM_HTTP_PORT: "0",
+      PLUM_CONSOLE_PORT: "0",
+      PLUM_DATABASE_URL: `postgres://plum:secret@127.0.0.1:${port}/postgres`,
+    });
     expect(res.code).to.equal(1);
     expect(res.stderr).to.include(`error: cannot reach PostgreSQL at 127.0.0.1:${port}: connect ECONNREFUSED`);
     expect(res.stderr).to.include("hint: check database.url / PLUM_DATABASE_URL");
@@ -37,7 +42,12 @@ describe("the client's own PostgreSQL (PLUM_DATABASE_URL)", function () {
 
   it("stops with a clear error when the password is wrong", async () => {
     const server = testServer();
-    const res = await plumctl(["agent"], { PLUM_HOME: home, PLUM_HTTP_PORT: "0", PLUM_CONSOLE_PORT: "0", PLUM_DATABASE_URL: connectionUrl({ ...server, password: "not-the-password" }, "postgres") });
+    const res = await plumctl(["agent"], {
+      PLUM_HOME: home,
+      PLUM_HTTP_PORT: "0",
+      PLUM_CONSOLE_PORT: "0",
+      PLUM_DATABASE_URL: connectionUrl({ ...server, password: "not-the-password" }, "postgres"),
+    });
     expect(res.code).to.equal(1);
     expect(res.stderr).to.include("password authentication failed");
     expect(res.stderr).to.include("hint: check the user and password in database.url / PLUM_DATABASE_URL");

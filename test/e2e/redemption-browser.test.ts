@@ -33,7 +33,11 @@ describe("redemption in a real browser (headless Chromium, agent process, edge p
     // The agent has migrated the product database: seed it through the product's own commands.
     sequelize = openSequelize(clientConfig(dbs.server, dbs.product));
     const models = defineProductModels(sequelize);
-    const ctx: ProductContext = { sequelize, models, auth: { sequelize, models: models.auth, audit: models.events, security: TEST_SECURITY, sessionHours: 12 } };
+    const ctx: ProductContext = {
+      sequelize,
+      models,
+      auth: { sequelize, models: models.auth, audit: models.events, security: TEST_SECURITY, sessionHours: 12 },
+    };
     const participant = await buildParticipant(ctx, { name: "Rosa Delgado" });
     await award(ctx, participant.id, 1_000);
     seeded.participant = (await buildAccount(ctx, "participant", { participantId: participant.id })).username;

@@ -48,7 +48,10 @@ describe("plumctl release import", function () {
     const list = await plumctl(["release", "list", "--json"], env);
     expect(list.code, list.stderr).to.equal(0);
     const releases = JSON.parse(list.stdout) as Array<{ version: string; installed: boolean; dir: string }>;
-    expect(releases.map((r) => [r.version, r.installed])).to.deep.equal([[version, false], [APP_VERSION, true]]);
+    expect(releases.map((r) => [r.version, r.installed])).to.deep.equal([
+      [version, false],
+      [APP_VERSION, true],
+    ]);
     expect(releases[0].dir).to.equal(path.join(homeLayout(home).releasesDir, version));
     const rows = await auditRows();
     expect(rows.map((r) => [r.target, r.outcome])).to.deep.equal([[version, "success"]]);
@@ -59,10 +62,15 @@ describe("plumctl release import", function () {
     const before = folderListing(homeLayout(home).releasesDir);
     const res = await plumctl(["release", "import", damaged], env, 120_000);
     expect(res.code).to.equal(1);
-    expect(res.stderr).to.match(/^error: release bundle refused by the checksum check: app\.tgz does not match the signed manifest: sha256 [0-9a-f]{64}, the manifest says [0-9a-f]{64}$/m);
+    expect(res.stderr).to.match(
+      /^error: release bundle refused by the checksum check: app\.tgz does not match the signed manifest: sha256 [0-9a-f]{64}, the manifest says [0-9a-f]{64}$/m,
+    );
     expect(res.stderr).to.include("hint: the bundle was damaged or altered on the way");
     expect(folderListing(homeLayout(home).releasesDir)).to.deep.equal(before);
     const rows = await auditRows();
-    expect(rows.map((r) => [r.target, r.outcome, r.detail.check])).to.deep.equal([[version, "success", undefined], ["damaged.tar", "failure", "checksum"]]);
+    expect(rows.map((r) => [r.target, r.outcome, r.detail.check])).to.deep.equal([
+      [version, "success", undefined],
+      ["damaged.tar", "failure", "checksum"],
+    ]);
   });
 });

@@ -46,7 +46,13 @@ describe("Upgrade page in a real browser (headless Chromium)", function () {
 
     // An upgrade the journal shows in stage: verify and snapshot done, stage started.
     const { verify, snapshot, stage, validate } = rolledBackReport().steps;
-    const u = await agent.upgrades.journal.create({ kind: "upgrade", fromVersion: "1.0.0", toVersion: "1.1.0", promotion: "approval", requestedBy: "user:admin" });
+    const u = await agent.upgrades.journal.create({
+      kind: "upgrade",
+      fromVersion: "1.0.0",
+      toVersion: "1.1.0",
+      promotion: "approval",
+      requestedBy: "user:admin",
+    });
     await agent.upgrades.journal.update(u.id, { step: "stage", report: { steps: { verify, snapshot, stage: { startedAt: stage.startedAt } } } });
 
     await page.getByRole("link", { name: "Upgrade", exact: true }).click();
@@ -57,8 +63,13 @@ describe("Upgrade page in a real browser (headless Chromium)", function () {
     expect(await page.getByTestId("upgrade-changed").isHidden()).to.equal(true);
 
     // The journal moves on between two polls: the page follows without a reload.
-    await agent.upgrades.journal.update(u.id, { step: "validate", report: { steps: { verify, snapshot, stage, validate: { startedAt: validate.startedAt } } } });
-    await page.waitForFunction(() => document.querySelector('tr[data-step="stage"] [data-field="seconds"]')?.textContent === "41.3 s", undefined, { timeout: POLL_DEADLINE_MS });
+    await agent.upgrades.journal.update(u.id, {
+      step: "validate",
+      report: { steps: { verify, snapshot, stage, validate: { startedAt: validate.startedAt } } },
+    });
+    await page.waitForFunction(() => document.querySelector('tr[data-step="stage"] [data-field="seconds"]')?.textContent === "41.3 s", undefined, {
+      timeout: POLL_DEADLINE_MS,
+    });
     expect(await stepState(page, "stage").textContent()).to.equal("done");
     expect(await stepState(page, "stage").getAttribute("class")).to.equal("state-done");
     expect(await stepState(page, "validate").textContent()).to.equal("running");

@@ -11,7 +11,12 @@ import { plumctl } from "../support/plumctl.ts";
 import { addMigration } from "../support/release-patches.ts";
 import { buildTestBundle, testVendorKeys } from "../support/test-bundles.ts";
 
-interface UpgradeView { id: number; status: string; step: string; error: string | null }
+interface UpgradeView {
+  id: number;
+  status: string;
+  step: string;
+  error: string | null;
+}
 
 /**
  * The agent killed with SIGKILL at each step of an upgrade (test hook PLUM_UPGRADE_KILL_AT), then started
@@ -77,10 +82,14 @@ describe("upgrades survive the agent being killed at any step", function () {
       expect(settled(before)).to.equal(false);
 
       agent = await startAgentProcess({ home, env });
-      const after = await waitFor(`the upgrade to settle after the restart`, async () => {
-        const u = await latest();
-        return settled(u) ? u : undefined;
-      }, { timeoutMs: 240_000, maxDelayMs: 1000 });
+      const after = await waitFor(
+        `the upgrade to settle after the restart`,
+        async () => {
+          const u = await latest();
+          return settled(u) ? u : undefined;
+        },
+        { timeoutMs: 240_000, maxDelayMs: 1000 },
+      );
       const resumed = ["promote", "soak", "complete"].includes(step);
       expect(after.status, after.error ?? "").to.equal(resumed ? "completed" : "aborted");
       expect(await served()).to.equal(resumed ? "0.2.0" : "0.1.0");
@@ -109,10 +118,14 @@ describe("upgrades survive the agent being killed at any step", function () {
     expect((await withDeadline("the agent to be killed at rollback", 240_000, agent.exited)).signal).to.equal("SIGKILL");
     expect((await latest()).step).to.equal("rollback");
     agent = await startAgentProcess({ home, env });
-    const after = await waitFor("the rollback to settle", async () => {
-      const u = await latest();
-      return settled(u) ? u : undefined;
-    }, { timeoutMs: 240_000, maxDelayMs: 1000 });
+    const after = await waitFor(
+      "the rollback to settle",
+      async () => {
+        const u = await latest();
+        return settled(u) ? u : undefined;
+      },
+      { timeoutMs: 240_000, maxDelayMs: 1000 },
+    );
     expect(after.status, after.error ?? "").to.equal("completed");
     expect(await served()).to.equal("0.1.0");
     expect(await schema()).to.equal("1732000000200_payouts");

@@ -11,7 +11,17 @@ import { plumctl } from "../support/plumctl.ts";
 import { addMigration, compose, payoutsRoundHalfUp, requiredVoucherChannel, unhealthyInProductionAfter } from "../support/release-patches.ts";
 import { buildTestBundle, testVendorKeys } from "../support/test-bundles.ts";
 
-interface UpgradeView { id: number; status: string; step: string; fromVersion: string; toVersion: string; rollbackMode: string | null; error: string | null; report: Record<string, any> }
+interface UpgradeView {
+  id: number;
+  status: string;
+  step: string;
+  fromVersion: string;
+  toVersion: string;
+  rollbackMode: string | null;
+  error: string | null;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the report is read as the journal stores it
+  report: Record<string, any>;
+}
 
 const V2_MIGRATION = addMigration(
   "1732000000500_release-notes",
@@ -36,8 +46,18 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     const { privateKey } = testVendorKeys();
     bundles.v2 = await buildTestBundle({ version: "0.2.0", patch: V2_MIGRATION, key: privateKey, outDir });
     bundles.badPayouts = await buildTestBundle({ version: "0.3.0", patch: compose(V2_MIGRATION, payoutsRoundHalfUp), key: privateKey, outDir });
-    bundles.irreversible = await buildTestBundle({ version: "0.4.0", patch: compose(V2_MIGRATION, requiredVoucherChannel, unhealthyInProductionAfter(1500)), key: privateKey, outDir });
-    bundles.unhealthy = await buildTestBundle({ version: "0.3.1", patch: compose(V2_MIGRATION, V3_MIGRATION, unhealthyInProductionAfter(1500)), key: privateKey, outDir });
+    bundles.irreversible = await buildTestBundle({
+      version: "0.4.0",
+      patch: compose(V2_MIGRATION, requiredVoucherChannel, unhealthyInProductionAfter(1500)),
+      key: privateKey,
+      outDir,
+    });
+    bundles.unhealthy = await buildTestBundle({
+      version: "0.3.1",
+      patch: compose(V2_MIGRATION, V3_MIGRATION, unhealthyInProductionAfter(1500)),
+      key: privateKey,
+      outDir,
+    });
     home = tempHome();
     dbs = await freshDatabases();
     const upgradeEnv = { PLUM_VENDOR_PUBLIC_KEY: testVendorKeys().publicKeyPem, PLUM_UPGRADE_PROMOTION: "now", PLUM_UPGRADE_SOAK_SECONDS: "8" };
@@ -57,7 +77,7 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     rmSync(outDir, { recursive: true, force: true });
   });
 
-  const version = async () => ((await (await fetch(new URL("/version", agent.proxyUrl))).json()) as { version: string; schemaVersion: string });
+  const version = async () => (await (await fetch(new URL("/version", agent.proxyUrl))).json()) as { version: string; schemaVersion: string };
   const schema = async () => (await product.query("select name from pgmigrations order by run_on desc, id desc limit 1")).rows[0].name as string;
   const count = async (sql: string) => Number((await product.query(sql)).rows[0].n);
   const status = async () => JSON.parse((await plumctl(["upgrade", "status", "--json"], env)).stdout) as { latest: UpgradeView };
@@ -110,7 +130,8 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     expect(await count("select count(*) as n from programmes where name like 'during-v2-%'")).to.equal(written);
     expect(await stagingExists(), "staging dropped").to.equal(false);
     expect(productionInstances()).to.deep.equal(["production@0.2.0"]);
-    for (const step of ["verify", "snapshot", "stage", "validate", "promote", "soak", "complete"]) expect(s.latest.report.steps[step]?.outcome, step).to.equal("done");
+    for (const step of ["verify", "snapshot", "stage", "validate", "promote", "soak", "complete"])
+      expect(s.latest.report.steps[step]?.outcome, step).to.equal("done");
     expect(s.latest.report.migrations.staging.ran).to.deep.equal(["1732000000500_release-notes"]);
   });
 
@@ -121,9 +142,16 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     const s = await status();
     expect(s.latest.status).to.equal("aborted");
     expect(s.latest.error).to.match(/payouts: .*half/);
-    const payouts = (s.latest.report.suites.release as Array<{ suite: string; passed: boolean; checks: Array<{ name: string; passed: boolean; detail?: string }> }>).find((r) => r.suite === "payouts")!;
+    const payouts = (
+      s.latest.report.suites.release as Array<{ suite: string; passed: boolean; checks: Array<{ name: string; passed: boolean; detail?: string }> }>
+    ).find((r) => r.suite === "payouts")!;
     expect(payouts.passed).to.equal(false);
-    expect(payouts.checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail}`).join("\n")).to.include("exactly half a minor unit rounds down");
+    expect(
+      payouts.checks
+        .filter((c) => !c.passed)
+        .map((c) => `${c.name}: ${c.detail}`)
+        .join("\n"),
+    ).to.include("exactly half a minor unit rounds down");
     expect((await version()).version).to.equal("0.2.0");
     expect(await stagingExists()).to.equal(false);
     expect(productionInstances()).to.deep.equal(["production@0.2.0"]);
@@ -142,7 +170,10 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     // Wait for the soak, then write through it.
     for (let i = 0; i < 600 && (await status()).latest.status !== "soaking"; i++) await new Promise((r) => setTimeout(r, 250));
     await product.query("insert into release_notes (body) values ('written during the soak')");
-    await waitFor("the rollback to finish", async () => (["rolled-back", "failed"].includes((await status()).latest.status) ? true : undefined), { timeoutMs: 240_000, maxDelayMs: 500 });
+    await waitFor("the rollback to finish", async () => (["rolled-back", "failed"].includes((await status()).latest.status) ? true : undefined), {
+      timeoutMs: 240_000,
+      maxDelayMs: 500,
+    });
     const s = await status();
     expect(s.latest.status, s.latest.error ?? "").to.equal("rolled-back");
     expect(s.latest.rollbackMode).to.equal("traffic-only");
@@ -179,7 +210,10 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     await product.query("insert into programmes (name, kind) values ('after the snapshot', 'recognition')");
     const confirmed = await plumctl(["upgrade", "confirm-restore"], env);
     expect(confirmed.code, confirmed.stderr).to.equal(0);
-    await waitFor("the restore to finish", async () => (["rolled-back", "failed"].includes((await status()).latest.status) ? true : undefined), { timeoutMs: 240_000, maxDelayMs: 500 });
+    await waitFor("the restore to finish", async () => (["rolled-back", "failed"].includes((await status()).latest.status) ? true : undefined), {
+      timeoutMs: 240_000,
+      maxDelayMs: 500,
+    });
     s = await status();
     expect(s.latest.status, s.latest.error ?? "").to.equal("rolled-back");
     expect(s.latest.report.rollback.restoreConfirmedBy).to.equal("cli");

@@ -5,7 +5,11 @@ import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../s
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
 import { plumctl } from "../support/plumctl.ts";
 
-interface Report { suite: string; passed: boolean; checks: Array<{ name: string; passed: boolean; detail: string }> }
+interface Report {
+  suite: string;
+  passed: boolean;
+  checks: Array<{ name: string; passed: boolean; detail: string }>;
+}
 
 /** `plumctl validate` against a real appliance (agent + instance) filled by `plumctl demo-data`. */
 describe("plumctl validate on an appliance with demo data", function () {
@@ -35,9 +39,18 @@ describe("plumctl validate on an appliance with demo data", function () {
   });
 
   const validate = (suites: string[]) =>
-    plumctl(["validate", "--url", agent.proxyUrl, ...suites.flatMap((s) => ["--suite", s])], { ...env, PLUM_VALIDATE_DATABASE_URL: connectionUrl(dbs.server, dbs.product) }, 120_000);
+    plumctl(
+      ["validate", "--url", agent.proxyUrl, ...suites.flatMap((s) => ["--suite", s])],
+      { ...env, PLUM_VALIDATE_DATABASE_URL: connectionUrl(dbs.server, dbs.product) },
+      120_000,
+    );
 
-  const counts = async () => (await sql.query("select (select count(*) from participants) p, (select count(*) from ledger_entries) l, (select count(*) from vouchers) v, (select count(*) from product_users) u, (select count(*) from merchants) m")).rows[0];
+  const counts = async () =>
+    (
+      await sql.query(
+        "select (select count(*) from participants) p, (select count(*) from ledger_entries) l, (select count(*) from vouchers) v, (select count(*) from product_users) u, (select count(*) from merchants) m",
+      )
+    ).rows[0];
 
   it("passes every suite, prints a JSON report per suite, and leaves no test data behind", async () => {
     const before = await counts();
@@ -77,7 +90,9 @@ describe("plumctl validate on an appliance with demo data", function () {
     const [report] = JSON.parse(res.stdout) as Report[];
     const failed = report.checks.filter((c) => !c.passed);
     expect(failed).to.have.length.greaterThan(0);
-    expect(failed.map((c) => `${c.name} ${c.detail}`).join("\n")).to.include(rows[0].name).and.include(rows[0].effective_from);
+    expect(failed.map((c) => `${c.name} ${c.detail}`).join("\n"))
+      .to.include(rows[0].name)
+      .and.include(rows[0].effective_from);
     expect(res.stderr).to.include("FAIL  payouts");
   });
 

@@ -58,7 +58,10 @@ describe("audit log (hash-chained, append-only, in plum_ops)", () => {
 
   it("is refused UPDATE, DELETE and TRUNCATE by the database itself", async () => {
     for (const statement of ["update audit_log set actor = 'x' where id = 2", "delete from audit_log where id = 2", "truncate audit_log"]) {
-      const error = await sql.query(statement).then(() => undefined, (e: Error) => e);
+      const error = await sql.query(statement).then(
+        () => undefined,
+        (e: Error) => e,
+      );
       expect(error?.message, statement).to.match(/audit_log is append-only/);
     }
   });

@@ -104,7 +104,11 @@ describe("backup sets (real PostgreSQL, pg_dump and restic)", function () {
     expect(manifest.databases["db-ops"].tables).to.have.property("backup_sets");
     expect(manifest.files.map((f) => f.path)).to.deep.equal(["imports/hris.csv", "logo.png"]);
     const logo = manifest.files.find((f) => f.path === "logo.png")!;
-    expect(logo.sha256).to.equal(createHash("sha256").update(readFileSync(path.join(ctx.filesDir, "logo.png"))).digest("hex"));
+    expect(logo.sha256).to.equal(
+      createHash("sha256")
+        .update(readFileSync(path.join(ctx.filesDir, "logo.png")))
+        .digest("hex"),
+    );
     expect(logo.size).to.equal(2048);
     expect(Number(good.bytesProcessed)).to.be.greaterThan(2048);
 
@@ -150,10 +154,16 @@ describe("backup sets (real PostgreSQL, pg_dump and restic)", function () {
     const recording = new Restic({ binary: script(scripts, "restic-recording", `echo "$$ $*" >> ${pids}\nexec restic "$@"`) });
     const slowDump = script(scripts, "pg_dump-slow", `sleep 4\nexec pg_dump "$@"`); // restic waits on stdin, holding its lock
     const run = backupSetCreator({ ctx, kind: "scheduled", startedBy: "test", restic: recording, pgDump: slowDump }).catch((e: unknown) => e);
-    const pid = await waitFor("restic backup holding its lock", async () => {
-      const line = readFileSync(pids, "utf8").split("\n").find((l) => l.includes(" backup "));
-      return line && locksOf(ctx).length > 0 ? Number(line.split(" ")[0]) : undefined;
-    }, { timeoutMs: 20_000 });
+    const pid = await waitFor(
+      "restic backup holding its lock",
+      async () => {
+        const line = readFileSync(pids, "utf8")
+          .split("\n")
+          .find((l) => l.includes(" backup "));
+        return line && locksOf(ctx).length > 0 ? Number(line.split(" ")[0]) : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
     process.kill(pid, "SIGKILL");
     const err = await run;
     expect((err as Error).message).to.match(/^restic backup on .* failed \(killed by SIGKILL\)/);
@@ -165,11 +175,16 @@ describe("backup sets (real PostgreSQL, pg_dump and restic)", function () {
   });
 
   it("clears the stale lock a restic of an earlier agent left (killed with SIGKILL), then makes the set", async () => {
-    const child = spawn("restic", ["-r", ctx.repos.primary.location, "backup", "--stdin", "--stdin-filename", "x"], { env: { ...process.env, RESTIC_PASSWORD_FILE: ctx.repos.primary.passwordFile }, stdio: ["pipe", "ignore", "ignore"] });
+    const child = spawn("restic", ["-r", ctx.repos.primary.location, "backup", "--stdin", "--stdin-filename", "x"], {
+      env: { ...process.env, RESTIC_PASSWORD_FILE: ctx.repos.primary.passwordFile },
+      stdio: ["pipe", "ignore", "ignore"],
+    });
     child.stdin.on("error", () => undefined);
-    new Readable({ read() {
-      this.push(randomBytes(1 << 16));
-    } }).pipe(child.stdin);
+    new Readable({
+      read() {
+        this.push(randomBytes(1 << 16));
+      },
+    }).pipe(child.stdin);
     await waitFor("the other restic's lock", async () => (locksOf(ctx).length > 0 ? true : undefined), { timeoutMs: 20_000 });
     const exited = new Promise((resolve) => child.on("close", resolve));
     process.kill(child.pid!, "SIGKILL");
@@ -197,7 +212,12 @@ describe("backup sets (real PostgreSQL, pg_dump and restic)", function () {
       expect(copy?.original).to.equal(good.primarySnapshots[part]);
     }
     const evidence = await ctx.evidence.list({ kind: "copy" });
-    expect(evidence.filter((e) => e.outcome === "success").map((e) => e.set_id).sort()).to.deep.equal(succeeded.map((s) => s.id).sort());
+    expect(
+      evidence
+        .filter((e) => e.outcome === "success")
+        .map((e) => e.set_id)
+        .sort(),
+    ).to.deep.equal(succeeded.map((s) => s.id).sort());
     expect(await setCopier(ctx)).to.deep.equal([]);
   });
 

@@ -9,7 +9,10 @@ import { removeHome, tempHome } from "../support/agent-process.ts";
 import { startInProcessAgent } from "../support/in-process-agent.ts";
 import { plumctl } from "../support/plumctl.ts";
 
-interface RouteInfo { method: string; path: string }
+interface RouteInfo {
+  method: string;
+  path: string;
+}
 
 /** Every route the console app serves, read from Express's own router (nested routers included). */
 function routesOf(app: Express): RouteInfo[] {
@@ -81,7 +84,11 @@ describe("ops console", function () {
     const client = new WebClient(agent.consoleApp);
     const res = await client.signIn("admin", STRONG);
     const cookie = (res.headers["set-cookie"] as unknown as string[]).find((c) => c.startsWith("plum_ops_session="))!;
-    expect(cookie).to.match(/; HttpOnly/).and.match(/; Secure/).and.match(/; SameSite=Strict/).and.match(/; Path=\//);
+    expect(cookie)
+      .to.match(/; HttpOnly/)
+      .and.match(/; Secure/)
+      .and.match(/; SameSite=Strict/)
+      .and.match(/; Path=\//);
   });
 
   it("refuses a form without a CSRF token, or with another session's, and changes nothing", async () => {

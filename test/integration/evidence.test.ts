@@ -26,7 +26,11 @@ const CONTROL_NAMES = ["Backup within RPO", "Retention meets policy", "Off-site 
 /** A set in the catalogue, as the backup agent leaves it after a good run and a copy. */
 function buildSetRow(id: string, hoursAgo: number, overrides: Record<string, unknown> = {}) {
   const startedAt = new Date(Date.now() - hoursAgo * H);
-  const snapshots = (prefix: string) => ({ "db-plum": `${prefix}1${id}`.padEnd(8, "0"), "db-ops": `${prefix}2${id}`.padEnd(8, "0"), files: `${prefix}3${id}`.padEnd(8, "0") });
+  const snapshots = (prefix: string) => ({
+    "db-plum": `${prefix}1${id}`.padEnd(8, "0"),
+    "db-ops": `${prefix}2${id}`.padEnd(8, "0"),
+    files: `${prefix}3${id}`.padEnd(8, "0"),
+  });
   return {
     id,
     kind: "scheduled" as const,
@@ -51,15 +55,45 @@ async function recordHistory(ctx: BackupContext): Promise<void> {
   const newer = await ctx.sets.create(buildSetRow("s2", 1));
   await ctx.sets.create(buildSetRow("s3", 0.5, { status: "failed", secondarySnapshots: null, copiedAt: null, error: "pg_dump exited 1" }));
   for (const set of [older, newer]) {
-    await ctx.evidence.record({ kind: "backup", outcome: "success", setId: set.id, repository: "primary", detail: { startedAt: set.startedAt.toISOString(), finishedAt: set.finishedAt!.toISOString(), bytesAdded: 1048576, bytesProcessed: 5242880, snapshots: set.primarySnapshots } });
-    await ctx.evidence.record({ kind: "copy", outcome: "success", setId: set.id, repository: "secondary", detail: { snapshots: set.secondarySnapshots, original: set.primarySnapshots } });
+    await ctx.evidence.record({
+      kind: "backup",
+      outcome: "success",
+      setId: set.id,
+      repository: "primary",
+      detail: {
+        startedAt: set.startedAt.toISOString(),
+        finishedAt: set.finishedAt!.toISOString(),
+        bytesAdded: 1048576,
+        bytesProcessed: 5242880,
+        snapshots: set.primarySnapshots,
+      },
+    });
+    await ctx.evidence.record({
+      kind: "copy",
+      outcome: "success",
+      setId: set.id,
+      repository: "secondary",
+      detail: { snapshots: set.secondarySnapshots, original: set.primarySnapshots },
+    });
   }
   await ctx.evidence.record({ kind: "backup", outcome: "failure", setId: "s3", repository: "primary", detail: { error: "pg_dump exited 1" } });
   await ctx.evidence.record({ kind: "check", outcome: "success", repository: "primary", detail: { subset: "4/10", output: ["no errors were found"] } });
   await ctx.evidence.record({ kind: "check", outcome: "success", repository: "secondary", detail: { subset: "4/10", output: ["no errors were found"] } });
   await ctx.evidence.record({ kind: "forget", outcome: "success", repository: "primary", detail: { kept: ["s1", "s2"], forgotten: [] } });
   // Over the 60-minute RTO: the drill control fails, so the exports show both verdicts.
-  await ctx.evidence.record({ kind: "drill", outcome: "success", setId: "s2", detail: { setId: "s2", startedAt: new Date(Date.now() - 2 * H).toISOString(), finishedAt: new Date().toISOString(), rtoSeconds: 4000, verified: { tables: 12, files: 3 }, suites: ["ledger"] } });
+  await ctx.evidence.record({
+    kind: "drill",
+    outcome: "success",
+    setId: "s2",
+    detail: {
+      setId: "s2",
+      startedAt: new Date(Date.now() - 2 * H).toISOString(),
+      finishedAt: new Date().toISOString(),
+      rtoSeconds: 4000,
+      verified: { tables: 12, files: 3 },
+      suites: ["ledger"],
+    },
+  });
 }
 
 function flipByte(file: string, at: number): void {
@@ -77,7 +111,14 @@ describe("backup evidence", function () {
   const to = new Date(Date.now() + H);
 
   const exportTo = async (format: EvidenceFormat, name: string) => {
-    const out = await evidenceExporter({ ctx: env.ctx, from, to, format, signingKeyPem: secrets.signingPrivateKeyPem, publicKeyPem: secrets.signingPublicKeyPem });
+    const out = await evidenceExporter({
+      ctx: env.ctx,
+      from,
+      to,
+      format,
+      signingKeyPem: secrets.signingPrivateKeyPem,
+      publicKeyPem: secrets.signingPublicKeyPem,
+    });
     const file = path.join(dir, name);
     writeFileSync(file, out.body);
     if (out.signature) writeFileSync(`${file}.sig`, out.signature);
@@ -88,7 +129,8 @@ describe("backup evidence", function () {
     env = await startBackupEnv({ secondary: true });
     secrets = ensureSecrets(homeLayout(env.home).secretsDir);
     cliEnv = { PLUM_HOME: env.home, ...env.dbs.env, PLUM_BACKUP_SECONDARY: env.ctx.repos.secondary!.location };
-    for (const repo of [env.ctx.repos.primary, env.ctx.repos.secondary!]) await run("restic", ["init", "-r", repo.location, "--password-file", repo.passwordFile]);
+    for (const repo of [env.ctx.repos.primary, env.ctx.repos.secondary!])
+      await run("restic", ["init", "-r", repo.location, "--password-file", repo.passwordFile]);
     dir = mkdtempSync(path.join(tmpdir(), "plum-evidence-"));
     await recordHistory(env.ctx);
   });
@@ -103,21 +145,42 @@ describe("backup evidence", function () {
     expect(doc.format).to.equal("plum-backup-evidence");
     expect(doc.period).to.include({ from: from.toISOString(), to: to.toISOString() });
     expect(doc.policy).to.deep.equal({ ...report.policy, rpoHours: 6, rtoMinutes: 60 });
-    expect(doc.runs.map((r) => [r.setId, r.status, r.bytesAdded])).to.deep.equal([["s1", "succeeded", 1048576], ["s2", "succeeded", 1048576], ["s3", "failed", 1048576]]);
+    expect(doc.runs.map((r) => [r.setId, r.status, r.bytesAdded])).to.deep.equal([
+      ["s1", "succeeded", 1048576],
+      ["s2", "succeeded", 1048576],
+      ["s3", "failed", 1048576],
+    ]);
     expect(doc.runs[1].primarySnapshots).to.have.keys("db-plum", "db-ops", "files");
     expect(doc.runs[1].secondarySnapshots).to.have.keys("db-plum", "db-ops", "files");
-    expect(doc.checks.map((c) => [c.repository, c.outcome, c.subset])).to.deep.equal([["primary", "success", "4/10"], ["secondary", "success", "4/10"]]);
+    expect(doc.checks.map((c) => [c.repository, c.outcome, c.subset])).to.deep.equal([
+      ["primary", "success", "4/10"],
+      ["secondary", "success", "4/10"],
+    ]);
     expect(doc.drills[0]).to.include({ setId: "s2", rtoSeconds: 4000, rtoTargetSeconds: 3600 });
     expect(doc.encryption.status).to.equal("on");
-    expect(doc.repositories.map((r) => [r.role, r.source, r.configFile, r.keys.length])).to.deep.equal([["primary", "repository-files", "encrypted", 1], ["secondary", "repository-files", "encrypted", 1]]);
-    expect(doc.controls.map((c) => `${c.name}: ${c.result}`)).to.deep.equal(CONTROL_NAMES.map((n) => `${n}: ${n === "Restore drill passed" ? "fail" : "pass"}`));
+    expect(doc.repositories.map((r) => [r.role, r.source, r.configFile, r.keys.length])).to.deep.equal([
+      ["primary", "repository-files", "encrypted", 1],
+      ["secondary", "repository-files", "encrypted", 1],
+    ]);
+    expect(doc.controls.map((c) => `${c.name}: ${c.result}`)).to.deep.equal(
+      CONTROL_NAMES.map((n) => `${n}: ${n === "Restore drill passed" ? "fail" : "pass"}`),
+    );
     expect(doc.records).to.have.length(9);
     expect(doc.chain).to.include({ anchor: "0".repeat(64), firstId: 1, lastId: 9, count: 9, lastHash: doc.records[8].hash });
-    expect(doc.records[3].hashedRecord).to.deep.equal({ id: 4, at: doc.records[3].at, kind: "copy", outcome: "success", set_id: "s2", repository: "secondary", detail: doc.records[3].detail });
+    expect(doc.records[3].hashedRecord).to.deep.equal({
+      id: 4,
+      at: doc.records[3].at,
+      kind: "copy",
+      outcome: "success",
+      set_id: "s2",
+      repository: "secondary",
+      detail: doc.records[3].detail,
+    });
     expect(doc.signature).to.include({ algorithm: "ed25519", publicKey: secrets.signingPublicKeyPem });
 
     const text = readFileSync(file, "utf8");
-    for (const secret of [secrets.resticPassword, secrets.postgresPassword, secrets.controlToken, secrets.sessionKey.toString("hex")]) expect(text).not.to.include(secret);
+    for (const secret of [secrets.resticPassword, secrets.postgresPassword, secrets.controlToken, secrets.sessionKey.toString("hex")])
+      expect(text).not.to.include(secret);
     expect(text).not.to.include("PRIVATE KEY");
 
     expect(verifyEvidenceFile(file)).to.include({ ok: true, records: 9, signedBy: doc.appliance.publicKeyFingerprint });
@@ -154,7 +217,10 @@ describe("backup evidence", function () {
 
   it("`plumctl evidence export` writes a signed PDF a person can read: title, controls table with PASS and FAIL, run tables", async () => {
     const file = path.join(dir, "period.pdf");
-    const res = await plumctl(["evidence", "export", "--from", from.toISOString().slice(0, 10), "--to", to.toISOString().slice(0, 10), "--format", "pdf", "--out", file], cliEnv);
+    const res = await plumctl(
+      ["evidence", "export", "--from", from.toISOString().slice(0, 10), "--to", to.toISOString().slice(0, 10), "--format", "pdf", "--out", file],
+      cliEnv,
+    );
     expect(res.code, res.stderr).to.equal(0);
     expect(res.stdout).to.match(new RegExp(`^wrote ${file} and ${file}\\.sig: 9 records, controls 5 of 6 pass\\n`));
     expect(res.stdout).to.include("FAIL  Restore drill passed: Drill 9");
@@ -191,18 +257,35 @@ describe("backup evidence", function () {
     expect(res.code).to.equal(1);
     expect(res.stderr).to.include("the file was changed after it was signed");
     rmSync(`${file}.sig`);
-    expect(verifyEvidenceFile(file).problems).to.deep.equal(["its signature file period.csv.sig is missing: CSV and PDF exports are signed by a file beside them"]);
+    expect(verifyEvidenceFile(file).problems).to.deep.equal([
+      "its signature file period.csv.sig is missing: CSV and PDF exports are signed by a file beside them",
+    ]);
   });
 
   it("masks credentials in repository locations", async () => {
-    const ctx = { ...env.ctx, repos: { ...env.ctx.repos, secondary: { ...env.ctx.repos.secondary!, location: "rest:https://backup:s3cr3t-pass@site-b.example.com/plum" } } };
-    const out = await evidenceExporter({ ctx, from, to, format: "json", signingKeyPem: secrets.signingPrivateKeyPem, publicKeyPem: secrets.signingPublicKeyPem });
+    const ctx = {
+      ...env.ctx,
+      repos: { ...env.ctx.repos, secondary: { ...env.ctx.repos.secondary!, location: "rest:https://backup:s3cr3t-pass@site-b.example.com/plum" } },
+    };
+    const out = await evidenceExporter({
+      ctx,
+      from,
+      to,
+      format: "json",
+      signingKeyPem: secrets.signingPrivateKeyPem,
+      publicKeyPem: secrets.signingPublicKeyPem,
+    });
     expect(out.body.toString()).not.to.include("s3cr3t-pass");
     expect(out.report.repositories[1]).to.include({ location: "rest:https://backup:***@site-b.example.com/plum", source: "remote" });
   });
 
   it("refuses to export a period whose records would carry a secret", async () => {
-    await env.ctx.evidence.record({ kind: "check", outcome: "failure", repository: "primary", detail: { output: [`wrong password ${secrets.resticPassword}`] } });
+    await env.ctx.evidence.record({
+      kind: "check",
+      outcome: "failure",
+      repository: "primary",
+      detail: { output: [`wrong password ${secrets.resticPassword}`] },
+    });
     let error: Error | undefined;
     await exportTo("json", "leak.json").catch((err: Error) => (error = err));
     expect(error?.message).to.equal("the evidence export would contain a secret (in evidence record 10); nothing was written");
@@ -232,11 +315,15 @@ describe("backup evidence in the console", function () {
   /** A download as bytes, whatever its type. */
   function download(client: WebClient, url: string) {
     const cookie = client.cookieHeader();
-    return request(agent.consoleApp).get(url).set("Cookie", cookie).buffer(true).parse((res, done) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => done(null, Buffer.concat(chunks)));
-    });
+    return request(agent.consoleApp)
+      .get(url)
+      .set("Cookie", cookie)
+      .buffer(true)
+      .parse((res, done) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => done(null, Buffer.concat(chunks)));
+      });
   }
 
   before(async () => {
@@ -284,7 +371,13 @@ describe("backup evidence in the console", function () {
     }
 
     const exports = await agent.audit.list({ actor: "user:audrey", action: "evidence.export" });
-    expect(exports.map((e) => e.detail)).to.have.deep.members(["json", "pdf", "csv"].map((format) => ({ from: `${period.from}T00:00:00.000Z`, to: new Date(Date.parse(`${period.to}T00:00:00Z`) + 24 * H).toISOString(), format })));
+    expect(exports.map((e) => e.detail)).to.have.deep.members(
+      ["json", "pdf", "csv"].map((format) => ({
+        from: `${period.from}T00:00:00.000Z`,
+        to: new Date(Date.parse(`${period.to}T00:00:00Z`) + 24 * H).toISOString(),
+        format,
+      })),
+    );
     expect(await new EvidenceLog(agent.sequelize).list({ limit: 1000 })).to.deep.equal(before);
   });
 

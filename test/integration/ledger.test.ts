@@ -24,7 +24,11 @@ describe("points ledger", () => {
     await award(ctx, p.id, 250);
     const { merchant } = await buildMerchant(ctx);
     const item = await buildItem(ctx, merchant.id, { pointsCost: 100, stock: 10 });
-    const attempts = await Promise.allSettled(Array.from({ length: 10 }, () => itemRedeemer({ ctx, actor: participantActor, input: { participantId: p.id, itemId: item.id, requestKey: randomUUID() } })));
+    const attempts = await Promise.allSettled(
+      Array.from({ length: 10 }, () =>
+        itemRedeemer({ ctx, actor: participantActor, input: { participantId: p.id, itemId: item.id, requestKey: randomUUID() } }),
+      ),
+    );
     const ok = attempts.filter((a) => a.status === "fulfilled");
     const refused = attempts.filter((a): a is PromiseRejectedResult => a.status === "rejected");
     expect(ok).to.have.length(2);
@@ -43,14 +47,19 @@ describe("points ledger", () => {
   it("never sells stock it does not have, also under concurrency", async () => {
     const { merchant } = await buildMerchant(ctx);
     const item = await buildItem(ctx, merchant.id, { pointsCost: 10, stock: 3 });
-    const buyers = await Promise.all(Array.from({ length: 8 }, async () => {
-      const p = await buildParticipant(ctx);
-      await award(ctx, p.id, 100);
-      return p;
-    }));
-    const results = await Promise.allSettled(buyers.map((p) => itemRedeemer({ ctx, actor: participantActor, input: { participantId: p.id, itemId: item.id, requestKey: randomUUID() } })));
+    const buyers = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const p = await buildParticipant(ctx);
+        await award(ctx, p.id, 100);
+        return p;
+      }),
+    );
+    const results = await Promise.allSettled(
+      buyers.map((p) => itemRedeemer({ ctx, actor: participantActor, input: { participantId: p.id, itemId: item.id, requestKey: randomUUID() } })),
+    );
     expect(results.filter((r) => r.status === "fulfilled")).to.have.length(3);
-    for (const r of results.filter((x): x is PromiseRejectedResult => x.status === "rejected")) expect((r.reason as Error).message).to.match(/is out of stock\.$/);
+    for (const r of results.filter((x): x is PromiseRejectedResult => x.status === "rejected"))
+      expect((r.reason as Error).message).to.match(/is out of stock\.$/);
     await item.reload();
     expect(item.stock).to.equal(0);
   });
@@ -61,7 +70,9 @@ describe("points ledger", () => {
     const { merchant } = await buildMerchant(ctx);
     const item = await buildItem(ctx, merchant.id, { pointsCost: 100 });
     const requestKey = randomUUID();
-    const [a, b] = await Promise.all([1, 2].map(() => itemRedeemer({ ctx, actor: participantActor, input: { participantId: p.id, itemId: item.id, requestKey } })));
+    const [a, b] = await Promise.all(
+      [1, 2].map(() => itemRedeemer({ ctx, actor: participantActor, input: { participantId: p.id, itemId: item.id, requestKey } })),
+    );
     expect(a.voucher.id).to.equal(b.voucher.id);
     expect([a.replayed, b.replayed].sort()).to.deep.equal([false, true]);
     expect(await balanceOf(ctx, p.id)).to.equal(200);
@@ -83,7 +94,11 @@ describe("points ledger", () => {
   it("refuses an adjustment that would make a balance negative", async () => {
     const p = await buildParticipant(ctx);
     await award(ctx, p.id, 30);
-    const err = await pointsAwarder({ ctx, actor: SYSTEM_ACTOR, input: { participantId: p.id, programmeId: null, kind: "adjustment", points: -31, idempotencyKey: `adj-${randomUUID()}` } }).catch((e) => e);
+    const err = await pointsAwarder({
+      ctx,
+      actor: SYSTEM_ACTOR,
+      input: { participantId: p.id, programmeId: null, kind: "adjustment", points: -31, idempotencyKey: `adj-${randomUUID()}` },
+    }).catch((e) => e);
     expect(err.fields).to.deep.equal({ points: "the balance is 30; an adjustment of -31 would make it negative" });
     expect(await balanceOf(ctx, p.id)).to.equal(30);
   });
@@ -93,7 +108,11 @@ describe("points ledger", () => {
     const { entry } = await award(ctx, p.id, 10);
     const update = await ctx.sequelize.query(`update ledger_entries set points = 1000 where id = ${entry.id}`).catch((e: Error) => e);
     expect((update as Error).message).to.match(/ledger_entries is append-only \(UPDATE refused\)/);
-    const overdraw = await ctx.sequelize.query(`insert into ledger_entries (participant_id, kind, points, idempotency_key, created_by) values (${p.id}, 'adjustment', -11, 'raw-${randomUUID()}', 'test')`).catch((e: Error) => e);
+    const overdraw = await ctx.sequelize
+      .query(
+        `insert into ledger_entries (participant_id, kind, points, idempotency_key, created_by) values (${p.id}, 'adjustment', -11, 'raw-${randomUUID()}', 'test')`,
+      )
+      .catch((e: Error) => e);
     expect((overdraw as Error).message).to.match(/balances never go below zero/);
     expect(await balanceOf(ctx, p.id)).to.equal(10);
   });

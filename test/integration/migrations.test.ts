@@ -9,7 +9,9 @@ async function tables(config: pg.ClientConfig): Promise<string[]> {
   const client = new pg.Client(config);
   await client.connect();
   try {
-    const { rows } = await client.query("select table_name from information_schema.tables where table_schema = 'public' and table_name <> 'pgmigrations' order by 1");
+    const { rows } = await client.query(
+      "select table_name from information_schema.tables where table_schema = 'public' and table_name <> 'pgmigrations' order by 1",
+    );
     return rows.map((r) => r.table_name);
   } finally {
     await client.end();
@@ -21,7 +23,10 @@ describe("migrations: every one goes up and down", () => {
   before(async () => (dbs = await freshDatabases()));
   after(() => dbs.drop());
 
-  for (const [name, dir, db] of [["plum", PRODUCT_MIGRATIONS_DIR, "product"], ["plum_ops", OPS_MIGRATIONS_DIR, "ops"]] as const) {
+  for (const [name, dir, db] of [
+    ["plum", PRODUCT_MIGRATIONS_DIR, "product"],
+    ["plum_ops", OPS_MIGRATIONS_DIR, "ops"],
+  ] as const) {
     it(`${name}: up to the newest, all the way down to nothing, and up again`, async () => {
       const config = clientConfig(dbs.server, dbs[db]);
       const up = await migrate({ clientConfig: config, dir });

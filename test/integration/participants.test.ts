@@ -32,7 +32,14 @@ describe("participants: HRIS CSV import", () => {
 
   it("imports nothing from a file with 3 bad rows, and names each row, column and reason", async () => {
     const before = await ctx.models.Participant.count();
-    const csv = [HEADER, "E10,Dora,dora@example.com,Ops,,NL", "E11,,eli@example.com,Ops,,NL", "E12,Finn,not-an-email,Ops,,NL", "E13,Gus,gus@example.com,Ops,,Netherlands", "E14,Hana,hana@example.com,Ops,,SE"].join("\n");
+    const csv = [
+      HEADER,
+      "E10,Dora,dora@example.com,Ops,,NL",
+      "E11,,eli@example.com,Ops,,NL",
+      "E12,Finn,not-an-email,Ops,,NL",
+      "E13,Gus,gus@example.com,Ops,,Netherlands",
+      "E14,Hana,hana@example.com,Ops,,SE",
+    ].join("\n");
     let error: ImportRejected | undefined;
     try {
       await importCsv(csv);
@@ -51,7 +58,11 @@ describe("participants: HRIS CSV import", () => {
 
   it("names a missing column, a duplicate employee id and a broken row", async () => {
     const missing = await importCsv("employee_id,name,email\nE1,A,a@example.com\n").catch((e: ImportRejected) => e.errors);
-    expect(missing).to.deep.include({ line: 1, column: "country", reason: 'missing column "country" (expected: employee_id, name, email, department, manager, country)' });
+    expect(missing).to.deep.include({
+      line: 1,
+      column: "country",
+      reason: 'missing column "country" (expected: employee_id, name, email, department, manager, country)',
+    });
     const dup = await importCsv(`${HEADER}\nE20,A,a@example.com,,,NL\nE20,B,b@example.com,,,NL\n`).catch((e: ImportRejected) => e.errors);
     expect(dup).to.deep.equal([{ line: 3, column: "employee_id", reason: '"E20" is also on line 2' }]);
     const broken = (await importCsv(`${HEADER}\nE21,A,a@example.com,,NL\n`).catch((e: ImportRejected) => e.errors)) as Array<{ reason: string }>;
@@ -65,7 +76,13 @@ describe("participants: HRIS CSV import", () => {
     expect((await web.signIn(manager.username, TEST_PASSWORD)).headers.location).to.equal("/manage");
     const token = await web.csrfFrom("/manage/participants");
     const upload = (csv: string) =>
-      request(app).post("/manage/participants/import").set("Cookie", web.cookieHeader()).set("Accept", "text/html").field("_csrf", token).attach("file", Buffer.from(csv), "hris.csv").redirects(0);
+      request(app)
+        .post("/manage/participants/import")
+        .set("Cookie", web.cookieHeader())
+        .set("Accept", "text/html")
+        .field("_csrf", token)
+        .attach("file", Buffer.from(csv), "hris.csv")
+        .redirects(0);
     const bad = await upload(`${HEADER}\nE30,,x@example.com,,,NL\n`);
     expect(bad.status).to.equal(400);
     expect(bad.text).to.include("Nothing was imported: 1 problem in the file.").and.include("<td>2</td><td>name</td><td>is empty</td>");
@@ -73,14 +90,20 @@ describe("participants: HRIS CSV import", () => {
     expect(good.status).to.equal(303);
     const list = await web.get(good.headers.location);
     expect(list.text).to.include("Imported 1 participants: 1 new, 0 updated.").and.include("Ivo Jansen");
-    const noToken = await request(app).post("/manage/participants/import").set("Cookie", web.cookieHeader()).attach("file", Buffer.from(`${HEADER}\nE31,X,x@example.com,,,NL\n`), "hris.csv");
+    const noToken = await request(app)
+      .post("/manage/participants/import")
+      .set("Cookie", web.cookieHeader())
+      .attach("file", Buffer.from(`${HEADER}\nE31,X,x@example.com,,,NL\n`), "hris.csv");
     expect(noToken.status).to.equal(403);
     expect(await ctx.models.Participant.count({ where: { employeeId: "E31" } })).to.equal(0);
   });
 
   it("keeps participants' data from participants and merchants (403)", async () => {
     for (const role of ["participant", "merchant"] as const) {
-      const who = role === "participant" ? await buildAccount(ctx, role, { participantId: (await ctx.models.Participant.findOne({ where: { employeeId: "E3" } }))!.id }) : await buildAccount(ctx, role, { merchantId: (await ctx.models.Merchant.create({ name: `M ${Date.now()}` })).id });
+      const who =
+        role === "participant"
+          ? await buildAccount(ctx, role, { participantId: (await ctx.models.Participant.findOne({ where: { employeeId: "E3" } }))!.id })
+          : await buildAccount(ctx, role, { merchantId: (await ctx.models.Merchant.create({ name: `M ${Date.now()}` })).id });
       const web = new WebClient(app);
       await web.signIn(who.username, TEST_PASSWORD);
       expect((await web.get("/manage/participants")).status, role).to.equal(403);

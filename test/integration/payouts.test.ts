@@ -36,8 +36,13 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
     return { programme, ids };
   }
 
-  const importSales = (programmeId: number, rows: string[]) => payoutSalesImporter({ ctx, actor: SYSTEM_ACTOR, input: { programmeId, csv: [HEADER, ...rows].join("\n") } });
-  const rejection = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e as SalesImportRejected);
+  const importSales = (programmeId: number, rows: string[]) =>
+    payoutSalesImporter({ ctx, actor: SYSTEM_ACTOR, input: { programmeId, csv: [HEADER, ...rows].join("\n") } });
+  const rejection = (p: Promise<unknown>) =>
+    p.then(
+      () => undefined,
+      (e: unknown) => e as SalesImportRejected,
+    );
 
   async function managerClient(): Promise<{ web: WebClient; username: string }> {
     const manager = await buildAccount(ctx, "manager");
@@ -47,7 +52,13 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
   }
 
   function upload(web: WebClient, path: string, token: string, csv: string) {
-    return request(app).post(path).set("Cookie", web.cookieHeader()).set("Accept", "text/html").field("_csrf", token).attach("file", Buffer.from(csv), "sales.csv").redirects(0);
+    return request(app)
+      .post(path)
+      .set("Cookie", web.cookieHeader())
+      .set("Accept", "text/html")
+      .field("_csrf", token)
+      .attach("file", Buffer.from(csv), "sales.csv")
+      .redirects(0);
   }
 
   it("pays the golden amounts at every tier edge, above quota with the accelerator and at the cap", async () => {
@@ -66,7 +77,12 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
       [2_000_012n, 20_000n, 150_000n], // over the cap
     ];
     const { programme, ids } = await setUp(cases.map((_, i) => `Seller ${i + 1}`));
-    expect(await importSales(programme.id, cases.map(([sales], i) => `${ids[i]},2025-03,${QUOTA},${sales}`))).to.deep.equal({ created: cases.length, updated: 0, periods: ["2025-03"] });
+    expect(
+      await importSales(
+        programme.id,
+        cases.map(([sales], i) => `${ids[i]},2025-03,${QUOTA},${sales}`),
+      ),
+    ).to.deep.equal({ created: cases.length, updated: 0, periods: ["2025-03"] });
     const run = await payoutRunComputer({ ctx, actor: SYSTEM_ACTOR, input: { programmeId: programme.id, period: "2025-03" } });
     const stored = await storedPayoutLines(ctx.sequelize, run.id);
     expect(stored.map((l) => [l.employeeId, l.attainmentBp, l.amountMinor])).to.deep.equal(cases.map(([, bp, amount], i) => [ids[i], bp, amount]));
@@ -77,7 +93,16 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
 
   it("imports nothing from a sales file with bad rows, and names each row, column and reason", async () => {
     const { programme, ids } = await setUp(["Ana"]);
-    const format = await rejection(importSales(programme.id, [`${ids[0]},2025-03,100000,50000`, `${ids[0]},2025-13,100000,50000`, `${ids[0]},2025-04,0,1`, `${ids[0]},2025-05,100000,12.50`, `,2025-06,100000,-5`, `${ids[0]},2025-03,100000,1`]));
+    const format = await rejection(
+      importSales(programme.id, [
+        `${ids[0]},2025-03,100000,50000`,
+        `${ids[0]},2025-13,100000,50000`,
+        `${ids[0]},2025-04,0,1`,
+        `${ids[0]},2025-05,100000,12.50`,
+        `,2025-06,100000,-5`,
+        `${ids[0]},2025-03,100000,1`,
+      ]),
+    );
     expect(format).to.be.instanceOf(SalesImportRejected);
     expect(format!.errors).to.deep.equal([
       { line: 3, column: "period", reason: '"2025-13" is not a month written YYYY-MM' },
@@ -91,7 +116,9 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
 
     const unknown = await rejection(importSales(programme.id, [`${ids[0]},2025-03,100000,50000`, "NOBODY-1,2025-03,100000,50000"]));
     expect(unknown!.errors).to.deep.equal([{ line: 3, column: "employee_id", reason: 'no participant has the employee id "NOBODY-1": import them first' }]);
-    const missing = await rejection(payoutSalesImporter({ ctx, actor: SYSTEM_ACTOR, input: { programmeId: programme.id, csv: "employee_id,period,sales\nX,2025-01,1\n" } }));
+    const missing = await rejection(
+      payoutSalesImporter({ ctx, actor: SYSTEM_ACTOR, input: { programmeId: programme.id, csv: "employee_id,period,sales\nX,2025-01,1\n" } }),
+    );
     expect(missing!.errors).to.deep.equal([{ line: 1, column: "quota", reason: 'missing column "quota" (expected: employee_id, period, quota, sales)' }]);
     const { SalesRecord } = definePayoutModels(ctx.sequelize);
     expect(await SalesRecord.count({ where: { programmeId: programme.id } })).to.equal(0);
@@ -110,10 +137,17 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
   it("updates a participant's figures for a period on re-import", async () => {
     const { programme, ids } = await setUp(["Ana", "Ben"]);
     expect(await importSales(programme.id, [`${ids[0]},2025-03,100000,50000`])).to.deep.equal({ created: 1, updated: 0, periods: ["2025-03"] });
-    expect(await importSales(programme.id, [`${ids[0]},2025-03,100000,90000`, `${ids[1]},2025-03,100000,10000`])).to.deep.equal({ created: 1, updated: 1, periods: ["2025-03"] });
+    expect(await importSales(programme.id, [`${ids[0]},2025-03,100000,90000`, `${ids[1]},2025-03,100000,10000`])).to.deep.equal({
+      created: 1,
+      updated: 1,
+      periods: ["2025-03"],
+    });
     const { SalesRecord } = definePayoutModels(ctx.sequelize);
     const rows = await SalesRecord.findAll({ where: { programmeId: programme.id }, order: [["salesMinor", "DESC"]] });
-    expect(rows.map((r) => [r.quotaMinor, r.salesMinor])).to.deep.equal([["100000", "90000"], ["100000", "10000"]]);
+    expect(rows.map((r) => [r.quotaMinor, r.salesMinor])).to.deep.equal([
+      ["100000", "90000"],
+      ["100000", "10000"],
+    ]);
   });
 
   it("computes, approves and exports through the pages, with the exact payroll CSV", async () => {
@@ -131,21 +165,42 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
 
     const page = `/manage/payouts/programmes/${programme.id}`;
     const token = await web.csrfFrom(page);
-    const badRule = await web.post(`${page}/rules`, { effectiveFrom: "2025-01", from0: "50", rate0: "2", from1: "40", rate1: "4", accelerator: "0.5", cap: "0" }, token);
+    const badRule = await web.post(
+      `${page}/rules`,
+      { effectiveFrom: "2025-01", from0: "50", rate0: "2", from1: "40", rate1: "4", accelerator: "0.5", cap: "0" },
+      token,
+    );
     expect(badRule.status).to.equal(400);
     expect(badRule.text).to.include("The payout rule was not saved.");
     expect(badRule.text).to.include("<strong>tiers</strong> tier 2: thresholds must be strictly ascending (40.00 % follows 50.00 %)");
     expect(badRule.text).to.include("<strong>accelerator</strong> must be from 1× to 10× (10000 to 100000 bp; got 5000)");
     expect(badRule.text).to.include("<strong>cap</strong> must be more than 0");
 
-    const rule = { effectiveFrom: "2025-01", from0: "0", rate0: "0", from1: "50", rate1: "2", from2: "80", rate2: "4", from3: "100", rate3: "6", accelerator: "1.5", cap: "1500.00" };
+    const rule = {
+      effectiveFrom: "2025-01",
+      from0: "0",
+      rate0: "0",
+      from1: "50",
+      rate1: "2",
+      from2: "80",
+      rate2: "4",
+      from3: "100",
+      rate3: "6",
+      accelerator: "1.5",
+      cap: "1500.00",
+    };
     const saved = await web.post(`${page}/rules`, rule, token);
     expect([saved.status, saved.headers.location]).to.deep.equal([303, `${page}?notice=rule-saved`]);
     const { PayoutRule, PayoutRun } = definePayoutModels(ctx.sequelize);
     const stored = await PayoutRule.findOne({ where: { programmeId: programme.id } });
     expect({ tiers: stored!.tiers, acceleratorBp: stored!.acceleratorBp, capMinor: BigInt(stored!.capMinor) }).to.deep.equal(GOLDEN_TERMS);
 
-    const sales = await upload(web, `${page}/sales`, token, `${HEADER}\n${prefix}-1,2025-03,1000000,1500000\n${prefix}-2,2025-03,1000000,799999\n${prefix}-3,2025-03,1000000,2000012\n${prefix}-4,2025-03,1000000,499999\n`);
+    const sales = await upload(
+      web,
+      `${page}/sales`,
+      token,
+      `${HEADER}\n${prefix}-1,2025-03,1000000,1500000\n${prefix}-2,2025-03,1000000,799999\n${prefix}-3,2025-03,1000000,2000012\n${prefix}-4,2025-03,1000000,499999\n`,
+    );
     expect([sales.status, sales.headers.location]).to.deep.equal([303, `${page}?notice=sales-imported&created=4&updated=0`]);
 
     const computed = await web.post(`${page}/runs`, { period: "2025-03" }, token);
@@ -155,7 +210,9 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
     const review = await web.get(runPath);
     expect(review.status).to.equal(200);
     expect(review.text).to.include("<td>150.00 %</td><td>1050.00</td>");
-    expect(review.text).to.include("tier 4 (from 100.00 %): 6.00 % of 10000.00 EUR + 6.00 % × 1.5 of 10000.12 EUR above quota makes 1500.01 EUR (rounded half down), capped at 1500.00 EUR");
+    expect(review.text).to.include(
+      "tier 4 (from 100.00 %): 6.00 % of 10000.00 EUR + 6.00 % × 1.5 of 10000.12 EUR above quota makes 1500.01 EUR (rounded half down), capped at 1500.00 EUR",
+    );
     expect(review.text).to.include("<th>2710.00</th>");
 
     const early = await web.post(`${runPath}/export`, {}, token);
@@ -186,7 +243,14 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
     expect((await web.post(`${runPath}/export`, {}, token)).text).to.equal(exported.text);
 
     const events = await ctx.models.ProductEvent.findAll({ where: { actor: `user:${username}` }, order: [["id", "ASC"]] });
-    expect(events.map((e) => e.action).filter((a) => a.startsWith("payout."))).to.deep.equal(["payout.rule.save", "payout.sales.import", "payout.run.compute", "payout.run.approve", "payout.run.export", "payout.run.export"]);
+    expect(events.map((e) => e.action).filter((a) => a.startsWith("payout."))).to.deep.equal([
+      "payout.rule.save",
+      "payout.sales.import",
+      "payout.run.compute",
+      "payout.run.approve",
+      "payout.run.export",
+      "payout.run.export",
+    ]);
   });
 
   it("freezes an approved run: recomputing is a 409 that says why, and its sales and rule cannot change", async () => {
@@ -214,11 +278,18 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
 
     const sales = await rejection(importSales(programme.id, [`${ids[0]},2025-03,100000,1`, `${ids[0]},2025-04,100000,1`]));
     expect(sales!.errors).to.deep.equal([{ line: 2, column: "period", reason: "the payouts of 2025-03 are approved: its sales are frozen" }]);
-    const rule = await payoutRuleSaver({ ctx, actor: SYSTEM_ACTOR, input: { programmeId: programme.id, effectiveFrom: "2025-03", ...GOLDEN_TERMS } }).catch((e: { fields: Record<string, string> }) => e.fields);
-    expect(rule).to.deep.equal({ effectiveFrom: "the payouts of 2025-03 are approved and frozen, with the rule they were computed with: a new rule can take effect after 2025-03" });
+    const rule = await payoutRuleSaver({ ctx, actor: SYSTEM_ACTOR, input: { programmeId: programme.id, effectiveFrom: "2025-03", ...GOLDEN_TERMS } }).catch(
+      (e: { fields: Record<string, string> }) => e.fields,
+    );
+    expect(rule).to.deep.equal({
+      effectiveFrom: "the payouts of 2025-03 are approved and frozen, with the rule they were computed with: a new rule can take effect after 2025-03",
+    });
     await payoutRuleSaver({ ctx, actor: SYSTEM_ACTOR, input: { programmeId: programme.id, effectiveFrom: "2025-04", ...GOLDEN_TERMS, capMinor: 1n } });
 
-    const database = await ctx.sequelize.query("update payouts set amount_minor = 1 where run_id = :id", { replacements: { id: run.id } }).then(() => undefined, (e: Error) => e.message);
+    const database = await ctx.sequelize.query("update payouts set amount_minor = 1 where run_id = :id", { replacements: { id: run.id } }).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
     expect(database).to.equal(`payout run ${run.id} is approved: its payouts are frozen (UPDATE refused)`);
   });
 
@@ -227,8 +298,14 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
     await importSales(programme.id, [`${ids[0]},2025-03,100000,100000`]);
     const run = await payoutRunComputer({ ctx, actor: SYSTEM_ACTOR, input: { programmeId: programme.id, period: "2025-03" } });
     await importSales(programme.id, [`${ids[0]},2025-03,100000,80000`]);
-    const refused = await payoutRunApprover({ ctx, actor: SYSTEM_ACTOR, input: { runId: run.id } }).then(() => undefined, (e: { status: number; message: string }) => [e.status, e.message]);
-    expect(refused).to.deep.equal([409, `The sales or the payout rule of 2025-03 changed after these payouts were computed (${ids[0]}: stored 6000 at 10000 bp, recomputed 3200 at 8000 bp): recompute, review, then approve.`]);
+    const refused = await payoutRunApprover({ ctx, actor: SYSTEM_ACTOR, input: { runId: run.id } }).then(
+      () => undefined,
+      (e: { status: number; message: string }) => [e.status, e.message],
+    );
+    expect(refused).to.deep.equal([
+      409,
+      `The sales or the payout rule of 2025-03 changed after these payouts were computed (${ids[0]}: stored 6000 at 10000 bp, recomputed 3200 at 8000 bp): recompute, review, then approve.`,
+    ]);
     await payoutRunComputer({ ctx, actor: SYSTEM_ACTOR, input: { programmeId: programme.id, period: "2025-03" } });
     expect((await payoutRunApprover({ ctx, actor: SYSTEM_ACTOR, input: { runId: run.id } })).status).to.equal("approved");
   });
@@ -251,7 +328,11 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
         expect(res.text).to.include(`Your role (${account.role}) may not view payouts.`);
       }
       const posts: Array<[string, Record<string, string>, string]> = [
-        [`/manage/payouts/programmes/${programme.id}/rules`, { effectiveFrom: "2025-01", from0: "0", rate0: "50", accelerator: "1", cap: "100000" }, "change payouts"],
+        [
+          `/manage/payouts/programmes/${programme.id}/rules`,
+          { effectiveFrom: "2025-01", from0: "0", rate0: "50", accelerator: "1", cap: "100000" },
+          "change payouts",
+        ],
         [`/manage/payouts/programmes/${programme.id}/runs`, { period: "2025-03" }, "create payouts"],
         ["/manage/payouts/runs/1/approve", {}, "approve payouts"],
         ["/manage/payouts/runs/1/export", {}, "export payouts"],
@@ -270,7 +351,12 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
     const run = await payoutRunComputer({ ctx, actor: SYSTEM_ACTOR, input: { programmeId: programme.id, period: "2025-03" } });
     await payoutRunApprover({ ctx, actor: SYSTEM_ACTOR, input: { runId: run.id } });
     const env = { baseUrl: "http://127.0.0.1:9", sequelize: ctx.sequelize };
-    const counts = () => ctx.sequelize.query("select (select count(*) from payout_rules) r, (select count(*) from sales_records) s, (select count(*) from payout_runs) u, (select count(*) from payouts) p, (select count(*) from product_events) e").then(([rows]) => rows[0]);
+    const counts = () =>
+      ctx.sequelize
+        .query(
+          "select (select count(*) from payout_rules) r, (select count(*) from sales_records) s, (select count(*) from payout_runs) u, (select count(*) from payouts) p, (select count(*) from product_events) e",
+        )
+        .then(([rows]) => rows[0]);
     const before = await counts();
 
     const healthy = await payoutsChecks(env);
@@ -291,7 +377,9 @@ describe("payouts: rules, sales import, runs, approval, export", () => {
       detail: `"${programme.name}" 2025-03: 1 payout differs (${ids[0]}: stored 105000 at 15000 bp, recomputed 87500 at 15000 bp)`,
     });
 
-    await ctx.sequelize.query(`update payout_rules set tiers = '[{"fromAttainmentBp":8000,"rateBp":400},{"fromAttainmentBp":5000,"rateBp":200}]' where programme_id = ${programme.id}`);
+    await ctx.sequelize.query(
+      `update payout_rules set tiers = '[{"fromAttainmentBp":8000,"rateBp":400},{"fromAttainmentBp":5000,"rateBp":200}]' where programme_id = ${programme.id}`,
+    );
     const disordered = await payoutsChecks(env);
     expect(disordered[1]).to.deep.equal({
       name: "stored payout rules are valid",

@@ -21,7 +21,11 @@ describe("programmes (manager pages)", () => {
   const create = async (form: Record<string, string>) => manager.post("/manage/programmes", form, await manager.csrfFrom("/manage/programmes"));
 
   it("creates a programme of each kind and lists them", async () => {
-    for (const [name, kind] of [["Thank you", "recognition"], ["Q1 sales push", "sales_incentive"], ["Customer club", "loyalty"]]) {
+    for (const [name, kind] of [
+      ["Thank you", "recognition"],
+      ["Q1 sales push", "sales_incentive"],
+      ["Customer club", "loyalty"],
+    ]) {
       const res = await create({ name, kind, currency: "eur", description: `${kind} programme` });
       expect(res.status, res.text).to.equal(303);
     }

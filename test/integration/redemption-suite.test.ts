@@ -8,7 +8,17 @@ import { redemptionChecks } from "../../product/validation/redemption-suite.ts";
 import { freePort } from "../support/ports.ts";
 import { startProductApp } from "../support/product-app.ts";
 
-const TABLES = ["participants", "product_users", "product_sessions", "product_login_attempts", "merchants", "merchant_users", "catalogue_items", "vouchers", "ledger_entries"];
+const TABLES = [
+  "participants",
+  "product_users",
+  "product_sessions",
+  "product_login_attempts",
+  "merchants",
+  "merchant_users",
+  "catalogue_items",
+  "vouchers",
+  "ledger_entries",
+];
 
 const STEPS = [
   "a participant signs in",
@@ -43,7 +53,9 @@ describe("validation suite: redemption pathway", () => {
 
   const rowCounts = async () =>
     Object.fromEntries(
-      await Promise.all(TABLES.map(async (t) => [t, Number((await sequelize.query<{ n: string }>(`select count(*) as n from ${t}`, { type: QueryTypes.SELECT }))[0].n)])),
+      await Promise.all(
+        TABLES.map(async (t) => [t, Number((await sequelize.query<{ n: string }>(`select count(*) as n from ${t}`, { type: QueryTypes.SELECT }))[0].n)]),
+      ),
     );
 
   it("passes every check against a working instance and leaves no rows behind", async () => {

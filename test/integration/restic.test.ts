@@ -6,23 +6,34 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { PassThrough, Readable, Writable } from "node:stream";
 import type { Repository } from "../../backup/backup-types.ts";
-import { EmptySnapshotError, PartialBackupError, RepositoryLockedError, RepositoryMissingError, ResticTimeoutError, WrongPasswordError } from "../../backup/restic/restic-errors.ts";
+import {
+  EmptySnapshotError,
+  PartialBackupError,
+  RepositoryLockedError,
+  RepositoryMissingError,
+  ResticTimeoutError,
+  WrongPasswordError,
+} from "../../backup/restic/restic-errors.ts";
 import { Restic } from "../../backup/restic/restic.ts";
 import { waitFor } from "../../lib/wait.ts";
 
 /** Endless input whose chunks differ (so restic keeps writing): for kills and deadlines. */
 function endlessInput(): Readable {
-  return new Readable({ read() {
-    this.push(randomBytes(1 << 20));
-  } });
+  return new Readable({
+    read() {
+      this.push(randomBytes(1 << 20));
+    },
+  });
 }
 
 function collect(): { sink: Writable; text: () => string } {
   const chunks: Buffer[] = [];
-  const sink = new Writable({ write(chunk: Buffer, _enc, done) {
-    chunks.push(chunk);
-    done();
-  } });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      chunks.push(chunk);
+      done();
+    },
+  });
   return { sink, text: () => Buffer.concat(chunks).toString("utf8") };
 }
 
@@ -43,7 +54,11 @@ describe("restic wrapper (real restic binary)", function () {
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "plum-restic-"));
     primary = { role: "primary", location: path.join(dir, "primary"), passwordFile: passwordFile("primary-password", randomBytes(16).toString("hex")) };
-    secondary = { role: "secondary", location: path.join(dir, "site-b", "secondary"), passwordFile: passwordFile("secondary-password", randomBytes(16).toString("hex")) };
+    secondary = {
+      role: "secondary",
+      location: path.join(dir, "site-b", "secondary"),
+      passwordFile: passwordFile("secondary-password", randomBytes(16).toString("hex")),
+    };
     source = path.join(dir, "files");
     mkdirSync(path.join(source, "vouchers"), { recursive: true });
     writeFileSync(path.join(source, "vouchers", "v1.txt"), "voucher one\n");
@@ -66,7 +81,11 @@ describe("restic wrapper (real restic binary)", function () {
 
   it("backs up a stream with tags and returns the full snapshot id, with progress on the way", async () => {
     const progress: number[] = [];
-    const summary = await restic.backupStdin(primary, Readable.from([Buffer.from("dump bytes\n")]), { filename: "plum.dump", tags: ["plum-set", "set:s1", "part:db-plum"], onProgress: (p) => progress.push(p.percentDone) });
+    const summary = await restic.backupStdin(primary, Readable.from([Buffer.from("dump bytes\n")]), {
+      filename: "plum.dump",
+      tags: ["plum-set", "set:s1", "part:db-plum"],
+      onProgress: (p) => progress.push(p.percentDone),
+    });
     expect(summary.snapshotId).to.match(/^[0-9a-f]{64}$/);
     expect(summary.bytesProcessed).to.equal(11);
     expect(progress.length).to.be.greaterThan(0);
@@ -164,7 +183,10 @@ describe("restic wrapper (real restic binary)", function () {
   });
 
   it("finds the lock a SIGKILLed restic left (RepositoryLockedError) and removes it with unlock", async () => {
-    const child = spawn("restic", ["-r", primary.location, "backup", "--stdin", "--stdin-filename", "killed.dump"], { env: { ...process.env, RESTIC_PASSWORD_FILE: primary.passwordFile }, stdio: ["pipe", "ignore", "ignore"] });
+    const child = spawn("restic", ["-r", primary.location, "backup", "--stdin", "--stdin-filename", "killed.dump"], {
+      env: { ...process.env, RESTIC_PASSWORD_FILE: primary.passwordFile },
+      stdio: ["pipe", "ignore", "ignore"],
+    });
     child.stdin.on("error", () => undefined);
     endlessInput().pipe(child.stdin);
     const locks = path.join(primary.location, "locks");
@@ -181,7 +203,9 @@ describe("restic wrapper (real restic binary)", function () {
 
   it("kills a command at its deadline, and the next command on that repository first runs unlock", async () => {
     const recording = recordingRestic("restic-deadline-shim");
-    const err = await recording.restic.backupStdin(primary, endlessInput(), { filename: "endless.dump", tags: ["endless"], timeoutMs: 2000 }).catch((e: unknown) => e);
+    const err = await recording.restic
+      .backupStdin(primary, endlessInput(), { filename: "endless.dump", tags: ["endless"], timeoutMs: 2000 })
+      .catch((e: unknown) => e);
     expect(err).to.be.instanceOf(ResticTimeoutError);
     expect((err as ResticTimeoutError).message).to.contain("ran past its deadline of 2 s");
     const { output } = await recording.restic.prune(primary);

@@ -34,10 +34,19 @@ describe("restore drill (scratch database and folder, verified, measured RTO)", 
     expect(report).to.include({ setId: set.id, passed: true, verified: true });
     expect(report.rtoSeconds).to.be.greaterThan(0);
     expect(report.checks.map((c) => c.name)).to.include.members(["rows in ledger_entries", "rows in participants", "files and their sha256"]);
-    expect(report.suites.map((s) => [s.suite, s.passed])).to.deep.equal([["ledger", true], ["catalogue", true]]);
+    expect(report.suites.map((s) => [s.suite, s.passed])).to.deep.equal([
+      ["ledger", true],
+      ["catalogue", true],
+    ]);
     const [evidence] = await ctx.evidence.list({ kind: "drill", limit: 1 });
     expect(evidence).to.include({ outcome: "success", set_id: set.id, repository: "primary" });
-    expect(evidence.detail).to.include({ setId: set.id, rtoSeconds: report.rtoSeconds, verified: true, startedAt: report.startedAt, finishedAt: report.finishedAt });
+    expect(evidence.detail).to.include({
+      setId: set.id,
+      rtoSeconds: report.rtoSeconds,
+      verified: true,
+      startedAt: report.startedAt,
+      finishedAt: report.finishedAt,
+    });
     expect(evidence.detail.suites).to.have.length(2);
     await expectScratchGone();
   });
@@ -47,7 +56,9 @@ describe("restore drill (scratch database and folder, verified, measured RTO)", 
       ctx,
       setId: set.id,
       startedBy: "test",
-      hooks: { afterRestore: async ({ sequelize }) => void (await sequelize.query("delete from catalogue_items where id = (select max(id) from catalogue_items)")) },
+      hooks: {
+        afterRestore: async ({ sequelize }) => void (await sequelize.query("delete from catalogue_items where id = (select max(id) from catalogue_items)")),
+      },
     });
 
     expect(report).to.include({ passed: false, verified: false });
@@ -60,7 +71,11 @@ describe("restore drill (scratch database and folder, verified, measured RTO)", 
   });
 
   it("fails when a restored file differs from the manifest, naming the file", async () => {
-    const report = await restoreDrill({ ctx, startedBy: "test", hooks: { afterRestore: async ({ filesDir }) => writeFileSync(path.join(filesDir, "terms.txt"), "Points never expire.\n") } });
+    const report = await restoreDrill({
+      ctx,
+      startedBy: "test",
+      hooks: { afterRestore: async ({ filesDir }) => writeFileSync(path.join(filesDir, "terms.txt"), "Points never expire.\n") },
+    });
 
     expect(report.passed).to.equal(false);
     expect(report.error).to.match(/files and their sha256: sha256 differs: terms\.txt/);
@@ -74,7 +89,9 @@ describe("restore drill (scratch database and folder, verified, measured RTO)", 
       hooks: {
         afterRestore: async ({ sequelize }) => {
           await sequelize.query("alter table ledger_entries disable trigger user");
-          await sequelize.query("update ledger_entries set points = 1 where kind = 'award' and participant_id in (select participant_id from ledger_entries where kind = 'redemption')");
+          await sequelize.query(
+            "update ledger_entries set points = 1 where kind = 'award' and participant_id in (select participant_id from ledger_entries where kind = 'redemption')",
+          );
         },
       },
     });

@@ -108,7 +108,9 @@ describe("restore of a backup set over production (new database, verified, swapp
     const filesBefore = await fileDigests(ctx.filesDir);
     const instances = recordingInstances({ failFirstStart: true });
 
-    const failure = await setRestorer({ ctx, setId: set.id, parts: { db: true, files: true }, from: "primary", startedBy: "test", instances }).catch((err: Error) => err);
+    const failure = await setRestorer({ ctx, setId: set.id, parts: { db: true, files: true }, from: "primary", startedBy: "test", instances }).catch(
+      (err: Error) => err,
+    );
 
     expect((failure as Error).message).to.equal("the product did not become ready within 60 s");
     expect(instances.calls).to.deep.equal(["stop", "start", "start"]);

@@ -52,7 +52,13 @@ describe("ops console: releases, upgrade and history pages", function () {
   /** Upload a file as the bundle, with the client's session and CSRF token. */
   async function upload(client: WebClient, file: string) {
     const csrf = await client.csrfFrom("/");
-    return request(agent.consoleApp).post("/releases").set("Cookie", client.cookieHeader()).set("Accept", "text/html").field("_csrf", csrf).attach("bundle", file).redirects(0);
+    return request(agent.consoleApp)
+      .post("/releases")
+      .set("Cookie", client.cookieHeader())
+      .set("Accept", "text/html")
+      .field("_csrf", csrf)
+      .attach("bundle", file)
+      .redirects(0);
   }
 
   it("lets an auditor read the three pages and refuses every action with 403", async () => {
@@ -76,10 +82,14 @@ describe("ops console: releases, upgrade and history pages", function () {
       expect(res.text).to.include("Your role (operator) may not approve upgrades.");
     }
     // The error handler audits a denial without holding up the answer: wait (with a deadline) for both rows.
-    const targets = await waitFor("both denials in the audit log", async () => {
-      const rows = (await agent.audit.list({ actor: "user:opal", action: "access.denied", limit: 10 })).map((r) => r.target);
-      return rows.length >= 2 ? rows : undefined;
-    }, { timeoutMs: 5_000 });
+    const targets = await waitFor(
+      "both denials in the audit log",
+      async () => {
+        const rows = (await agent.audit.list({ actor: "user:opal", action: "access.denied", limit: 10 })).map((r) => r.target);
+        return rows.length >= 2 ? rows : undefined;
+      },
+      { timeoutMs: 5_000 },
+    );
     expect(targets).to.include.members(["POST /upgrade/approve", "POST /upgrade/confirm-restore"]);
   });
 
@@ -136,7 +146,15 @@ describe("ops console: releases, upgrade and history pages", function () {
   });
 
   it("renders an upgrade's steps, suites, rollback mode, soak and journal on Upgrade, History and its own page", async () => {
-    const u = await buildUpgrade(journal(), { status: "rolled-back", step: "rollback", rollbackMode: "down-migrations", approvedBy: "user:admin", approvedAt: new Date(), report: rolledBackReport(), error: "soak breach: 5xx ratio 7.5% above 2%" });
+    const u = await buildUpgrade(journal(), {
+      status: "rolled-back",
+      step: "rollback",
+      rollbackMode: "down-migrations",
+      approvedBy: "user:admin",
+      approvedAt: new Date(),
+      report: rolledBackReport(),
+      error: "soak breach: 5xx ratio 7.5% above 2%",
+    });
     await journal().note(u.id, "soak", "failed", { breach: "5xx ratio 7.5% above 2%" });
 
     const page = await auditor.get("/upgrade");
@@ -154,7 +172,11 @@ describe("ops console: releases, upgrade and history pages", function () {
     expect(page.text).not.to.include("data-upgrade-live"); // a finished upgrade is not followed
 
     const history = await auditor.get("/upgrades/history");
-    expect(history.text).to.match(new RegExp(`<tr data-upgrade="${u.id}">[\\s\\S]*?1\\.0\\.0 → 1\\.1\\.0[\\s\\S]*?rolled-back[\\s\\S]*?user:opal[\\s\\S]*?user:admin[\\s\\S]*?down-migrations[\\s\\S]*?soak breach`));
+    expect(history.text).to.match(
+      new RegExp(
+        `<tr data-upgrade="${u.id}">[\\s\\S]*?1\\.0\\.0 → 1\\.1\\.0[\\s\\S]*?rolled-back[\\s\\S]*?user:opal[\\s\\S]*?user:admin[\\s\\S]*?down-migrations[\\s\\S]*?soak breach`,
+      ),
+    );
 
     const detail = await auditor.get(`/upgrades/${u.id}`);
     expect(detail.status).to.equal(200);
@@ -166,12 +188,22 @@ describe("ops console: releases, upgrade and history pages", function () {
 
     const live = await auditor.get("/upgrade.json", "application/json");
     expect(live.body.upgrade).to.include({ id: u.id, status: "rolled-back", finished: true });
-    expect(live.body.upgrade.steps.find((s: { name: string }) => s.name === "validate")).to.deep.equal({ name: "validate", state: "done", text: "done", seconds: "63.9 s" });
+    expect(live.body.upgrade.steps.find((s: { name: string }) => s.name === "validate")).to.deep.equal({
+      name: "validate",
+      state: "done",
+      text: "done",
+      seconds: "63.9 s",
+    });
   });
 
   it("lets an admin approve a waiting promotion and an operator abort it", async () => {
     const { verify, snapshot, stage, validate } = rolledBackReport().steps;
-    const u = await buildUpgrade(journal(), { promotion: "approval", step: "promote", status: "waiting", report: { steps: { verify, snapshot, stage, validate } } });
+    const u = await buildUpgrade(journal(), {
+      promotion: "approval",
+      step: "promote",
+      status: "waiting",
+      report: { steps: { verify, snapshot, stage, validate } },
+    });
     const asOperator = await operator.get("/upgrade");
     expect(asOperator.text).to.include(`data-upgrade-live="/upgrade.json" data-upgrade-id="${u.id}"`);
     expect(asOperator.text).to.include("waiting for an admin&#x27;s approval");
@@ -210,7 +242,12 @@ describe("ops console: releases, upgrade and history pages", function () {
     expect(asOperator.text).to.include("An admin must confirm the restore of the pre-upgrade snapshot.");
     await journal().update(pending.id, { status: "failed", error: "closed by the test" });
 
-    await buildUpgrade(journal(), { status: "soaking", step: "soak", promotion: "now", report: { steps: { ...rolledBackReport().steps, soak: { startedAt: new Date().toISOString() } } } });
+    await buildUpgrade(journal(), {
+      status: "soaking",
+      step: "soak",
+      promotion: "now",
+      report: { steps: { ...rolledBackReport().steps, soak: { startedAt: new Date().toISOString() } } },
+    });
     const page = await operator.get("/upgrade");
     expect(page.text).to.include('action="/upgrade/rollback"').and.include("Roll back to 1.0.0");
     expect(page.text).not.to.include('action="/upgrade/abort"');

@@ -13,7 +13,8 @@ import { WebClient } from "../support/web-client.ts";
 
 // jsqr is CommonJS with a default export: under NodeNext its default import is the module object.
 const jsQR = jsqr.default;
-const ALREADY_REDEEMED = /^Voucher [A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4} was already redeemed on \d{4}-\d\d-\d\d \d\d:\d\d UTC\. A voucher can be redeemed only once\.$/;
+const ALREADY_REDEEMED =
+  /^Voucher [A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4} was already redeemed on \d{4}-\d\d-\d\d \d\d:\d\d UTC\. A voucher can be redeemed only once\.$/;
 
 describe("vouchers: POS redemption, shareable URL and QR code, storefront, merchant and manager pages", function () {
   let app: Express;
@@ -90,7 +91,11 @@ describe("vouchers: POS redemption, shareable URL and QR code, storefront, merch
     await expired.update({ expiresAt: new Date("2024-03-01T10:00:00Z") });
     const res = await redeem(expired.code);
     expect(res.status).to.equal(410);
-    expect(res.body).to.deep.equal({ redeemed: false, reason: "expired", error: `Voucher ${expired.code} expired on 2024-03-01 10:00 UTC and can no longer be redeemed.` });
+    expect(res.body).to.deep.equal({
+      redeemed: false,
+      reason: "expired",
+      error: `Voucher ${expired.code} expired on 2024-03-01 10:00 UTC and can no longer be redeemed.`,
+    });
     expect((await expired.reload()).status).to.equal("issued");
 
     const cancelled = await issueVoucher();
@@ -103,19 +108,32 @@ describe("vouchers: POS redemption, shareable URL and QR code, storefront, merch
   it("answers an unknown code with 404, a malformed one or a missing one with 400, and reads codes as typed", async () => {
     const unknown = await redeem("zzzz-zzzz-zzzz");
     expect(unknown.status).to.equal(404);
-    expect(unknown.body).to.deep.equal({ redeemed: false, reason: "unknown_code", error: "There is no voucher with the code ZZZZ-ZZZZ-ZZZZ. Check the code and type it again." });
+    expect(unknown.body).to.deep.equal({
+      redeemed: false,
+      reason: "unknown_code",
+      error: "There is no voucher with the code ZZZZ-ZZZZ-ZZZZ. Check the code and type it again.",
+    });
 
     const malformed = await redeem("12-34");
     expect(malformed.status).to.equal(400);
-    expect(malformed.body).to.deep.equal({ error: "The voucher was not checked.", fields: { code: "12 letters and digits, as printed on the voucher: XXXX-XXXX-XXXX" } });
+    expect(malformed.body).to.deep.equal({
+      error: "The voucher was not checked.",
+      fields: { code: "12 letters and digits, as printed on the voucher: XXXX-XXXX-XXXX" },
+    });
 
     const missing = await request(app).post("/api/pos/redeem").set("Authorization", `Bearer ${merchantA.apiKey}`).send({});
     expect(missing.status).to.equal(400);
     expect(missing.body).to.deep.equal({ error: 'The voucher code is missing. Send JSON {"code": "XXXX-XXXX-XXXX"} with Content-Type: application/json.' });
 
-    const notJson = await request(app).post("/api/pos/redeem").set("Authorization", `Bearer ${merchantA.apiKey}`).set("Content-Type", "application/json").send("{code:");
+    const notJson = await request(app)
+      .post("/api/pos/redeem")
+      .set("Authorization", `Bearer ${merchantA.apiKey}`)
+      .set("Content-Type", "application/json")
+      .send("{code:");
     expect(notJson.status).to.equal(400);
-    expect(notJson.body).to.deep.equal({ error: 'The request body is not valid JSON. Send JSON {"code": "XXXX-XXXX-XXXX"} with Content-Type: application/json.' });
+    expect(notJson.body).to.deep.equal({
+      error: 'The request body is not valid JSON. Send JSON {"code": "XXXX-XXXX-XXXX"} with Content-Type: application/json.',
+    });
 
     const voucher = await issueVoucher();
     const typed = await redeem(` ${voucher.code.toLowerCase().replaceAll("-", " ")} `);
@@ -146,7 +164,10 @@ describe("vouchers: POS redemption, shareable URL and QR code, storefront, merch
 
   it("checks a code without redeeming it: GET /api/pos/vouchers/:code", async () => {
     const voucher = await issueVoucher();
-    const check = (code: string, apiKey = merchantA.apiKey) => request(app).get(`/api/pos/vouchers/${encodeURIComponent(code)}`).set("Authorization", `Bearer ${apiKey}`);
+    const check = (code: string, apiKey = merchantA.apiKey) =>
+      request(app)
+        .get(`/api/pos/vouchers/${encodeURIComponent(code)}`)
+        .set("Authorization", `Bearer ${apiKey}`);
 
     const before = await check(voucher.code);
     expect(before.status).to.equal(200);
@@ -172,11 +193,14 @@ describe("vouchers: POS redemption, shareable URL and QR code, storefront, merch
 
   it("encodes the shareable URL in the QR code, and that URL shows the voucher without signing in", async () => {
     const voucher = await issueVoucher();
-    const png = await request(app).get(`/v/${voucher.shareToken}/qr.png`).buffer(true).parse((res, done) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => done(null, Buffer.concat(chunks)));
-    });
+    const png = await request(app)
+      .get(`/v/${voucher.shareToken}/qr.png`)
+      .buffer(true)
+      .parse((res, done) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => done(null, Buffer.concat(chunks)));
+      });
     expect(png.status).to.equal(200);
     expect(png.headers["content-type"]).to.equal("image/png");
     const image = PNG.sync.read(png.body as Buffer);
@@ -218,9 +242,13 @@ describe("vouchers: POS redemption, shareable URL and QR code, storefront, merch
 
   it("answers an unknown voucher address with a 404 page", async () => {
     for (const token of ["x".repeat(43), "not a token"]) {
-      const res = await request(app).get(`/v/${encodeURIComponent(token)}`).set("Accept", "text/html");
+      const res = await request(app)
+        .get(`/v/${encodeURIComponent(token)}`)
+        .set("Accept", "text/html");
       expect(res.status).to.equal(404);
-      expect(res.text).to.include('data-testid="error-message">There is no voucher at this address. Check the link, or ask whoever gave it to you for a new one.<');
+      expect(res.text).to.include(
+        'data-testid="error-message">There is no voucher at this address. Check the link, or ask whoever gave it to you for a new one.<',
+      );
       expect((await request(app).get(`/v/${encodeURIComponent(token)}/qr.png`)).status).to.equal(404);
     }
   });
@@ -285,7 +313,9 @@ describe("vouchers: POS redemption, shareable URL and QR code, storefront, merch
       expect(first.text).to.include(`Redeemed: ${itemA.name}</strong>`);
       const second = await staff.post("/merchant/validate", { code: voucher.code }, csrf);
       expect(second.status).to.equal(409);
-      expect(second.text).to.match(/data-reason="already_redeemed">Voucher [A-Z0-9-]{14} was already redeemed on [^<]+ UTC\. A voucher can be redeemed only once\.</);
+      expect(second.text).to.match(
+        /data-reason="already_redeemed">Voucher [A-Z0-9-]{14} was already redeemed on [^<]+ UTC\. A voucher can be redeemed only once\.</,
+      );
 
       const empty = await staff.post("/merchant/validate", { code: "" }, csrf);
       expect(empty.status).to.equal(400);
@@ -345,12 +375,23 @@ describe("vouchers: POS redemption, shareable URL and QR code, storefront, merch
       expect((await manager.get("/manage/merchants")).text).to.include("till@bakery.example<br>");
 
       const catalogueCsrf = await manager.csrfFrom("/manage/catalogue");
-      const added = await manager.post("/manage/catalogue", { merchantId: String(bakery.id), name: "Sourdough loaf", description: "Baked daily", pointsCost: "350", stock: "12" }, catalogueCsrf);
+      const added = await manager.post(
+        "/manage/catalogue",
+        { merchantId: String(bakery.id), name: "Sourdough loaf", description: "Baked daily", pointsCost: "350", stock: "12" },
+        catalogueCsrf,
+      );
       expect(added.status).to.equal(303);
       expect(added.headers.location).to.equal("/manage/catalogue");
       const loaf = (await ctx.models.CatalogueItem.findOne({ where: { name: "Sourdough loaf" } }))!;
-      expect({ merchantId: loaf.merchantId, pointsCost: loaf.pointsCost, stock: loaf.stock, active: loaf.active }).to.deep.equal({ merchantId: bakery.id, pointsCost: 350, stock: 12, active: true });
-      expect((await manager.get("/manage/catalogue")).text).to.include("Sourdough loaf").and.include("Corner Bakery");
+      expect({ merchantId: loaf.merchantId, pointsCost: loaf.pointsCost, stock: loaf.stock, active: loaf.active }).to.deep.equal({
+        merchantId: bakery.id,
+        pointsCost: 350,
+        stock: 12,
+        active: true,
+      });
+      expect((await manager.get("/manage/catalogue")).text)
+        .to.include("Sourdough loaf")
+        .and.include("Corner Bakery");
 
       const bad = await manager.post("/manage/catalogue", { merchantId: String(bakery.id), name: "Rye", pointsCost: "0", stock: "-1" }, catalogueCsrf);
       expect(bad.status).to.equal(400);

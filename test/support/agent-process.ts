@@ -37,7 +37,12 @@ export function removeHome(home: string): void {
  * Start a real agent (`npm start`, or `plumctl agent`) and wait for its banner. Ports default to 0 (any free
  * port); the banner says which it got.
  */
-export async function startAgentProcess(opts: { home: string; env?: Record<string, string>; via?: "npm-start" | "plumctl"; timeoutMs?: number }): Promise<AgentProcess> {
+export async function startAgentProcess(opts: {
+  home: string;
+  env?: Record<string, string>;
+  via?: "npm-start" | "plumctl";
+  timeoutMs?: number;
+}): Promise<AgentProcess> {
   const env = {
     ...process.env,
     PLUM_HOME: opts.home,
@@ -54,7 +59,9 @@ export async function startAgentProcess(opts: { home: string; env?: Record<strin
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
   let exitedEarly = false;
   void exited.then(() => (exitedEarly = true));
   const banner = await waitFor(

@@ -14,7 +14,9 @@ import { freshDatabases, type FreshDatabases } from "./databases.ts";
  * A backup context on fresh migrated databases of the test cluster, with a temp PLUM_HOME (secrets made),
  * a primary repository under it and, when asked, a secondary one (a second local path: "the second site").
  */
-export async function startBackupEnv(opts: { secondary?: boolean } = {}): Promise<{ ctx: BackupContext; dbs: FreshDatabases; home: string; product: Sequelize; stop(): Promise<void> }> {
+export async function startBackupEnv(
+  opts: { secondary?: boolean } = {},
+): Promise<{ ctx: BackupContext; dbs: FreshDatabases; home: string; product: Sequelize; stop(): Promise<void> }> {
   const dbs = await freshDatabases({ migrated: true });
   const home = tempHome();
   const env: Record<string, string> = { PLUM_HOME: home, ...dbs.env };
@@ -24,7 +26,12 @@ export async function startBackupEnv(opts: { secondary?: boolean } = {}): Promis
   mkdirSync(path.join(home, "files"), { recursive: true });
   const ops = openSequelize(clientConfig(dbs.server, dbs.ops), { poolMax: 5 });
   const product = openSequelize(clientConfig(dbs.server, dbs.product), { poolMax: 5 });
-  const ctx = backupContextFor({ config, log: createLogger("test-backup", { level: process.env.PLUM_TEST_LOG_LEVEL ?? "silent" }), pg: dbs.server, opsSequelize: ops });
+  const ctx = backupContextFor({
+    config,
+    log: createLogger("test-backup", { level: process.env.PLUM_TEST_LOG_LEVEL ?? "silent" }),
+    pg: dbs.server,
+    opsSequelize: ops,
+  });
   return {
     ctx,
     dbs,

@@ -17,21 +17,39 @@ export async function buildProgramme(ctx: ProductContext, overrides: Partial<{ n
   return programmeCreator({ ctx, actor: SYSTEM_ACTOR, input: { name: `Programme ${unique()}`, kind: "recognition", ...overrides } });
 }
 
-export async function buildParticipant(ctx: ProductContext, overrides: Partial<{ employeeId: string; name: string; email: string; department: string; country: string }> = {}): Promise<Participant> {
+export async function buildParticipant(
+  ctx: ProductContext,
+  overrides: Partial<{ employeeId: string; name: string; email: string; department: string; country: string }> = {},
+): Promise<Participant> {
   const u = unique();
-  return ctx.models.Participant.create({ employeeId: `E-${u}`, name: `Participant ${u}`, email: `p-${u}@example.com`, department: "Sales", country: "NL", ...overrides });
+  return ctx.models.Participant.create({
+    employeeId: `E-${u}`,
+    name: `Participant ${u}`,
+    email: `p-${u}@example.com`,
+    department: "Sales",
+    country: "NL",
+    ...overrides,
+  });
 }
 
 export async function buildMerchant(ctx: ProductContext, overrides: Partial<{ name: string }> = {}) {
   return merchantCreator({ ctx, actor: SYSTEM_ACTOR, input: { name: `Merchant ${unique()}`, ...overrides } });
 }
 
-export async function buildItem(ctx: ProductContext, merchantId: number, overrides: Partial<{ name: string; pointsCost: number; stock: number; active: boolean }> = {}) {
+export async function buildItem(
+  ctx: ProductContext,
+  merchantId: number,
+  overrides: Partial<{ name: string; pointsCost: number; stock: number; active: boolean }> = {},
+) {
   return catalogueItemCreator({ ctx, actor: SYSTEM_ACTOR, input: { merchantId, name: `Item ${unique()}`, pointsCost: 100, stock: 10, ...overrides } });
 }
 
 export async function award(ctx: ProductContext, participantId: number, points: number) {
-  return pointsAwarder({ ctx, actor: SYSTEM_ACTOR, input: { participantId, programmeId: null, kind: points > 0 ? "award" : "adjustment", points, idempotencyKey: `test:${unique()}${unique()}` } });
+  return pointsAwarder({
+    ctx,
+    actor: SYSTEM_ACTOR,
+    input: { participantId, programmeId: null, kind: points > 0 ? "award" : "adjustment", points, idempotencyKey: `test:${unique()}${unique()}` },
+  });
 }
 
 /** A product account with TEST_PASSWORD already set (no one-time password to change). */

@@ -18,7 +18,13 @@ export async function mochaGlobalSetup(): Promise<void> {
   chmodSync(dir, 0o755);
   const port = await freePort();
   const password = randomBytes(18).toString("base64url");
-  cluster = new EmbeddedPostgres({ dataDir: path.join(dir, "data"), port, password, logFile: path.join(dir, "postgres.log"), log: createLogger("test-postgres", { level: "warn" }) });
+  cluster = new EmbeddedPostgres({
+    dataDir: path.join(dir, "data"),
+    port,
+    password,
+    logFile: path.join(dir, "postgres.log"),
+    log: createLogger("test-postgres", { level: "warn" }),
+  });
   await cluster.start();
   process.env.PLUM_TEST_PG_PORT = String(port);
   process.env.PLUM_TEST_PG_PASSWORD = password;

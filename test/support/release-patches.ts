@@ -11,7 +11,9 @@ export function addMigration(name: string, up: string, down: string | false): Tr
       path.join(tree, "migrations", `${name}.ts`),
       `import type { MigrationBuilder } from "node-pg-migrate";\n` +
         `export async function up(pgm: MigrationBuilder): Promise<void> {\n  pgm.sql(${JSON.stringify(up)});\n}\n` +
-        (down === false ? `export const down = false;\n` : `export async function down(pgm: MigrationBuilder): Promise<void> {\n  pgm.sql(${JSON.stringify(down)});\n}\n`),
+        (down === false
+          ? `export const down = false;\n`
+          : `export async function down(pgm: MigrationBuilder): Promise<void> {\n  pgm.sql(${JSON.stringify(down)});\n}\n`),
     );
 }
 
@@ -23,7 +25,8 @@ function replaceIn(tree: string, file: string, from: string, to: string): void {
 }
 
 /** A payout calculator that rounds half up: the payout suite's golden tie cases fail. */
-export const payoutsRoundHalfUp: TreePatch = (tree) => replaceIn(tree, "product/payouts/minor-units.ts", "remainder * 2n > denominator", "remainder * 2n >= denominator");
+export const payoutsRoundHalfUp: TreePatch = (tree) =>
+  replaceIn(tree, "product/payouts/minor-units.ts", "remainder * 2n > denominator", "remainder * 2n >= denominator");
 
 /** /healthz answers 500 once a production instance has been up `afterMs` (staging validation still passes). */
 export function unhealthyInProductionAfter(afterMs: number): TreePatch {
@@ -46,9 +49,23 @@ export function compose(...patches: TreePatch[]): TreePatch {
  * pre-upgrade snapshot.
  */
 export const requiredVoucherChannel: TreePatch = compose(
-  addMigration("1732000000700_voucher-channel", "alter table vouchers add column channel text not null default 'web'; alter table vouchers alter column channel drop default", false),
+  addMigration(
+    "1732000000700_voucher-channel",
+    "alter table vouchers add column channel text not null default 'web'; alter table vouchers alter column channel drop default",
+    false,
+  ),
   (tree) => {
-    replaceIn(tree, "product/models/voucher.ts", "  redeemedByMerchantId: CreationOptional<number | null>;\n}", "  redeemedByMerchantId: CreationOptional<number | null>;\n  channel: CreationOptional<string>;\n}");
-    replaceIn(tree, "product/models/voucher.ts", "      redeemedByMerchantId: { type: DataTypes.INTEGER, allowNull: true },", "      redeemedByMerchantId: { type: DataTypes.INTEGER, allowNull: true },\n      channel: { type: DataTypes.TEXT, allowNull: false, defaultValue: \"web\" },");
+    replaceIn(
+      tree,
+      "product/models/voucher.ts",
+      "  redeemedByMerchantId: CreationOptional<number | null>;\n}",
+      "  redeemedByMerchantId: CreationOptional<number | null>;\n  channel: CreationOptional<string>;\n}",
+    );
+    replaceIn(
+      tree,
+      "product/models/voucher.ts",
+      "      redeemedByMerchantId: { type: DataTypes.INTEGER, allowNull: true },",
+      '      redeemedByMerchantId: { type: DataTypes.INTEGER, allowNull: true },\n      channel: { type: DataTypes.TEXT, allowNull: false, defaultValue: "web" },',
+    );
   },
 );

@@ -14,7 +14,15 @@ import { TEST_SECURITY } from "./product-app.ts";
 
 /** A product context over an existing product database (the app is built, never listens). */
 export function productContextOn(sequelize: Sequelize): ProductContext {
-  const app = createProductApp({ sequelize, logger: createLogger("test-product", { level: "silent" }), slot: "production", sessionKey: Buffer.alloc(32, 7), secureCookies: true, security: TEST_SECURITY, sessionHours: 12 });
+  const app = createProductApp({
+    sequelize,
+    logger: createLogger("test-product", { level: "silent" }),
+    slot: "production",
+    sessionKey: Buffer.alloc(32, 7),
+    secureCookies: true,
+    security: TEST_SECURITY,
+    sessionHours: 12,
+  });
   return app.productContext;
 }
 
@@ -25,7 +33,11 @@ export async function seedProductData(product: ProductContext, filesDir: string)
   const { merchant } = await buildMerchant(product);
   const item = await buildItem(product, merchant.id, { pointsCost: 100, stock: 5 });
   await buildItem(product, merchant.id, { pointsCost: 250, stock: 2 });
-  await itemRedeemer({ ctx: product, actor: { id: -1, username: "tester", role: "participant" }, input: { participantId: participants[0].id, itemId: item.id, requestKey: randomUUID() } });
+  await itemRedeemer({
+    ctx: product,
+    actor: { id: -1, username: "tester", role: "participant" },
+    input: { participantId: participants[0].id, itemId: item.id, requestKey: randomUUID() },
+  });
   mkdirSync(path.join(filesDir, "merchants", String(merchant.id)), { recursive: true });
   mkdirSync(path.join(filesDir, "imports"), { recursive: true });
   writeFileSync(path.join(filesDir, "merchants", String(merchant.id), "logo.png"), randomBytes(20_000));
@@ -42,7 +54,9 @@ export async function tableDigests(server: PgServer, database: string): Promise<
     const digests: Record<string, { rows: number; md5: string }> = {};
     for (const { name } of tables) {
       const t = pg.escapeIdentifier(name);
-      const { rows } = await client.query<{ n: string; md5: string }>(`select count(*) as n, md5(coalesce(string_agg(x::text, '|' order by x::text), '')) as md5 from ${t} x`);
+      const { rows } = await client.query<{ n: string; md5: string }>(
+        `select count(*) as n, md5(coalesce(string_agg(x::text, '|' order by x::text), '')) as md5 from ${t} x`,
+      );
       digests[name] = { rows: Number(rows[0].n), md5: rows[0].md5 };
     }
     return digests;

@@ -1,5 +1,18 @@
 import { createHash, type KeyObject } from "node:crypto";
-import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { buildBundle, compileDist } from "../../appliance/releases/bundle-builder.ts";
@@ -8,7 +21,21 @@ import { runTool } from "../../appliance/releases/tool-process.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
 
 /** What a release is built from: the sources, never node_modules, .plum or a stale dist. */
-const TREE = ["bin", "lib", "product", "backup", "appliance", "installer", "cli", "migrations", "web", "package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"];
+const TREE = [
+  "bin",
+  "lib",
+  "product",
+  "backup",
+  "appliance",
+  "installer",
+  "cli",
+  "migrations",
+  "web",
+  "package.json",
+  "package-lock.json",
+  "tsconfig.json",
+  "tsconfig.build.json",
+];
 /** What tsc reads: a bundle whose patch leaves these alone reuses the compiled dist/. */
 const COMPILE_INPUTS = ["bin", "lib", "product", "backup", "appliance", "installer", "cli", "migrations", "tsconfig.json", "tsconfig.build.json"];
 
@@ -75,7 +102,13 @@ export function testVendorKeys(): TestVendorKeys {
  * Build `plum-VERSION.tar` from a copy of this tree (node_modules linked, `patch` applied to the copy),
  * signed by `key`, into `outDir`. Returns the bundle's path.
  */
-export async function buildTestBundle(opts: { version: string; minimumVersion?: string; patch?: (treeDir: string) => void; key: KeyObject | string; outDir: string }): Promise<string> {
+export async function buildTestBundle(opts: {
+  version: string;
+  minimumVersion?: string;
+  patch?: (treeDir: string) => void;
+  key: KeyObject | string;
+  outDir: string;
+}): Promise<string> {
   const tree = mkdtempSync(path.join(tmpdir(), "plum-test-tree-"));
   try {
     for (const name of TREE) cpSync(path.join(APP_ROOT, name), path.join(tree, name), { recursive: true });
@@ -106,7 +139,12 @@ export async function rewriteBundle(file: string, outFile: string, change: (dir:
     await runTool(["tar", "-xf", file, "-C", dir], { what: "extracting a test bundle", timeoutMs: 60_000 });
     await change(dir);
     const order = ["manifest.json", "manifest.sig", "app.tgz"];
-    const members = [...order.filter((n) => existsSync(path.join(dir, n))), ...readdirSync(dir).filter((n) => !order.includes(n)).sort()];
+    const members = [
+      ...order.filter((n) => existsSync(path.join(dir, n))),
+      ...readdirSync(dir)
+        .filter((n) => !order.includes(n))
+        .sort(),
+    ];
     mkdirSync(path.dirname(outFile), { recursive: true });
     await runTool(["tar", "-cf", outFile, "-C", dir, ...members], { what: "writing a test bundle", timeoutMs: 60_000 });
     return outFile;

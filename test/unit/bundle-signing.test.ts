@@ -34,6 +34,9 @@ describe("bundle signing (ed25519)", () => {
 
   it("refuses a configured public key that is neither PEM nor 32 bytes of base64", () => {
     expect(() => parseVendorPublicKey("c2hvcnQ=")).to.throw(PlumError, "the configured vendor public key is not usable: base64 of 5 bytes, not 32");
-    expect(() => parseVendorPublicKey("-----BEGIN PUBLIC KEY-----\nxx\n-----END PUBLIC KEY-----")).to.throw(PlumError, /^the configured vendor public key is not usable/);
+    expect(() => parseVendorPublicKey("-----BEGIN PUBLIC KEY-----\nxx\n-----END PUBLIC KEY-----")).to.throw(
+      PlumError,
+      /^the configured vendor public key is not usable/,
+    );
   });
 });

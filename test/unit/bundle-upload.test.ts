@@ -10,7 +10,8 @@ import { bundleUpload } from "../../appliance/console/uploads/bundle-upload.ts";
 
 const uploadFolders = () => readdirSync(tmpdir()).filter((n) => n.startsWith("plum-bundle-upload-"));
 /** The folder goes when the server side of the response closes, which may be just after the client has its answer. */
-const foldersBackTo = (before: string[]) => waitFor("the upload folder to go", async () => (uploadFolders().length === before.length ? true : undefined), { timeoutMs: 2_000 });
+const foldersBackTo = (before: string[]) =>
+  waitFor("the upload folder to go", async () => (uploadFolders().length === before.length ? true : undefined), { timeoutMs: 2_000 });
 
 /** The middleware alone, with a 1 KiB limit, in front of a route that reports what it was given. */
 function appWith(allowed: boolean) {
@@ -18,7 +19,12 @@ function appWith(allowed: boolean) {
   const seen: Array<{ path?: string; existed: boolean; name?: string; csrf?: string }> = [];
   app.use(bundleUpload({ path: "/releases", allowed: () => allowed, limitBytes: 1024 }));
   app.post("/releases", (req, res) => {
-    seen.push({ path: req.file?.path, existed: !!req.file && existsSync(req.file.path), name: req.file && path.basename(req.file.path), csrf: req.body?._csrf });
+    seen.push({
+      path: req.file?.path,
+      existed: !!req.file && existsSync(req.file.path),
+      name: req.file && path.basename(req.file.path),
+      csrf: req.body?._csrf,
+    });
     res.status(204).end();
   });
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
@@ -44,7 +50,9 @@ describe("bundle upload", () => {
     const { app, seen } = appWith(true);
     const res = await request(app).post("/releases").attach("bundle", Buffer.alloc(4096), "plum-1.2.3.tar");
     expect(res.status).to.equal(413);
-    expect(res.body.error).to.equal("The bundle is larger than 1 KiB, the most the console accepts. Import it on the host instead: plumctl release import FILE.");
+    expect(res.body.error).to.equal(
+      "The bundle is larger than 1 KiB, the most the console accepts. Import it on the host instead: plumctl release import FILE.",
+    );
     expect(seen).to.deep.equal([]);
     await foldersBackTo(before);
   });

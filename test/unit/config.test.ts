@@ -59,7 +59,10 @@ describe("configuration (plum.yaml + environment)", () => {
 
   it("`plumctl config check` prints each bad key with a hint and exits non-zero", async () => {
     writeFileSync(path.join(home, "plum.yaml"), "http:\n  port: -1\ndatabase:\n  url: mysql://nope\n");
-    const result = await run(process.execPath, [path.join(APP_ROOT, "bin", "plumctl.js"), "config", "check"], { env: { ...process.env, PLUM_HOME: home }, timeout: 60_000 }).then(
+    const result = await run(process.execPath, [path.join(APP_ROOT, "bin", "plumctl.js"), "config", "check"], {
+      env: { ...process.env, PLUM_HOME: home },
+      timeout: 60_000,
+    }).then(
       () => ({ code: 0, stderr: "" }),
       (err: { code: number; stderr: string }) => err,
     );

@@ -44,7 +44,11 @@ describe("edge proxy", () => {
     const a = await upstream("a");
     try {
       proxy.switchTo({ id: "production@1", version: "1", url: a.url });
-      const res = await fetch(`${base}/things?x=1`, { method: "POST", body: "hello", headers: { "content-type": "text/plain", "x-request-id": "req-12345678" } });
+      const res = await fetch(`${base}/things?x=1`, {
+        method: "POST",
+        body: "hello",
+        headers: { "content-type": "text/plain", "x-request-id": "req-12345678" },
+      });
       expect(res.status).to.equal(200);
       const seen = (await res.json()) as { name: string; method: string; url: string; body: string; headers: Record<string, string> };
       expect(seen).to.include({ name: "a", method: "POST", url: "/things?x=1", body: "hello" });
@@ -60,7 +64,9 @@ describe("edge proxy", () => {
     const a = await upstream("a");
     try {
       proxy.switchTo({ id: "production@1", version: "1", url: a.url });
-      const seen = (await (await fetch(`${base}/`, { headers: { cookie: "plum_ops_session=secret; plum_session=abc; plum_ops_csrf=x" } })).json()) as { headers: Record<string, string> };
+      const seen = (await (await fetch(`${base}/`, { headers: { cookie: "plum_ops_session=secret; plum_session=abc; plum_ops_csrf=x" } })).json()) as {
+        headers: Record<string, string>;
+      };
       expect(seen.headers.cookie).to.equal("plum_session=abc");
       const none = (await (await fetch(`${base}/`, { headers: { cookie: "plum_ops_session=secret" } })).json()) as { headers: Record<string, string> };
       expect(none.headers).not.to.have.property("cookie");
@@ -106,11 +112,13 @@ describe("edge proxy", () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
     const get = (i: number) =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {
-        http.get(`${base}/r${i}`, { agent }, (res) => {
-          let body = "";
-          res.on("data", (d) => (body += d));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-        }).on("error", reject);
+        http
+          .get(`${base}/r${i}`, { agent }, (res) => {
+            let body = "";
+            res.on("data", (d) => (body += d));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+          })
+          .on("error", reject);
       });
     const seen = { ok: 0, failed: [] as string[], by: new Map<string, number>() };
     let stop = false;
@@ -119,14 +127,23 @@ describe("edge proxy", () => {
         try {
           const r = await get(c * 100_000 + i);
           if (r.status !== 200) seen.failed.push(`${r.status} ${r.body}`);
-          else (seen.ok++, seen.by.set(r.body.split(":")[0], (seen.by.get(r.body.split(":")[0]) ?? 0) + 1));
+          else {
+            const version = r.body.split(":")[0];
+            seen.ok++;
+            seen.by.set(version, (seen.by.get(version) ?? 0) + 1);
+          }
         } catch (err) {
           seen.failed.push((err as Error).message);
         }
       }
     });
     // Each instance serves a good number of requests before the next switch, however slow the machine.
-    const served = (name: string) => waitFor(`50 requests answered by ${name}`, async () => ((seen.by.get(name) ?? 0) >= 50 ? true : undefined), { timeoutMs: 30_000, firstDelayMs: 10, maxDelayMs: 50 });
+    const served = (name: string) =>
+      waitFor(`50 requests answered by ${name}`, async () => ((seen.by.get(name) ?? 0) >= 50 ? true : undefined), {
+        timeoutMs: 30_000,
+        firstDelayMs: 10,
+        maxDelayMs: 50,
+      });
     let current = await make("v1");
     proxy.switchTo({ id: "production@v1", version: "v1", url: current.url });
     let previousName = "v1";

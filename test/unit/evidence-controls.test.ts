@@ -1,5 +1,15 @@
 import { expect } from "chai";
-import { checkMaxAgeHours, evaluateControls, retentionBucket, type BackupPolicy, type ControlId, type ControlInputs, type EvidenceFact, type RepositoryEncryption, type SetFact } from "../../backup/evidence/controls.ts";
+import {
+  checkMaxAgeHours,
+  evaluateControls,
+  retentionBucket,
+  type BackupPolicy,
+  type ControlId,
+  type ControlInputs,
+  type EvidenceFact,
+  type RepositoryEncryption,
+  type SetFact,
+} from "../../backup/evidence/controls.ts";
 
 const H = 3600_000;
 const AS_OF = new Date("2025-03-12T12:00:00Z"); // a Wednesday
@@ -28,7 +38,13 @@ function buildSet(id: string, hoursAgo: number, overrides: Partial<SetFact> = {}
   return { id, status: "succeeded", startedAt, finishedAt: new Date(startedAt.getTime() + 5 * 60_000), forgottenAt: null, ...overrides };
 }
 
-const encrypted = (role: "primary" | "secondary"): RepositoryEncryption => ({ role, location: `/srv/${role}`, source: "repository-files", keys: [{ id: "ab12", created: "2025-01-01T00:00:00Z", kdf: "scrypt" }], configFile: "encrypted" });
+const encrypted = (role: "primary" | "secondary"): RepositoryEncryption => ({
+  role,
+  location: `/srv/${role}`,
+  source: "repository-files",
+  keys: [{ id: "ab12", created: "2025-01-01T00:00:00Z", kdf: "scrypt" }],
+  configFile: "encrypted",
+});
 
 /** A healthy appliance: a set every 6 hours for 70 days (none forgotten), copied, checked daily, drilled on Sunday. */
 function buildHealthy(overrides: Partial<ControlInputs> = {}): ControlInputs {
@@ -88,7 +104,9 @@ describe("backup evidence controls", () => {
       const inputs = buildHealthy({ records: [buildRecord("backup", 7, { setId: "old" }), failed] });
       const c = control(inputs, "backup-rpo");
       expect(c.result).to.equal("fail");
-      expect(c.finding).to.equal(`Set old finished at ${new Date(AS_OF.getTime() - 7 * H).toISOString()}, 7 h before; beyond the RPO. 1 backup(s) failed since.`);
+      expect(c.finding).to.equal(
+        `Set old finished at ${new Date(AS_OF.getTime() - 7 * H).toISOString()}, 7 h before; beyond the RPO. 1 backup(s) failed since.`,
+      );
       expect(c.evidence.values.failedSince).to.deep.equal([failed.id]);
     });
 
@@ -113,10 +131,16 @@ describe("backup evidence controls", () => {
 
     it("fails when a bucket the policy keeps lost its only set by then, and passes when it was forgotten later", () => {
       // One set on 2025-03-10 (the third newest day); the other sets of that day are gone long ago.
-      const sets = buildHealthy().sets.map((s) => (s.startedAt.toISOString().startsWith("2025-03-10") ? { ...s, status: "forgotten" as const, forgottenAt: new Date(AS_OF.getTime() - H) } : s));
+      const sets = buildHealthy().sets.map((s) =>
+        s.startedAt.toISOString().startsWith("2025-03-10") ? { ...s, status: "forgotten" as const, forgottenAt: new Date(AS_OF.getTime() - H) } : s,
+      );
       const c = control(buildHealthy({ sets }), "retention");
       expect(c.result).to.equal("fail");
-      expect(c.evidence.values.missing).to.deep.include({ rule: "keepDaily", bucket: "2025-03-10", forgotten: sets.filter((s) => s.status === "forgotten").map((s) => s.id) });
+      expect(c.evidence.values.missing).to.deep.include({
+        rule: "keepDaily",
+        bucket: "2025-03-10",
+        forgotten: sets.filter((s) => s.status === "forgotten").map((s) => s.id),
+      });
       const later = sets.map((s) => (s.status === "forgotten" ? { ...s, forgottenAt: new Date(AS_OF.getTime() + H) } : s));
       expect(control(buildHealthy({ sets: later }), "retention").result).to.equal("pass");
     });
@@ -145,7 +169,9 @@ describe("backup evidence controls", () => {
 
   describe("off-site copy age", () => {
     it("fails without a secondary repository", () => {
-      expect(control(buildHealthy({ secondaryConfigured: false }), "offsite-copy").finding).to.equal("No secondary repository is configured (backup.secondary).");
+      expect(control(buildHealthy({ secondaryConfigured: false }), "offsite-copy").finding).to.equal(
+        "No secondary repository is configured (backup.secondary).",
+      );
     });
 
     it("measures the age of the newest data off-site, not of the copy run", () => {
@@ -154,7 +180,9 @@ describe("backup evidence controls", () => {
       const c = control(buildHealthy({ sets: [old], records: [copy] }), "offsite-copy");
       expect(c.result).to.equal("fail");
       expect(c.evidence.values).to.include({ ageHours: 29.9, offsiteMaxAgeHours: 24, copiedAt: copy.at.toISOString() });
-      expect(control(buildHealthy({ sets: [old], records: [buildRecord("copy", 1, { setId: "old", outcome: "failure" })] }), "offsite-copy").finding).to.equal("There is no record of a successful copy to the secondary repository.");
+      expect(control(buildHealthy({ sets: [old], records: [buildRecord("copy", 1, { setId: "old", outcome: "failure" })] }), "offsite-copy").finding).to.equal(
+        "There is no record of a successful copy to the secondary repository.",
+      );
     });
   });
 
@@ -168,20 +196,31 @@ describe("backup evidence controls", () => {
       const failed = buildRecord("check", 2, { repository: "secondary", outcome: "failure" });
       const c = control(buildHealthy({ records: [buildRecord("check", 49, { repository: "primary" }), failed] }), "integrity-check");
       expect(c.result).to.equal("fail");
-      expect(c.finding).to.equal(`Not met: the newest check of the primary repository is 49 h old; the newest check of the secondary repository (record ${failed.id}) failed.`);
-      expect(control(buildHealthy({ records: [] }), "integrity-check").finding).to.equal("Not met: the primary repository has no check on record; the secondary repository has no check on record.");
+      expect(c.finding).to.equal(
+        `Not met: the newest check of the primary repository is 49 h old; the newest check of the secondary repository (record ${failed.id}) failed.`,
+      );
+      expect(control(buildHealthy({ records: [] }), "integrity-check").finding).to.equal(
+        "Not met: the primary repository has no check on record; the secondary repository has no check on record.",
+      );
     });
   });
 
   describe("restore drill", () => {
     it("fails when the newest drill failed even if an older one passed", () => {
-      const records = [buildRecord("drill", 100, { detail: { rtoSeconds: 200 } }), buildRecord("drill", 10, { outcome: "failure", detail: { error: "row counts differ", rtoSeconds: 90 } })];
+      const records = [
+        buildRecord("drill", 100, { detail: { rtoSeconds: 200 } }),
+        buildRecord("drill", 10, { outcome: "failure", detail: { error: "row counts differ", rtoSeconds: 90 } }),
+      ];
       expect(control(buildHealthy({ records }), "restore-drill").finding).to.match(/not met: it failed: row counts differ\.$/);
     });
 
     it("fails when it is older than drillMaxAgeDays, its RTO exceeds the target, or it measured none", () => {
-      expect(control(buildHealthy({ records: [buildRecord("drill", 9 * 24, { detail: { rtoSeconds: 100 } })] }), "restore-drill").finding).to.include("not met: it is 9 days old");
-      expect(control(buildHealthy({ records: [buildRecord("drill", 1, { detail: { rtoSeconds: 4000 } })] }), "restore-drill").finding).to.include("its RTO of 4000 s exceeds 3600 s");
+      expect(control(buildHealthy({ records: [buildRecord("drill", 9 * 24, { detail: { rtoSeconds: 100 } })] }), "restore-drill").finding).to.include(
+        "not met: it is 9 days old",
+      );
+      expect(control(buildHealthy({ records: [buildRecord("drill", 1, { detail: { rtoSeconds: 4000 } })] }), "restore-drill").finding).to.include(
+        "its RTO of 4000 s exceeds 3600 s",
+      );
       expect(control(buildHealthy({ records: [buildRecord("drill", 1)] }), "restore-drill").finding).to.include("it recorded no RTO");
       expect(control(buildHealthy({ records: [] }), "restore-drill").finding).to.equal("There is no record of a restore drill.");
     });
@@ -189,7 +228,15 @@ describe("backup evidence controls", () => {
 
   describe("encryption", () => {
     it("cites key files and an encrypted config, a recorded repository config, or restic's design for a remote one", () => {
-      const recorded: RepositoryEncryption = { role: "secondary", location: "sftp:b@site-b:/plum", source: "recorded", recordId: 42, repositoryId: "9f1e", version: 2, keys: [{ id: "k1" }] };
+      const recorded: RepositoryEncryption = {
+        role: "secondary",
+        location: "sftp:b@site-b:/plum",
+        source: "recorded",
+        recordId: 42,
+        repositoryId: "9f1e",
+        version: 2,
+        keys: [{ id: "k1" }],
+      };
       const c = control(buildHealthy({ encryption: [encrypted("primary"), recorded] }), "encryption");
       expect(c.result).to.equal("pass");
       expect(c.finding).to.equal("primary: 1 scrypt-protected key(s), config file encrypted; secondary: repository 9f1e version 2, 1 key(s) (record 42).");
@@ -200,7 +247,9 @@ describe("backup evidence controls", () => {
 
     it("fails for an uninitialised repository or a plain-text config", () => {
       const missing: RepositoryEncryption = { role: "secondary", location: "/mnt/b", source: "missing", keys: [] };
-      expect(control(buildHealthy({ encryption: [encrypted("primary"), missing] }), "encryption").finding).to.equal("Not met: the secondary repository at /mnt/b is not initialised (no key files).");
+      expect(control(buildHealthy({ encryption: [encrypted("primary"), missing] }), "encryption").finding).to.equal(
+        "Not met: the secondary repository at /mnt/b is not initialised (no key files).",
+      );
       const plain: RepositoryEncryption = { ...encrypted("primary"), configFile: "plain-text" };
       expect(control(buildHealthy({ encryption: [plain, encrypted("secondary")] }), "encryption").result).to.equal("fail");
     });

@@ -8,7 +8,11 @@ describe("payout calculator", () => {
     for (const c of GOLDEN_CASES) {
       it(`${c.name}: ${c.salesMinor} of ${c.quotaMinor} → ${c.amountMinor}`, () => {
         const r = calculatePayout(GOLDEN_TERMS, c);
-        expect({ attainmentBp: r.attainmentBp, amountMinor: r.amountMinor, capped: r.breakdown.capped }).to.deep.equal({ attainmentBp: c.attainmentBp, amountMinor: c.amountMinor, capped: c.capped });
+        expect({ attainmentBp: r.attainmentBp, amountMinor: r.amountMinor, capped: r.breakdown.capped }).to.deep.equal({
+          attainmentBp: c.attainmentBp,
+          amountMinor: c.amountMinor,
+          capped: c.capped,
+        });
       });
     }
   });
@@ -59,7 +63,16 @@ describe("payout calculator", () => {
     });
 
     it("names tiers that are not strictly ascending, negative rates, a decelerator and a cap of zero", () => {
-      expect(checkPayoutTerms({ tiers: [{ fromAttainmentBp: 8000, rateBp: 400 }, { fromAttainmentBp: 8000, rateBp: 500 }], acceleratorBp: 10000, capMinor: 1n })).to.deep.equal({
+      expect(
+        checkPayoutTerms({
+          tiers: [
+            { fromAttainmentBp: 8000, rateBp: 400 },
+            { fromAttainmentBp: 8000, rateBp: 500 },
+          ],
+          acceleratorBp: 10000,
+          capMinor: 1n,
+        }),
+      ).to.deep.equal({
         tiers: "tier 2: thresholds must be strictly ascending (80.00 % follows 80.00 %)",
       });
       expect(checkPayoutTerms({ tiers: [{ fromAttainmentBp: 0, rateBp: -1 }], acceleratorBp: 9999, capMinor: 0n })).to.deep.equal({
@@ -74,7 +87,10 @@ describe("payout calculator", () => {
     });
 
     it("refuses to calculate with an invalid rule", () => {
-      expect(() => calculatePayout({ ...GOLDEN_TERMS, capMinor: 0n }, { quotaMinor: 1n, salesMinor: 1n })).to.throw(RangeError, "invalid payout rule: capMinor must be more than 0");
+      expect(() => calculatePayout({ ...GOLDEN_TERMS, capMinor: 0n }, { quotaMinor: 1n, salesMinor: 1n })).to.throw(
+        RangeError,
+        "invalid payout rule: capMinor must be more than 0",
+      );
     });
   });
 
@@ -85,15 +101,31 @@ describe("payout calculator", () => {
     });
 
     it("formats minor units per the currency's exponent and basis points as percent", () => {
-      expect([formatMinor(105_000n, "EUR"), formatMinor(5n, "EUR"), formatMinor(1234n, "JPY"), formatMinor(1234n, "BHD"), formatMinor(0n, "USD")]).to.deep.equal(["1050.00", "0.05", "1234", "1.234", "0.00"]);
+      expect([
+        formatMinor(105_000n, "EUR"),
+        formatMinor(5n, "EUR"),
+        formatMinor(1234n, "JPY"),
+        formatMinor(1234n, "BHD"),
+        formatMinor(0n, "USD"),
+      ]).to.deep.equal(["1050.00", "0.05", "1234", "1.234", "0.00"]);
       expect([formatBpAsPercent(10250n), formatBpAsPercent(5), formatBpAsPercent(20_000n)]).to.deep.equal(["102.50", "0.05", "200.00"]);
     });
 
     it("parses typed decimals and CSV minor units without floats", () => {
       expect([parseScaled("12.5", 2), parseScaled("0.07", 2), parseScaled("1.5", 4), parseScaled("3", 0)]).to.deep.equal([1250n, 7n, 15000n, 3n]);
-      expect([parseScaled("1.234", 2), parseScaled("-1", 2), parseScaled("1,000", 2), parseScaled("", 2)]).to.deep.equal([undefined, undefined, undefined, undefined]);
+      expect([parseScaled("1.234", 2), parseScaled("-1", 2), parseScaled("1,000", 2), parseScaled("", 2)]).to.deep.equal([
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+      ]);
       expect([parseMinor("125000"), parseMinor("0"), parseMinor("1000000000000")]).to.deep.equal([125_000n, 0n, 10n ** 12n]);
-      expect([parseMinor("1000000000001"), parseMinor("12.50"), parseMinor("-5"), parseMinor("1e3")]).to.deep.equal([undefined, undefined, undefined, undefined]);
+      expect([parseMinor("1000000000001"), parseMinor("12.50"), parseMinor("-5"), parseMinor("1e3")]).to.deep.equal([
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+      ]);
     });
   });
 });

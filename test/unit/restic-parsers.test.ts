@@ -11,7 +11,15 @@ import {
   resticErrorFor,
   WrongPasswordError,
 } from "../../backup/restic/restic-errors.ts";
-import { meaningfulLines, parseBackupLine, parseCheckOutput, parseKeyList, parseRepositoryConfig, parseSnapshots, skippedSourcePaths } from "../../backup/restic/restic-output.ts";
+import {
+  meaningfulLines,
+  parseBackupLine,
+  parseCheckOutput,
+  parseKeyList,
+  parseRepositoryConfig,
+  parseSnapshots,
+  skippedSourcePaths,
+} from "../../backup/restic/restic-output.ts";
 import { displayCommand, resticEnvironment } from "../../backup/restic/restic-process.ts";
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "restic");
@@ -32,14 +40,35 @@ describe("restic output parsers (captured restic 0.14 output)", () => {
 
   it("reads a stdin backup's status with percent done and total files", () => {
     const [status] = lines("backup-stdin.stdout.jsonl").map(parseBackupLine);
-    expect(status).to.deep.equal({ type: "status", progress: { percentDone: 0, secondsElapsed: undefined, filesDone: undefined, totalFiles: 1, bytesDone: undefined, totalBytes: undefined } });
+    expect(status).to.deep.equal({
+      type: "status",
+      progress: { percentDone: 0, secondsElapsed: undefined, filesDone: undefined, totalFiles: 1, bytesDone: undefined, totalBytes: undefined },
+    });
     const summary = parseBackupLine(lines("backup-stdin.stdout.jsonl")[1]);
     expect(summary.type === "summary" && summary.summary.bytesProcessed).to.equal(300000);
   });
 
   it("takes the full snapshot id restic 0.15+ prints as it is", () => {
     const id = "a".repeat(64);
-    const line = JSON.stringify({ message_type: "summary", files_new: 1, files_changed: 0, files_unmodified: 0, dirs_new: 0, dirs_changed: 0, dirs_unmodified: 0, data_blobs: 1, tree_blobs: 1, data_added: 10, data_added_packed: 9, total_files_processed: 1, total_bytes_processed: 10, total_duration: 0.2, backup_start: "2026-01-01T00:00:00Z", backup_end: "2026-01-01T00:00:01Z", snapshot_id: id });
+    const line = JSON.stringify({
+      message_type: "summary",
+      files_new: 1,
+      files_changed: 0,
+      files_unmodified: 0,
+      dirs_new: 0,
+      dirs_changed: 0,
+      dirs_unmodified: 0,
+      data_blobs: 1,
+      tree_blobs: 1,
+      data_added: 10,
+      data_added_packed: 9,
+      total_files_processed: 1,
+      total_bytes_processed: 10,
+      total_duration: 0.2,
+      backup_start: "2026-01-01T00:00:00Z",
+      backup_end: "2026-01-01T00:00:01Z",
+      snapshot_id: id,
+    });
     const parsed = parseBackupLine(line);
     expect(parsed.type === "summary" && parsed.summary.snapshotId).to.equal(id);
   });
@@ -54,7 +83,11 @@ describe("restic output parsers (captured restic 0.14 output)", () => {
     const stderr = fixture("backup-stdin-empty.stderr.txt");
     const [errorLine] = stderr.split("\n").filter((l) => l.startsWith("{"));
     expect(parseBackupLine(errorLine)).to.deep.include({ type: "error", item: "/plum.dump", during: "archival" });
-    expect(lines("backup-stdin-empty.stdout.jsonl").map(parseBackupLine).map((p) => p.type)).to.deep.equal(["status"]);
+    expect(
+      lines("backup-stdin-empty.stdout.jsonl")
+        .map(parseBackupLine)
+        .map((p) => p.type),
+    ).to.deep.equal(["status"]);
     expect(resticErrorFor(COMMAND, 1, stderr)).to.be.instanceOf(EmptySnapshotError);
   });
 

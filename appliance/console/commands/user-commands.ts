@@ -27,7 +27,10 @@ export async function userCreator(props: { ctx: ConsoleContext; actor: Actor; in
   authorize(actor, "create", "User");
   const username = props.input.username.trim().toLowerCase();
   const role = parseRole(props.input.role);
-  if (!/^[a-z0-9][a-z0-9._-]{1,62}$/.test(username)) throw new BadRequestError("The user was not saved.", { username: "2 to 63 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit" });
+  if (!/^[a-z0-9][a-z0-9._-]{1,62}$/.test(username))
+    throw new BadRequestError("The user was not saved.", {
+      username: "2 to 63 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit",
+    });
   const password = oneTimePassword();
   try {
     const user = await ctx.sequelize.transaction(async (transaction) => {
@@ -53,12 +56,18 @@ export async function userUpdater(props: { ctx: ConsoleContext; actor: Actor; in
   if (input.disabled !== undefined && input.disabled !== !!user.disabledAt) changes.disabledAt = input.disabled ? new Date() : null;
   if (Object.keys(changes).length === 0) return user;
   const losesAdmin = user.role === "admin" && !user.disabledAt && ((changes.role && changes.role !== "admin") || changes.disabledAt);
-  if (losesAdmin && (await activeAdminCount(ctx)) <= 1) throw new BadRequestError("The user was not saved.", { role: "this is the last active admin: make another admin first" });
+  if (losesAdmin && (await activeAdminCount(ctx)) <= 1)
+    throw new BadRequestError("The user was not saved.", { role: "this is the last active admin: make another admin first" });
   await ctx.sequelize.transaction(async (transaction) => {
     await user.update(changes, { transaction });
     if (changes.disabledAt) await ctx.models.Session.destroy({ where: { userId: user.id }, transaction });
     await ctx.audit.append(
-      { actor: `user:${actor.username}`, action: changes.disabledAt !== undefined ? (changes.disabledAt ? "user.disable" : "user.enable") : "user.role", target: `user:${user.username}`, detail: { role: changes.role } },
+      {
+        actor: `user:${actor.username}`,
+        action: changes.disabledAt !== undefined ? (changes.disabledAt ? "user.disable" : "user.enable") : "user.role",
+        target: `user:${user.username}`,
+        detail: { role: changes.role },
+      },
       transaction,
     );
   });

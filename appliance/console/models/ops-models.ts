@@ -9,5 +9,12 @@ export type OpsModels = AuthModels;
 
 /** The console's users, sessions and sign-in attempts in plum_ops (created by migrations/ops). */
 export function defineOpsModels(sequelize: Sequelize): OpsModels {
-  return defineAuthModels(sequelize, { name: "Ops", users: "ops_users", sessions: "ops_sessions", attempts: "ops_login_attempts", roles: ROLES, usernamePattern: /^[a-z0-9][a-z0-9._-]{1,62}$/ });
+  return defineAuthModels(sequelize, {
+    name: "Ops",
+    users: "ops_users",
+    sessions: "ops_sessions",
+    attempts: "ops_login_attempts",
+    roles: ROLES,
+    usernamePattern: /^[a-z0-9][a-z0-9._-]{1,62}$/,
+  });
 }

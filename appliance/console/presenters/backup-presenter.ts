@@ -37,5 +37,12 @@ export function presentSet(set: BackupSet) {
 
 export function presentDrill(row: EvidenceRow) {
   const d = row.detail as { setId?: string; rtoSeconds?: number; error?: string; startedAt?: string; finishedAt?: string };
-  return { id: row.id, at: row.at, passed: row.outcome === "success", setId: d.setId ?? row.set_id, rto: d.rtoSeconds === undefined ? "—" : `${Number(d.rtoSeconds).toFixed(1)} s`, error: d.error };
+  return {
+    id: row.id,
+    at: row.at,
+    passed: row.outcome === "success",
+    setId: d.setId ?? row.set_id,
+    rto: d.rtoSeconds === undefined ? "—" : `${Number(d.rtoSeconds).toFixed(1)} s`,
+    error: d.error,
+  };
 }

@@ -15,10 +15,18 @@ const STATUS_TEXT: Record<Upgrade["status"], string> = {
   failed: "failed",
 };
 
-const WAITING_FOR: Record<Upgrade["promotion"], string> = { now: "waiting", window: "waiting for the maintenance window", approval: "waiting for an admin's approval" };
+const WAITING_FOR: Record<Upgrade["promotion"], string> = {
+  now: "waiting",
+  window: "waiting for the maintenance window",
+  approval: "waiting for an admin's approval",
+};
 
 type JournalEntry = Awaited<ReturnType<UpgradeJournal["entries"]>>[number];
-interface SuiteReport { suite: string; passed: boolean; checks: Array<{ name: string; passed: boolean; detail?: string }> }
+interface SuiteReport {
+  suite: string;
+  passed: boolean;
+  checks: Array<{ name: string; passed: boolean; detail?: string }>;
+}
 
 // The report keeps times as ISO strings (it is JSON); the pages show dates one way.
 const asDate = (iso: string | undefined) => (iso ? new Date(iso) : undefined);
@@ -64,7 +72,13 @@ function presentSuites(u: Upgrade) {
     .filter((g) => g.reports.length > 0)
     .map((g) => ({
       title: g.title,
-      suites: g.reports.map((r) => ({ suite: r.suite, passed: r.passed, total: r.checks.length, checks: r.checks, failing: r.checks.filter((c) => !c.passed) })),
+      suites: g.reports.map((r) => ({
+        suite: r.suite,
+        passed: r.passed,
+        total: r.checks.length,
+        checks: r.checks,
+        failing: r.checks.filter((c) => !c.passed),
+      })),
     }));
 }
 
@@ -106,7 +120,11 @@ export function presentUpgrade(u: Upgrade) {
     migrations: presentMigrations(u),
     promotionReport: u.report.promotion && { ...u.report.promotion, windowOpenedAt: asDate(u.report.promotion.windowOpenedAt) },
     soak: soak && { ...soak, seconds: seconds(soak.seconds), p99: soak.p99Ms === null ? "—" : `${soak.p99Ms} ms` },
-    rollback: rollback && { ...rollback, trafficBackAt: asDate(rollback.trafficBackAt), secondsToOldVersion: rollback.secondsToOldVersion === undefined ? undefined : seconds(rollback.secondsToOldVersion) },
+    rollback: rollback && {
+      ...rollback,
+      trafficBackAt: asDate(rollback.trafficBackAt),
+      secondsToOldVersion: rollback.secondsToOldVersion === undefined ? undefined : seconds(rollback.secondsToOldVersion),
+    },
     writeWindow: rollback?.writeWindow && { from: new Date(rollback.writeWindow.from), to: new Date(rollback.writeWindow.to) },
     reportJson: JSON.stringify(u.report, null, 2),
   };
@@ -114,11 +132,24 @@ export function presentUpgrade(u: Upgrade) {
 
 /** What the live script needs to update the step list in place. */
 export function presentLive(u: Upgrade) {
-  return { id: u.id, status: u.status, statusText: STATUS_TEXT[u.status], step: u.step, finished: FINISHED.includes(u.status), steps: presentSteps(u).map(({ name, state, text, seconds: s }) => ({ name, state, text, seconds: s })) };
+  return {
+    id: u.id,
+    status: u.status,
+    statusText: STATUS_TEXT[u.status],
+    step: u.step,
+    finished: FINISHED.includes(u.status),
+    steps: presentSteps(u).map(({ name, state, text, seconds: s }) => ({ name, state, text, seconds: s })),
+  };
 }
 
 export function presentJournal(entries: JournalEntry[]) {
-  return entries.map((e) => ({ id: e.id, at: e.at, step: e.step, phase: e.phase, detail: Object.keys(e.detail ?? {}).length > 0 ? JSON.stringify(e.detail) : "" }));
+  return entries.map((e) => ({
+    id: e.id,
+    at: e.at,
+    step: e.step,
+    phase: e.phase,
+    detail: Object.keys(e.detail ?? {}).length > 0 ? JSON.stringify(e.detail) : "",
+  }));
 }
 
 /** The buttons an upgrade allows now, mirroring the manager's own refusals (which still have the last word). */

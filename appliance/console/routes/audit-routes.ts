@@ -39,7 +39,11 @@ export function auditRoutes(router: Router, ctx: ConsoleContext) {
     const rows = await ctx.audit.list(toFilter(q, 51));
     const page = rows.slice(0, 50);
     const verdict = req.query.verify === "1" ? await ctx.audit.verify() : undefined;
-    const params = new URLSearchParams(Object.entries(q).filter(([k, v]) => v !== undefined && v !== "" && k !== "before").map(([k, v]) => [k, String(v)]));
+    const params = new URLSearchParams(
+      Object.entries(q)
+        .filter(([k, v]) => v !== undefined && v !== "" && k !== "before")
+        .map(([k, v]) => [k, String(v)]),
+    );
     res.render("console/audit", {
       title: "Audit log",
       rows: page,

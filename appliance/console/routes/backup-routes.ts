@@ -18,7 +18,14 @@ export interface ConsoleBackup {
   scheduler?: BackupScheduler;
 }
 
-const SUBJECT: Record<JobRequest["kind"], Subject> = { backup: "Backup", copy: "Backup", check: "Backup", forget: "Backup", restore: "Restore", drill: "Drill" };
+const SUBJECT: Record<JobRequest["kind"], Subject> = {
+  backup: "Backup",
+  copy: "Backup",
+  check: "Backup",
+  forget: "Backup",
+  restore: "Restore",
+  drill: "Drill",
+};
 
 const jobForm = z.object({
   kind: z.enum(["backup", "copy", "check", "forget", "restore", "drill"]),
@@ -72,7 +79,14 @@ export function backupRoutes(router: Router, ctx: ConsoleContext, backup: Consol
       if (form.confirm !== set.id) throw new BadRequestError("The restore was not started: type the set id exactly to confirm.", { confirm: `type ${set.id}` });
       if (!form.db && !form.files) throw new BadRequestError("The restore was not started: choose the database, the files, or both.");
     }
-    const request = jobRequestSchema.parse({ kind: form.kind, role: form.role, setId: form.setId || undefined, db: form.db === "on", files: form.files === "on", from: form.from });
+    const request = jobRequestSchema.parse({
+      kind: form.kind,
+      role: form.role,
+      setId: form.setId || undefined,
+      db: form.db === "on",
+      files: form.files === "on",
+      from: form.from,
+    });
     const job = startJob(backup.jobs, backup.operations, request, `user:${actor.username}`);
     await ctx.audit.append({ actor: `user:${actor.username}`, action: `backup.${form.kind}`, target: job.id, detail: request });
     res.redirect(303, `/backups/jobs/${job.id}`);
@@ -112,6 +126,11 @@ export function backupRoutes(router: Router, ctx: ConsoleContext, backup: Consol
     const { actor } = signedIn(res)!;
     authorize(actor, "read", "Drill");
     const drills = await backup.ctx.evidence.list({ kind: "drill", limit: 50 });
-    res.render("console/drills", { title: "Restore drills", drills: drills.map(presentDrill), canRun: can(actor, "operate", "Drill"), rtoMinutes: backup.ctx.config.backup.rtoMinutes });
+    res.render("console/drills", {
+      title: "Restore drills",
+      drills: drills.map(presentDrill),
+      canRun: can(actor, "operate", "Drill"),
+      rtoMinutes: backup.ctx.config.backup.rtoMinutes,
+    });
   });
 }

@@ -16,9 +16,14 @@ const periodQuery = z.object({ from: day.optional(), to: day.optional(), format:
 /** The period asked for, by default the last 30 days up to today (UTC). */
 function periodFrom(query: unknown) {
   const parsed = periodQuery.safeParse(query);
-  if (!parsed.success) throw new BadRequestError(`Choose a period and a format: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}.`);
+  if (!parsed.success)
+    throw new BadRequestError(`Choose a period and a format: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}.`);
   const today = new Date().toISOString().slice(0, 10);
-  const form = { from: parsed.data.from ?? new Date(Date.now() - 29 * 86400_000).toISOString().slice(0, 10), to: parsed.data.to ?? today, format: parsed.data.format };
+  const form = {
+    from: parsed.data.from ?? new Date(Date.now() - 29 * 86400_000).toISOString().slice(0, 10),
+    to: parsed.data.to ?? today,
+    format: parsed.data.format,
+  };
   try {
     return { form, ...evidencePeriod(form.from, form.to) };
   } catch (err) {
@@ -40,7 +45,12 @@ export function evidenceRoutes(router: Router, ctx: ConsoleContext, source: Evid
       formats: EVIDENCE_FORMATS.map((f) => ({ value: f, selected: f === form.format })),
       asOf: new Date(report.period.controlsAsOf),
       fingerprint: report.appliance.publicKeyFingerprint,
-      controls: report.controls.map((c) => ({ ...c, passed: c.result === "pass", iso27001: c.frameworks.iso27001.join(", "), soc2: c.frameworks.soc2.join(", ") })),
+      controls: report.controls.map((c) => ({
+        ...c,
+        passed: c.result === "pass",
+        iso27001: c.frameworks.iso27001.join(", "),
+        soc2: c.frameworks.soc2.join(", "),
+      })),
       records: report.records.length,
     });
   });
@@ -51,12 +61,24 @@ export function evidenceRoutes(router: Router, ctx: ConsoleContext, source: Evid
     const { form, from, to } = periodFrom(req.query);
     const { signingPrivateKeyPem, signingPublicKeyPem } = keys();
     const out = await evidenceExporter({ ctx: source, from, to, format: form.format, signingKeyPem: signingPrivateKeyPem, publicKeyPem: signingPublicKeyPem });
-    await ctx.audit.append({ actor: `user:${actor.username}`, action: "evidence.export", detail: { from: from.toISOString(), to: to.toISOString(), format: form.format } });
+    await ctx.audit.append({
+      actor: `user:${actor.username}`,
+      action: "evidence.export",
+      detail: { from: from.toISOString(), to: to.toISOString(), format: form.format },
+    });
     if (!out.signature) {
       res.type("application/json").attachment(out.fileName).send(out.body);
       return;
     }
     // A CSV or PDF and its detached signature, in one download.
-    res.type("application/zip").attachment(`${out.fileName}.zip`).send(zipBundle([{ name: out.fileName, bytes: out.body }, { name: `${out.fileName}.sig`, bytes: out.signature }]));
+    res
+      .type("application/zip")
+      .attachment(`${out.fileName}.zip`)
+      .send(
+        zipBundle([
+          { name: out.fileName, bytes: out.body },
+          { name: `${out.fileName}.sig`, bytes: out.signature },
+        ]),
+      );
   });
 }

@@ -57,12 +57,23 @@ export function releaseRoutes(router: Router, ctx: ConsoleContext, upgrades: Con
     const production = await manager.productionVersion(installed);
     try {
       const manifest = await releases.import(req.file.path, { currentVersion: production });
-      await ctx.audit.append({ actor: who, action: "release.import", target: `release:${manifest.version}`, detail: { file: fileName, bytes: req.file.size, schemaVersion: manifest.schemaVersion } });
+      await ctx.audit.append({
+        actor: who,
+        action: "release.import",
+        target: `release:${manifest.version}`,
+        detail: { file: fileName, bytes: req.file.size, schemaVersion: manifest.schemaVersion },
+      });
       res.redirect(303, `/releases?imported=${encodeURIComponent(manifest.version)}`);
     } catch (err) {
       if (!(err instanceof PlumError)) throw err;
       const check = err instanceof BundleRejected ? err.check : undefined;
-      await ctx.audit.append({ actor: who, action: "release.import", target: `file:${fileName}`, outcome: "failure", detail: { check: check ?? null, error: err.message } });
+      await ctx.audit.append({
+        actor: who,
+        action: "release.import",
+        target: `file:${fileName}`,
+        outcome: "failure",
+        detail: { check: check ?? null, error: err.message },
+      });
       // Nothing was imported: the page again, with what was refused and what to do about it.
       await renderReleases(res, { status: 422, refusal: { message: err.message, hint: err.hint, check } });
     }

@@ -12,7 +12,12 @@ export function upgradeHistoryRoutes(router: Router, manager: UpgradeManager) {
   router.get("/upgrades/history", async (_req, res) => {
     authorize(signedIn(res)!.actor, "read", "Upgrade");
     const rows = await manager.journal.history(HISTORY_LIMIT);
-    res.render("console/upgrade-history", { title: "Upgrade history", upgrades: rows.map(presentUpgrade), limit: HISTORY_LIMIT, full: rows.length === HISTORY_LIMIT });
+    res.render("console/upgrade-history", {
+      title: "Upgrade history",
+      upgrades: rows.map(presentUpgrade),
+      limit: HISTORY_LIMIT,
+      full: rows.length === HISTORY_LIMIT,
+    });
   });
 
   router.get("/upgrades/:id", async (req, res) => {
@@ -21,6 +26,11 @@ export function upgradeHistoryRoutes(router: Router, manager: UpgradeManager) {
     const u = id === undefined ? undefined : await manager.journal.get(id);
     if (!u) throw new HttpError(404, `There is no upgrade ${req.params.id}.`);
     const entries = await manager.journal.entries(u.id);
-    res.render("console/upgrade-detail", { title: `${u.kind === "rollback" ? "Rollback" : "Upgrade"} ${u.id}`, upgrade: presentUpgrade(u), journal: presentJournal(entries), allChecks: true });
+    res.render("console/upgrade-detail", {
+      title: `${u.kind === "rollback" ? "Rollback" : "Upgrade"} ${u.id}`,
+      upgrade: presentUpgrade(u),
+      journal: presentJournal(entries),
+      allChecks: true,
+    });
   });
 }

@@ -12,7 +12,6 @@ const version = z.string().regex(/^\d+\.\d+\.\d+$/, "must be a version X.Y.Z");
 const startForm = z.object({ version, promotion: z.enum(["now", "window", "approval"]) });
 const rollbackForm = z.object({ to: z.union([version, z.literal("")]).optional() });
 
-
 const NOTICES: Record<string, string> = {
   started: "The upgrade started. This page follows it.",
   approved: "The promotion is approved: the upgrade goes on to promote.",
@@ -24,7 +23,8 @@ const NOTICES: Record<string, string> = {
 
 function parseForm<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body ?? {});
-  if (!parsed.success) throw new BadRequestError(`The form was not understood: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}.`);
+  if (!parsed.success)
+    throw new BadRequestError(`The form was not understood: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}.`);
   return parsed.data;
 }
 

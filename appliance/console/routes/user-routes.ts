@@ -41,11 +41,23 @@ export function userRoutes(router: Router, ctx: ConsoleContext) {
     authorize(actor, "update", "User");
     const form = updateForm.parse(req.body ?? {});
     try {
-      await userUpdater({ ctx, actor, input: { userId: userId.parse(req.params.id), role: form.role, disabled: form.disabled === undefined ? undefined : form.disabled === "true" } });
+      await userUpdater({
+        ctx,
+        actor,
+        input: { userId: userId.parse(req.params.id), role: form.role, disabled: form.disabled === undefined ? undefined : form.disabled === "true" },
+      });
       res.redirect(303, "/users");
     } catch (err) {
       if (!(err instanceof BadRequestError)) throw err;
-      await renderList(res, { error: `${err.message} ${Object.entries(err.fields).map(([k, v]) => `${k} ${v}`).join("; ")}` }, 400);
+      await renderList(
+        res,
+        {
+          error: `${err.message} ${Object.entries(err.fields)
+            .map(([k, v]) => `${k} ${v}`)
+            .join("; ")}`,
+        },
+        400,
+      );
     }
   });
 

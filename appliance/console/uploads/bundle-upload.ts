@@ -12,7 +12,11 @@ export const BUNDLE_FIELD = "bundle";
 
 /** The uploaded file keeps its own name (refusals name it), made safe to use as one path segment. */
 function safeName(original: string): string {
-  const name = path.basename(original).replace(/[^A-Za-z0-9._-]/g, "_").replace(/^[.-]+/, "").slice(-100);
+  const name = path
+    .basename(original)
+    .replace(/[^A-Za-z0-9._-]/g, "_")
+    .replace(/^[.-]+/, "")
+    .slice(-100);
   return name || "bundle.tar";
 }
 
@@ -48,7 +52,13 @@ export function bundleUpload(opts: { path: string; allowed: (res: Response) => b
     const parse = multer({ storage, limits: { fileSize: limit, files: 1, fields: 5, fieldSize: 1024, parts: 8 } }).single(BUNDLE_FIELD);
     parse(req, res, (err: unknown) => {
       if (!(err instanceof multer.MulterError)) return next(err);
-      if (err.code === "LIMIT_FILE_SIZE") return next(new HttpError(413, `The bundle is larger than ${describeLimit(limit)}, the most the console accepts. Import it on the host instead: plumctl release import FILE.`));
+      if (err.code === "LIMIT_FILE_SIZE")
+        return next(
+          new HttpError(
+            413,
+            `The bundle is larger than ${describeLimit(limit)}, the most the console accepts. Import it on the host instead: plumctl release import FILE.`,
+          ),
+        );
       next(new HttpError(400, `The upload was not understood (${err.message}): send one plum-X.Y.Z.tar in the field "${BUNDLE_FIELD}".`));
     });
   };

@@ -7,7 +7,11 @@ import { MIN_PASSWORD_LENGTH } from "./passwords.ts";
 import type { AuthUser } from "./auth-models.ts";
 import { signedIn } from "./session-auth.ts";
 
-const passwordForm = z.object({ currentPassword: z.string().max(1000).default(""), newPassword: z.string().max(1000).default(""), confirmPassword: z.string().max(1000).default("") });
+const passwordForm = z.object({
+  currentPassword: z.string().max(1000).default(""),
+  newPassword: z.string().max(1000).default(""),
+  confirmPassword: z.string().max(1000).default(""),
+});
 
 /** Self-service: every signed-in user may change their own password. */
 export function accountRoutes(router: Router, ctx: AuthContext, opts: { passwordView: string; afterChange: (user: AuthUser) => string }) {
@@ -23,7 +27,13 @@ export function accountRoutes(router: Router, ctx: AuthContext, opts: { password
       res.redirect(303, opts.afterChange(user));
     } catch (err) {
       if (!(err instanceof BadRequestError)) throw err;
-      res.status(400).render(opts.passwordView, { title: "Change password", mustChange: user.mustChangePassword, minLength: MIN_PASSWORD_LENGTH, error: err.message, fields: err.fields });
+      res.status(400).render(opts.passwordView, {
+        title: "Change password",
+        mustChange: user.mustChangePassword,
+        minLength: MIN_PASSWORD_LENGTH,
+        error: err.message,
+        fields: err.fields,
+      });
     }
   });
 }

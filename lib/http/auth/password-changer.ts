@@ -17,7 +17,8 @@ export async function passwordChanger(props: {
     throw new BadRequestError("The new password was not accepted.", { currentPassword: "is not your current password" });
   }
   checkNewPassword(user.username, input.newPassword, input.confirmPassword);
-  if (input.newPassword === input.currentPassword) throw new BadRequestError("The new password was not accepted.", { newPassword: "must differ from the current one" });
+  if (input.newPassword === input.currentPassword)
+    throw new BadRequestError("The new password was not accepted.", { newPassword: "must differ from the current one" });
   await ctx.sequelize.transaction(async (transaction) => {
     await user.update({ passwordHash: await hashPassword(input.newPassword), mustChangePassword: false }, { transaction });
     await ctx.models.Session.destroy({ where: { userId: user.id, id: { [Op.ne]: props.sessionId } }, transaction });

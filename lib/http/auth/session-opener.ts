@@ -30,7 +30,9 @@ export async function sessionOpener(props: {
     const until = lockedUntil ?? new Date(now.getTime() + ctx.security.lockoutSeconds * 1000);
     const wait = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
     await ctx.audit.append({ actor: `user:${username}`, action: "login.locked", outcome: "denied", detail: { ip: props.input.ip, retryAfterSeconds: wait } });
-    throw new HttpError(429, `Too many failed sign-ins for this account. Try again in ${wait} seconds, or ask an admin to reset the password.`, { retryAfter: wait });
+    throw new HttpError(429, `Too many failed sign-ins for this account. Try again in ${wait} seconds, or ask an admin to reset the password.`, {
+      retryAfter: wait,
+    });
   }
 
   const ok = user && !user.disabledAt ? await verifyPassword(user.passwordHash, props.input.password) : (await burnVerify(props.input.password), false);
@@ -39,13 +41,25 @@ export async function sessionOpener(props: {
     if (user && recentFailures + 1 >= ctx.security.loginMaxFailures) {
       await user.update({ lockedUntil: new Date(now.getTime() + ctx.security.lockoutSeconds * 1000) });
     }
-    await ctx.audit.append({ actor: `user:${username}`, action: "login.failure", outcome: "failure", detail: { ip: props.input.ip, reason: !user ? "unknown user" : user.disabledAt ? "disabled" : "wrong password" } });
+    await ctx.audit.append({
+      actor: `user:${username}`,
+      action: "login.failure",
+      outcome: "failure",
+      detail: { ip: props.input.ip, reason: !user ? "unknown user" : user.disabledAt ? "disabled" : "wrong password" },
+    });
     throw new HttpError(401, "Wrong username or password.");
   }
 
   const token = randomBytes(32).toString("base64url");
   const expiresAt = new Date(now.getTime() + ctx.sessionHours * 3600_000);
-  await Session.create({ id: sessionIdOf(token), userId: user.id, csrfSecret: randomBytes(32).toString("base64url"), expiresAt, ip: props.input.ip, userAgent: props.input.userAgent?.slice(0, 300) ?? null });
+  await Session.create({
+    id: sessionIdOf(token),
+    userId: user.id,
+    csrfSecret: randomBytes(32).toString("base64url"),
+    expiresAt,
+    ip: props.input.ip,
+    userAgent: props.input.userAgent?.slice(0, 300) ?? null,
+  });
   await Session.destroy({ where: { expiresAt: { [Op.lt]: now } } });
   await ctx.audit.append({ actor: `user:${username}`, action: "login.success", detail: { ip: props.input.ip } });
   return { token, user, expiresAt };
