@@ -1,8 +1,7 @@
 import { expect } from "chai";
-import pg from "pg";
-import { clientConfig } from "../../lib/db/database.ts";
 import { removeHome, tempHome } from "../support/agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
+import { opsRows } from "../support/ops-rows.ts";
 import { plumctl } from "../support/plumctl.ts";
 
 /** `plumctl backup …` without a running agent validates its request as the control API does, before any work. */
@@ -22,15 +21,7 @@ describe("plumctl backup requests without an agent", function () {
     removeHome(home);
   });
 
-  async function opsCount(table: string): Promise<number> {
-    const client = new pg.Client(clientConfig(dbs.server, dbs.ops));
-    await client.connect();
-    try {
-      return Number((await client.query(`select count(*) as n from ${table}`)).rows[0].n);
-    } finally {
-      await client.end();
-    }
-  }
+  const opsCount = async (table: string) => Number((await opsRows<{ n: string }>(dbs, `select count(*) as n from ${table}`))[0].n);
 
   it("refuses `backup run --kind bogus` with the valid kinds, before reaching the database", async () => {
     const res = await plumctl(["backup", "run", "--kind", "bogus"], env);

@@ -1,13 +1,12 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { expect } from "chai";
-import pg from "pg";
 import semver from "semver";
-import { clientConfig } from "../../lib/db/database.ts";
 import { APP_VERSION } from "../../lib/version.ts";
 import { waitFor } from "../../lib/wait.ts";
 import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
+import { opsRows } from "../support/ops-rows.ts";
 import { plumctl } from "../support/plumctl.ts";
 import { freePort } from "../support/ports.ts";
 import { buildTestBundle, testVendorKeys } from "../support/test-bundles.ts";
@@ -56,15 +55,11 @@ describe("a running appliance and its plum.yaml (doctor, release import through 
     removeHome(home);
   });
 
-  async function importAudits(): Promise<Array<{ actor: string; target: string; outcome: string }>> {
-    const client = new pg.Client(clientConfig(dbs.server, dbs.ops));
-    await client.connect();
-    try {
-      return (await client.query("select actor, target, outcome from audit_log where action = 'release.import' order by id")).rows;
-    } finally {
-      await client.end();
-    }
-  }
+  const importAudits = () =>
+    opsRows<{ actor: string; target: string; outcome: string }>(
+      dbs,
+      "select actor, target, outcome from audit_log where action = 'release.import' order by id",
+    );
 
   it("`plumctl doctor` passes: the ports in use are held by this appliance's agent", async () => {
     const res = await plumctl(["doctor"], env, 60_000);
