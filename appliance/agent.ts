@@ -33,7 +33,9 @@ import { acquireAgentLock } from "./agent-lock.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { EdgeProxy } from "./proxy/edge-proxy.ts";
 import { releaseCatalogueFor } from "./releases/release-catalogue.ts";
-import { ReleaseStore } from "./releases/release-store.ts";
+import type { ReleaseStore } from "./releases/release-store.ts";
+import { releaseStoreFor } from "./releases/release-importer.ts";
+import { reloadAgentConfig, type ReloadOutcome } from "./config-reload.ts";
 import { ProcessRuntime } from "./runtimes/process-runtime.ts";
 import type { InstanceInfo, ReleaseRef, RuntimeDriver, Slot } from "./runtimes/runtime.ts";
 import type { ReleaseCatalogue, UpgradeHost } from "./upgrade/upgrade-host.ts";
@@ -101,6 +103,11 @@ export class Agent {
     );
     this.scheduler.start();
     return this.scheduler;
+  }
+
+  /** Read plum.yaml again and apply what is safe live (config-reload.ts); `plumctl config reload` and SIGHUP. */
+  reloadConfig(actor: string): Promise<ReloadOutcome> {
+    return reloadAgentConfig(this, actor);
   }
 
   /** Take production traffic off and stop the production instance (for a restore); the proxy answers 503 meanwhile. */
@@ -203,7 +210,7 @@ export class Agent {
         stopProduct: () => agent.stopProduction("a restore is in progress"),
         startProduct: () => agent.startProduction().then(() => undefined),
       });
-      agent.releases = new ReleaseStore({ releasesDir: layout.releasesDir, keep: config.releases.keep, vendorPublicKey: config.releases.vendorPublicKey });
+      agent.releases = releaseStoreFor(config);
       agent.catalogue = releaseCatalogueFor(agent.releases, config);
       agent.upgrades = new UpgradeManager(agent.upgradeHost(backupCtx, jobs, operations), new UpgradeJournal(sequelize));
       const scheduler = config.backup.scheduler ? agent.scheduleBackups(operations) : undefined;
@@ -217,11 +224,12 @@ export class Agent {
         metrics: registry,
         backup: { ctx: backupCtx, jobs, operations, scheduler, controlToken: secrets.controlToken },
         upgrades: { manager: agent.upgrades, releases: agent.releases, installed: APP_VERSION },
+        reload: () => agent.reloadConfig("cli"),
       });
       consoleServer.on("request", agent.consoleApp);
       cleanup.unshift(() => agent.stopInstances());
       agent.watch(registry);
-      writeAgentEndpoint(layout.runDir, { pid: process.pid, consoleUrl: consoleUrl.replace("//0.0.0.0:", "//127.0.0.1:") });
+      writeAgentEndpoint(layout.runDir, { pid: process.pid, consoleUrl: consoleUrl.replace("//0.0.0.0:", "//127.0.0.1:"), proxyUrl: agent.urls.proxy });
       cleanup.unshift(() => agent.upgrades.stop());
       await agent.startProduction().catch(async (err) => {
         const previous = await agent.upgrades.fallBack((err as Error).message);

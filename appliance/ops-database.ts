@@ -21,17 +21,21 @@ export async function openProductDatabase(config: PlumConfig): Promise<{ server:
   return { server, sequelize: openSequelize(clientConfig(server, config.database.productDatabase), { poolMax: 5 }) };
 }
 
+/** The appliance's own database (plum_ops), as a command beside a running agent sees it. */
 export interface OpsDatabase {
   server: PgServer;
   sequelize: Sequelize;
   models: OpsModels;
   audit: AuditLog;
-  close(): Promise<void>;
 }
 
-/** The appliance's own database (plum_ops), for CLI commands run beside a running agent. */
-export async function openOpsDatabase(config: PlumConfig): Promise<OpsDatabase> {
+/** Open plum_ops, do `work` with it, and close it whatever `work` did: the one way CLI commands reach it. */
+export async function withOpsDatabase<T>(config: PlumConfig, work: (db: OpsDatabase) => Promise<T>): Promise<T> {
   const server = await reachableServer(config);
   const sequelize = openSequelize(clientConfig(server, config.database.opsDatabase), { poolMax: 3 });
-  return { server, sequelize, models: defineOpsModels(sequelize), audit: new AuditLog(sequelize), close: () => sequelize.close() };
+  try {
+    return await work({ server, sequelize, models: defineOpsModels(sequelize), audit: new AuditLog(sequelize) });
+  } finally {
+    await sequelize.close();
+  }
 }

@@ -1,49 +1,59 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { openOpsDatabase, reachableServer } from "../appliance/ops-database.ts";
-import { runJobViaAgent, runningAgent } from "../appliance/control/control-client.ts";
+import { agentLink, runJobViaAgent } from "../appliance/control/control-client.ts";
 import { loadConfig, type PlumConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
-import { createLogger } from "../lib/logger.ts";
-import { homeLayout } from "../lib/paths.ts";
-import { ensureSecrets } from "../lib/secrets.ts";
-import { backupContextFor } from "../backup/backup-context.ts";
+import { CODE_ROOT } from "../lib/paths.ts";
 import { BackupJobs, type JobView } from "../backup/jobs/backup-jobs.ts";
 import { backupOperationsFor } from "../backup/jobs/backup-operations-impl.ts";
-import { startJob, type JobRequest } from "../backup/jobs/backup-requests.ts";
-import { presentSetLine } from "./backup-format.ts";
+import { jobRequestSchema, startJob, type JobRequest } from "../backup/jobs/backup-requests.ts";
 import { recoveryKit } from "../backup/recovery-kit.ts";
+import { presentSetLine } from "./backup-format.ts";
+import { withBackupContext } from "./with-backup-context.ts";
+
+/** The option or argument each request field comes from, to name it in a refusal. */
+const FIELD_SOURCES: Record<string, string> = { setKind: "--kind", role: "--secondary", setId: "the set id", from: "--from" };
+
+/** The same validation the control API applies, before either path: a bad request never reaches restic or the database. */
+function jobRequestFrom(input: Record<string, unknown>): JobRequest {
+  const parsed = jobRequestSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const field = String(issue.path[0] ?? "kind");
+    const value = input[field];
+    const given = `${FIELD_SOURCES[field] ?? field} ${typeof value === "string" ? value : JSON.stringify(value)}`;
+    return issue.code === "invalid_value" ? `${given} is not valid: use one of ${issue.values.join(", ")}` : `${given}: ${issue.message}`;
+  });
+  throw new PlumError(problems.join("; "), { hint: "see `plumctl backup --help`" });
+}
 
 /** Run a job through the running agent, or here when no agent runs (then nothing serves, nothing to stop). */
-async function runJob(config: PlumConfig, request: JobRequest, opts: { json?: boolean }): Promise<JobView> {
-  const layout = homeLayout(config.home);
+async function runJob(config: PlumConfig, input: Record<string, unknown>, opts: { json?: boolean }): Promise<JobView> {
+  const request = jobRequestFrom(input);
   const progress = (line: string) => {
     if (!opts.json) process.stderr.write(`  … ${line}\n`);
   };
-  const agent = runningAgent(layout.runDir);
+  const link = agentLink(config.home);
   let job: JobView;
-  if (agent) {
-    job = await runJobViaAgent(agent, ensureSecrets(layout.secretsDir).controlToken, request, progress);
+  if (link) {
+    job = await runJobViaAgent(link, request, progress);
   } else {
     if (request.kind === "restore") process.stderr.write("  (no agent is running: restoring directly; start the appliance afterwards)\n");
-    const db = await openOpsDatabase(config);
-    try {
-      const ctx = backupContextFor({ config, log: createLogger("plumctl", { level: "warn" }), pg: db.server, opsSequelize: db.sequelize });
+    job = await withBackupContext(config, async (ctx, db) => {
       const jobs = new BackupJobs();
       const running = startJob(jobs, backupOperationsFor(ctx), request, "cli");
       jobs.follow(running.id, (e) => e.type === "progress" && progress(e.line));
-      job = await jobs.done(running.id);
+      const done = await jobs.done(running.id);
       await db.audit.append({
         actor: "cli",
         action: `backup.${request.kind}`,
-        target: job.id,
-        outcome: job.status === "succeeded" ? "success" : "failure",
+        target: done.id,
+        outcome: done.status === "succeeded" ? "success" : "failure",
         detail: request,
       });
-    } finally {
-      await db.close();
-    }
+      return done;
+    });
   }
   if (opts.json) process.stdout.write(JSON.stringify(job, null, 2) + "\n");
   else process.stdout.write(`${job.label}: ${job.status}${job.error ? ` — ${job.error}` : ""}\n`);
@@ -51,27 +61,16 @@ async function runJob(config: PlumConfig, request: JobRequest, opts: { json?: bo
   return job;
 }
 
-async function withSets<T>(work: (ctx: ReturnType<typeof backupContextFor>) => Promise<T>): Promise<T> {
-  const config = loadConfig();
-  const db = await openOpsDatabase(config);
-  try {
-    return await work(backupContextFor({ config, log: createLogger("plumctl", { level: "warn" }), pg: db.server, opsSequelize: db.sequelize }));
-  } finally {
-    await db.close();
-  }
-}
+const json = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + "\n");
 
-export function registerBackupCommands(program: Command): void {
+export function register(program: Command): void {
   const backup = program.command("backup").description("versioned, encrypted backup sets with restic (see README, Backups)");
   backup
     .command("run")
     .description("take a backup set now (and copy it to the secondary)")
-    .option("--kind <kind>", "manual or pre-upgrade", "manual")
+    .option("--kind <kind>", "manual, scheduled or pre-upgrade", "manual")
     .option("--json", "print the job as JSON")
-    .action(
-      async (opts: { kind: "manual" | "scheduled" | "pre-upgrade"; json?: boolean }) =>
-        void (await runJob(loadConfig(), { kind: "backup", setKind: opts.kind }, opts)),
-    );
+    .action(async (opts: { kind: string; json?: boolean }) => void (await runJob(loadConfig(), { kind: "backup", setKind: opts.kind }, opts)));
   backup
     .command("copy")
     .description("copy every set not yet copied to the secondary repository")
@@ -96,16 +95,9 @@ export function registerBackupCommands(program: Command): void {
     .description("list backup sets")
     .option("--json")
     .action((opts: { json?: boolean }) =>
-      withSets(async (ctx) => {
+      withBackupContext(loadConfig(), async (ctx) => {
         const sets = await ctx.sets.findAll({ order: [["startedAt", "DESC"]] });
-        if (opts.json)
-          process.stdout.write(
-            JSON.stringify(
-              sets.map((s) => s.toJSON()),
-              null,
-              2,
-            ) + "\n",
-          );
+        if (opts.json) json(sets.map((s) => s.toJSON()));
         else for (const s of sets) process.stdout.write(presentSetLine(s) + "\n");
       }),
     );
@@ -115,36 +107,25 @@ export function registerBackupCommands(program: Command): void {
     .description("one set: status, snapshots in both repositories, manifest")
     .option("--json")
     .action((id: string, opts: { json?: boolean }) =>
-      withSets(async (ctx) => {
+      withBackupContext(loadConfig(), async (ctx) => {
         const set = await ctx.sets.findByPk(id);
         if (!set) throw new PlumError(`there is no backup set ${id}`, { hint: "see `plumctl backup list`" });
-        process.stdout.write(
-          (opts.json
-            ? JSON.stringify(set.toJSON(), null, 2)
-            : `${presentSetLine(set)}\n${JSON.stringify({ primary: set.primarySnapshots, secondary: set.secondarySnapshots, manifest: set.manifest }, null, 2)}`) +
-            "\n",
-        );
+        if (opts.json) json(set.toJSON());
+        else
+          process.stdout.write(
+            `${presentSetLine(set)}\n${JSON.stringify({ primary: set.primarySnapshots, secondary: set.secondarySnapshots, manifest: set.manifest }, null, 2)}\n`,
+          );
       }),
     );
   backup
     .command("recovery-kit")
     .description("print what restores the data without this appliance: repository locations, password, key fingerprint, commands (audited)")
-    .action(async () => {
-      const config = loadConfig();
-      const db = await openOpsDatabase(config);
-      try {
-        const ctx = backupContextFor({
-          config,
-          log: createLogger("plumctl", { level: "warn" }),
-          pg: await reachableServer(config),
-          opsSequelize: db.sequelize,
-        });
-        process.stdout.write(await recoveryKit(ctx, readFileSync(path.join(import.meta.dirname, "restore", "plain-restore.md"), "utf8")));
+    .action(() =>
+      withBackupContext(loadConfig(), async (ctx, db) => {
+        process.stdout.write(await recoveryKit(ctx, readFileSync(path.join(CODE_ROOT, "backup", "restore", "plain-restore.md"), "utf8")));
         await db.audit.append({ actor: "cli", action: "backup.recovery-kit", detail: { shown: "stdout of plumctl on the host" } });
-      } finally {
-        await db.close();
-      }
-    });
+      }),
+    );
 
   program
     .command("restore")
@@ -155,7 +136,7 @@ export function registerBackupCommands(program: Command): void {
     .option("--from <repo>", "primary or secondary", "primary")
     .option("--yes", "confirm: the product's data since the set was taken is replaced")
     .option("--json")
-    .action(async (setId: string, opts: { db?: boolean; files?: boolean; from: "primary" | "secondary"; yes?: boolean; json?: boolean }) => {
+    .action(async (setId: string, opts: { db?: boolean; files?: boolean; from: string; yes?: boolean; json?: boolean }) => {
       if (!opts.yes)
         throw new PlumError(`restoring set ${setId} replaces the product's data written since the set was taken`, {
           hint: `confirm with: plumctl restore ${setId} ${opts.db ? "--db " : ""}${opts.files ? "--files " : ""}--yes`,
@@ -174,9 +155,9 @@ export function registerBackupCommands(program: Command): void {
     .command("list")
     .option("--json")
     .action((opts: { json?: boolean }) =>
-      withSets(async (ctx) => {
+      withBackupContext(loadConfig(), async (ctx) => {
         const drills = await ctx.evidence.list({ kind: "drill", limit: 100 });
-        if (opts.json) process.stdout.write(JSON.stringify(drills, null, 2) + "\n");
+        if (opts.json) json(drills);
         else
           for (const d of drills)
             process.stdout.write(

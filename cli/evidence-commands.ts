@@ -1,14 +1,12 @@
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
-import { openOpsDatabase } from "../appliance/ops-database.ts";
 import { loadConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
-import { createLogger } from "../lib/logger.ts";
 import { homeLayout } from "../lib/paths.ts";
 import { ensureSecrets } from "../lib/secrets.ts";
-import { backupContextFor } from "../backup/backup-context.ts";
 import { EVIDENCE_FORMATS, evidenceExporter, evidencePeriod, type EvidenceFormat } from "../backup/evidence/evidence-exporter.ts";
 import { verifyEvidenceFile } from "../backup/evidence/evidence-verifier.ts";
+import { withBackupContext } from "./with-backup-context.ts";
 
 /** Exports hold no secret: readable by anyone who may read the folder, like any report. */
 function writePublic(file: string, bytes: Buffer): void {
@@ -16,7 +14,7 @@ function writePublic(file: string, bytes: Buffer): void {
   chmodSync(file, 0o644);
 }
 
-export function registerEvidenceCommands(program: Command): void {
+export function register(program: Command): void {
   const evidence = program.command("evidence").description("signed backup evidence for auditors: export a period, verify an export offline");
   evidence
     .command("export")
@@ -30,9 +28,7 @@ export function registerEvidenceCommands(program: Command): void {
         throw new PlumError(`--format ${opts.format} is not supported`, { hint: `use one of ${EVIDENCE_FORMATS.join(", ")}` });
       const config = loadConfig();
       const secrets = ensureSecrets(homeLayout(config.home).secretsDir);
-      const db = await openOpsDatabase(config);
-      try {
-        const ctx = backupContextFor({ config, log: createLogger("plumctl", { level: "warn" }), pg: db.server, opsSequelize: db.sequelize });
+      await withBackupContext(config, async (ctx, db) => {
         const { from, to } = evidencePeriod(opts.from, opts.to);
         const out = await evidenceExporter({
           ctx,
@@ -55,9 +51,7 @@ export function registerEvidenceCommands(program: Command): void {
           `wrote ${file}${out.signature ? ` and ${file}.sig` : ""}: ${out.report.records.length} records, controls ${passed} of ${out.report.controls.length} pass\n`,
         );
         for (const c of out.report.controls) process.stdout.write(`  ${c.result.toUpperCase().padEnd(4)}  ${c.name}: ${c.finding}\n`);
-      } finally {
-        await db.close();
-      }
+      });
     });
   evidence
     .command("verify")

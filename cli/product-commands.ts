@@ -8,7 +8,6 @@ import { PRODUCT_MIGRATIONS_DIR } from "../lib/version.ts";
 import { appliedSchemaVersion, migrate, MIGRATIONS_TABLE } from "../lib/db/migrate.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
 import { demoDataLoader } from "../product/demo/demo-data.ts";
-import { serveProduct } from "../product/serve.ts";
 import { runSuites, SUITES } from "../product/validation/suites.ts";
 
 function collect(value: string, previous: string[]): string[] {
@@ -37,14 +36,8 @@ function fromUrl(raw: string) {
   };
 }
 
-export function registerServerCommands(program: Command): void {
-  program
-    .command("serve")
-    .description("run one product instance (started by the agent; configured by its environment)")
-    .action(async () => {
-      await serveProduct();
-    });
-
+/** The product's commands run beside the agent (validate, migrate, demo data); `serve` is serve-command.ts. */
+export function register(program: Command): void {
   program
     .command("validate")
     .description(

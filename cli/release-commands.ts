@@ -1,19 +1,17 @@
 import path from "node:path";
 import type { Command } from "commander";
-import { loadConfig, type PlumConfig } from "../lib/config.ts";
-import { PlumError } from "../lib/errors.ts";
-import { homeLayout } from "../lib/paths.ts";
+import { loadConfig } from "../lib/config.ts";
 import { APP_VERSION } from "../lib/version.ts";
-import { openOpsDatabase } from "../appliance/ops-database.ts";
+import { agentLink, callAgent } from "../appliance/control/control-client.ts";
+import { withOpsDatabase } from "../appliance/ops-database.ts";
+import type { BundleManifest } from "../appliance/releases/bundle-manifest.ts";
+import { releaseImporter, releaseStoreFor } from "../appliance/releases/release-importer.ts";
 import { UpgradeJournal } from "../appliance/upgrade/upgrade-journal.ts";
-import { BundleRejected } from "../appliance/releases/bundle-importer.ts";
-import { ReleaseStore } from "../appliance/releases/release-store.ts";
 
-function storeFor(config: PlumConfig): ReleaseStore {
-  return new ReleaseStore({ releasesDir: homeLayout(config.home).releasesDir, keep: config.releases.keep, vendorPublicKey: config.releases.vendorPublicKey });
-}
+/** Verifying and unpacking a large bundle on a slow disk takes minutes. */
+const IMPORT_TIMEOUT_MS = 30 * 60_000;
 
-export function registerReleaseCommands(program: Command): void {
+export function register(program: Command): void {
   const release = program.command("release").description("release bundles on this appliance: import (verified) and list");
 
   release
@@ -22,44 +20,23 @@ export function registerReleaseCommands(program: Command): void {
     .argument("<file>", "the bundle, plum-VERSION.tar")
     .action(async (file: string) => {
       const config = loadConfig();
-      // Opened first: an import that could not be audited does not happen.
-      const db = await openOpsDatabase(config);
-      try {
-        const bundle = path.resolve(file);
-        let manifest;
-        try {
-          // The upgrade path starts from what production runs now, which an earlier upgrade may have changed.
-          const production = (await new UpgradeJournal(db.sequelize).productionVersion()) ?? APP_VERSION;
-          manifest = await storeFor(config).import(bundle, { currentVersion: production });
-        } catch (err) {
-          if (!(err instanceof BundleRejected)) throw err;
-          await db.audit.append({
-            actor: "cli",
-            action: "release.import",
-            target: path.basename(bundle),
-            outcome: "failure",
-            detail: { file: bundle, check: err.check, reason: err.message },
-          });
-          throw new PlumError(`release bundle refused by the ${err.check} check: ${err.message}`, { hint: err.hint, detail: err.detail });
-        }
-        await db.audit.append({
-          actor: "cli",
-          action: "release.import",
-          target: manifest.version,
-          outcome: "success",
-          detail: {
-            file: bundle,
-            schemaVersion: manifest.schemaVersion,
-            minimumVersion: manifest.minimumVersion,
-            sha256: manifest.artefacts.map((a) => `${a.name}:${a.sha256}`),
-          },
-        });
-        process.stdout.write(
-          `imported release ${manifest.version} (schema ${manifest.schemaVersion}, upgrades from ${manifest.minimumVersion}); start it with \`plumctl upgrade start ${manifest.version}\`\n`,
-        );
-      } finally {
-        await db.close();
-      }
+      const bundle = path.resolve(file);
+      // A running agent imports with its own store and the key it has pinned: what it imports, its upgrade accepts.
+      const link = agentLink(config.home);
+      const manifest = link
+        ? await callAgent<BundleManifest>(link, "POST", "/releases/import", { file: bundle }, IMPORT_TIMEOUT_MS)
+        : await withOpsDatabase(config, async (db) =>
+            releaseImporter({
+              store: releaseStoreFor(config),
+              audit: db.audit,
+              actor: "cli",
+              file: bundle,
+              productionVersion: (await new UpgradeJournal(db.sequelize).productionVersion()) ?? APP_VERSION,
+            }),
+          );
+      process.stdout.write(
+        `imported release ${manifest.version} (schema ${manifest.schemaVersion}, upgrades from ${manifest.minimumVersion}); start it with \`plumctl upgrade start ${manifest.version}\`\n`,
+      );
     });
 
   release
@@ -67,7 +44,7 @@ export function registerReleaseCommands(program: Command): void {
     .description("the releases this appliance can run, newest first")
     .option("--json", "print JSON")
     .action((opts: { json?: boolean }) => {
-      const releases = storeFor(loadConfig()).list();
+      const releases = releaseStoreFor(loadConfig()).list();
       if (opts.json) {
         process.stdout.write(JSON.stringify(releases, null, 2) + "\n");
         return;

@@ -1,19 +1,16 @@
 import type { Command } from "commander";
 import { loadConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
-import { homeLayout } from "../lib/paths.ts";
-import { ensureSecrets } from "../lib/secrets.ts";
 import { sleep } from "../lib/wait.ts";
-import { callAgent, runningAgent } from "../appliance/control/control-client.ts";
-import { printChainVerdict } from "./appliance-commands.ts";
-import { openOpsDatabase } from "../appliance/ops-database.ts";
+import { agentLink, callAgent, requiredAgentLink } from "../appliance/control/control-client.ts";
+import { withOpsDatabase } from "../appliance/ops-database.ts";
+import { printChainVerdict } from "./chain-verdict.ts";
 import { UpgradeJournal, type Upgrade } from "../appliance/upgrade/upgrade-journal.ts";
 
 type Status = { active?: Upgrade; latest?: Upgrade; journal: Array<{ at: string; step: string; phase: string; detail: Record<string, unknown> }> };
 
 function agentCall<T>(method: "GET" | "POST", route: string, body?: unknown): Promise<T> {
-  const layout = homeLayout(loadConfig().home);
-  return callAgent<T>(layout.runDir, ensureSecrets(layout.secretsDir).controlToken, method, route, body);
+  return callAgent<T>(requiredAgentLink(loadConfig().home), method, route, body);
 }
 
 /** A few lines for a terminal: the upgrade, where it is, and what it decided. */
@@ -34,17 +31,14 @@ export function describeUpgrade(s: Status): string {
 }
 
 /** The same status as the agent gives, read from plum_ops (the agent is stopped, or was killed mid-upgrade). */
-async function statusFromDatabase(): Promise<Status> {
-  const db = await openOpsDatabase(loadConfig());
-  try {
+function statusFromDatabase(): Promise<Status> {
+  return withOpsDatabase(loadConfig(), async (db) => {
     const journal = new UpgradeJournal(db.sequelize);
     const active = await journal.active();
     const latest = active ?? (await journal.latest());
     const entries = latest ? await journal.entries(latest.id) : [];
     return JSON.parse(JSON.stringify({ active, latest, journal: entries })) as Status;
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 const SETTLED = ["waiting", "completed", "aborted", "rolled-back", "failed", "restore-pending"];
@@ -72,7 +66,7 @@ function exitFor(s: Status): void {
   if (s.latest && ["aborted", "rolled-back", "failed"].includes(s.latest.status)) process.exitCode = 1;
 }
 
-export function registerUpgradeCommands(program: Command): void {
+export function register(program: Command): void {
   const upgrade = program.command("upgrade").description("upgrade production to an imported release: verify, snapshot, stage, validate, promote, soak");
   upgrade
     .command("start")
@@ -99,28 +93,23 @@ export function registerUpgradeCommands(program: Command): void {
     .option("--json", "the upgrade, its report and its journal as JSON")
     .action(async (opts: { json?: boolean }) => {
       const config = loadConfig();
-      const s = runningAgent(homeLayout(config.home).runDir) ? await agentCall<Status>("GET", "/upgrades") : await statusFromDatabase();
+      const link = agentLink(config.home);
+      const s = link ? await callAgent<Status>(link, "GET", "/upgrades") : await statusFromDatabase();
       process.stdout.write(opts.json ? JSON.stringify(s, null, 2) + "\n" : describeUpgrade(s));
     });
   upgrade
     .command("verify")
     .description("check the upgrade journal's hash chain; exits 1 and names the first bad row")
     .option("--json", "the verdict as JSON")
-    .action(async (opts: { json?: boolean }) => {
-      const db = await openOpsDatabase(loadConfig());
-      try {
-        printChainVerdict("upgrade journal", await new UpgradeJournal(db.sequelize).verify(), opts.json);
-      } finally {
-        await db.close();
-      }
-    });
+    .action((opts: { json?: boolean }) =>
+      withOpsDatabase(loadConfig(), async (db) => printChainVerdict("upgrade journal", await new UpgradeJournal(db.sequelize).verify(), opts.json)),
+    );
   upgrade
     .command("history")
     .description("every upgrade and rollback, newest first")
     .option("--json", "as JSON, with reports")
-    .action(async (opts: { json?: boolean }) => {
-      const db = await openOpsDatabase(loadConfig());
-      try {
+    .action((opts: { json?: boolean }) =>
+      withOpsDatabase(loadConfig(), async (db) => {
         const all = await new UpgradeJournal(db.sequelize).history(200);
         if (opts.json) process.stdout.write(JSON.stringify(all, null, 2) + "\n");
         else
@@ -128,10 +117,8 @@ export function registerUpgradeCommands(program: Command): void {
             process.stdout.write(
               `${u.id}\t${u.kind}\t${u.fromVersion} → ${u.toVersion}\t${u.status}\t${new Date(u.createdAt).toISOString()}${u.error ? `\t${u.error}` : ""}\n`,
             );
-      } finally {
-        await db.close();
-      }
-    });
+      }),
+    );
   for (const [name, route, what] of [
     ["approve", "/upgrades/approve", "approve the waiting upgrade's promotion"],
     ["abort", "/upgrades/abort", "abort an upgrade before promotion (staging torn down, production untouched)"],

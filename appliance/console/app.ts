@@ -26,6 +26,7 @@ import { upgradeRoutes } from "./routes/upgrade-routes.ts";
 import { bundleUpload } from "./uploads/bundle-upload.ts";
 import { userRoutes } from "./routes/user-routes.ts";
 import type { StatusProvider } from "./status.ts";
+import type { ReloadOutcome } from "../config-reload.ts";
 
 export interface ConsoleAppDeps {
   ctx: ConsoleContext;
@@ -38,6 +39,8 @@ export interface ConsoleAppDeps {
   backup?: ConsoleBackup & { controlToken: string };
   /** The upgrade manager and the releases (pages Releases, Upgrade, History; control API for plumctl). */
   upgrades?: ConsoleUpgrades & { releases: ReleaseStore };
+  /** `plumctl config reload` through the control API: plum.yaml read again, the live keys applied. */
+  reload?: () => Promise<ReloadOutcome>;
 }
 
 /** The ops console (admins, operators, auditors) and the agent's /metrics. */
@@ -67,6 +70,7 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
         operations: deps.backup.operations,
         audit: deps.ctx.audit,
         upgrades: deps.upgrades,
+        reload: deps.reload,
       }),
     );
 

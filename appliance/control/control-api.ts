@@ -5,6 +5,10 @@ import type { BackupOperations } from "../../backup/jobs/backup-operations.ts";
 import { jobRequestSchema, startJob } from "../../backup/jobs/backup-requests.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { upgradeControl, type ConsoleUpgrades } from "./upgrade-control.ts";
+import type { ReleaseStore } from "../releases/release-store.ts";
+import type { ReloadOutcome } from "../config-reload.ts";
+import { configControl } from "./config-control.ts";
+import { releaseControl } from "./release-control.ts";
 
 /** The actor `plumctl` acts as through the control API (whoever holds the host's control token). */
 export const CONTROL_ACTOR = "cli";
@@ -21,7 +25,14 @@ function authorised(req: Request, token: string): boolean {
  * them. Authenticated by the control token in PLUM_HOME/secrets (0600): holding it means being root here.
  * Answers are NDJSON: the job, its progress lines, then the finished job.
  */
-export function controlApi(deps: { token: string; jobs: BackupJobs; operations: BackupOperations; audit: AuditLog; upgrades?: ConsoleUpgrades }): Router {
+export function controlApi(deps: {
+  token: string;
+  jobs: BackupJobs;
+  operations: BackupOperations;
+  audit: AuditLog;
+  upgrades?: ConsoleUpgrades & { releases: ReleaseStore };
+  reload?: () => Promise<ReloadOutcome>;
+}): Router {
   const router = express.Router();
   router.use(express.json({ limit: "16kb" }));
   router.use((req: Request, res: Response, next: NextFunction) => {
@@ -49,6 +60,8 @@ export function controlApi(deps: { token: string; jobs: BackupJobs; operations: 
     res.json(deps.jobs.list());
   });
   if (deps.upgrades) router.use(upgradeControl(deps.upgrades, CONTROL_ACTOR));
+  if (deps.upgrades) router.use(releaseControl({ upgrades: deps.upgrades, audit: deps.audit }, CONTROL_ACTOR));
+  if (deps.reload) router.use(configControl(deps.reload));
   // Marked for route listings: a machine API (bearer token), not a page of the signed-in console.
   return Object.assign(router, { machineApi: true });
 }

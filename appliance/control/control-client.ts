@@ -3,19 +3,24 @@ import path from "node:path";
 import type { JobView } from "../../backup/jobs/backup-jobs.ts";
 import type { JobRequest } from "../../backup/jobs/backup-requests.ts";
 import { PlumError } from "../../lib/errors.ts";
+import { homeLayout } from "../../lib/paths.ts";
 import { isAlive } from "../../lib/processes.ts";
+import { ensureSecrets } from "../../lib/secrets.ts";
 
-/** Where a running agent's control API is; written by the agent at start (no secret in it). */
+/** Where a running agent listens; written by the agent at start (no secret in it). */
 export interface AgentEndpoint {
   pid: number;
+  /** The console listener, which serves the control API. */
   consoleUrl: string;
+  /** The edge proxy (absent in files written by older agents). */
+  proxyUrl?: string;
 }
 
 export function writeAgentEndpoint(runDir: string, endpoint: AgentEndpoint): void {
   writeFileSync(path.join(runDir, "agent.json"), JSON.stringify(endpoint) + "\n", { mode: 0o644 });
 }
 
-/** The running agent of this PLUM_HOME, if there is one. */
+/** The running agent of this PLUM_HOME, if there is one (a file left by a killed agent names a pid that is gone). */
 export function runningAgent(runDir: string): AgentEndpoint | undefined {
   const file = path.join(runDir, "agent.json");
   if (!existsSync(file)) return undefined;
@@ -23,21 +28,47 @@ export function runningAgent(runDir: string): AgentEndpoint | undefined {
   return isAlive(endpoint.pid) ? endpoint : undefined;
 }
 
-/** Ask the agent to run a job and follow it to the end (progress lines as they come), with a deadline. */
-export async function runJobViaAgent(
-  endpoint: AgentEndpoint,
-  token: string,
-  request: JobRequest,
-  onProgress: (line: string) => void,
-  timeoutMs = 6 * 3600_000,
-): Promise<JobView> {
-  const res = await fetch(new URL("/control/jobs", endpoint.consoleUrl), {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify(request),
+/** A running agent and the control token that speaks for the host's root to it. */
+export interface AgentLink {
+  endpoint: AgentEndpoint;
+  token: string;
+}
+
+/** The link to this PLUM_HOME's running agent; undefined when none runs (then a command may act directly). */
+export function agentLink(home: string): AgentLink | undefined {
+  const layout = homeLayout(home);
+  const endpoint = runningAgent(layout.runDir);
+  return endpoint && { endpoint, token: ensureSecrets(layout.secretsDir).controlToken };
+}
+
+/** The link to this PLUM_HOME's running agent, for commands only the agent can carry out. */
+export function requiredAgentLink(home: string): AgentLink {
+  const link = agentLink(home);
+  if (!link) throw new PlumError("the agent is not running", { hint: "start it first (`npm start`, or the plum service)" });
+  return link;
+}
+
+/** The one authorised request to the control API; a refusal becomes a PlumError with the agent's reason and hint. */
+async function controlRequest(link: AgentLink, method: "GET" | "POST", route: string, body: unknown, timeoutMs: number): Promise<Response> {
+  const res = await fetch(new URL(`/control${route}`, link.endpoint.consoleUrl), {
+    method,
+    headers: { "content-type": "application/json", authorization: `Bearer ${link.token}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(timeoutMs),
   });
-  if (!res.ok || !res.body) throw new PlumError(`the agent refused the job: ${res.status} ${await res.text()}`);
+  if (res.ok) return res;
+  const refusal = (await res.json().catch(() => ({}))) as { error?: string; hint?: string; detail?: string };
+  throw new PlumError(refusal.error ?? `the agent answered ${res.status}`, { hint: refusal.hint, detail: refusal.detail });
+}
+
+/** One call to the running agent's control API: its JSON answer. */
+export async function callAgent<T>(link: AgentLink, method: "GET" | "POST", route: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
+  return (await (await controlRequest(link, method, route, body, timeoutMs)).json()) as T;
+}
+
+/** Ask the agent to run a job and follow it to the end (progress lines as they come), with a deadline. */
+export async function runJobViaAgent(link: AgentLink, request: JobRequest, onProgress: (line: string) => void, timeoutMs = 6 * 3600_000): Promise<JobView> {
+  const res = await controlRequest(link, "POST", "/jobs", request, timeoutMs);
   let buffered = "";
   let finished: JobView | undefined;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
@@ -53,19 +84,4 @@ export async function runJobViaAgent(
   if (!finished)
     throw new PlumError("the agent stopped answering before the job finished", { hint: "see the job on the console's Backups page, and the agent log" });
   return finished;
-}
-
-/** One call to the control API of this PLUM_HOME's running agent; its JSON answer, or a PlumError with the agent's reason. */
-export async function callAgent<T>(runDir: string, token: string, method: "GET" | "POST", route: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
-  const endpoint = runningAgent(runDir);
-  if (!endpoint) throw new PlumError("the agent is not running", { hint: "start it first (`npm start`, or the plum service)" });
-  const res = await fetch(new URL(`/control${route}`, endpoint.consoleUrl), {
-    method,
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const answer = (await res.json().catch(() => ({}))) as T & { error?: string; hint?: string };
-  if (!res.ok) throw new PlumError(answer.error ?? `the agent answered ${res.status}`, { hint: answer.hint });
-  return answer;
 }

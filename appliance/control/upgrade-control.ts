@@ -1,7 +1,7 @@
 import express, { type Router } from "express";
 import { z } from "zod";
-import { PlumError } from "../../lib/errors.ts";
 import type { UpgradeManager } from "../upgrade/upgrade-manager.ts";
+import { controlRoute } from "./control-route.ts";
 
 /** What the console and the control API need of the upgrade side of the agent. */
 export interface ConsoleUpgrades {
@@ -27,44 +27,32 @@ const rollbackSchema = z.strictObject({
  */
 export function upgradeControl(upgrades: ConsoleUpgrades, actor: string): Router {
   const router = express.Router();
-  const refusal = (err: unknown) => ({ error: (err as Error).message, hint: err instanceof PlumError ? err.hint : undefined });
-  const run =
-    (work: (body: unknown) => Promise<unknown>, status = 200): express.RequestHandler =>
-    async (req, res) => {
-      try {
-        res.status(status).json(await work(req.body ?? {}));
-      } catch (err) {
-        res
-          .status(err instanceof PlumError || err instanceof z.ZodError ? 409 : 500)
-          .json(err instanceof z.ZodError ? { error: err.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") } : refusal(err));
-      }
-    };
   router.get(
     "/upgrades",
-    run(() => upgrades.manager.status()),
+    controlRoute(() => upgrades.manager.status()),
   );
   router.post(
     "/upgrades",
-    run(async (body) => {
+    controlRoute(async (body) => {
       const input = startSchema.parse(body);
       return upgrades.manager.start({ version: input.version, promotion: input.promotion, actor, installed: upgrades.installed });
     }, 202),
   );
   router.post(
     "/upgrades/approve",
-    run(() => upgrades.manager.approve(actor)),
+    controlRoute(() => upgrades.manager.approve(actor)),
   );
   router.post(
     "/upgrades/abort",
-    run(() => upgrades.manager.abort(actor)),
+    controlRoute(() => upgrades.manager.abort(actor)),
   );
   router.post(
     "/upgrades/confirm-restore",
-    run(() => upgrades.manager.confirmRestore(actor)),
+    controlRoute(() => upgrades.manager.confirmRestore(actor)),
   );
   router.post(
     "/rollback",
-    run(async (body) => upgrades.manager.rollback({ to: rollbackSchema.parse(body).to, actor, installed: upgrades.installed }), 202),
+    controlRoute(async (body) => upgrades.manager.rollback({ to: rollbackSchema.parse(body).to, actor, installed: upgrades.installed }), 202),
   );
   return router;
 }

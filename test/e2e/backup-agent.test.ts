@@ -102,6 +102,20 @@ describe("backups through the agent (plumctl → control API → restic, pg_dump
     expect(list.map((s) => s.kind)).to.include("pre-restore");
   });
 
+  it("refuses `backup run --kind bogus` beside the running agent, as the agent's control API does", async () => {
+    const res = await plumctl(["backup", "run", "--kind", "bogus"], env);
+    expect(res.code).to.equal(1);
+    expect(res.stderr).to.match(/^error: --kind bogus is not valid: use one of manual, scheduled, pre-upgrade$/m);
+    const token = readFileSync(path.join(home, "secrets", "control-token"), "utf8").trim();
+    const direct = await fetch(new URL("/control/jobs", agent.consoleUrl), {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ kind: "backup", setKind: "bogus" }),
+    });
+    expect(direct.status).to.equal(400);
+    expect(((await direct.json()) as { error: string }).error).to.match(/^setKind: .*"manual"\|"scheduled"\|"pre-upgrade"/);
+  });
+
   it("prints the recovery kit on demand (the password, the repositories, the commands) and audits it", async () => {
     const kit = await plumctl(["backup", "recovery-kit"], env);
     expect(kit.code, kit.stderr).to.equal(0);

@@ -1,12 +1,11 @@
 import { expect } from "chai";
 import path from "node:path";
-import pg from "pg";
 import semver from "semver";
 import { homeLayout } from "../../lib/paths.ts";
 import { APP_VERSION } from "../../lib/version.ts";
-import { clientConfig } from "../../lib/db/database.ts";
 import { removeHome, tempHome } from "../support/agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
+import { opsRows } from "../support/ops-rows.ts";
 import { plumctl } from "../support/plumctl.ts";
 import { buildTestBundle, folderListing, testVendorKeys, withFlippedAppByte } from "../support/test-bundles.ts";
 
@@ -31,15 +30,11 @@ describe("plumctl release import", function () {
     removeHome(home);
   });
 
-  async function auditRows(): Promise<Array<{ target: string; outcome: string; detail: Record<string, unknown> }>> {
-    const client = new pg.Client(clientConfig(dbs.server, dbs.ops));
-    await client.connect();
-    try {
-      return (await client.query("select target, outcome, detail from audit_log where action = 'release.import' order by id")).rows;
-    } finally {
-      await client.end();
-    }
-  }
+  const auditRows = () =>
+    opsRows<{ target: string; outcome: string; detail: Record<string, unknown> }>(
+      dbs,
+      "select target, outcome, detail from audit_log where action = 'release.import' order by id",
+    );
 
   it("imports a signed bundle, lists it, and audits the import", async () => {
     const res = await plumctl(["release", "import", bundle], env, 120_000);

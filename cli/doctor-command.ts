@@ -3,7 +3,7 @@ import { loadConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
 import { ALL_CHECKS } from "../installer/checks/index.ts";
 
-export function registerInstallerCommands(program: Command): void {
+export function register(program: Command): void {
   program
     .command("doctor")
     .description("run every preflight check and list each failure with a hint")
@@ -21,14 +21,5 @@ export function registerInstallerCommands(program: Command): void {
         }
       }
       if (failed > 0) throw new PlumError(`${failed} check${failed === 1 ? "" : "s"} failed`);
-    });
-
-  const config = program.command("config").description("the appliance's configuration (PLUM_HOME/plum.yaml and PLUM_* variables)");
-  config
-    .command("check")
-    .description("validate the configuration; lists every bad key with how to fix it")
-    .action(() => {
-      const loaded = loadConfig();
-      process.stdout.write(`configuration ok (${loaded.configFile})\n`);
     });
 }

@@ -1,0 +1,66 @@
+import type { Command } from "commander";
+import { loadConfig } from "../lib/config.ts";
+import { describeError } from "../lib/errors.ts";
+import { prepareHome } from "../lib/home.ts";
+import { createLogger } from "../lib/logger.ts";
+import { APP_VERSION } from "../lib/version.ts";
+import { Agent } from "../appliance/agent.ts";
+import { describeReload } from "./config-reload-format.ts";
+
+function banner(agent: Agent): string {
+  const lines = [
+    "",
+    `  Plum appliance ${APP_VERSION} is running`,
+    `    product (edge proxy):  ${agent.urls.proxy}`,
+    `    ops console:           ${agent.urls.console}`,
+    `    database:              ${agent.pg.embedded ? "embedded" : "external"} PostgreSQL ${agent.pg.serverVersion} at ${agent.pg.host}:${agent.pg.port}`,
+    `    PLUM_HOME:             ${agent.config.home}`,
+  ];
+  if (agent.firstAdmin) {
+    lines.push(
+      "",
+      "  First start: sign in to the ops console as",
+      `    username: ${agent.firstAdmin.username}`,
+      `    one-time password: ${agent.firstAdmin.oneTimePassword}`,
+      "  It is shown only now and must be changed at first sign-in.",
+    );
+  }
+  lines.push("", "  Stop with Ctrl-C; after editing plum.yaml, `plumctl config reload` (or SIGHUP) applies what it can.", "");
+  return lines.join("\n");
+}
+
+export function register(program: Command): void {
+  program
+    .command("agent")
+    .description("run the appliance: embedded PostgreSQL (unless external), edge proxy, product instance, ops console")
+    .action(async () => {
+      const { secrets } = prepareHome();
+      const config = loadConfig();
+      const log = createLogger("agent", { level: config.log.level, logDir: `${config.home}/logs` });
+      const agent = await Agent.start(config, secrets, log);
+      process.stdout.write(banner(agent) + "\n");
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (++signals > 1) {
+          process.stderr.write(`${signal} again: exiting without a clean stop\n`);
+          process.exit(130);
+        }
+        agent.stop(signal).then(
+          () => process.exit(0),
+          (err) => {
+            process.stderr.write(describeError(err) + "\n");
+            process.exit(1);
+          },
+        );
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+      // The service manager's "reload": the same as `plumctl config reload`, answered on the agent's output.
+      process.on("SIGHUP", () => {
+        agent.reloadConfig("agent").then(
+          (outcome) => process.stdout.write(`SIGHUP: ${describeReload(outcome)}`),
+          (err) => process.stderr.write(`SIGHUP: ${describeError(err)}\n`),
+        );
+      });
+    });
+}
