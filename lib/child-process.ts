@@ -26,6 +26,9 @@ export interface ChildOptions {
   /** The whole environment of the child; default ours. */
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Run as this user and group (as root: the embedded PostgreSQL runs as "postgres"). */
+  uid?: number;
+  gid?: number;
   stdin?: StdinSource;
   stdout?: StdoutSink;
   /** SIGTERM unless the program cleans up on another one (restic removes its lock on SIGINT only). */
@@ -108,6 +111,8 @@ export function startChild(argv: string[], opts: ChildOptions): RunningChild {
   const child = spawn(argv[0], argv.slice(1), {
     cwd: opts.cwd,
     env: opts.env ?? process.env,
+    uid: opts.uid,
+    gid: opts.gid,
     stdio: [stdinSource === "ignore" ? "ignore" : "pipe", sink === "ignore" ? "ignore" : "pipe", "pipe"],
   });
   // A child that exits before reading all of its input: that EPIPE is its story, told by its exit status.
@@ -194,6 +199,11 @@ export function startChild(argv: string[], opts: ChildOptions): RunningChild {
       clearTimeout(deadline);
       clearTimeout(killTimer);
       opts.abort?.removeEventListener("abort", onAbort);
+      // The input's producer must learn that nobody reads any more, rather than wait forever.
+      if (typeof stdinSource === "object" && !Buffer.isBuffer(stdinSource) && !stdinSource.readableEnded) {
+        stdinSource.unpipe();
+        stdinSource.destroy();
+      }
     };
     child.once("error", (err) => {
       if (child.pid !== undefined) return; // a failed kill of a running child: its close still comes
@@ -202,11 +212,6 @@ export function startChild(argv: string[], opts: ChildOptions): RunningChild {
     });
     child.once("close", async (exitCode, signal) => {
       if (child.pid === undefined) return;
-      // The input's producer must learn that nobody reads any more, rather than wait forever.
-      if (typeof stdinSource === "object" && !Buffer.isBuffer(stdinSource) && !stdinSource.readableEnded) {
-        stdinSource.unpipe();
-        stdinSource.destroy();
-      }
       if (typeof sink === "object" && sink !== null && !outputError) await finished(sink).catch(keepFirst);
       settle();
       resolve({ command, exitCode, signal, timedOut, aborted, stdout, stderr, outputError, ms: Date.now() - started });
