@@ -129,7 +129,7 @@ export function startChild(argv: string[], opts: ChildOptions): RunningChild {
   // Destroying our ends of the pipes lets `close` come even when a grandchild still holds them open.
   const forceClose = () => {
     for (const s of [child.stdin, child.stdout, child.stderr]) s?.destroy();
-    if (sink !== null && typeof sink === "object") sink.destroy(new PlumError(`${path.basename(argv[0])} did not finish within its deadline`));
+    if (sink !== null && typeof sink === "object") sink.destroy(new PlumError(`${path.basename(argv[0])} was stopped before its output was written`));
   };
   const stop = () => {
     if (child.exitCode !== null || child.signalCode !== null) return forceClose();
@@ -205,7 +205,7 @@ export function startChild(argv: string[], opts: ChildOptions): RunningChild {
         stdinSource.destroy();
       }
     };
-    child.once("error", (err) => {
+    child.on("error", (err) => {
       if (child.pid !== undefined) return; // a failed kill of a running child: its close still comes
       settle();
       reject(new ChildProcessError(`cannot run ${argv[0]}: ${err.message}`, { command, exitCode: null, outputTail: "", hint: opts.missingHint, cause: err }));

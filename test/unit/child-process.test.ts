@@ -74,6 +74,13 @@ describe("the child-process runner (real tiny processes)", () => {
     expect(Date.now() - started).to.be.below(5000);
   });
 
+  it("ends the wait at the deadline even when a grandchild still holds the child's pipes open", async () => {
+    const started = Date.now();
+    const exit = await startChild(node("require('child_process').spawn('sleep', ['3'], { stdio: 'inherit' }); process.exit(0)"), { timeoutMs: 800 }).exit;
+    expect([exit.exitCode, exit.timedOut]).to.deep.equal([0, true]);
+    expect(Date.now() - started).to.be.below(2500);
+  });
+
   it("sends the stop signal the caller names (restic cleans up on SIGINT)", async () => {
     const exit = await startChild(node("process.on('SIGINT', () => process.exit(42)); setInterval(() => {}, 1000)"), {
       timeoutMs: 1500,
