@@ -3,17 +3,16 @@
 // restore (restic dump | pg_restore into a new database + files, verified against the manifest) vs the raw
 // commands. Prints figures and ratios; asserts nothing. Loopback only; stops by itself.
 // Run: npx tsx bench/backup.ts   (BENCH_PARTICIPANTS, default 1,000,000 ≈ 1 GB; BENCH_FILES_MB, default 500)
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
 import { backupContextFor } from "../backup/backup-context.ts";
 import { scratchRestorer } from "../backup/restore/scratch-restorer.ts";
 import { dropDatabase } from "../backup/restore/whole-databases.ts";
 import { Restic } from "../backup/restic/restic.ts";
 import { backupSetCreator } from "../backup/sets/backup-set-creator.ts";
+import { childFailure, runChild, startChild } from "../lib/child-process.ts";
 import { loadConfig } from "../lib/config.ts";
 import { prepareHome } from "../lib/home.ts";
 import { createLogger } from "../lib/logger.ts";
@@ -34,27 +33,17 @@ async function timed<T>(work: () => Promise<T>): Promise<{ seconds: number; valu
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, value };
 }
 
-/** Run a shell-free pipeline `producer | consumer`, both as argument arrays, failing if either fails. */
-function pipe(producer: string[], consumer: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const a = spawn(producer[0], producer.slice(1), { env, stdio: ["ignore", "pipe", "inherit"] });
-    const b = spawn(consumer[0], consumer.slice(1), { env, stdio: ["pipe", "ignore", "inherit"] });
-    let pending = 2;
-    const done = (what: string) => (code: number | null) => {
-      if (code !== 0) reject(new Error(`${what} exited with ${code}`));
-      else if (--pending === 0) resolve();
-    };
-    a.once("exit", done(producer[0]));
-    b.once("exit", done(consumer[0]));
-    void pipeline(a.stdout!, b.stdin!).catch(reject);
-  });
+const BENCH_DEADLINE_MS = 2 * 60 * 60_000;
+
+/** `producer | consumer`, both as argument arrays, failing if either fails. */
+async function pipe(producer: string[], consumer: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const a = startChild(producer, { env, stdout: "pipe", timeoutMs: BENCH_DEADLINE_MS });
+  const b = startChild(consumer, { env, stdin: a.stdout!, stdout: "ignore", timeoutMs: BENCH_DEADLINE_MS });
+  for (const exit of await Promise.all([a.exit, b.exit])) if (exit.exitCode !== 0) throw childFailure(exit, exit.command[0]);
 }
 
-function run(cmd: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd[0], cmd.slice(1), { env, stdio: ["ignore", "ignore", "inherit"] });
-    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd[0]} ${cmd[1]} exited with ${code}`))));
-  });
+async function run(cmd: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  await runChild(cmd, { env, stdout: "ignore", timeoutMs: BENCH_DEADLINE_MS });
 }
 
 const db = await benchDatabase();

@@ -20,7 +20,7 @@ export async function benchDatabase(port = 55000 + Math.floor(Math.random() * 50
     log: createLogger("bench", { level: "warn" }),
   });
   await cluster.start();
-  const server: PgServer = { host: "127.0.0.1", port, user: "postgres", password, embedded: true };
+  const server: PgServer = { host: "127.0.0.1", port, user: "postgres", password, sslmode: "disable", embedded: true };
   await prepareServer(server, ["plum"]);
   await migrate({ clientConfig: clientConfig(server, "plum"), dir: PRODUCT_MIGRATIONS_DIR });
   return {

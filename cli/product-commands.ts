@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { openProductDatabase, reachableServer } from "../appliance/ops-database.ts";
 import { clientConfig } from "../lib/db/database.ts";
+import { clientConfigFromUrl } from "../lib/db/connection-url.ts";
 import { loadConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
 import pg from "pg";
@@ -12,28 +13,6 @@ import { runSuites, SUITES } from "../product/validation/suites.ts";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-/** A database URL given to a command: the pg connection settings, from a URL. */
-function fromUrl(raw: string) {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new PlumError("the database URL is not a URL", { hint: "postgres://USER:PASSWORD@HOST:5432/DATABASE" });
-  }
-  return {
-    host: url.hostname,
-    port: Number(url.port || 5432),
-    user: decodeURIComponent(url.username),
-    password: decodeURIComponent(url.password || process.env.PGPASSWORD || ""),
-    database: decodeURIComponent(url.pathname.slice(1)),
-    // The client's own PostgreSQL may require TLS: keep what the URL asks for (as product instances do).
-    ssl:
-      url.searchParams.get("sslmode") && url.searchParams.get("sslmode") !== "disable"
-        ? { rejectUnauthorized: url.searchParams.get("sslmode") === "verify-full" }
-        : undefined,
-  };
 }
 
 /** The product's commands run beside the agent (validate, migrate, demo data); `serve` is serve-command.ts. */
@@ -55,7 +34,9 @@ export function register(program: Command): void {
       if (unknown.length > 0)
         throw new PlumError(`unknown suite${unknown.length > 1 ? "s" : ""}: ${unknown.join(", ")}`, { hint: `choose from ${Object.keys(SUITES).join(", ")}` });
       const databaseUrl = opts.databaseUrl ?? process.env.PLUM_VALIDATE_DATABASE_URL;
-      const sequelize = databaseUrl ? openSequelize(fromUrl(databaseUrl), { poolMax: 5 }) : (await openProductDatabase(loadConfig())).sequelize;
+      const sequelize = databaseUrl
+        ? openSequelize(clientConfigFromUrl(databaseUrl, "the validated database URL"), { poolMax: 5 })
+        : (await openProductDatabase(loadConfig())).sequelize;
       try {
         const reports = await runSuites(names, { baseUrl: opts.url, sequelize });
         process.stdout.write(JSON.stringify(reports, null, 2) + "\n");
@@ -78,7 +59,9 @@ export function register(program: Command): void {
     .action(async (opts: { to?: string }) => {
       const databaseUrl = process.env.PLUM_MIGRATE_DATABASE_URL;
       const config = databaseUrl ? undefined : loadConfig();
-      const connection = databaseUrl ? fromUrl(databaseUrl) : clientConfig(await reachableServer(config!), config!.database.productDatabase);
+      const connection = databaseUrl
+        ? clientConfigFromUrl(databaseUrl, "PLUM_MIGRATE_DATABASE_URL")
+        : clientConfig(await reachableServer(config!), config!.database.productDatabase);
       const started = Date.now();
       let ran: string[] = [];
       if (opts.to) {

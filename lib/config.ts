@@ -2,6 +2,7 @@ import { readFileSync, existsSync } from "node:fs";
 import { CronExpressionParser } from "cron-parser";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { parseDatabaseUrl } from "./db/connection-url.ts";
 import { PlumError } from "./errors.ts";
 import { homeLayout, resolveHome } from "./paths.ts";
 
@@ -40,7 +41,16 @@ const schema = z.strictObject({
     .prefault({}),
   database: z
     .strictObject({
-      url: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+      url: z
+        .string()
+        .superRefine((url, ctx) => {
+          try {
+            parseDatabaseUrl(url, "the URL");
+          } catch (err) {
+            ctx.addIssue({ code: "custom", message: (err as Error).message });
+          }
+        })
+        .optional(),
       productDatabase: z
         .string()
         .regex(/^[a-z_][a-z0-9_]{0,62}$/)

@@ -3,6 +3,7 @@ import { createServer } from "node:http";
 import { PlumError } from "../lib/errors.ts";
 import { createLogger } from "../lib/logger.ts";
 import { withDeadline } from "../lib/wait.ts";
+import { clientConfigFromUrl } from "../lib/db/connection-url.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
 import { createProductApp } from "./app.ts";
 import { productSettingsFromEnv } from "../lib/instance-protocol.ts";
@@ -22,15 +23,7 @@ export async function serveProduct(env: NodeJS.ProcessEnv = process.env): Promis
   const slot = env.PLUM_INSTANCE_SLOT ?? "production";
   const { settings, sessionKey } = productSettingsFromEnv(env);
   const logger = createLogger(`instance-${slot}`, { level: env.PLUM_LOG_LEVEL });
-  const url = new URL(databaseUrl);
-  const sequelize = openSequelize({
-    host: url.hostname,
-    port: Number(url.port || 5432),
-    user: decodeURIComponent(url.username),
-    password: decodeURIComponent(url.password),
-    database: url.pathname.slice(1),
-    ssl: url.searchParams.get("sslmode") ? { rejectUnauthorized: url.searchParams.get("sslmode") === "verify-full" } : undefined,
-  });
+  const sequelize = openSequelize(clientConfigFromUrl(databaseUrl, "PLUM_PRODUCT_DATABASE_URL"));
   const app = createProductApp({
     sequelize,
     logger,

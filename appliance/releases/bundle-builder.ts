@@ -1,8 +1,9 @@
 import { randomBytes, type KeyObject } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import semver from "semver";
+import { childFailure, runChild, startChild } from "../../lib/child-process.ts";
 import { ChildProcessError, PlumError } from "../../lib/errors.ts";
 import { sha256OfFile } from "../../lib/file-hashes.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
@@ -11,7 +12,6 @@ import { SUITES } from "../../product/validation/suites.ts";
 import { BUNDLE_MEMBERS, bundleFileName, manifestBytes, type BundleManifest } from "./bundle-manifest.ts";
 import { sign } from "./bundle-signing.ts";
 import { productionModules } from "./production-modules.ts";
-import { runTool, tarGzip } from "./tool-process.ts";
 
 /** Folders tsc compiles (tsconfig.build.json); files in them that are not code are runtime assets. */
 const CODE_FOLDERS = ["bin", "lib", "product", "backup", "appliance", "installer", "cli", "migrations"];
@@ -43,22 +43,83 @@ export interface BuiltBundle {
   timings: { compileMs: number; packMs: number; totalMs: number };
 }
 
+/** tsc run by this node on the release's own build config. */
+export function tscArgs(tscJs: string, outDir: string): string[] {
+  return [process.execPath, tscJs, "-p", "tsconfig.build.json", "--outDir", outDir];
+}
+
+/** What app.tgz holds, each from where it lives: the staged package.json, the compiled dist/, the sources' runtime files and modules. */
+export function appTarArgs(from: { stage: string; distParent: string; sourceDir: string; modules: { include: string[]; exclude: string[] } }): string[] {
+  return [
+    "tar",
+    "-c",
+    "-f",
+    "-",
+    ...TAR_NORMALISE,
+    "--anchored",
+    ...from.modules.exclude.map((p) => `--exclude=${p}`),
+    "-C",
+    from.stage,
+    "package.json",
+    "-C",
+    from.distParent,
+    "dist",
+    "-C",
+    from.sourceDir,
+    "package-lock.json",
+    "bin/plumctl.js",
+    "web",
+    ...from.modules.include,
+  ];
+}
+
+/** gzip at `level` without the name and time of the input, so two builds of one tree give the same bytes. */
+export function gzipArgs(level: number): string[] {
+  return ["gzip", `-${level}`, "-n"];
+}
+
+/** The outer bundle tar, its members in BUNDLE_MEMBERS order as listed (not sorted by name). */
+export function bundleTarArgs(file: string, bundleDir: string): string[] {
+  return ["tar", "-c", "-f", file, ...TAR_NORMALISE.filter((o) => o !== "--sort=name"), "-C", bundleDir, ...BUNDLE_MEMBERS];
+}
+
+/**
+ * `tar -c … | gzip -LEVEL > file`, both with argument arrays: tar's own --use-compress-program would hand
+ * the level to /bin/sh, and gzip in a second process compresses while tar reads.
+ */
+async function tarGzip(tarArgv: string[], file: string, opts: { level: number; timeoutMs: number }): Promise<void> {
+  const tar = startChild(tarArgv, { stdout: "pipe", timeoutMs: opts.timeoutMs });
+  const gzip = startChild(gzipArgs(opts.level), { stdin: tar.stdout!, stdout: createWriteStream(file, { mode: 0o644 }), timeoutMs: opts.timeoutMs });
+  const [gzipped, tarred] = await Promise.allSettled([gzip.exit, tar.exit]);
+  // gzip first: when it fails, tar dies of the broken pipe, which says nothing.
+  for (const [what, settled] of [
+    ["gzip (packing app.tgz)", gzipped],
+    ["tar (packing app.tgz)", tarred],
+  ] as const) {
+    if (settled.status === "rejected") throw settled.reason;
+    const exit = settled.value;
+    if (exit.exitCode !== 0 || exit.timedOut) throw childFailure(exit, what, { timeoutMs: opts.timeoutMs });
+    if (exit.outputError) throw exit.outputError;
+  }
+}
+
 /**
  * Compile sourceDir with tsc (tsconfig.build.json) into `outDir` and copy the runtime assets beside the
  * compiled code, where `import.meta.dirname` looks for them.
  */
 export async function compileDist(sourceDir: string, outDir: string, timeoutMs = 5 * 60_000): Promise<void> {
   // The builder's own TypeScript: an unpacked copy of the tree may only link node_modules.
-  const tsc = path.join(APP_ROOT, "node_modules", "typescript", "lib", "tsc.js");
-  const argv = [process.execPath, tsc, "-p", "tsconfig.build.json", "--outDir", outDir];
+  const argv = tscArgs(path.join(APP_ROOT, "node_modules", "typescript", "lib", "tsc.js"), outDir);
   try {
-    await runTool(argv, { what: "compiling the release (tsc)", timeoutMs, cwd: sourceDir });
+    await runChild(argv, { what: "tsc (compiling the release)", timeoutMs, cwd: sourceDir });
   } catch (err) {
     if (!(err instanceof ChildProcessError)) throw err;
     const first = err.outputTail.split("\n").find((l) => /error TS\d+/.test(l)) ?? "see the output below";
     throw new ChildProcessError(`tsc cannot compile ${sourceDir}: ${first}`, {
       command: argv,
       exitCode: err.exitCode,
+      signal: err.signal,
+      timedOut: err.timedOut,
       outputTail: err.outputTail,
       hint: "a release is built from a tree that type-checks: fix the errors and build again",
     });
@@ -124,27 +185,7 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
     const bundleDir = path.join(work, "bundle");
     mkdirSync(bundleDir);
     const app = path.join(bundleDir, "app.tgz");
-    await tarGzip(
-      [
-        ...TAR_NORMALISE,
-        "--anchored",
-        ...modules.exclude.map((p) => `--exclude=${p}`),
-        "-C",
-        stage,
-        "package.json",
-        "-C",
-        distParent,
-        "dist",
-        "-C",
-        sourceDir,
-        "package-lock.json",
-        "bin/plumctl.js",
-        "web",
-        ...modules.include,
-      ],
-      app,
-      { level: opts.compressionLevel ?? 6, timeoutMs: 10 * 60_000 },
-    );
+    await tarGzip(appTarArgs({ stage, distParent, sourceDir, modules }), app, { level: opts.compressionLevel ?? 6, timeoutMs: 10 * 60_000 });
     const appBytes = statSync(app).size;
 
     const manifest: BundleManifest = {
@@ -167,10 +208,7 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
     // Written aside and renamed: a half-written bundle never carries the final name.
     const partial = `${file}.partial-${randomBytes(4).toString("hex")}`;
     try {
-      await runTool(["tar", "-c", "-f", partial, ...TAR_NORMALISE.filter((o) => o !== "--sort=name"), "-C", bundleDir, ...BUNDLE_MEMBERS], {
-        what: "writing the bundle tar",
-        timeoutMs: 5 * 60_000,
-      });
+      await runChild(bundleTarArgs(partial, bundleDir), { what: "tar (writing the bundle)", timeoutMs: 5 * 60_000 });
       renameSync(partial, file);
     } finally {
       rmSync(partial, { force: true });

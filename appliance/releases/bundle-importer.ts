@@ -1,12 +1,12 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import semver from "semver";
+import { runChild } from "../../lib/child-process.ts";
 import { PlumError } from "../../lib/errors.ts";
 import { sha256OfFile } from "../../lib/file-hashes.ts";
 import { BUNDLE_MEMBERS, parseManifest, type BundleManifest } from "./bundle-manifest.ts";
 import { parseVendorPublicKey, verifySignature } from "./bundle-signing.ts";
 import { parseTarListing, unsafeMember, type TarMember } from "./tar-listing.ts";
-import { runTool } from "./tool-process.ts";
 
 export type BundleCheck = "format" | "signature" | "checksum" | "upgrade-path" | "duplicate" | "disk" | "key";
 
@@ -35,12 +35,20 @@ const ASK_VENDOR = "ask the vendor for the bundle again (and compare its sha256 
 // Each import extracts app.tgz (1×) and unpacks it (about 2× more); the rest is room for the appliance to work.
 export const diskNeeded = (appBytes: number) => 3 * appBytes + 200 * MIB;
 
-const unpackOptions = ["--no-same-owner", "--no-same-permissions"];
+/** `tar -tv`: the listing parseTarListing reads. */
+export function tarListArgs(archive: string, gzip: boolean): string[] {
+  return ["tar", gzip ? "-tvzf" : "-tvf", archive];
+}
+
+/** Extract `members` (default all) of `archive` into `dir`, owned by us and with our umask, whatever the archive says. */
+export function tarExtractArgs(archive: string, dir: string, opts: { gzip?: boolean; members?: string[] } = {}): string[] {
+  return ["tar", opts.gzip ? "-xzf" : "-xf", archive, "-C", dir, "--no-same-owner", "--no-same-permissions", ...(opts.members ?? [])];
+}
 
 async function listTar(file: string, gzip: boolean, what: string): Promise<TarMember[]> {
   let output: string;
   try {
-    output = await runTool(["tar", gzip ? "-tvzf" : "-tvf", file], { what: `listing ${what}`, timeoutMs: 2 * 60_000 });
+    output = (await runChild(tarListArgs(file, gzip), { what: `tar (listing ${what})`, timeoutMs: 2 * 60_000 })).stdout;
   } catch (err) {
     throw new BundleRejected("format", `${what} is not a readable tar archive`, ASK_VENDOR, (err as PlumError).detail);
   }
@@ -108,7 +116,7 @@ async function verifyAppArchive(file: string, dir: string, manifest: BundleManif
     new BundleRejected("checksum", `app.tgz does not match the signed manifest: ${actual}`, `the bundle was damaged or altered on the way: ${ASK_VENDOR}`);
   // Checked on the listing first, so a bundle padded with a huge app.tgz is refused before it is written out.
   if (listed.size !== expected.bytes) throw mismatch(`${listed.size} bytes, the manifest says ${expected.bytes}`);
-  await runTool(["tar", "-xf", file, "-C", dir, ...unpackOptions, "app.tgz"], { what: "extracting app.tgz", timeoutMs: 10 * 60_000 });
+  await runChild(tarExtractArgs(file, dir, { members: ["app.tgz"] }), { what: "tar (extracting app.tgz)", timeoutMs: 10 * 60_000 });
   const app = path.join(dir, "app.tgz");
   const size = statSync(app).size;
   if (size !== expected.bytes) throw mismatch(`${size} bytes, the manifest says ${expected.bytes}`);
@@ -169,7 +177,7 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
   let partial: string | undefined;
   let imported = false;
   try {
-    await runTool(["tar", "-xf", file, "-C", work, ...unpackOptions, "manifest.json", "manifest.sig"], { what: "extracting the manifest", timeoutMs: 60_000 });
+    await runChild(tarExtractArgs(file, work, { members: ["manifest.json", "manifest.sig"] }), { what: "tar (extracting the manifest)", timeoutMs: 60_000 });
     const manifest = verifyManifest(work, publicKey);
     const app = await verifyAppArchive(
       file,
@@ -182,7 +190,7 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
 
     // Its own folder: two imports of one version at once never unpack into each other.
     partial = mkdtempSync(path.join(ctx.releasesDir, `.partial-${manifest.version}-`));
-    await runTool(["tar", "-xzf", app, "-C", partial, ...unpackOptions], { what: "unpacking app.tgz", timeoutMs: 10 * 60_000 });
+    await runChild(tarExtractArgs(app, partial, { gzip: true }), { what: "tar (unpacking app.tgz)", timeoutMs: 10 * 60_000 });
     const unpackedVersion = JSON.parse(readFileSync(path.join(partial, "package.json"), "utf8")).version;
     if (unpackedVersion !== manifest.version)
       throw new BundleRejected("format", `app.tgz holds version ${unpackedVersion}, the manifest says ${manifest.version}`, ASK_VENDOR);

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { ChildProcessError, PlumError } from "../../lib/errors.ts";
+import { childFailure, startChild } from "../../lib/child-process.ts";
+import { PlumError } from "../../lib/errors.ts";
 import { environOf, isAlive } from "../../lib/processes.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
@@ -183,41 +184,19 @@ export class ProcessRuntime implements RuntimeDriver {
     this.exitListeners.push(listener);
   }
 
-  exec(release: ReleaseRef, args: string[], opts: { env: Record<string, string>; timeoutMs: number }): Promise<ExecResult> {
+  async exec(release: ReleaseRef, args: string[], opts: { env: Record<string, string>; timeoutMs: number }): Promise<ExecResult> {
     const env: Record<string, string> = {};
     for (const key of INHERITED_ENV) if (process.env[key]) env[key] = process.env[key]!;
     Object.assign(env, opts.env);
-    const argv = [...release.command, ...args];
-    const started = Date.now();
-    return new Promise((resolve, reject) => {
-      const child = spawn(argv[0], argv.slice(1), { cwd: release.dir, env, stdio: ["ignore", "pipe", "pipe"] });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => (stdout += d));
-      child.stderr.on("data", (d) => (stderr += d));
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill("SIGKILL");
-      }, opts.timeoutMs);
-      child.once("error", (err) => {
-        clearTimeout(timer);
-        reject(
-          new PlumError(`could not run ${release.version}'s plumctl ${args[0]}: ${err.message}`, { hint: `is the release folder ${release.dir} complete?` }),
-        );
-      });
-      child.once("close", (code) => {
-        clearTimeout(timer);
-        if (timedOut)
-          reject(
-            new ChildProcessError(`${release.version}'s \`plumctl ${args[0]}\` did not finish within ${Math.round(opts.timeoutMs / 1000)} s`, {
-              command: argv,
-              exitCode: code,
-              outputTail: stderr.slice(-2000),
-            }),
-          );
-        else resolve({ code, stdout, stderr, seconds: (Date.now() - started) / 1000 });
-      });
-    });
+    const what = `${release.version}'s \`plumctl ${args[0]}\``;
+    const exit = await startChild([...release.command, ...args], {
+      cwd: release.dir,
+      env,
+      timeoutMs: opts.timeoutMs,
+      missingHint: `is the release folder ${release.dir} complete?`,
+    }).exit;
+    // A non-zero exit is an answer the caller reads (a failed check, a failed migration); a hang is not.
+    if (exit.timedOut) throw childFailure(exit, what, { timeoutMs: opts.timeoutMs });
+    return { code: exit.exitCode, stdout: exit.stdout, stderr: exit.stderr, seconds: exit.ms / 1000 };
   }
 }

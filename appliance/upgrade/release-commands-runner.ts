@@ -1,3 +1,4 @@
+import { outputTail } from "../../lib/child-process.ts";
 import { ChildProcessError } from "../../lib/errors.ts";
 import type { ReleaseRef, RuntimeDriver } from "../runtimes/runtime.ts";
 
@@ -39,7 +40,7 @@ export async function runReleaseMigrate(
     throw new ChildProcessError(`${release.version}'s migrations (${opts.to ? `down to ${opts.to}` : "up"}) failed`, {
       command: ["plumctl", ...inv.args],
       exitCode: result.code,
-      outputTail: (result.stderr + result.stdout).slice(-3000),
+      outputTail: outputTail(result.stderr + result.stdout),
     });
   }
   const line = result.stdout.trim().split("\n").pop() ?? "";
@@ -72,7 +73,7 @@ export async function runReleaseValidate(
     throw new ChildProcessError(`${release.version}'s \`plumctl validate\` printed no report`, {
       command: ["plumctl", ...inv.args],
       exitCode: result.code,
-      outputTail: (result.stderr + result.stdout).slice(-3000),
+      outputTail: outputTail(result.stderr + result.stdout),
     });
   }
   const failures = reports.flatMap((r) => r.checks.filter((c) => !c.passed).map((c) => `${r.suite}: ${c.name}${c.detail ? ` (${c.detail})` : ""}`));

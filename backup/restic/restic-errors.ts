@@ -1,13 +1,22 @@
 import { ChildProcessError } from "../../lib/errors.ts";
 import type { BackupSummary } from "./restic-output.ts";
 
+interface ResticErrorOptions {
+  command: string[];
+  exitCode: number | null;
+  signal?: NodeJS.Signals | null;
+  timedOut?: boolean;
+  stderrTail: string;
+  hint?: string;
+}
+
 /**
  * A restic command failed. Carries the command as run (argv holds no secret: the password travels in
  * RESTIC_PASSWORD_FILE, and credentials in a repository URL are masked), the exit code and the stderr tail.
  */
 export class ResticError extends ChildProcessError {
-  constructor(message: string, opts: { command: string[]; exitCode: number | null; stderrTail: string; hint?: string }) {
-    super(message, { command: opts.command, exitCode: opts.exitCode, outputTail: opts.stderrTail, hint: opts.hint });
+  constructor(message: string, opts: ResticErrorOptions) {
+    super(message, { ...opts, outputTail: opts.stderrTail });
   }
   get stderrTail(): string {
     return this.outputTail;
@@ -28,13 +37,13 @@ export class ResticTimeoutError extends ResticError {}
  */
 export class PartialBackupError extends ResticError {
   readonly summary?: BackupSummary;
-  constructor(message: string, opts: { command: string[]; exitCode: number | null; stderrTail: string; summary?: BackupSummary }) {
+  constructor(message: string, opts: ResticErrorOptions & { summary?: BackupSummary }) {
     super(message, { ...opts, hint: "check that every path to back up exists and is readable by the agent's user" });
     this.summary = opts.summary;
   }
 }
 
-type ErrorClass = new (message: string, opts: { command: string[]; exitCode: number | null; stderrTail: string; hint?: string }) => ResticError;
+type ErrorClass = new (message: string, opts: ResticErrorOptions) => ResticError;
 
 // Exit codes 10/11/12 exist from restic 0.17; 0.14 says everything fatal with 1 and a known stderr line.
 const BY_EXIT_CODE: Record<number, ErrorClass> = { 10: RepositoryMissingError, 11: RepositoryLockedError, 12: WrongPasswordError };
@@ -79,7 +88,7 @@ export function resticErrorFor(command: string[], exitCode: number | null, stder
   const message = `restic ${verb} on ${repo} failed (${exitCode === null ? `killed by ${signal ?? "a signal"}` : `exit ${exitCode}`}): ${lastLine.replace(/^Fatal:\s*/, "")}`;
   const byCode = exitCode === null ? undefined : BY_EXIT_CODE[exitCode];
   const Class = byCode ?? BY_STDERR.find(([pattern]) => pattern.test(stderrTail))?.[1] ?? ResticError;
-  return new Class(message, { command, exitCode, stderrTail, hint: HINTS.get(Class) });
+  return new Class(message, { command, exitCode, signal, stderrTail, hint: HINTS.get(Class) });
 }
 
 /** A repository location fit for messages and logs: credentials in a URL are masked. */

@@ -1,8 +1,9 @@
-import { spawn } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
-import { finished } from "node:stream/promises";
+import { startChild, type ChildExit } from "../../lib/child-process.ts";
 import type { Repository } from "../backup-types.ts";
 import { displayLocation, ResticError } from "./restic-errors.ts";
+
+const RESTIC_MISSING = "install restic (Debian: apt-get install restic) or set the path to its binary";
 
 export interface ResticRun {
   binary: string;
@@ -21,18 +22,8 @@ export interface ResticRun {
   killGraceMs?: number;
 }
 
-export interface ResticExit {
-  command: string[];
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  timedOut: boolean;
-  stdout: string;
-  stderr: string;
-  /** When stdout went to a sink that failed: its error (restic's output was still read to the end). */
-  sinkError?: Error;
-}
-
-const STDERR_KEPT = 64 * 1024;
+/** How a restic run ended: the runner's exit, with the command as shown (repository credentials masked). */
+export type ResticExit = ChildExit;
 
 /** Repository locations where a restic we ran was killed: a stale lock may be left there. */
 const mayHoldStaleLock = new Set<string>();
@@ -59,95 +50,24 @@ export function displayCommand(run: Pick<ResticRun, "repo" | "args">): string[] 
 }
 
 /**
- * Spawn restic once and read all it prints (a restic whose stdout is closed early dies and leaves a stale
- * lock). Resolves with how it ended; deciding whether that is an error is the caller's job.
+ * Run restic once and read all it prints (a restic whose stdout is closed early dies and leaves a stale
+ * lock). Resolves with how it ended; deciding whether that is an error is the caller's job (restic-errors.ts).
  */
-export function runResticProcess(run: ResticRun): Promise<ResticExit> {
+export async function runResticProcess(run: ResticRun): Promise<ResticExit> {
   const command = displayCommand(run);
-  return new Promise((resolve, reject) => {
-    const child = spawn(run.binary, ["-r", run.repo.location, ...run.args], {
-      env: resticEnvironment(run.repo, run.fromRepo),
-      stdio: [run.stdin ? "pipe" : "ignore", "pipe", "pipe"],
-    });
-    const out = child.stdout!;
-    const err = child.stderr!;
-    let stdout = "";
-    let stderr = "";
-    let partialLine = "";
-    let timedOut = false;
-    let sinkError: Error | undefined;
-    let lineError: unknown;
-    let killTimer: NodeJS.Timeout | undefined;
-    const deadline = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGINT");
-      killTimer = setTimeout(() => child.kill("SIGKILL"), run.killGraceMs ?? 5000);
-    }, run.timeoutMs);
-
-    // A line the caller cannot take must not stop the reading: restic is read to the end, then that error is thrown.
-    const deliver = (line: string) => {
-      try {
-        run.onLine?.(line);
-      } catch (err) {
-        lineError ??= err;
-      }
-    };
-
-    child.on("error", (err) => {
-      clearTimeout(deadline);
-      reject(
-        new ResticError(`cannot run restic (${run.binary}): ${err.message}`, {
-          command,
-          exitCode: null,
-          stderrTail: "",
-          hint: "install restic (Debian: apt-get install restic) or set the path to its binary",
-        }),
-      );
-    });
-
-    if (run.stdin && child.stdin) {
-      // restic may exit before the input ends (bad password, full disk): that EPIPE is its error, not ours.
-      child.stdin.on("error", () => undefined);
-      run.stdin.pipe(child.stdin);
-    }
-
-    if (run.sink) {
-      const sink = run.sink;
-      sink.on("error", (e) => {
-        sinkError ??= e;
-        out.unpipe(sink);
-        out.resume();
-      });
-      out.pipe(sink);
-    } else {
-      out.setEncoding("utf8");
-      out.on("data", (chunk: string) => {
-        if (!run.onLine) {
-          stdout += chunk;
-          return;
-        }
-        const lines = (partialLine + chunk).split("\n");
-        partialLine = lines.pop() ?? "";
-        for (const line of lines) deliver(line);
-      });
-    }
-    err.setEncoding("utf8");
-    err.on("data", (chunk: string) => {
-      stderr = (stderr + chunk).slice(-STDERR_KEPT);
-    });
-
-    child.on("close", async (exitCode, signal) => {
-      clearTimeout(deadline);
-      clearTimeout(killTimer);
-      if (partialLine !== "") deliver(partialLine);
-      if (run.stdin && !run.stdin.readableEnded) {
-        run.stdin.unpipe();
-        run.stdin.destroy();
-      }
-      if (timedOut || signal) for (const repo of [run.repo, run.fromRepo]) if (repo) mayHoldStaleLock.add(repo.location);
-      if (run.sink && !sinkError) await finished(run.sink).catch((err: Error) => (sinkError = err));
-      if (lineError) return reject(lineError);
-      resolve({ command, exitCode, signal, timedOut, stdout, stderr, sinkError });
-    });
+  const running = startChild([run.binary, "-r", run.repo.location, ...run.args], {
+    env: resticEnvironment(run.repo, run.fromRepo),
+    shown: command,
+    stdin: run.stdin ?? "ignore",
+    stdout: run.sink ?? run.onLine ?? "collect",
+    timeoutMs: run.timeoutMs,
+    // restic removes its own lock on SIGINT; SIGTERM (and SIGKILL) leave it behind.
+    stopSignal: "SIGINT",
+    killGraceMs: run.killGraceMs,
   });
+  const exit = await running.exit.catch((err: Error) => {
+    throw new ResticError(`cannot run restic (${run.binary}): ${err.message}`, { command, exitCode: null, stderrTail: "", hint: RESTIC_MISSING });
+  });
+  if (exit.timedOut || exit.signal) for (const repo of [run.repo, run.fromRepo]) if (repo) mayHoldStaleLock.add(repo.location);
+  return exit;
 }

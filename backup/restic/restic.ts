@@ -1,8 +1,9 @@
-import path from "node:path";
 import type { Readable, Writable } from "node:stream";
+import { outputTail } from "../../lib/child-process.ts";
 import type { Logger } from "../../lib/logger.ts";
 import type { Repository } from "../backup-types.ts";
 import { oneAtATime } from "./one-at-a-time.ts";
+import { resticArgs, type ResticVerb, type VerbArgs } from "./restic-args.ts";
 import { PartialBackupError, ResticError, ResticTimeoutError, RepositoryMissingError, resticErrorFor } from "./restic-errors.ts";
 import {
   meaningfulLines,
@@ -21,7 +22,7 @@ import {
 } from "./restic-output.ts";
 import { runResticProcess, takeStaleLockMark, type ResticExit, type ResticRun } from "./restic-process.ts";
 
-export type ResticVerb = "backup" | "cat" | "check" | "copy" | "dump" | "forget" | "init" | "key" | "prune" | "restore" | "snapshots" | "unlock";
+export type { ResticVerb } from "./restic-args.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -47,8 +48,7 @@ export interface RepositoryInfo extends RepositoryConfig {
 }
 
 interface Call {
-  verb: ResticVerb;
-  args?: string[];
+  args: VerbArgs;
   fromRepo?: Repository;
   stdin?: Readable;
   sink?: Writable;
@@ -79,7 +79,7 @@ export class Restic {
 
   async isInitialised(repo: Repository, opts: Deadline = {}): Promise<boolean> {
     try {
-      await this.execute(repo, { verb: "cat", args: ["config"], ...opts });
+      await this.execute(repo, { args: resticArgs.catConfig(), ...opts });
       return true;
     } catch (err) {
       if (err instanceof RepositoryMissingError) return false;
@@ -89,9 +89,8 @@ export class Restic {
 
   /** A new repository; `fromRepo` + `copyChunkerParams` make it a second site that deduplicates copies like the first. */
   async init(repo: Repository, opts: { fromRepo?: Repository; copyChunkerParams?: boolean } & Deadline = {}): Promise<void> {
-    if (opts.copyChunkerParams && !opts.fromRepo) throw new Error("init: copyChunkerParams needs fromRepo");
-    const from = opts.fromRepo ? ["--from-repo", opts.fromRepo.location, ...(opts.copyChunkerParams ? ["--copy-chunker-params"] : [])] : [];
-    await this.execute(repo, { verb: "init", args: from, fromRepo: opts.fromRepo, timeoutMs: opts.timeoutMs });
+    const args = resticArgs.init({ fromLocation: opts.fromRepo?.location, copyChunkerParams: opts.copyChunkerParams });
+    await this.execute(repo, { args, fromRepo: opts.fromRepo, timeoutMs: opts.timeoutMs });
   }
 
   /** Back up a stream as one file named `filename`. The producer's own exit status is the caller's to check. */
@@ -101,7 +100,7 @@ export class Restic {
     input: Readable,
     opts: { filename: string; tags: string[]; onProgress?: (p: BackupProgress) => void; shortIdIsEnough?: boolean } & Deadline,
   ): Promise<BackupSummary> {
-    return this.backup(repo, ["--stdin", "--stdin-filename", opts.filename], { ...opts, stdin: input });
+    return this.backup(repo, resticArgs.backup(opts.tags, { stdinFilename: opts.filename }), { ...opts, stdin: input });
   }
 
   backupPaths(
@@ -109,18 +108,12 @@ export class Restic {
     paths: string[],
     opts: { tags: string[]; onProgress?: (p: BackupProgress) => void; shortIdIsEnough?: boolean } & Deadline,
   ): Promise<BackupSummary> {
-    if (paths.length === 0) throw new Error("backupPaths: no path given");
-    return this.backup(
-      repo,
-      paths.map((p) => path.resolve(p)),
-      opts,
-    );
+    return this.backup(repo, resticArgs.backup(opts.tags, { paths }), opts);
   }
 
   /** Snapshots carrying every one of `tags` (restic's `--tag a,b`), or those with the given ids. */
   async snapshots(repo: Repository, opts: { tags?: string[]; ids?: string[] } & Deadline = {}): Promise<Snapshot[]> {
-    const tagFilter = opts.tags && opts.tags.length > 0 ? ["--tag", tagList(opts.tags)] : [];
-    const exit = await this.execute(repo, { verb: "snapshots", args: ["--json", ...tagFilter, ...(opts.ids ?? [])], timeoutMs: opts.timeoutMs });
+    const exit = await this.execute(repo, { args: resticArgs.snapshots(opts), timeoutMs: opts.timeoutMs });
     return parseSnapshots(exit.stdout);
   }
 
@@ -129,13 +122,13 @@ export class Restic {
     if (snapshotIds.length === 0) return [];
     const present = new Set((await this.snapshots(repo, opts)).map((s) => s.id));
     const ids = [...new Set(snapshotIds)].filter((id) => present.has(id));
-    if (ids.length > 0) await this.execute(repo, { verb: "forget", args: ids, ...opts });
+    if (ids.length > 0) await this.execute(repo, { args: resticArgs.forget(ids), ...opts });
     return ids;
   }
 
   /** Remove the data no snapshot uses any more. Text output (restic has no JSON for prune). */
   async prune(repo: Repository, opts: Deadline = {}): Promise<{ output: string[] }> {
-    const exit = await this.execute(repo, { verb: "prune", ...opts });
+    const exit = await this.execute(repo, { args: resticArgs.prune(), ...opts });
     return { output: meaningfulLines(exit.stdout) };
   }
 
@@ -145,9 +138,7 @@ export class Restic {
    */
   async copy(from: Repository, to: Repository, snapshotIds: string[], opts: Deadline = {}): Promise<Record<string, string>> {
     if (snapshotIds.length === 0) return {}; // restic copies every snapshot when given none
-    await oneAtATime(`restic:${from.location}`, () =>
-      this.execute(to, { verb: "copy", args: ["--from-repo", from.location, ...snapshotIds], fromRepo: from, ...opts }),
-    );
+    await oneAtATime(`restic:${from.location}`, () => this.execute(to, { args: resticArgs.copy(from.location, snapshotIds), fromRepo: from, ...opts }));
     const wanted = new Set(snapshotIds);
     const copies: Record<string, string> = {};
     for (const s of await this.snapshots(to)) if (s.original && wanted.has(s.original)) copies[s.original] = s.id;
@@ -156,10 +147,8 @@ export class Restic {
 
   /** `check`, reading one subset of the data packs ("n/t", "x%"); errors found are a result (ok: false), not a throw. */
   async check(repo: Repository, opts: { readDataSubset?: string } & Deadline = {}): Promise<CheckResult> {
-    const subset = opts.readDataSubset ? ["--read-data-subset", opts.readDataSubset] : [];
     const exit = await this.execute(repo, {
-      verb: "check",
-      args: subset,
+      args: resticArgs.check(opts.readDataSubset),
       timeoutMs: opts.timeoutMs,
       accept: (e) => /repository contains errors/i.test(e.stderr),
     });
@@ -167,38 +156,35 @@ export class Restic {
   }
 
   async restore(repo: Repository, snapshotId: string, target: string, opts: { include?: string[] } & Deadline = {}): Promise<{ output: string[] }> {
-    const include = (opts.include ?? []).flatMap((p) => ["--include", p]);
-    const exit = await this.execute(repo, { verb: "restore", args: [snapshotId, "--target", path.resolve(target), ...include], timeoutMs: opts.timeoutMs });
+    const exit = await this.execute(repo, { args: resticArgs.restore(snapshotId, target, opts.include), timeoutMs: opts.timeoutMs });
     return { output: meaningfulLines(exit.stdout) };
   }
 
   /** Write one file of a snapshot into `sink` (ended when restic is done). A failing sink is reported after restic's output is drained. */
   async dump(repo: Repository, snapshotId: string, filePath: string, sink: Writable, opts: Deadline = {}): Promise<void> {
-    await this.execute(repo, { verb: "dump", args: [snapshotId, filePath], sink, ...opts });
+    await this.execute(repo, { args: resticArgs.dump(snapshotId, filePath), sink, ...opts });
   }
 
   /** Remove stale locks (those of restic processes that are gone); live ones stay. */
   async unlock(repo: Repository, opts: Deadline = {}): Promise<void> {
-    await this.execute(repo, { verb: "unlock", ...opts });
+    await this.execute(repo, { args: resticArgs.unlock(), ...opts });
   }
 
   async repositoryInfo(repo: Repository, opts: Deadline = {}): Promise<RepositoryInfo> {
-    const config = parseRepositoryConfig((await this.execute(repo, { verb: "cat", args: ["config"], ...opts })).stdout);
-    const keys = parseKeyList((await this.execute(repo, { verb: "key", args: ["list", "--json"], ...opts })).stdout);
+    const config = parseRepositoryConfig((await this.execute(repo, { args: resticArgs.catConfig(), ...opts })).stdout);
+    const keys = parseKeyList((await this.execute(repo, { args: resticArgs.keyList(), ...opts })).stdout);
     return { ...config, keys };
   }
 
   private async backup(
     repo: Repository,
-    sources: string[],
-    opts: { tags: string[]; stdin?: Readable; onProgress?: (p: BackupProgress) => void; shortIdIsEnough?: boolean } & Deadline,
+    args: VerbArgs,
+    opts: { stdin?: Readable; onProgress?: (p: BackupProgress) => void; shortIdIsEnough?: boolean } & Deadline,
   ): Promise<BackupSummary> {
     let summary: BackupSummary | undefined;
     const setAside: string[] = [];
-    const tagArgs = opts.tags.flatMap((t) => ["--tag", tagList([t])]);
     const exit = await this.execute(repo, {
-      verb: "backup",
-      args: ["--json", ...tagArgs, ...sources],
+      args,
       stdin: opts.stdin,
       timeoutMs: opts.timeoutMs,
       accept: (e) => e.exitCode === 3,
@@ -209,7 +195,7 @@ export class Restic {
         else setAside.push(parsed.type === "error" ? `${parsed.item ?? "?"}: ${parsed.error}` : parsed.line);
       },
     });
-    const stderrTail = [...setAside, exit.stderr].join("\n").slice(-8192);
+    const stderrTail = outputTail([...setAside, exit.stderr].join("\n"));
     const skipped = skippedSourcePaths(exit.stderr);
     const partial = exit.exitCode === 3 || skipped.length > 0;
     if (!summary && !partial)
@@ -242,9 +228,9 @@ export class Restic {
 
   private execute(repo: Repository, call: Call): Promise<ResticExit> {
     return oneAtATime(`restic:${repo.location}`, async () => {
-      if (call.verb !== "unlock" && takeStaleLockMark(repo.location)) {
+      if (call.args[0] !== "unlock" && takeStaleLockMark(repo.location)) {
         this.log?.info({ repository: repo.location }, "restic: the previous command was killed, removing stale locks first");
-        await this.spawn(repo, { verb: "unlock" }).catch((err: Error) => this.log?.warn({ err: err.message }, "restic unlock failed"));
+        await this.spawn(repo, { args: resticArgs.unlock() }).catch((err: Error) => this.log?.warn({ err: err.message }, "restic unlock failed"));
       }
       return this.spawn(repo, call);
     });
@@ -254,32 +240,31 @@ export class Restic {
     const run: ResticRun = {
       binary: this.binary,
       repo,
-      args: [call.verb, ...(call.args ?? [])],
+      args: call.args,
       fromRepo: call.fromRepo,
       stdin: call.stdin,
       sink: call.sink,
       onLine: call.onLine,
-      timeoutMs: call.timeoutMs ?? this.deadlines[call.verb],
+      timeoutMs: call.timeoutMs ?? this.deadlines[call.args[0]],
     };
     const started = Date.now();
     const exit = await runResticProcess(run);
     this.log?.debug({ command: exit.command, exitCode: exit.exitCode, ms: Date.now() - started }, "restic");
     if (exit.timedOut) {
-      throw new ResticTimeoutError(`restic ${call.verb} on ${exit.command[2]} ran past its deadline of ${Math.round(run.timeoutMs / 1000)} s and was killed`, {
-        command: exit.command,
-        exitCode: exit.exitCode,
-        stderrTail: exit.stderr.slice(-4096),
-        hint: "a larger repository or a slower link may need a longer deadline; the next command on this repository removes the lock it left",
-      });
+      throw new ResticTimeoutError(
+        `restic ${call.args[0]} on ${exit.command[2]} ran past its deadline of ${Math.round(run.timeoutMs / 1000)} s and was killed`,
+        {
+          command: exit.command,
+          exitCode: exit.exitCode,
+          signal: exit.signal,
+          timedOut: true,
+          stderrTail: outputTail(exit.stderr),
+          hint: "a larger repository or a slower link may need a longer deadline; the next command on this repository removes the lock it left",
+        },
+      );
     }
-    if (exit.exitCode !== 0 && !call.accept?.(exit)) throw resticErrorFor(exit.command, exit.exitCode, exit.stderr.slice(-4096), exit.signal);
-    if (exit.sinkError) throw exit.sinkError;
+    if (exit.exitCode !== 0 && !call.accept?.(exit)) throw resticErrorFor(exit.command, exit.exitCode, outputTail(exit.stderr), exit.signal);
+    if (exit.outputError) throw exit.outputError;
     return exit;
   }
-}
-
-/** restic splits `--tag` values on commas. */
-function tagList(tags: string[]): string {
-  for (const t of tags) if (t === "" || t.includes(",")) throw new Error(`invalid restic tag ${JSON.stringify(t)}: empty or with a comma`);
-  return tags.join(",");
 }

@@ -1,11 +1,11 @@
 import { sha256OfFile } from "../../lib/file-hashes.ts";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
 import { parseDocument } from "yaml";
+import { childFailure, startChild } from "../../lib/child-process.ts";
 import { ChildProcessError, PlumError } from "../../lib/errors.ts";
 import { APP_VERSION, expectedSchemaVersion, PRODUCT_MIGRATIONS_DIR } from "../../lib/version.ts";
 import { clientConfig, pgEnvironment, type PgServer } from "../../lib/db/database.ts";
@@ -16,7 +16,7 @@ import { DUMP_FILENAMES, setTags, type SetKind, type SetManifest, type SetPart }
 import { oneAtATime } from "../restic/one-at-a-time.ts";
 import { displayLocation, EmptySnapshotError, RepositoryMissingError, ResticError } from "../restic/restic-errors.ts";
 import type { BackupProgress, BackupSummary } from "../restic/restic-output.ts";
-import { Restic } from "../restic/restic.ts";
+import { DEFAULT_DEADLINES_MS, Restic } from "../restic/restic.ts";
 
 export interface SetProgress {
   part: SetPart;
@@ -112,40 +112,47 @@ async function dumpIntoRestic(opts: {
   onProgress?: (p: SetProgress) => void;
 }): Promise<BackupSummary> {
   const { ctx, restic, part } = opts;
-  const args = pgDumpArgs(ctx.pg, opts.database, opts.held.snapshotId);
-  const env = { ...process.env, ...pgEnvironment(ctx.pg) };
-  const dump = spawn(opts.pgDump, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  dump.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr = (stderr + chunk).slice(-8192)));
-  const dumpExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; spawnError?: Error }>((resolve) => {
-    dump.on("error", (spawnError) => resolve({ code: null, signal: null, spawnError }));
-    dump.on("close", (code, signal) => resolve({ code, signal }));
+  const argv = [opts.pgDump, ...pgDumpArgs(ctx.pg, opts.database, opts.held.snapshotId)];
+  // A dump stuck without writing would never notice that restic is gone: stopped 30 s after restic fails.
+  const resticGone = new AbortController();
+  const dump = startChild(argv, {
+    env: { ...process.env, ...pgEnvironment(ctx.pg) },
+    stdout: "pipe",
+    timeoutMs: DEFAULT_DEADLINES_MS.backup,
+    abort: resticGone.signal,
+    missingHint: "install postgresql-client-15 (it ships pg_dump)",
   });
-  const backup = restic.backupStdin(ctx.repos.primary, dump.stdout, {
+  const backup = restic.backupStdin(ctx.repos.primary, dump.stdout!, {
     filename: DUMP_FILENAMES[part],
     tags: opts.tags,
     shortIdIsEnough: true,
     onProgress: (progress) => opts.onProgress?.({ part, progress }),
   });
-  // A dump stuck without writing would never notice that restic is gone.
-  backup.catch(() => setTimeout(() => dump.exitCode === null && dump.kill("SIGKILL"), 30_000).unref());
+  backup.catch(() => setTimeout(() => resticGone.abort(), 30_000).unref());
   const [stored, exit] = await Promise.all([
     backup.then(
       (s) => ({ summary: s }),
       (error: unknown) => ({ error }),
     ),
-    dumpExit,
+    dump.exit.then(
+      (e) => e,
+      (spawnError: ChildProcessError) => spawnError,
+    ),
   ]);
-  if (exit.code === 0 && "summary" in stored) return stored.summary;
+  const dumped = !(exit instanceof ChildProcessError) && exit.exitCode === 0 && !exit.timedOut;
+  if (dumped && "summary" in stored) return stored.summary;
 
   // A snapshot restic saved of a failed dump is forgotten with the rest of the set (failSet).
   const resticError = "error" in stored ? stored.error : undefined;
-  if (exit.code === 0 || (resticError && !(resticError instanceof EmptySnapshotError))) throw resticError; // restic failed first; the dump only lost its reader
-  const how = exit.spawnError ? `could not start: ${exit.spawnError.message}` : exit.signal ? `was killed by ${exit.signal}` : `exited with ${exit.code}`;
-  throw new DumpFailedError(`pg_dump of database "${opts.database}" ${how}: ${stderr.trim().split("\n").pop() ?? "no error output"}`, {
-    command: [opts.pgDump, ...args],
-    exitCode: exit.code,
-    outputTail: stderr,
+  if (dumped || (resticError && !(resticError instanceof EmptySnapshotError))) throw resticError; // restic failed first; the dump only lost its reader
+  const failure =
+    exit instanceof ChildProcessError ? exit : childFailure(exit, `pg_dump of database "${opts.database}"`, { timeoutMs: DEFAULT_DEADLINES_MS.backup });
+  throw new DumpFailedError(failure.message, {
+    command: failure.command,
+    exitCode: failure.exitCode,
+    signal: failure.signal,
+    timedOut: failure.timedOut,
+    outputTail: failure.outputTail,
     hint: "the set is not kept; check that PostgreSQL is reachable and that pg_dump (postgresql-client-15) matches the server",
   });
 }

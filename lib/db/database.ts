@@ -1,61 +1,24 @@
 import pg from "pg";
 import type { PlumConfig } from "../config.ts";
 import { PlumError } from "../errors.ts";
+import { clientConfig, parseDatabaseUrl, type PgConnection } from "./connection-url.ts";
 
 /** Where PostgreSQL is and how to log in; the same shape for the embedded server and the client's own. */
-export interface PgServer {
-  host: string;
-  port: number;
-  user: string;
-  password: string;
-  ssl?: boolean | { rejectUnauthorized: boolean };
+export interface PgServer extends Omit<PgConnection, "database"> {
   embedded: boolean;
 }
 
+/** The configured server: the client's own from database.url, else the embedded one (loopback, no TLS). */
 export function pgServerFor(config: PlumConfig, embeddedPassword: string): PgServer {
   if (!config.database.url) {
-    return { host: "127.0.0.1", port: config.database.embedded.port, user: "postgres", password: embeddedPassword, embedded: true };
+    return { host: "127.0.0.1", port: config.database.embedded.port, user: "postgres", password: embeddedPassword, sslmode: "disable", embedded: true };
   }
-  const url = new URL(config.database.url);
-  const sslmode = url.searchParams.get("sslmode");
-  return {
-    host: url.hostname,
-    port: Number(url.port || 5432),
-    user: decodeURIComponent(url.username),
-    password: decodeURIComponent(url.password),
-    ssl: sslmode === "require" ? { rejectUnauthorized: false } : sslmode === "verify-full" ? true : undefined,
-    embedded: false,
-  };
+  const { database: _database, ...server } = parseDatabaseUrl(config.database.url, "database.url");
+  return { ...server, embedded: false };
 }
 
-export function clientConfig(server: PgServer, database: string): pg.ClientConfig {
-  return { host: server.host, port: server.port, user: server.user, password: server.password, database, ssl: server.ssl, connectionTimeoutMillis: 5000 };
-}
-
-/** Where pg_dump, pg_restore, createdb… connect, in their environment: the password never reaches argv or a log. */
-export function pgEnvironment(server: PgServer): Record<string, string> {
-  const env: Record<string, string> = {
-    PGHOST: server.host,
-    PGPORT: String(server.port),
-    PGUSER: server.user,
-    PGPASSWORD: server.password,
-    PGCONNECT_TIMEOUT: "10",
-  };
-  if (server.ssl) env.PGSSLMODE = server.ssl === true ? "verify-full" : "require";
-  return env;
-}
-
-/** A connection URL for child processes (passed in their environment, never in argv). */
-export function connectionUrl(server: PgServer, database: string): string {
-  const url = new URL("postgres://localhost");
-  url.hostname = server.host;
-  url.port = String(server.port);
-  url.username = server.user;
-  url.password = server.password;
-  url.pathname = `/${database}`;
-  if (server.ssl) url.searchParams.set("sslmode", server.ssl === true ? "verify-full" : "require");
-  return url.toString();
-}
+// Callers open servers here; the URL's own forms live with the parser.
+export { clientConfig, connectionUrl, pgEnvironment } from "./connection-url.ts";
 
 export const MINIMUM_SERVER_VERSION = 150000;
 

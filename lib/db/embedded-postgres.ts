@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import {
   chownSync,
   closeSync,
@@ -15,14 +15,12 @@ import {
 } from "node:fs";
 import { userInfo, tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import pg from "pg";
-import { ChildProcessError, PlumError } from "../errors.ts";
+import { runChild } from "../child-process.ts";
+import { PlumError } from "../errors.ts";
 import { commandLineOf, isAlive } from "../processes.ts";
 import type { Logger } from "../logger.ts";
 import { sleep, waitFor } from "../wait.ts";
-
-const run = promisify(execFile);
 
 interface Binaries {
   postgres: string;
@@ -83,15 +81,15 @@ export class EmbeddedPostgres {
   private async runAs(): Promise<RunAs> {
     if (userInfo().uid !== 0) return {};
     const lookup = async () => {
-      const { stdout } = await run("id", ["-u", "postgres"], { timeout: 5000 });
-      const { stdout: g } = await run("id", ["-g", "postgres"], { timeout: 5000 });
+      const { stdout } = await runChild(["id", "-u", "postgres"], { timeoutMs: 5000 });
+      const { stdout: g } = await runChild(["id", "-g", "postgres"], { timeoutMs: 5000 });
       return { uid: Number(stdout.trim()), gid: Number(g.trim()) };
     };
     try {
       return await lookup();
     } catch {
       this.opts.log.info('creating the system user "postgres" to run the embedded PostgreSQL server');
-      await run("useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"], { timeout: 15000 });
+      await runChild(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"], { timeoutMs: 15000 });
       return await lookup();
     }
   }
@@ -111,16 +109,12 @@ export class EmbeddedPostgres {
         chownSync(pwFile, as.uid, as.gid!);
       }
       const args = [`--pgdata=${dataDir}`, "--auth=scram-sha-256", "--username=postgres", `--pwfile=${pwFile}`, "--encoding=UTF8", "--locale=C"];
-      try {
-        await run(bin.initdb, args, { ...as, timeout: 120_000, env: { ...process.env, LC_ALL: "C" } });
-      } catch (err) {
-        const e = err as { code?: number; stderr?: string; stdout?: string };
-        throw new ChildProcessError("initdb failed: the embedded PostgreSQL data directory could not be created", {
-          command: [bin.initdb, ...args.filter((a) => !a.startsWith("--pwfile"))],
-          exitCode: typeof e.code === "number" ? e.code : null,
-          outputTail: `${e.stdout ?? ""}${e.stderr ?? ""}`.slice(-2000),
-        });
-      }
+      await runChild([bin.initdb, ...args], {
+        ...as,
+        timeoutMs: 120_000,
+        env: { ...process.env, LC_ALL: "C" },
+        what: "initdb (creating the embedded PostgreSQL data directory)",
+      });
     } finally {
       rmSync(pwDir, { recursive: true, force: true });
     }

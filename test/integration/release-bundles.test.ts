@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import semver from "semver";
 import { BundleRejected, type BundleCheck } from "../../appliance/releases/bundle-importer.ts";
 import { ReleaseStore } from "../../appliance/releases/release-store.ts";
-import { runTool } from "../../appliance/releases/tool-process.ts";
+import { runChild } from "../../lib/child-process.ts";
 import { probeHealth } from "../../appliance/runtimes/runtime.ts";
 import { sha256OfFile } from "../../lib/file-hashes.ts";
 import { APP_VERSION } from "../../lib/version.ts";
@@ -99,11 +99,11 @@ describe("release bundles: build, verify, import, list, prune", function () {
   it("refuses an app.tgz holding a symlink that leads out of the release, even when signed (format)", async () => {
     const evil = await rewriteBundle(bundle, path.join(work, "evil.tar"), async (dir) => {
       const app = path.join(dir, "app.tgz");
-      await runTool(["gzip", "-d", app], { what: "gunzip", timeoutMs: 60_000 }); // app.tgz → app.tar
+      await runChild(["gzip", "-d", app], { what: "gunzip", timeoutMs: 60_000 }); // app.tgz → app.tar
       symlinkSync("../../../etc", path.join(dir, "evil"));
-      await runTool(["tar", "-rf", path.join(dir, "app.tar"), "-C", dir, "evil"], { what: "adding a symlink", timeoutMs: 60_000 });
+      await runChild(["tar", "-rf", path.join(dir, "app.tar"), "-C", dir, "evil"], { what: "adding a symlink", timeoutMs: 60_000 });
       rmSync(path.join(dir, "evil"));
-      await runTool(["gzip", "-1", path.join(dir, "app.tar")], { what: "gzip", timeoutMs: 60_000 });
+      await runChild(["gzip", "-1", path.join(dir, "app.tar")], { what: "gzip", timeoutMs: 60_000 });
       renameSync(path.join(dir, "app.tar.gz"), app);
       const bytes = readFileSync(app).length;
       const sha256 = await sha256OfFile(app);

@@ -8,7 +8,7 @@ import { OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR } from "../../lib/version.ts
 export function testServer(): PgServer {
   const port = Number(process.env.PLUM_TEST_PG_PORT);
   if (!port) throw new Error("PLUM_TEST_PG_PORT is not set: run the tests with `npm test` (mocha loads test/support/global-setup.ts)");
-  return { host: "127.0.0.1", port, user: "postgres", password: process.env.PLUM_TEST_PG_PASSWORD ?? "", embedded: false };
+  return { host: "127.0.0.1", port, user: "postgres", password: process.env.PLUM_TEST_PG_PASSWORD ?? "", sslmode: "disable", embedded: false };
 }
 
 export interface FreshDatabases {

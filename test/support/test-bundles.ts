@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { buildBundle, compileDist } from "../../appliance/releases/bundle-builder.ts";
 import { generateDevSigningKey, loadVendorSigningKey, sign } from "../../appliance/releases/bundle-signing.ts";
-import { runTool } from "../../appliance/releases/tool-process.ts";
+import { runChild } from "../../lib/child-process.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
 
 /** What a release is built from: the sources, never node_modules, .plum or a stale dist. */
@@ -136,7 +136,7 @@ export async function buildTestBundle(opts: {
 export async function rewriteBundle(file: string, outFile: string, change: (dir: string) => void | Promise<void>): Promise<string> {
   const dir = mkdtempSync(path.join(tmpdir(), "plum-test-rewrite-"));
   try {
-    await runTool(["tar", "-xf", file, "-C", dir], { what: "extracting a test bundle", timeoutMs: 60_000 });
+    await runChild(["tar", "-xf", file, "-C", dir], { what: "extracting a test bundle", timeoutMs: 60_000 });
     await change(dir);
     const order = ["manifest.json", "manifest.sig", "app.tgz"];
     const members = [
@@ -146,7 +146,7 @@ export async function rewriteBundle(file: string, outFile: string, change: (dir:
         .sort(),
     ];
     mkdirSync(path.dirname(outFile), { recursive: true });
-    await runTool(["tar", "-cf", outFile, "-C", dir, ...members], { what: "writing a test bundle", timeoutMs: 60_000 });
+    await runChild(["tar", "-cf", outFile, "-C", dir, ...members], { what: "writing a test bundle", timeoutMs: 60_000 });
     return outFile;
   } finally {
     rmSync(dir, { recursive: true, force: true });
