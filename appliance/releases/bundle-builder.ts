@@ -11,6 +11,7 @@ import { SUITES } from "../../product/validation/suites.ts";
 import { BUNDLE_MEMBERS, bundleFileName, manifestBytes, type BundleManifest } from "./bundle-manifest.ts";
 import { sign } from "./bundle-signing.ts";
 import { productionModules } from "./production-modules.ts";
+import { releaseChangesIn } from "./release-changes.ts";
 import { runTool, tarGzip } from "./tool-process.ts";
 
 /** Folders tsc compiles (tsconfig.build.json); files in them that are not code are runtime assets. */
@@ -103,6 +104,7 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
   const minimumVersion = opts.minimumVersion ?? (current ? `${current.major}.${current.minor}.0` : "0.0.0");
   checkVersions(opts.version, minimumVersion);
   const suites = opts.suites ?? Object.keys(SUITES);
+  const changes = releaseChangesIn(sourceDir, opts.version);
   const migrationsDir = path.join(sourceDir, "migrations");
 
   const work = mkdtempSync(path.join(tmpdir(), "plum-bundle-"));
@@ -157,6 +159,7 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
       artefacts: [{ name: "app.tgz", sha256: await sha256OfFile(app), bytes: appBytes }],
       suites,
       migrations: migrationNames(migrationsDir),
+      ...(changes && { changes }),
     };
     const bytes = manifestBytes(manifest);
     writeFileSync(path.join(bundleDir, "manifest.json"), bytes);
