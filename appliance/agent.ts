@@ -222,7 +222,7 @@ export class Agent {
         secureCookies: config.console.cookieSecure,
         status: () => agent.status(),
         metrics: registry,
-        backup: { ctx: backupCtx, jobs, operations, scheduler, controlToken: secrets.controlToken },
+        backup: { ctx: backupCtx, jobs, operations, scheduler, controlToken: secrets.controlToken, signingKey: secrets },
         upgrades: { manager: agent.upgrades, releases: agent.releases, installed: APP_VERSION },
         reload: () => agent.reloadConfig("cli"),
       });

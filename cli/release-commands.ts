@@ -7,12 +7,14 @@ import { withOpsDatabase } from "../appliance/ops-database.ts";
 import type { BundleManifest } from "../appliance/releases/bundle-manifest.ts";
 import { releaseImporter, releaseStoreFor } from "../appliance/releases/release-importer.ts";
 import { UpgradeJournal } from "../appliance/upgrade/upgrade-journal.ts";
+import { PlumError } from "../lib/errors.ts";
+import { releaseDetail, releaseList } from "./release-format.ts";
 
 /** Verifying and unpacking a large bundle on a slow disk takes minutes. */
 const IMPORT_TIMEOUT_MS = 30 * 60_000;
 
 export function register(program: Command): void {
-  const release = program.command("release").description("release bundles on this appliance: import (verified) and list");
+  const release = program.command("release").description("release bundles on this appliance: import (verified), list and show what each changes");
 
   release
     .command("import")
@@ -41,28 +43,26 @@ export function register(program: Command): void {
 
   release
     .command("list")
-    .description("the releases this appliance can run, newest first")
+    .description("the releases this appliance can run, newest first, with the first lines of what each changes")
+    .option("--changes", "print every release's changelog section in full")
     .option("--json", "print JSON")
-    .action((opts: { json?: boolean }) => {
+    .action((opts: { changes?: boolean; json?: boolean }) => {
       const releases = releaseStoreFor(loadConfig()).list();
-      if (opts.json) {
-        process.stdout.write(JSON.stringify(releases, null, 2) + "\n");
-        return;
-      }
-      const rows = releases.map((r) => [
-        r.version,
-        r.manifest.schemaVersion,
-        r.installed ? "-" : r.manifest.minimumVersion,
-        r.installed ? "installed" : r.importedAt!.toISOString(),
-      ]);
-      const table = [["VERSION", "SCHEMA", "UPGRADES FROM", "IMPORTED"], ...rows];
-      const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
-      for (const row of table)
-        process.stdout.write(
-          row
-            .map((cell, i) => cell.padEnd(widths[i]))
-            .join("  ")
-            .trimEnd() + "\n",
-        );
+      process.stdout.write(opts.json ? JSON.stringify(releases, null, 2) + "\n" : releaseList(releases, opts));
+    });
+
+  release
+    .command("show")
+    .description("one release: its manifest's facts and what it changes (its changelog section, in full)")
+    .argument("<version>", "a version that `plumctl release list` shows")
+    .option("--json", "print JSON")
+    .action((version: string, opts: { json?: boolean }) => {
+      const releases = releaseStoreFor(loadConfig()).list();
+      const found = releases.find((r) => r.version === version);
+      if (!found)
+        throw new PlumError(`release ${version} is not on this appliance (it has ${releases.map((r) => r.version).join(", ")})`, {
+          hint: `import its bundle first: \`plumctl release import plum-${version}.tar\``,
+        });
+      process.stdout.write(opts.json ? JSON.stringify(found, null, 2) + "\n" : releaseDetail(found));
     });
 }

@@ -19,7 +19,7 @@ import type { ReleaseStore } from "../releases/release-store.ts";
 import { auditRoutes } from "./routes/audit-routes.ts";
 import { backupRoutes, type ConsoleBackup } from "./routes/backup-routes.ts";
 import { dashboardRoutes } from "./routes/dashboard-routes.ts";
-import { evidenceRoutes } from "./routes/evidence-routes.ts";
+import { evidenceRoutes, type EvidenceSigningKey } from "./routes/evidence-routes.ts";
 import { releaseRoutes } from "./routes/release-routes.ts";
 import { upgradeHistoryRoutes } from "./routes/upgrade-history-routes.ts";
 import { upgradeRoutes } from "./routes/upgrade-routes.ts";
@@ -35,8 +35,8 @@ export interface ConsoleAppDeps {
   secureCookies: boolean;
   status: StatusProvider;
   metrics: Registry;
-  /** The backup agent (pages for backups, restores, drills) and its control API for plumctl. */
-  backup?: ConsoleBackup & { controlToken: string };
+  /** The backup agent (pages for backups, restores, drills, evidence signed by `signingKey`) and its control API for plumctl. */
+  backup?: ConsoleBackup & { controlToken: string; signingKey: EvidenceSigningKey };
   /** The upgrade manager and the releases (pages Releases, Upgrade, History; control API for plumctl). */
   upgrades?: ConsoleUpgrades & { releases: ReleaseStore };
   /** `plumctl config reload` through the control API: plum.yaml read again, the live keys applied. */
@@ -113,7 +113,7 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
   dashboardRoutes(guarded, deps.status);
   userRoutes(guarded, deps.ctx);
   auditRoutes(guarded, deps.ctx);
-  if (deps.backup) evidenceRoutes(guarded, deps.ctx, deps.backup.ctx);
+  if (deps.backup) evidenceRoutes(guarded, deps.ctx, deps.backup.ctx, deps.backup.signingKey);
   if (deps.backup) backupRoutes(guarded, deps.ctx, deps.backup);
   if (deps.upgrades) {
     releaseRoutes(guarded, deps.ctx, deps.upgrades);

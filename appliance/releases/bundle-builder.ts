@@ -12,6 +12,7 @@ import { SUITES } from "../../product/validation/suites.ts";
 import { BUNDLE_MEMBERS, bundleFileName, manifestBytes, type BundleManifest } from "./bundle-manifest.ts";
 import { sign } from "./bundle-signing.ts";
 import { productionModules } from "./production-modules.ts";
+import { releaseChangesIn } from "./release-changes.ts";
 
 /** Folders tsc compiles (tsconfig.build.json); files in them that are not code are runtime assets. */
 const CODE_FOLDERS = ["bin", "lib", "product", "backup", "appliance", "installer", "cli", "migrations"];
@@ -164,6 +165,7 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
   const minimumVersion = opts.minimumVersion ?? (current ? `${current.major}.${current.minor}.0` : "0.0.0");
   checkVersions(opts.version, minimumVersion);
   const suites = opts.suites ?? Object.keys(SUITES);
+  const changes = releaseChangesIn(sourceDir, opts.version);
   const migrationsDir = path.join(sourceDir, "migrations");
 
   const work = mkdtempSync(path.join(tmpdir(), "plum-bundle-"));
@@ -198,6 +200,7 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
       artefacts: [{ name: "app.tgz", sha256: await sha256OfFile(app), bytes: appBytes }],
       suites,
       migrations: migrationNames(migrationsDir),
+      ...(changes && { changes }),
     };
     const bytes = manifestBytes(manifest);
     writeFileSync(path.join(bundleDir, "manifest.json"), bytes);

@@ -5,6 +5,26 @@ const version = z.string().refine((v) => semver.valid(v) === v, "is not a semant
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "is not a sha256 in hex");
 const migrationName = z.string().regex(/^\d+[\w.-]*$/, "is not a migration name");
 
+/** At most this many characters of changelog ride in a manifest (which may be 1 MiB in all). */
+export const CHANGES_MAX_CHARS = 64 * 1024;
+
+/**
+ * What a release changes, copied from its CHANGELOG.md by the builder. `section` names the section copied:
+ * the release's own version, or "Unreleased" when the changelog had none for it yet.
+ */
+export const releaseChangesSchema = z.strictObject({
+  section: z.union([version, z.literal("Unreleased")]),
+  date: z.iso.date().optional(),
+  // Printed to terminals and pages: plain text only, so an escape sequence cannot ride along.
+  text: z
+    .string()
+    .max(CHANGES_MAX_CHARS)
+    // eslint-disable-next-line no-control-regex -- the control characters are what the rule keeps out
+    .regex(/^[^\x00-\x08\x0b-\x1f\x7f]*$/, "holds control characters (only text, tabs and line feeds)"),
+});
+
+export type ReleaseChanges = z.infer<typeof releaseChangesSchema>;
+
 /**
  * What `manifest.json` in a release bundle says. Its exact bytes in the tar are what `manifest.sig` signs, so
  * nothing re-serialises a manifest before verifying it.
@@ -23,6 +43,8 @@ export const bundleManifestSchema = z.strictObject({
   suites: z.array(z.string().regex(/^[a-z][a-z0-9-]*$/)),
   /** Product migrations, oldest first. */
   migrations: z.array(migrationName),
+  /** Optional: bundles built before the changelog existed carry none and still import. */
+  changes: releaseChangesSchema.optional(),
 });
 
 export type BundleManifest = z.infer<typeof bundleManifestSchema>;

@@ -10,6 +10,7 @@ import type { ReleaseRef } from "../runtimes/runtime.ts";
 import { parseManifest, type BundleManifest } from "./bundle-manifest.ts";
 import { importBundle } from "./bundle-importer.ts";
 import { currentRelease } from "./current-release.ts";
+import { releaseChangesIn } from "./release-changes.ts";
 
 export interface ReleaseInfo {
   version: string;
@@ -36,8 +37,18 @@ function freeBytesOn(dir: string): number {
   return fs.bavail * fs.bsize;
 }
 
+/** The installed tree's own changelog section; a page listing releases does not fail for want of one. */
+function installedChanges() {
+  try {
+    return releaseChangesIn(APP_ROOT, APP_VERSION);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The manifest of the installed tree, as if it had come in a bundle: it has no artefacts of its own. */
 function installedManifest(): BundleManifest {
+  const changes = installedChanges();
   return {
     format: 1,
     name: "plum",
@@ -48,6 +59,7 @@ function installedManifest(): BundleManifest {
     artefacts: [],
     suites: Object.keys(SUITES),
     migrations: migrationNames(PRODUCT_MIGRATIONS_DIR),
+    ...(changes && { changes }),
   };
 }
 

