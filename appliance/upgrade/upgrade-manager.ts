@@ -267,8 +267,8 @@ export class UpgradeManager {
 
   /** Wait for the promotion the upgrade asked for; false when it was aborted (or the agent stops). */
   private async promotionGate(u: Upgrade): Promise<boolean> {
-    const { window } = this.host.settings;
     while (!this.stopped) {
+      const { window } = this.host.settings; // read each time: a reloaded plum.yaml moves the window
       if (this.abortRequested) {
         await this.finishAborted(u, "aborted while waiting for promotion");
         return false;
