@@ -1,25 +1,19 @@
-import { createHmac } from "node:crypto";
-import http from "node:http";
 import type { Express } from "express";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Registry, collectDefaultMetrics } from "prom-client";
 import type { Sequelize } from "sequelize";
 import type { PlumConfig } from "../lib/config.ts";
 import type { Logger } from "../lib/logger.ts";
 import { homeLayout } from "../lib/paths.ts";
 import type { Secrets } from "../lib/secrets.ts";
 import { APP_VERSION, OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR } from "../lib/version.ts";
-import { withDeadline } from "../lib/wait.ts";
-import { clientConfig, connectionUrl, pgServerFor, prepareServer, type PgServer } from "../lib/db/database.ts";
+import { clientConfig, pgServerFor, prepareServer, type PgServer } from "../lib/db/database.ts";
 import { EmbeddedPostgres } from "../lib/db/embedded-postgres.ts";
 import { migrate } from "../lib/db/migrate.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
-import type { ProductSettings } from "../lib/instance-protocol.ts";
 import { backupContextFor } from "../backup/backup-context.ts";
 import { BackupJobs } from "../backup/jobs/backup-jobs.ts";
 import { backupMetrics } from "../backup/jobs/backup-metrics.ts";
-import type { BackupOperations } from "../backup/jobs/backup-operations.ts";
 import { backupOperationsFor } from "../backup/jobs/backup-operations-impl.ts";
 import { startJob, type AgentJobRequest } from "../backup/jobs/backup-requests.ts";
 import { BackupScheduler } from "../backup/jobs/backup-scheduler.ts";
@@ -28,9 +22,9 @@ import { createConsoleApp } from "./console/app.ts";
 import { firstAdminCreator } from "./console/commands/user-commands.ts";
 import { defineOpsModels } from "./console/models/ops-models.ts";
 import type { ApplianceStatus } from "./console/status.ts";
-import { controlApi } from "./control/control-api.ts";
 import { writeAgentEndpoint } from "./control/control-client.ts";
 import { acquireAgentLock } from "./agent-lock.ts";
+import { applianceStatus, closeConsole, controlRouter, instanceEnv, listenConsole, stopInstances, watch } from "./agent-parts.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { Production } from "./production.ts";
 import { EdgeProxy } from "./proxy/edge-proxy.ts";
@@ -241,6 +235,7 @@ export class Agent {
 
     // The scheduler's jobs end as they end (a failed check is evidence, not a reason to skip the next task).
     const runScheduled = (request: AgentJobRequest) => backupJobs.done(startJob(backupJobs, operations, request, "scheduler").id);
+    backupMetrics(registry, backupCtx);
     const scheduler = config.backup.scheduler ? new BackupScheduler(scheduledTasks(config.backup, backupCtx.repos, runScheduled), log) : undefined;
     const consoleApp = createConsoleApp({
       ctx,
@@ -266,7 +261,6 @@ export class Agent {
         () => scheduler.start(),
         () => scheduler.stop(),
       );
-    backupMetrics(registry, backupCtx);
     await steps.run(
       "watch",
       () => watch(registry, runtime, startedAt),
@@ -310,100 +304,4 @@ export class Agent {
     })();
     return this.stopping;
   }
-}
-
-/** The dashboard's account of the appliance: what serves production, the instances, the database, the agent. */
-async function applianceStatus(a: {
-  config: PlumConfig;
-  pg: PgServer & { serverVersion: string };
-  runtime: RuntimeDriver;
-  production: Production;
-  urls: { proxy: string };
-  startedAt: Date;
-}): Promise<ApplianceStatus> {
-  const instances = await Promise.all(
-    a.runtime.list().map(async (i) => {
-      const h = await a.runtime.health(i.id);
-      return { id: i.id, slot: i.slot, version: i.version, url: i.url, pid: i.pid, startedAt: i.startedAt, live: h.live, ready: h.ready, detail: h.detail };
-    }),
-  );
-  return {
-    agentVersion: APP_VERSION,
-    startedAt: a.startedAt,
-    production: await a.production.status(),
-    database: {
-      mode: a.pg.embedded ? "embedded" : "external",
-      host: a.pg.host,
-      port: a.pg.port,
-      serverVersion: a.pg.serverVersion,
-      productDatabase: a.config.database.productDatabase,
-      opsDatabase: a.config.database.opsDatabase,
-    },
-    proxy: { listening: a.urls.proxy, activeInstance: a.production.current()?.id },
-    instances,
-  };
-}
-
-/** The environment of a product instance: its database, its own session key, the product's settings. */
-function instanceEnv(config: PlumConfig, pg: PgServer, sessionKeySeed: Buffer, database: string): Record<string, string> {
-  const settings: ProductSettings = {
-    cookieSecure: config.http.cookieSecure,
-    sessionHours: config.console.sessionHours,
-    publicUrl: config.http.publicUrl,
-    security: config.security,
-  };
-  return {
-    PLUM_PRODUCT_DATABASE_URL: connectionUrl(pg, database),
-    // The product's own key, derived from the appliance's: a product instance never holds the console's key.
-    PLUM_PRODUCT_SESSION_KEY: createHmac("sha256", sessionKeySeed).update("plum-product-session").digest("hex"),
-    PLUM_PRODUCT_SETTINGS: JSON.stringify(settings),
-    PLUM_LOG_LEVEL: config.log.level,
-  };
-}
-
-function controlRouter(token: string, jobs: BackupJobs, operations: BackupOperations, audit: AuditLog, manager: UpgradeManager) {
-  return controlApi({ token, jobs, operations, audit, upgrades: { manager, installed: APP_VERSION } });
-}
-
-async function listenConsole(config: PlumConfig, app: Express): Promise<{ server: http.Server; url: string }> {
-  const server = http.createServer(app);
-  // A release bundle uploaded from a slow link, then verified and unpacked, takes longer than Node's 300 s default.
-  server.requestTimeout = 30 * 60_000;
-  const url = await new Promise<string>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.console.port, config.console.host, () => resolve(`http://${config.console.host}:${(server.address() as AddressInfo).port}`));
-  });
-  return { server, url };
-}
-
-async function closeConsole(server: http.Server): Promise<void> {
-  server.closeIdleConnections();
-  await withDeadline("console to close", 10_000, new Promise((r) => server.close(r))).catch(() => server.closeAllConnections());
-}
-
-async function stopInstances(runtime: RuntimeDriver, audit: AuditLog): Promise<void> {
-  for (const i of runtime.list()) {
-    await runtime.stop(i.id);
-    await audit.append({ actor: "agent", action: "instance.stop", target: i.id }).catch(() => undefined);
-  }
-}
-
-/** Keep the health gauges and the uptime current; returns the timer. */
-function watch(registry: Registry, runtime: RuntimeDriver, startedAt: Date): NodeJS.Timeout {
-  const healthy = new Gauge({
-    name: "plum_instance_healthy",
-    help: "1 when the instance answers /readyz",
-    labelNames: ["instance", "slot", "version"],
-    registers: [registry],
-  });
-  const uptime = new Gauge({ name: "plum_agent_uptime_seconds", help: "Seconds since the agent started", registers: [registry] });
-  const tick = async () => {
-    uptime.set((Date.now() - startedAt.getTime()) / 1000);
-    healthy.reset();
-    for (const i of runtime.list()) healthy.set({ instance: i.id, slot: i.slot, version: i.version }, (await runtime.health(i.id)).ready ? 1 : 0);
-  };
-  const timer = setInterval(() => void tick().catch(() => undefined), 5000);
-  timer.unref();
-  void tick();
-  return timer;
 }

@@ -1,6 +1,6 @@
 import type { Logger } from "../lib/logger.ts";
 import { sleep, waitFor } from "../lib/wait.ts";
-import type { AuditLog } from "./audit/audit-log.ts";
+import type { AuditEvent } from "./audit/audit-log.ts";
 import type { AnswerListener, EdgeProxy, Upstream } from "./proxy/edge-proxy.ts";
 import { instanceId, type HealthReport, type InstanceInfo, type ReleaseRef, type RuntimeDriver, type Slot } from "./runtimes/runtime.ts";
 
@@ -13,7 +13,7 @@ const BRIEF_WARM = { connections: 32, rounds: 1, timeoutMs: 1_000 };
 export interface ProductionDeps {
   runtime: RuntimeDriver;
   proxy: EdgeProxy;
-  audit: AuditLog;
+  audit: { append(event: AuditEvent): Promise<unknown> };
   log: Logger;
   /** The environment of an instance against a database (its URL, the product's key and settings). */
   instanceEnv(database: string): Record<string, string>;

@@ -279,6 +279,18 @@ export async function bootAgent(world: FakeWorld, sequelize: Sequelize, installe
   return { host, journal, manager, resumed };
 }
 
+/** Wait until an upgrade is finished (not merely resting at a gate). */
+export function finished(journal: UpgradeJournal, id: number, timeoutMs = 15_000): Promise<Upgrade> {
+  return waitFor(
+    `upgrade ${id} to finish`,
+    async () => {
+      const u = await journal.get(id);
+      return u?.finishedAt ? u : undefined;
+    },
+    { timeoutMs, firstDelayMs: 10, maxDelayMs: 50 },
+  );
+}
+
 /** Wait until an upgrade rests: finished, waiting for promotion, or waiting for a restore confirmation. */
 export function settled(journal: UpgradeJournal, id: number, timeoutMs = 15_000): Promise<Upgrade> {
   return waitFor(
@@ -338,4 +350,13 @@ export async function expectAtRest(world: FakeWorld, sequelize: Sequelize, expec
   expect(await journal.productionVersion(), "the production pointer").to.be.oneOf(expected.serves === V1.version ? [undefined, V1.version] : [expected.serves]);
   expect((await journal.verify()).ok, "the journal's chain").to.equal(true);
   expect((await new AuditLog(sequelize).verify()).ok, "the audit chain").to.equal(true);
+}
+
+/** A refusal: the promise rejects with exactly this message. */
+export async function expectRefusal(work: Promise<unknown>, message: string): Promise<void> {
+  const err = await work.then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  expect(err?.message).to.equal(message);
 }

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { AuditLog } from "../../appliance/audit/audit-log.ts";
-import { bootAgent, expectAtRest, FakeWorld, settled, upgradeTestBed, V1, V2 } from "../support/fake-upgrade-host.ts";
+import { bootAgent, expectAtRest, expectRefusal, FakeWorld, finished, settled, upgradeTestBed, V1, V2 } from "../support/fake-upgrade-host.ts";
 
 /**
  * The real UpgradeManager on a real journal (plum_ops of the test cluster) over an in-memory UpgradeHost: the
@@ -140,7 +140,7 @@ describe("upgrade manager (fake host, real journal)", function () {
     expect([waiting.step, waiting.status]).to.deep.equal(["promote", "waiting"]);
     expect(world.serving?.version).to.equal(V1.version);
     await manager.approve("user:ada");
-    const done = await waitForFinish(journal, u.id);
+    const done = await finished(journal, u.id);
     await manager.stop();
     expect(done.status, done.error ?? "").to.equal("completed");
     expect(done.report.promotion).to.deep.equal({ waitedFor: "approval", approvedBy: "user:ada" });
@@ -156,7 +156,7 @@ describe("upgrade manager (fake host, real journal)", function () {
     const second = await bootAgent(world, bed.sequelize, V1.version);
     expect(second.resumed).to.equal(`upgrade ${u.id} resumed at promote`);
     await second.manager.approve("user:ada");
-    const done = await waitForFinish(second.journal, u.id);
+    const done = await finished(second.journal, u.id);
     await second.manager.stop();
     expect(done.status, done.error ?? "").to.equal("completed");
   });
@@ -172,7 +172,7 @@ describe("upgrade manager (fake host, real journal)", function () {
     expect((await journal.get(u.id))!.status).to.equal("waiting");
     expect(world.calls.some((c) => c.startsWith("commands.migrate production"))).to.equal(false);
     world.settings = { ...world.settings, window: { cron: "* * * * *", minutes: 5 } }; // plum.yaml reloaded: open now
-    const done = await waitForFinish(journal, u.id);
+    const done = await finished(journal, u.id);
     await manager.stop();
     expect(done.status, done.error ?? "").to.equal("completed");
     expect(done.report.promotion?.waitedFor).to.equal("window");
@@ -186,7 +186,7 @@ describe("upgrade manager (fake host, real journal)", function () {
     await settled(journal, u.id);
     expect(world.stagingDatabase).to.equal(true);
     await manager.abort("user:ada"); // the promotion gate sees it within its next look
-    const aborted = await waitForFinish(journal, u.id);
+    const aborted = await finished(journal, u.id);
     expect([aborted.status, aborted.error]).to.deep.equal(["aborted", "aborted while waiting for promotion"]);
     await expectAtRest(world, bed.sequelize, { serves: V1.version, schema: V1.schemaVersion });
 
@@ -195,7 +195,7 @@ describe("upgrade manager (fake host, real journal)", function () {
     await held.reached;
     expect((await manager.abort("user:ada")).status).to.equal("running"); // the stage step finishes first
     held.release();
-    const done = await waitForFinish(journal, next.id);
+    const done = await finished(journal, next.id);
     await manager.stop();
     expect([done.status, done.error]).to.deep.equal(["aborted", "aborted before promotion"]);
     expect(world.calls.filter((c) => c.startsWith("commands.validate"))).to.have.length(2); // the first upgrade's only
@@ -230,21 +230,3 @@ describe("upgrade manager (fake host, real journal)", function () {
     expect((err as Error).message).to.equal("instance production@0.1.0 did not become ready");
   });
 });
-
-/** Until the upgrade is finished (not merely resting at a gate). */
-async function waitForFinish(journal: import("../../appliance/upgrade/upgrade-journal.ts").UpgradeJournal, id: number) {
-  for (let i = 0; i < 300; i++) {
-    const u = (await journal.get(id))!;
-    if (u.finishedAt) return u;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`upgrade ${id} did not finish within 15 s`);
-}
-
-async function expectRefusal(work: Promise<unknown>, message: string): Promise<void> {
-  const err = await work.then(
-    () => undefined,
-    (e: Error) => e,
-  );
-  expect(err?.message).to.equal(message);
-}

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { AuditLog } from "../../appliance/audit/audit-log.ts";
 import type { UpgradeJournal } from "../../appliance/upgrade/upgrade-journal.ts";
 import { waitFor } from "../../lib/wait.ts";
-import { bootAgent, expectAtRest, FakeWorld, settled, upgradeTestBed, V1, V2 } from "../support/fake-upgrade-host.ts";
+import { bootAgent, expectAtRest, expectRefusal, FakeWorld, settled, upgradeTestBed, V1, V2 } from "../support/fake-upgrade-host.ts";
 
 const DOWN_TO_V1 = `commands.migrate production 0.2.0 to ${V1.schemaVersion}`;
 
@@ -205,11 +205,3 @@ describe("upgrade rollbacks (fake host, real journal)", function () {
     await expectAtRest(world, bed.sequelize, { serves: V1.version, schema: V1.schemaVersion });
   });
 });
-
-async function expectRefusal(work: Promise<unknown>, message: string): Promise<void> {
-  const err = await work.then(
-    () => undefined,
-    (e: Error) => e,
-  );
-  expect(err?.message).to.equal(message);
-}
