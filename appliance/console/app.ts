@@ -1,6 +1,6 @@
 import path from "node:path";
 import cookieParser from "cookie-parser";
-import express, { type Express, type Response } from "express";
+import express, { type Express, type Response, type Router } from "express";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../lib/logger.ts";
 import { HttpError } from "../../lib/http/http-errors.ts";
@@ -13,7 +13,6 @@ import { accountRoutes } from "../../lib/http/auth/account-routes.ts";
 import { csrfProtection, OPS_COOKIES, requireSignedIn, sessionLoader, signedIn } from "../../lib/http/auth/session-auth.ts";
 import { sessionRoutes } from "../../lib/http/auth/session-routes.ts";
 import { can } from "./policies.ts";
-import { controlApi } from "../control/control-api.ts";
 import type { ConsoleUpgrades } from "../control/upgrade-control.ts";
 import type { ReleaseStore } from "../releases/release-store.ts";
 import { auditRoutes } from "./routes/audit-routes.ts";
@@ -26,7 +25,6 @@ import { upgradeRoutes } from "./routes/upgrade-routes.ts";
 import { bundleUpload } from "./uploads/bundle-upload.ts";
 import { userRoutes } from "./routes/user-routes.ts";
 import type { StatusProvider } from "./status.ts";
-import type { ReloadOutcome } from "../config-reload.ts";
 
 export interface ConsoleAppDeps {
   ctx: ConsoleContext;
@@ -35,12 +33,15 @@ export interface ConsoleAppDeps {
   secureCookies: boolean;
   status: StatusProvider;
   metrics: Registry;
-  /** The backup agent (pages for backups, restores, drills, evidence signed by `signingKey`) and its control API for plumctl. */
-  backup?: ConsoleBackup & { controlToken: string; signingKey: EvidenceSigningKey };
+  /** The backup agent (pages for backups, restores, drills, evidence signed by `signingKey`). */
+  backup?: ConsoleBackup & { signingKey: EvidenceSigningKey };
   /** The upgrade manager and the releases (pages Releases, Upgrade, History; control API for plumctl). */
   upgrades?: ConsoleUpgrades & { releases: ReleaseStore };
-  /** `plumctl config reload` through the control API: plum.yaml read again, the live keys applied. */
-  reload?: () => Promise<ReloadOutcome>;
+  /**
+   * APIs for machines the agent serves on this listener (its control API for plumctl): mounted before the
+   * console's sessions, CSRF and pages, each with its own authentication.
+   */
+  machineApis?: Array<{ path: string; router: Router }>;
 }
 
 /** The ops console (admins, operators, auditors) and the agent's /metrics. */
@@ -61,18 +62,7 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
     res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
 
-  if (deps.backup)
-    app.use(
-      "/control",
-      controlApi({
-        token: deps.backup.controlToken,
-        jobs: deps.backup.jobs,
-        operations: deps.backup.operations,
-        audit: deps.ctx.audit,
-        upgrades: deps.upgrades,
-        reload: deps.reload,
-      }),
-    );
+  for (const api of deps.machineApis ?? []) app.use(api.path, api.router);
 
   app.use(express.urlencoded({ extended: false, limit: "64kb" }));
   app.use(cookieParser());

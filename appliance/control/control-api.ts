@@ -21,8 +21,8 @@ function authorised(req: Request, token: string): boolean {
 }
 
 /**
- * The agent's control API for `plumctl` on this host (console port, loopback): start backup jobs and follow
- * them. Authenticated by the control token in PLUM_HOME/secrets (0600): holding it means being root here.
+ * The agent's control API for `plumctl` on this host, mounted by the agent on its console listener: start backup
+ * jobs and follow them. Authenticated by the control token in PLUM_HOME/secrets (0600): holding it means being root here.
  * Answers are NDJSON: the job, its progress lines, then the finished job.
  */
 export function controlApi(deps: {

@@ -22,7 +22,7 @@ const rollbackSchema = z.strictObject({
 });
 
 /**
- * The upgrade routes of the control API (bearer token, mounted under /control by the console app): what
+ * The upgrade routes of the control API (bearer token, mounted under /control by the agent): what
  * `plumctl upgrade …` and `plumctl rollback` call. The host's root acts as `actor`.
  */
 export function upgradeControl(upgrades: ConsoleUpgrades, actor: string): Router {

@@ -1,5 +1,5 @@
 /**
- * How the agent runs product instances. The upgrade manager and the proxy speak only this interface;
+ * How the agent runs product instances. Production and the upgrade host adapter speak only this interface;
  * `process` (child processes from unpacked releases) implements it today, `docker` (dockerode) next.
  */
 export type Slot = "production" | "staging";

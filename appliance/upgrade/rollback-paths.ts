@@ -1,7 +1,7 @@
 import { runStep } from "./step-runner.ts";
 import type { UpgradeHost } from "./upgrade-host.ts";
 import type { Upgrade, UpgradeJournal } from "./upgrade-journal.ts";
-import { downMigrate, teardownStaging, trafficBack } from "./upgrade-steps.ts";
+import { downMigrate, trafficBack } from "./upgrade-steps.ts";
 
 /** Traffic back to the old release first, then the schema as validation decided. */
 export async function rollBack(host: UpgradeHost, journal: UpgradeJournal, u: Upgrade): Promise<void> {
@@ -22,7 +22,7 @@ export async function rollBack(host: UpgradeHost, journal: UpgradeJournal, u: Up
       await journal.update(u.id, { report });
       if (mode === "restore-required") {
         const confirmedBy = report.rollback.restoreConfirmedBy;
-        if (!host.config.upgrades.autoRestore && !confirmedBy) {
+        if (!host.settings.autoRestore && !confirmedBy) {
           report.rollback.writeWindow = { from: (u.snapshotAt ?? new Date()).toISOString(), to: new Date().toISOString() };
           return { mode, waiting: "an admin's confirmation to restore the pre-upgrade snapshot" };
         }
@@ -35,7 +35,7 @@ export async function rollBack(host: UpgradeHost, journal: UpgradeJournal, u: Up
         return { mode, restored: u.snapshotSetId };
       }
       try {
-        const down = await downMigrate(host, u);
+        const down = await downMigrate(host, u.toVersion, u.fromVersion);
         report.migrations = { ...report.migrations, undone: { ran: down.ran, seconds: down.seconds } };
         return { mode, schemaVersion: down.schemaVersion, undone: down.ran };
       } catch (err) {
@@ -44,7 +44,7 @@ export async function rollBack(host: UpgradeHost, journal: UpgradeJournal, u: Up
       }
     });
   } catch (err) {
-    await teardownStaging(host).catch(() => undefined); // a full copy of production data must not linger
+    await host.staging.drop().catch(() => undefined); // a full copy of production data must not linger
     await journal.update(u.id, { status: "failed", error: `rollback did not finish: ${(err as Error).message}` });
     await host.audit.append({
       actor: "agent",
@@ -56,11 +56,11 @@ export async function rollBack(host: UpgradeHost, journal: UpgradeJournal, u: Up
     return;
   }
   const after = (await journal.get(u.id))!;
-  if (mode === "restore-required" && !host.config.upgrades.autoRestore && !after.report.rollback?.restoreConfirmedBy) {
+  if (mode === "restore-required" && !host.settings.autoRestore && !after.report.rollback?.restoreConfirmedBy) {
     await journal.update(u.id, { status: "restore-pending" });
     return;
   }
-  await teardownStaging(host);
+  await host.staging.drop();
   await journal.update(after.id, { status: "rolled-back", error: after.report.rollback?.reason ?? null });
   await host.audit.append({
     actor: "agent",
@@ -74,18 +74,9 @@ export async function rollBack(host: UpgradeHost, journal: UpgradeJournal, u: Up
 export async function switchToRetained(host: UpgradeHost, journal: UpgradeJournal, u: Upgrade): Promise<void> {
   try {
     await runStep(host, journal, u, "promote", async () => {
-      const id = `production@${u.toVersion}`;
-      const instance =
-        host.runtime.list().find((i) => i.id === id) ??
-        (await host.startReady("production", host.releases.ref(u.toVersion), host.config.database.productDatabase));
-      await host.proxy.warm(instance);
-      const previous = host.proxy.switchTo({ id: instance.id, version: instance.version, url: instance.url });
+      const switched = await host.production.switchTo(u.toVersion);
       await journal.setProductionVersion(u.toVersion, u.id);
-      if (previous) {
-        await host.proxy.drain(previous.id, 30_000).catch(() => undefined);
-        await host.runtime.stop(previous.id);
-      }
-      return { instance: instance.id, previous: previous?.id };
+      return { instance: switched.instance, previous: switched.previous };
     });
     await journal.update(u.id, { step: "rollback", status: "rolling-back" });
   } catch (err) {
@@ -97,7 +88,7 @@ export async function switchToRetained(host: UpgradeHost, journal: UpgradeJourna
 export async function undoSchemaForRetained(host: UpgradeHost, journal: UpgradeJournal, u: Upgrade): Promise<void> {
   try {
     await runStep(host, journal, u, "rollback", async (report) => {
-      const down = await downMigrate(host, { ...u, fromVersion: u.toVersion, toVersion: u.fromVersion });
+      const down = await downMigrate(host, u.fromVersion, u.toVersion);
       report.migrations = { ...report.migrations, undone: { ran: down.ran, seconds: down.seconds } };
       return { schemaVersion: down.schemaVersion, undone: down.ran };
     });

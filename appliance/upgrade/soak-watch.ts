@@ -1,4 +1,4 @@
-import type { EdgeProxy } from "../proxy/edge-proxy.ts";
+import type { AnswerListener } from "../proxy/edge-proxy.ts";
 import type { HealthReport } from "../runtimes/runtime.ts";
 
 export interface SoakThresholds {
@@ -43,7 +43,7 @@ export function judgeSoak(seen: { requests: number; errors5xx: number; latencies
  * health probe each second. Resolves at the first breach or when the period ends; `stop()` ends it early.
  */
 export function watchSoak(opts: {
-  proxy: EdgeProxy;
+  onAnswer(listener: AnswerListener): () => void;
   version: string;
   health: () => Promise<HealthReport>;
   thresholds: SoakThresholds;
@@ -51,7 +51,7 @@ export function watchSoak(opts: {
 }): { result: Promise<SoakResult>; stop(): void } {
   const started = Date.now();
   const seen = { requests: 0, errors5xx: 0, latenciesMs: [] as number[], failuresInARow: 0, failures: 0 };
-  const unsubscribe = opts.proxy.onAnswer((a) => {
+  const unsubscribe = opts.onAnswer((a) => {
     if (a.version !== opts.version) return;
     seen.requests++;
     if (a.status >= 500) seen.errors5xx++;

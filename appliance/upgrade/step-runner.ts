@@ -3,8 +3,7 @@ import type { Step, Upgrade, UpgradeJournal, UpgradeReport } from "./upgrade-jou
 
 /**
  * Run one step of an upgrade: journal it (started, then done or failed), write the audit log, and keep its
- * timings and result in the report. The test hook PLUM_UPGRADE_KILL_AT=<step> kills the agent right after
- * "started", so tests can prove a restart resumes or undoes from there.
+ * timings and result in the report. A crash after "started" leaves the step for `resume()` to finish or undo.
  */
 export async function runStep<T>(host: UpgradeHost, journal: UpgradeJournal, u: Upgrade, step: Step, work: (report: UpgradeReport) => Promise<T>): Promise<T> {
   const report: UpgradeReport = { ...u.report, steps: { ...u.report.steps, [step]: { startedAt: new Date().toISOString() } } };
@@ -16,7 +15,6 @@ export async function runStep<T>(host: UpgradeHost, journal: UpgradeJournal, u: 
     target: `upgrade:${u.id}`,
     detail: { phase: "started", from: u.fromVersion, to: u.toVersion },
   });
-  if (process.env.PLUM_UPGRADE_KILL_AT === step) process.kill(process.pid, "SIGKILL");
   const started = Date.now();
   const finish = async (outcome: "done" | "failed", detail: unknown) => {
     report.steps[step] = { ...report.steps[step], finishedAt: new Date().toISOString(), seconds: (Date.now() - started) / 1000, outcome, detail };

@@ -1,9 +1,9 @@
 import type { PlumConfig } from "../../lib/config.ts";
 import type { Logger } from "../../lib/logger.ts";
-import type { PgServer } from "../../lib/db/database.ts";
-import type { AuditLog } from "../audit/audit-log.ts";
-import type { EdgeProxy } from "../proxy/edge-proxy.ts";
-import type { InstanceInfo, ReleaseRef, RuntimeDriver, Slot } from "../runtimes/runtime.ts";
+import type { AuditEvent } from "../audit/audit-log.ts";
+import type { AnswerListener } from "../proxy/edge-proxy.ts";
+import type { HealthReport, ReleaseRef } from "../runtimes/runtime.ts";
+import type { SuiteOutcome } from "./release-commands-runner.ts";
 
 /** What the upgrade steps need to know of a release: the parts of its signed manifest they act on. */
 export interface ReleaseFacts {
@@ -23,24 +23,64 @@ export interface ReleaseCatalogue {
   prune(protect: string[]): string[];
 }
 
+/** The production slot as the upgrade drives it (the agent's `Production`). Releases are named by version. */
+export interface ProductionSlot {
+  /** The instance serving production now, if any. */
+  current(): { id: string; version: string } | undefined;
+  /** The release's production instance, running and ready (started again when a restart lost it); its id. */
+  ensureWarm(version: string): Promise<string>;
+  /**
+   * Give production to the release: its instance warm, the proxy switched atomically, the previous drained and,
+   * unless `keepPrevious` (promote keeps the old warm for the soak), stopped. `brief`: a short warm-up (a breach
+   * is serving meanwhile).
+   */
+  switchTo(
+    version: string,
+    opts?: { keepPrevious?: boolean; brief?: boolean },
+  ): Promise<{ instance: string; previous?: string; switchMs: number; switchedAt: Date }>;
+  /** Drain and stop the release's production instance; nothing when none runs. */
+  stop(version: string): Promise<void>;
+  health(version: string): Promise<HealthReport>;
+  /** Follow the proxy's answers (the soak judges the promoted release by them); returns the unsubscribe. */
+  onAnswer(listener: AnswerListener): () => void;
+}
+
+/** The staging slot: a copy of production's data and the instances started on it. */
+export interface StagingSlot {
+  /** Restore a set's product database into the staging database (through the backup job queue), verified. */
+  restore(setId: string, actor: string): Promise<{ checks: number; failed: string[] }>;
+  /** Start a release on the staging database and wait until it is ready; its URL. */
+  start(version: string): Promise<{ url: string }>;
+  stop(version: string): Promise<void>;
+  /** Stop every staging instance and drop the staging database. Idempotent. */
+  drop(): Promise<void>;
+}
+
+export type DatabaseRole = "production" | "staging";
+
+/** A release's own `plumctl` commands, run against production's or staging's database. */
+export interface ReleaseCommands {
+  migrate(version: string, database: DatabaseRole, opts?: { to?: string }): Promise<{ ran: string[]; schemaVersion: string; seconds: number }>;
+  validate(version: string, instanceUrl: string, database: DatabaseRole, suites: string[]): Promise<SuiteOutcome>;
+}
+
 /**
- * Everything the upgrade manager drives, given by the agent. It speaks only the runtime interface, so a
- * Docker driver slots in without touching the steps.
+ * Everything the upgrade manager drives, in the words of its steps. The agent gives one over its Production,
+ * runtime, databases and backup jobs (upgrade-host-adapter.ts); the tests give an in-memory one.
  */
 export interface UpgradeHost {
-  config: PlumConfig;
+  /** Read at each use: a reloaded plum.yaml applies to the next decision. */
+  readonly settings: PlumConfig["upgrades"];
   log: Logger;
-  audit: AuditLog;
-  runtime: RuntimeDriver;
-  proxy: EdgeProxy;
-  pg: PgServer;
+  audit: { append(event: AuditEvent): Promise<unknown> };
   releases: ReleaseCatalogue;
-  /** Start a release in a slot against a database and wait (deadline) until it is ready; stopped again if it never is. */
-  startReady(slot: Slot, release: ReleaseRef, database: string): Promise<InstanceInfo>;
+  production: ProductionSlot;
+  staging: StagingSlot;
+  commands: ReleaseCommands;
+  /** The product database's size and the free disk where a staging copy lands (undefined: not measurable here). */
+  disk(): Promise<{ databaseBytes: number; freeBytes?: number }>;
   /** A pre-upgrade backup set through the backup agent's job queue: its id and when it was taken. */
   snapshot(actor: string): Promise<{ setId: string; takenAt: Date }>;
-  /** Restore a set's product database into a new database (the staging copy), verified against the set's manifest. */
-  restoreInto(setId: string, database: string): Promise<{ checks: number; failed: string[] }>;
-  /** Restore a set's product database over production (the backup agent's restore: stop, swap, start). */
+  /** Restore a set's product database over production (the backup agent's restore: detach, swap, re-attach). */
   restoreProduction(setId: string, actor: string): Promise<void>;
 }

@@ -6,7 +6,7 @@ import type { UpgradeHost } from "./upgrade-host.ts";
 import { STEPS, type Promotion, type Step, type Upgrade, type UpgradeJournal, type UpgradeReport } from "./upgrade-journal.ts";
 import { rollBack, switchToRetained } from "./rollback-paths.ts";
 import { runStep } from "./step-runner.ts";
-import { completeStep, ensureWarm, promoteStep, snapshotStep, stageStep, teardownStaging, validateStep, verifyStep } from "./upgrade-steps.ts";
+import { completeStep, promoteStep, snapshotStep, stageStep, validateStep, verifyStep } from "./upgrade-steps.ts";
 import { watchSoak } from "./soak-watch.ts";
 
 const PROMOTION_RANK: Record<Promotion, number> = { now: 0, window: 1, approval: 2 };
@@ -40,7 +40,7 @@ export class UpgradeManager {
 
   /** The least promotion plum.yaml allows (the console offers only the choices it accepts). */
   get configuredPromotion(): Promotion {
-    return this.host.config.upgrades.promotion;
+    return this.host.settings.promotion;
   }
 
   /** The version production runs: the pointer in plum_ops, or the installed release on an appliance never upgraded. */
@@ -49,7 +49,7 @@ export class UpgradeManager {
   }
 
   async start(input: { version: string; promotion?: Promotion; actor: string; installed: string }): Promise<Upgrade> {
-    const configured = this.host.config.upgrades.promotion;
+    const configured = this.host.settings.promotion;
     const promotion = input.promotion ?? configured;
     if (PROMOTION_RANK[promotion] < PROMOTION_RANK[configured]) {
       throw new PlumError(`promotion "${promotion}" is not allowed here: upgrades.promotion in plum.yaml requires "${configured}"`, {
@@ -169,6 +169,18 @@ export class UpgradeManager {
     return u.fromVersion;
   }
 
+  /** At boot: serve the release the pointer names, or (it cannot start, see `fallBack`) the one it came from. */
+  async serveAtBoot(installed: string, serve: (version: string) => Promise<unknown>): Promise<void> {
+    try {
+      await serve(await this.productionVersion(installed));
+    } catch (err) {
+      const previous = await this.fallBack((err as Error).message);
+      if (!previous) throw err;
+      this.host.log.error({ err, previous }, "the promoted release does not start: serving the previous one");
+      await serve(previous);
+    }
+  }
+
   /** Agent stopping: leave the journal as it is (a restart resumes), end the loops. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -199,7 +211,7 @@ export class UpgradeManager {
     } catch (err) {
       // Nothing may leave an upgrade unfinished for ever (it holds the lock): an unexpected error ends it as failed.
       this.host.log.error({ err, upgrade: id }, "upgrade driver stopped with an error");
-      await teardownStaging(this.host).catch(() => undefined);
+      await this.host.staging.drop().catch(() => undefined);
       await this.journal.note(id, (await this.journal.get(id))?.step ?? "verify", "failed", { error: (err as Error).message }).catch(() => undefined);
       await this.journal.update(id, { status: "failed", error: `stopped by an unexpected error: ${(err as Error).message}` }).catch(() => undefined);
       await this.host.audit
@@ -246,7 +258,7 @@ export class UpgradeManager {
   }
 
   private async finishAborted(u: Upgrade, why: string): Promise<void> {
-    await teardownStaging(this.host).catch((err) => this.host.log.error({ err }, "tearing down staging failed"));
+    await this.host.staging.drop().catch((err) => this.host.log.error({ err }, "tearing down staging failed"));
     await this.journal.note(u.id, u.step, "undone", { why });
     await this.journal.update(u.id, { status: "aborted", error: why });
     await this.host.audit.append({ actor: "agent", action: "upgrade.aborted", target: `upgrade:${u.id}`, outcome: "failure", detail: { why, step: u.step } });
@@ -255,8 +267,8 @@ export class UpgradeManager {
 
   /** Wait for the promotion the upgrade asked for; false when it was aborted (or the agent stops). */
   private async promotionGate(u: Upgrade): Promise<boolean> {
-    const { window } = this.host.config.upgrades;
     while (!this.stopped) {
+      const { window } = this.host.settings; // read each time: a reloaded plum.yaml moves the window
       if (this.abortRequested) {
         await this.finishAborted(u, "aborted while waiting for promotion");
         return false;
@@ -292,13 +304,13 @@ export class UpgradeManager {
   }
 
   private async runSoak(u: Upgrade): Promise<void> {
-    const t = this.host.config.upgrades;
+    const t = this.host.settings;
     const result = await runStep(this.host, this.journal, u, "soak", async (report) => {
-      await ensureWarm(this.host, u.fromVersion);
+      await this.host.production.ensureWarm(u.fromVersion);
       const watch = watchSoak({
-        proxy: this.host.proxy,
+        onAnswer: (listener) => this.host.production.onAnswer(listener),
         version: u.toVersion,
-        health: () => this.host.runtime.health(`production@${u.toVersion}`),
+        health: () => this.host.production.health(u.toVersion),
         thresholds: {
           seconds: t.soakSeconds,
           maxErrorRatio: t.maxErrorRatio,

@@ -1,6 +1,8 @@
 import type { BackupContext } from "../backup-context.ts";
 import type { BackupOperations } from "./backup-operations.ts";
 import { restoreDrill } from "../drills/restore-drill.ts";
+import { describeFailures } from "../restore/manifest-verifier.ts";
+import { scratchRestorer } from "../restore/scratch-restorer.ts";
 import { setRestorer, type ProductInstances } from "../restore/set-restorer.ts";
 import { Restic } from "../restic/restic.ts";
 import { backupSetCreator } from "../sets/backup-set-creator.ts";
@@ -73,6 +75,40 @@ export function backupOperationsFor(ctx: BackupContext, instances: ProductInstan
         restic,
         onProgress: progress,
       });
+    },
+    async restoreCopy(request, startedBy, progress) {
+      const startedAt = new Date();
+      const set = await ctx.sets.findByPk(request.setId);
+      const evidence = (outcome: "success" | "failure", detail: Record<string, unknown>) =>
+        ctx.evidence.record({
+          kind: "restore",
+          outcome,
+          setId: request.setId,
+          repository: "primary",
+          detail: {
+            purpose: request.purpose,
+            database: request.database,
+            from: "primary",
+            parts: { db: true, files: false },
+            startedBy,
+            startedAt: startedAt.toISOString(),
+            finishedAt: new Date().toISOString(),
+            rtoSeconds: (Date.now() - startedAt.getTime()) / 1000,
+            ...detail,
+          },
+        });
+      try {
+        if (!set || set.status !== "succeeded") throw new Error(`set ${request.setId} is not a succeeded set in the catalogue`);
+        const { checks } = await scratchRestorer({ ctx, restic, set, repo: ctx.repos.primary, target: { database: request.database }, onProgress: progress });
+        if (checks.some((c) => !c.passed))
+          throw Object.assign(new Error(`the restore does not match the manifest of set ${set.id}: ${describeFailures(checks)}`), { checks });
+        await evidence("success", { note: `restored for ${request.purpose}, verified`, verified: true, checks });
+        return { checks };
+      } catch (err) {
+        const checks = (err as { checks?: unknown }).checks ?? [];
+        await evidence("failure", { note: `restore for ${request.purpose} failed`, verified: false, checks, error: (err as Error).message });
+        throw err;
+      }
     },
     async drill(setId, startedBy, progress) {
       const report = await restoreDrill({ ctx, setId, startedBy, restic, onProgress: progress });

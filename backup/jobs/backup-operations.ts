@@ -1,6 +1,7 @@
 import type { BackupSet } from "../backup-catalogue.ts";
 import type { Progress } from "./backup-jobs.ts";
 import type { RepositoryRole, SetKind } from "../backup-types.ts";
+import type { CheckResult } from "../../product/validation/suite.ts";
 
 export interface RestoreRequest {
   setId: string;
@@ -21,5 +22,7 @@ export interface BackupOperations {
   /** Apply the retention policy (forget + prune) in both repositories. */
   forget(startedBy: string, progress: Progress): Promise<unknown>;
   restore(request: RestoreRequest, startedBy: string, progress: Progress): Promise<unknown>;
+  /** A set's product database into a new database, verified against its manifest; evidence "restore" either way. */
+  restoreCopy(request: { setId: string; database: string; purpose: string }, startedBy: string, progress: Progress): Promise<{ checks: CheckResult[] }>;
   drill(setId: string | undefined, startedBy: string, progress: Progress): Promise<unknown>;
 }

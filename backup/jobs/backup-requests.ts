@@ -25,6 +25,21 @@ export const jobRequestSchema = z.discriminatedUnion("kind", [
 ]);
 export type JobRequest = z.infer<typeof jobRequestSchema>;
 
+/**
+ * A set's product database restored into a database of the agent's choosing (the upgrade's staging copy),
+ * verified against the set's manifest. Only the agent asks for it: the control API never names a database.
+ */
+export interface CopyRestoreRequest {
+  kind: "restore-copy";
+  setId: string;
+  database: string;
+  /** Why the copy is made, in the evidence ("staging"). */
+  purpose: string;
+}
+
+/** Every job the agent's queue runs: what the console and plumctl may ask for, and what only the agent does. */
+export type AgentJobRequest = JobRequest | CopyRestoreRequest;
+
 const LABELS: Record<JobRequest["kind"], string> = {
   backup: "backup set",
   copy: "copy to the secondary",
@@ -35,7 +50,7 @@ const LABELS: Record<JobRequest["kind"], string> = {
 };
 
 /** Queue the job a request asks for. */
-export function startJob(jobs: BackupJobs, ops: BackupOperations, request: JobRequest, startedBy: string): JobView {
+export function startJob(jobs: BackupJobs, ops: BackupOperations, request: AgentJobRequest, startedBy: string): JobView {
   switch (request.kind) {
     case "backup":
       return jobs.enqueue("backup", `${request.setKind} ${LABELS.backup}`, startedBy, (p) => ops.backup(request.setKind, startedBy, p));
@@ -51,6 +66,10 @@ export function startJob(jobs: BackupJobs, ops: BackupOperations, request: JobRe
         `${LABELS.restore} of set ${request.setId} (${[request.db && "database", request.files && "files"].filter(Boolean).join(" + ")}) from the ${request.from}`,
         startedBy,
         (p) => ops.restore(request, startedBy, p),
+      );
+    case "restore-copy":
+      return jobs.enqueue("restore", `${LABELS.restore} of set ${request.setId} (database) for ${request.purpose}`, startedBy, (p) =>
+        ops.restoreCopy(request, startedBy, p),
       );
     case "drill":
       return jobs.enqueue("drill", `${LABELS.drill}${request.setId ? ` of set ${request.setId}` : " of the latest set"}`, startedBy, (p) =>

@@ -22,7 +22,7 @@ export function dashboardRoutes(router: Router, status: StatusProvider) {
       notice: NOTICES[String(req.query.notice ?? "")],
       status: current,
       uptime: formatUptime(Date.now() - current.startedAt.getTime()),
-      healthy: current.instances.some((i) => i.live && i.ready),
+      healthy: current.production.healthy,
     });
   });
 }

@@ -1,0 +1,94 @@
+import { statfsSync } from "node:fs";
+import type { PlumConfig } from "../../lib/config.ts";
+import { connectAdmin, connectionUrl, type PgServer } from "../../lib/db/database.ts";
+import type { Logger } from "../../lib/logger.ts";
+import { homeLayout } from "../../lib/paths.ts";
+import type { CheckResult } from "../../product/validation/suite.ts";
+import { databaseExists, dropDatabase } from "../../backup/restore/whole-databases.ts";
+import type { AgentJobRequest } from "../../backup/jobs/backup-requests.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
+import type { Production } from "../production.ts";
+import { instanceId, type RuntimeDriver } from "../runtimes/runtime.ts";
+import { runReleaseMigrate, runReleaseValidate } from "./release-commands-runner.ts";
+import type { DatabaseRole, ReleaseCatalogue, UpgradeHost } from "./upgrade-host.ts";
+
+const MIGRATE_TIMEOUT_MS = 30 * 60_000;
+const VALIDATE_TIMEOUT_MS = 15 * 60_000;
+
+export function stagingDatabaseOf(config: PlumConfig): string {
+  return `${config.database.productDatabase}_staging`;
+}
+
+/**
+ * The agent's UpgradeHost: production through `Production`, staging on the same server beside it, the releases'
+ * own commands through the runtime, snapshots and restores through the backup job queue.
+ */
+export function agentUpgradeHost(deps: {
+  config: PlumConfig;
+  log: Logger;
+  audit: AuditLog;
+  pg: PgServer;
+  runtime: RuntimeDriver;
+  production: Production;
+  releases: ReleaseCatalogue;
+  /** Run a job on the backup queue to its end; throws when it failed; resolves with its result. */
+  runJob(request: AgentJobRequest, actor: string): Promise<unknown>;
+}): UpgradeHost {
+  const { config, pg, runtime, production, releases } = deps;
+  const staging = stagingDatabaseOf(config);
+  const databaseOf = (role: DatabaseRole) => (role === "staging" ? staging : config.database.productDatabase);
+  return {
+    get settings() {
+      return config.upgrades;
+    },
+    log: deps.log,
+    audit: deps.audit,
+    releases,
+    production: {
+      current: () => production.current(),
+      ensureWarm: async (version) => (await production.ensureWarm(releases.ref(version))).id,
+      switchTo: (version, opts) => production.switchTo(releases.ref(version), opts),
+      stop: (version) => production.stop(version),
+      health: (version) => production.health(version),
+      onAnswer: (listener) => production.onAnswer(listener),
+    },
+    staging: {
+      async restore(setId, actor) {
+        const { checks } = (await deps.runJob({ kind: "restore-copy", setId, database: staging, purpose: "staging" }, actor)) as { checks: CheckResult[] };
+        return { checks: checks.length, failed: checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail ?? ""}`) };
+      },
+      start: async (version) => ({ url: (await production.startReady("staging", releases.ref(version), staging)).url }),
+      stop: (version) => runtime.stop(instanceId("staging", version)),
+      async drop() {
+        for (const i of runtime.list().filter((x) => x.slot === "staging")) await runtime.stop(i.id);
+        if (await databaseExists(pg, staging)) await dropDatabase(pg, staging);
+      },
+    },
+    commands: {
+      migrate: (version, role, opts = {}) =>
+        runReleaseMigrate(runtime, releases.ref(version), connectionUrl(pg, databaseOf(role)), { to: opts.to, timeoutMs: MIGRATE_TIMEOUT_MS }),
+      validate: (version, instanceUrl, role, suites) =>
+        runReleaseValidate(runtime, releases.ref(version), instanceUrl, connectionUrl(pg, databaseOf(role)), suites, VALIDATE_TIMEOUT_MS),
+    },
+    async disk() {
+      const admin = await connectAdmin(pg);
+      let databaseBytes: number;
+      try {
+        databaseBytes = Number((await admin.query("select pg_database_size($1) as n", [config.database.productDatabase])).rows[0].n);
+      } finally {
+        await admin.end();
+      }
+      if (!pg.embedded) return { databaseBytes };
+      // The staging copy lands next to production in the embedded server's data directory.
+      const fs = statfsSync(homeLayout(config.home).pgData);
+      return { databaseBytes, freeBytes: fs.bavail * fs.bsize };
+    },
+    async snapshot(actor) {
+      const set = (await deps.runJob({ kind: "backup", setKind: "pre-upgrade" }, actor)) as { id: string; startedAt: Date };
+      return { setId: set.id, takenAt: set.startedAt };
+    },
+    async restoreProduction(setId, actor) {
+      await deps.runJob({ kind: "restore", setId, db: true, files: false, from: "primary" }, actor);
+    },
+  };
+}
