@@ -1,11 +1,8 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { expect } from "chai";
-import pg from "pg";
-import { clientConfig } from "../../lib/db/database.ts";
-import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
-import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
 import { plumctl } from "../support/plumctl.ts";
+import { RunningAppliance } from "../support/running-appliance.ts";
 
 interface Job {
   status: string;
@@ -16,38 +13,23 @@ interface Job {
 /** The backup agent through `plumctl` and a real agent: sets, copy, drill, restore over production, recovery kit. */
 describe("backups through the agent (plumctl → control API → restic, pg_dump, pg_restore)", function () {
   this.timeout(300_000);
+  let appliance: RunningAppliance;
   let home: string;
-  let dbs: FreshDatabases;
-  let agent: AgentProcess;
   let env: Record<string, string>;
-  let product: pg.Client;
 
   before(async () => {
-    home = tempHome();
-    dbs = await freshDatabases();
-    const secondary = path.join(home, "site-b");
-    agent = await startAgentProcess({ home, env: { ...dbs.env, PLUM_BACKUP_SECONDARY: secondary } });
-    env = { ...dbs.env, PLUM_HOME: home, PLUM_BACKUP_SECONDARY: secondary };
-    const demo = await plumctl(["demo-data", "--participants", "300"], env, 120_000);
-    expect(demo.code, demo.stderr).to.equal(0);
+    appliance = await RunningAppliance.start({ env: (home) => ({ PLUM_BACKUP_SECONDARY: path.join(home, "site-b") }), demoParticipants: 300 });
+    ({ home, env } = appliance);
     writeFileSync(path.join(home, "files", "logo.svg"), "<svg/>");
-    product = new pg.Client(clientConfig(dbs.server, dbs.product));
-    product.on("error", () => undefined); // a restore terminates every connection to the product database
-    await product.connect();
   });
-  after(async () => {
-    await product?.end();
-    await agent?.stop("SIGTERM");
-    await dbs?.drop();
-    removeHome(home);
-  });
+  after(() => appliance?.stop());
 
   const run = async (args: string[]) => {
     const res = await plumctl([...args, "--json"], env, 240_000);
     expect(res.code, `${args.join(" ")}: ${res.stdout}\n${res.stderr}`).to.equal(0);
     return JSON.parse(res.stdout) as Job;
   };
-  const participants = async () => Number((await product.query("select count(*) as n from participants")).rows[0].n);
+  const participants = () => appliance.count("select count(*) as n from participants");
 
   let setId: string;
 
@@ -83,20 +65,17 @@ describe("backups through the agent (plumctl → control API → restic, pg_dump
 
   it("restores over production: the instance is restarted on the restored data and serves again", async () => {
     const before = await participants();
-    await product.query("delete from product_sessions");
-    await product.query("update participants set name = 'DAMAGED' where id in (select id from participants limit 10)");
+    await appliance.query("delete from product_sessions");
+    await appliance.query("update participants set name = 'DAMAGED' where id in (select id from participants limit 10)");
     const refused = await plumctl(["restore", setId], env);
     expect(refused.code).to.equal(1);
     expect(refused.stderr).to.include("hint: confirm with: plumctl restore");
     const job = await run(["restore", setId, "--yes"]);
     expect(job.status, JSON.stringify(job)).to.equal("succeeded");
-    await product.end().catch(() => undefined);
-    product = new pg.Client(clientConfig(dbs.server, dbs.product));
-    product.on("error", () => undefined);
-    await product.connect();
+    await appliance.reconnectProduct();
     expect(await participants()).to.equal(before);
-    expect(Number((await product.query("select count(*) as n from participants where name = 'DAMAGED'")).rows[0].n)).to.equal(0);
-    expect((await fetch(`${agent.proxyUrl}/readyz`)).status).to.equal(200);
+    expect(await appliance.count("select count(*) as n from participants where name = 'DAMAGED'")).to.equal(0);
+    expect((await fetch(`${appliance.agent.proxyUrl}/readyz`)).status).to.equal(200);
     expect(readFileSync(path.join(home, "files", "logo.svg"), "utf8")).to.equal("<svg/>");
     const list = JSON.parse((await plumctl(["backup", "list", "--json"], env)).stdout) as Array<{ kind: string }>;
     expect(list.map((s) => s.kind)).to.include("pre-restore");

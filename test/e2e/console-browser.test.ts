@@ -3,29 +3,25 @@ import path from "node:path";
 import { expect } from "chai";
 import type { Browser } from "playwright-core";
 import { APP_VERSION } from "../../lib/version.ts";
-import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
+import type { AgentProcess } from "../support/agent-process.ts";
 import { launchChromium } from "../support/browser.ts";
-import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
+import { RunningAppliance } from "../support/running-appliance.ts";
 
 describe("ops console in a real browser (headless Chromium)", function () {
   this.timeout(180_000);
-  let home: string;
-  let dbs: FreshDatabases;
+  let appliance: RunningAppliance;
   let agent: AgentProcess;
   let browser: Browser;
 
   before(async () => {
-    home = tempHome();
-    dbs = await freshDatabases();
     // Secure cookies as shipped: browsers treat loopback as a secure context.
-    agent = await startAgentProcess({ home, env: { ...dbs.env, PLUM_CONSOLE_COOKIE_SECURE: "true" } });
+    appliance = await RunningAppliance.start({ env: { PLUM_CONSOLE_COOKIE_SECURE: "true" } });
+    agent = appliance.agent;
     browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
-    await agent?.stop("SIGTERM");
-    await dbs?.drop();
-    removeHome(home);
+    await appliance?.stop();
   });
 
   it("signs in with the one-time password, changes it, and shows the dashboard", async () => {

@@ -2,10 +2,11 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { expect } from "chai";
 import { connectionUrl } from "../../lib/db/database.ts";
-import { removeHome, startAgentProcess, tempHome } from "../support/agent-process.ts";
-import { freshDatabases, testServer } from "../support/databases.ts";
+import { removeHome, tempHome } from "../support/agent-process.ts";
+import { testServer } from "../support/databases.ts";
 import { plumctl } from "../support/plumctl.ts";
 import { freePort } from "../support/ports.ts";
+import { RunningAppliance } from "../support/running-appliance.ts";
 
 describe("the client's own PostgreSQL (PLUM_DATABASE_URL)", function () {
   this.timeout(180_000);
@@ -14,15 +15,14 @@ describe("the client's own PostgreSQL (PLUM_DATABASE_URL)", function () {
   afterEach(() => removeHome(home));
 
   it("runs on it, creates its databases there, and embeds no PostgreSQL", async () => {
-    const dbs = await freshDatabases();
-    const agent = await startAgentProcess({ home, env: dbs.env });
+    // Empty databases, as a client's DBA hands them over: the agent migrates them itself.
+    const appliance = await RunningAppliance.start({ migrated: false });
     try {
-      expect(agent.output()).to.match(/database:\s+external PostgreSQL 15\.\d+ at 127\.0\.0\.1:/);
-      expect((await fetch(`${agent.proxyUrl}/readyz`)).status).to.equal(200);
-      expect(existsSync(path.join(home, "pgdata"))).to.equal(false);
+      expect(appliance.agent.output()).to.match(/database:\s+external PostgreSQL 15\.\d+ at 127\.0\.0\.1:/);
+      expect((await fetch(`${appliance.agent.proxyUrl}/readyz`)).status).to.equal(200);
+      expect(existsSync(path.join(appliance.home, "pgdata"))).to.equal(false);
     } finally {
-      await agent.stop("SIGTERM");
-      await dbs.drop();
+      await appliance.stop();
     }
   });
 

@@ -9,29 +9,27 @@ import { clientConfig } from "../../lib/db/database.ts";
 import { openSequelize } from "../../lib/db/sequelize.ts";
 import { defineProductModels } from "../../product/models/index.ts";
 import type { ProductContext } from "../../product/product-context.ts";
-import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
+import type { AgentProcess } from "../support/agent-process.ts";
 import { launchChromium } from "../support/browser.ts";
-import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
 import { award, buildAccount, buildItem, buildMerchant, buildParticipant, TEST_PASSWORD } from "../support/factories.ts";
 import { TEST_SECURITY } from "../support/product-app.ts";
+import { RunningAppliance } from "../support/running-appliance.ts";
 
 const jsQR = jsqr.default;
 
 describe("redemption in a real browser (headless Chromium, agent process, edge proxy)", function () {
   this.timeout(180_000);
-  let home: string;
-  let dbs: FreshDatabases;
+  let appliance: RunningAppliance;
   let agent: AgentProcess;
   let browser: Browser;
   let sequelize: Sequelize;
   const seeded = { participant: "", merchantStaff: "", itemName: "", merchantName: "" };
 
   before(async () => {
-    home = tempHome();
-    dbs = await freshDatabases();
-    agent = await startAgentProcess({ home, env: { ...dbs.env, PLUM_HTTP_COOKIE_SECURE: "true", PLUM_CONSOLE_COOKIE_SECURE: "true" } });
+    appliance = await RunningAppliance.start({ env: { PLUM_HTTP_COOKIE_SECURE: "true", PLUM_CONSOLE_COOKIE_SECURE: "true" } });
+    agent = appliance.agent;
     // The agent has migrated the product database: seed it through the product's own commands.
-    sequelize = openSequelize(clientConfig(dbs.server, dbs.product));
+    sequelize = openSequelize(clientConfig(appliance.dbs.server, appliance.dbs.product));
     const models = defineProductModels(sequelize);
     const ctx: ProductContext = {
       sequelize,
@@ -50,9 +48,7 @@ describe("redemption in a real browser (headless Chromium, agent process, edge p
   after(async () => {
     await browser?.close();
     await sequelize?.close();
-    await agent?.stop("SIGTERM");
-    await dbs?.drop();
-    removeHome(home);
+    await appliance?.stop();
   });
 
   /** A page in a fresh browser context (its own cookies), collecting console errors and CSP refusals. */

@@ -1,27 +1,14 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import pg from "pg";
 import { waitFor } from "../../lib/wait.ts";
 import { clientConfig } from "../../lib/db/database.ts";
-import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
-import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
 import { plumctl } from "../support/plumctl.ts";
 import { addMigration, compose, payoutsRoundHalfUp, requiredVoucherChannel, unhealthyInProductionAfter } from "../support/release-patches.ts";
+import { RunningAppliance } from "../support/running-appliance.ts";
 import { buildTestBundle, testVendorKeys } from "../support/test-bundles.ts";
-
-interface UpgradeView {
-  id: number;
-  status: string;
-  step: string;
-  fromVersion: string;
-  toVersion: string;
-  rollbackMode: string | null;
-  error: string | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the report is read as the journal stores it
-  report: Record<string, any>;
-}
 
 const V2_MIGRATION = addMigration(
   "1732000000500_release-notes",
@@ -33,11 +20,8 @@ const V3_MIGRATION = addMigration("1732000000600_badges", "create table badges (
 /** Upgrades end to end: real agent, real bundles built from this tree, real PostgreSQL and restic. */
 describe("upgrades: verify → snapshot → stage → validate → promote → soak → rollback", function () {
   this.timeout(600_000);
-  let home: string;
-  let dbs: FreshDatabases;
-  let agent: AgentProcess;
+  let appliance: RunningAppliance;
   let env: Record<string, string>;
-  let product: pg.Client;
   const bundles: Record<string, string> = {};
   let outDir: string;
 
@@ -58,42 +42,34 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
       key: privateKey,
       outDir,
     });
-    home = tempHome();
-    dbs = await freshDatabases();
-    const upgradeEnv = { PLUM_VENDOR_PUBLIC_KEY: testVendorKeys().publicKeyPem, PLUM_UPGRADE_PROMOTION: "now", PLUM_UPGRADE_SOAK_SECONDS: "8" };
-    agent = await startAgentProcess({ home, env: { ...dbs.env, ...upgradeEnv } });
-    env = { ...dbs.env, ...upgradeEnv, PLUM_HOME: home };
-    const demo = await plumctl(["demo-data", "--participants", "200"], env, 120_000);
-    expect(demo.code, demo.stderr).to.equal(0);
-    product = new pg.Client(clientConfig(dbs.server, dbs.product));
-    product.on("error", () => undefined); // a restore terminates every connection to the product database
-    await product.connect();
+    appliance = await RunningAppliance.start({
+      env: { PLUM_VENDOR_PUBLIC_KEY: testVendorKeys().publicKeyPem, PLUM_UPGRADE_PROMOTION: "now", PLUM_UPGRADE_SOAK_SECONDS: "8" },
+      demoParticipants: 200,
+    });
+    env = appliance.env;
   });
   after(async () => {
-    await product?.end();
-    await agent?.stop("SIGTERM");
-    await dbs?.drop();
-    removeHome(home);
+    await appliance?.stop();
     rmSync(outDir, { recursive: true, force: true });
   });
 
-  const version = async () => (await (await fetch(new URL("/version", agent.proxyUrl))).json()) as { version: string; schemaVersion: string };
-  const schema = async () => (await product.query("select name from pgmigrations order by run_on desc, id desc limit 1")).rows[0].name as string;
-  const count = async (sql: string) => Number((await product.query(sql)).rows[0].n);
-  const status = async () => JSON.parse((await plumctl(["upgrade", "status", "--json"], env)).stdout) as { latest: UpgradeView };
-  const stagingExists = async () => (await product.query("select 1 from pg_database where datname = $1", [`${dbs.product}_staging`])).rowCount === 1;
-  /** The instances the runtime has running in the production slot (its pid records). */
-  const productionInstances = () =>
-    readdirSync(path.join(home, "run", "instances"))
-      .map((f) => (JSON.parse(readFileSync(path.join(home, "run", "instances", f), "utf8")) as { id: string }).id)
-      .filter((id) => id.startsWith("production@"));
+  const version = () => appliance.served();
+  const schema = () => appliance.schema();
+  const count = (sql: string) => appliance.count(sql);
+  const status = () => appliance.upgradeStatus();
+  const stagingExists = () => appliance.stagingExists();
+  const productionInstances = () => appliance.productionInstances();
+  const settled = (statuses: string[]) => async () => {
+    const s = await status();
+    return statuses.includes(s.latest.status) ? s : undefined;
+  };
 
   /** Write a programme every 50 ms until stopped: rows "written during the upgrade". */
   function writer(prefix: string) {
     let n = 0;
     let stop = false;
     const done = (async () => {
-      const client = new pg.Client(clientConfig(dbs.server, dbs.product));
+      const client = new pg.Client(clientConfig(appliance.dbs.server, appliance.dbs.product));
       await client.connect();
       while (!stop) {
         await client.query("insert into programmes (name, kind) values ($1, 'recognition')", [`${prefix}-${++n}`]);
@@ -168,13 +144,9 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     const approved = await plumctl(["upgrade", "approve"], env);
     expect(approved.code, approved.stderr).to.equal(0);
     // Wait for the soak, then write through it.
-    for (let i = 0; i < 600 && (await status()).latest.status !== "soaking"; i++) await new Promise((r) => setTimeout(r, 250));
-    await product.query("insert into release_notes (body) values ('written during the soak')");
-    await waitFor("the rollback to finish", async () => (["rolled-back", "failed"].includes((await status()).latest.status) ? true : undefined), {
-      timeoutMs: 240_000,
-      maxDelayMs: 500,
-    });
-    const s = await status();
+    await waitFor("the soak to begin", settled(["soaking"]), { timeoutMs: 150_000, maxDelayMs: 100 });
+    await appliance.query("insert into release_notes (body) values ('written during the soak')");
+    const s = await waitFor("the rollback to finish", settled(["rolled-back", "failed"]), { timeoutMs: 240_000, maxDelayMs: 500 });
     expect(s.latest.status, s.latest.error ?? "").to.equal("rolled-back");
     expect(s.latest.rollbackMode).to.equal("traffic-only");
     expect(s.latest.report.rollback.reason).to.match(/soak breach: health/);
@@ -207,20 +179,13 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     expect(s.latest.report.rollback.writeWindow.from).to.be.a("string");
     expect(res.stdout).to.match(/losing writes from \S+ to \S+: `plumctl upgrade confirm-restore`/);
     expect((await version()).version, "traffic went back to the old release first").to.equal("0.1.0");
-    await product.query("insert into programmes (name, kind) values ('after the snapshot', 'recognition')");
+    await appliance.query("insert into programmes (name, kind) values ('after the snapshot', 'recognition')");
     const confirmed = await plumctl(["upgrade", "confirm-restore"], env);
     expect(confirmed.code, confirmed.stderr).to.equal(0);
-    await waitFor("the restore to finish", async () => (["rolled-back", "failed"].includes((await status()).latest.status) ? true : undefined), {
-      timeoutMs: 240_000,
-      maxDelayMs: 500,
-    });
-    s = await status();
+    s = await waitFor("the restore to finish", settled(["rolled-back", "failed"]), { timeoutMs: 240_000, maxDelayMs: 500 });
     expect(s.latest.status, s.latest.error ?? "").to.equal("rolled-back");
     expect(s.latest.report.rollback.restoreConfirmedBy).to.equal("cli");
-    await product.end().catch(() => undefined);
-    product = new pg.Client(clientConfig(dbs.server, dbs.product)); // the restore swapped the database
-    product.on("error", () => undefined);
-    await product.connect();
+    await appliance.reconnectProduct(); // the restore swapped the database
     expect(await schema()).to.equal("1732000000200_payouts");
     expect(await count("select count(*) as n from programmes")).to.equal(beforeSnapshot);
     expect(await count("select count(*) as n from programmes where name = 'after the snapshot'"), "the write window is lost, as shown").to.equal(0);
@@ -233,6 +198,6 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     expect(JSON.parse(audit.stdout).ok).to.equal(true);
     const journal = await plumctl(["upgrade", "verify", "--json"], env);
     expect(JSON.parse(journal.stdout).ok).to.equal(true);
-    expect(existsSync(path.join(home, "releases", "0.2.0"))).to.equal(true);
+    expect(existsSync(path.join(appliance.home, "releases", "0.2.0"))).to.equal(true);
   });
 });

@@ -1,9 +1,8 @@
 import { expect } from "chai";
 import pg from "pg";
-import { clientConfig, connectionUrl } from "../../lib/db/database.ts";
-import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../support/agent-process.ts";
-import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
+import { connectionUrl } from "../../lib/db/database.ts";
 import { plumctl } from "../support/plumctl.ts";
+import { RunningAppliance } from "../support/running-appliance.ts";
 
 interface Report {
   suite: string;
@@ -14,34 +13,21 @@ interface Report {
 /** `plumctl validate` against a real appliance (agent + instance) filled by `plumctl demo-data`. */
 describe("plumctl validate on an appliance with demo data", function () {
   this.timeout(300_000);
-  let home: string;
-  let dbs: FreshDatabases;
-  let agent: AgentProcess;
-  let env: Record<string, string>;
+  let appliance: RunningAppliance;
   let sql: pg.Client;
 
   before(async () => {
-    home = tempHome();
-    dbs = await freshDatabases();
-    agent = await startAgentProcess({ home, env: { ...dbs.env, PLUM_HTTP_COOKIE_SECURE: "false" } });
-    env = { ...dbs.env, PLUM_HOME: home };
-    const demo = await plumctl(["demo-data", "--participants", "500"], env, 120_000);
-    expect(demo.code, demo.stderr).to.equal(0);
+    appliance = await RunningAppliance.start({ env: { PLUM_HTTP_COOKIE_SECURE: "false" } });
+    const demo = await appliance.loadDemoData(500);
     expect(demo.stdout).to.match(/demo data \w+ loaded in [\d.]+ s: 500 participants, 3 programmes/);
-    sql = new pg.Client(clientConfig(dbs.server, dbs.product));
-    await sql.connect();
+    sql = await appliance.product();
   });
-  after(async () => {
-    await sql?.end();
-    await agent?.stop("SIGTERM");
-    await dbs?.drop();
-    removeHome(home);
-  });
+  after(() => appliance?.stop());
 
   const validate = (suites: string[]) =>
     plumctl(
-      ["validate", "--url", agent.proxyUrl, ...suites.flatMap((s) => ["--suite", s])],
-      { ...env, PLUM_VALIDATE_DATABASE_URL: connectionUrl(dbs.server, dbs.product) },
+      ["validate", "--url", appliance.agent.proxyUrl, ...suites.flatMap((s) => ["--suite", s])],
+      { ...appliance.env, PLUM_VALIDATE_DATABASE_URL: connectionUrl(appliance.dbs.server, appliance.dbs.product) },
       120_000,
     );
 

@@ -30,20 +30,50 @@ async function admin<T>(server: PgServer, work: (c: pg.Client) => Promise<T>): P
   }
 }
 
-/** A fresh pair of databases (product + ops) for one suite; `migrated` runs both migration sets. */
+/** Names of the migrated template databases (global setup makes them once per run; workers see the env). */
+const TEMPLATES_ENV = { product: "PLUM_TEST_PG_PRODUCT_TEMPLATE", ops: "PLUM_TEST_PG_OPS_TEMPLATE" } as const;
+
+/**
+ * Migrate a product and an ops database once, as templates: a suite's `create database … template …` copies
+ * them in a fraction of the time both migration sets take. Closed to connections, so a clone never waits.
+ */
+export async function createTemplateDatabases(): Promise<void> {
+  const server = testServer();
+  const suffix = randomBytes(4).toString("hex");
+  const names = { product: `t_tpl_plum_${suffix}`, ops: `t_tpl_ops_${suffix}` };
+  await admin(server, async (c) => {
+    await c.query(`create database ${names.product}`);
+    await c.query(`create database ${names.ops}`);
+  });
+  await migrate({ clientConfig: clientConfig(server, names.ops), dir: OPS_MIGRATIONS_DIR });
+  await migrate({ clientConfig: clientConfig(server, names.product), dir: PRODUCT_MIGRATIONS_DIR });
+  await admin(server, async (c) => {
+    for (const name of Object.values(names)) await c.query(`alter database ${name} with is_template true allow_connections false`);
+  });
+  process.env[TEMPLATES_ENV.product] = names.product;
+  process.env[TEMPLATES_ENV.ops] = names.ops;
+}
+
+function template(db: keyof typeof TEMPLATES_ENV): string {
+  const name = process.env[TEMPLATES_ENV[db]];
+  if (!name) throw new Error(`${TEMPLATES_ENV[db]} is not set: run the tests with mocha (global-setup.ts makes the template databases)`);
+  return name;
+}
+
+/**
+ * A fresh pair of databases (product + ops) for one suite. `migrated`: copies of the migrated templates,
+ * what an agent leaves after its first start (an agent started on them finds nothing to migrate).
+ */
 export async function freshDatabases(opts: { migrated?: boolean } = {}): Promise<FreshDatabases> {
   const server = testServer();
   const suffix = randomBytes(4).toString("hex");
   const product = `t_plum_${suffix}`;
   const ops = `t_ops_${suffix}`;
+  const from = (db: keyof typeof TEMPLATES_ENV) => (opts.migrated ? ` template ${template(db)}` : "");
   await admin(server, async (c) => {
-    await c.query(`create database ${product}`);
-    await c.query(`create database ${ops}`);
+    await c.query(`create database ${product}${from("product")}`);
+    await c.query(`create database ${ops}${from("ops")}`);
   });
-  if (opts.migrated) {
-    await migrate({ clientConfig: clientConfig(server, ops), dir: OPS_MIGRATIONS_DIR });
-    await migrate({ clientConfig: clientConfig(server, product), dir: PRODUCT_MIGRATIONS_DIR });
-  }
   return {
     server,
     product,

@@ -5,11 +5,11 @@ import { createLogger } from "../../lib/logger.ts";
 import { removeHome, tempHome } from "./agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "./databases.ts";
 
-/** A real agent in this process, on fresh databases of the test cluster, on free loopback ports. */
+/** A real agent in this process, on fresh (migrated) databases of the test cluster, on free loopback ports. */
 export async function startInProcessAgent(
   tune: (config: PlumConfig) => void = () => undefined,
 ): Promise<{ agent: Agent; dbs: FreshDatabases; stop(): Promise<void> }> {
-  const dbs = await freshDatabases();
+  const dbs = await freshDatabases({ migrated: true });
   const home = tempHome();
   const env = { PLUM_HOME: home, ...dbs.env, PLUM_HTTP_HOST: "127.0.0.1", PLUM_HTTP_PORT: "0", PLUM_CONSOLE_PORT: "0", PLUM_BACKUP_SCHEDULER: "false" };
   const { secrets } = prepareHome(env);

@@ -1,24 +1,13 @@
 import { createHash, type KeyObject } from "node:crypto";
-import {
-  cpSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { buildBundle, compileDist } from "../../appliance/releases/bundle-builder.ts";
 import { generateDevSigningKey, loadVendorSigningKey, sign } from "../../appliance/releases/bundle-signing.ts";
 import { runChild } from "../../lib/child-process.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
+import { isAlive } from "../../lib/processes.ts";
+import { waitFor } from "../../lib/wait.ts";
+import { runSharedDir, runTempDir } from "./run-dir.ts";
 
 /** What a release is built from: the sources, never node_modules, .plum or a stale dist. */
 const TREE = [
@@ -40,17 +29,9 @@ const TREE = [
 /** What tsc reads: a bundle whose patch leaves these alone reuses the compiled dist/. */
 const COMPILE_INPUTS = ["bin", "lib", "product", "backup", "appliance", "installer", "cli", "migrations", "tsconfig.json", "tsconfig.build.json"];
 
-const scratch: string[] = [];
-// mocha runs with --exit: temp folders go when the process does, whichever test made them.
-process.once("exit", () => scratch.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
-
 function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix));
-  scratch.push(dir);
-  return dir;
+  return runTempDir(prefix);
 }
-
-let distCache: string | undefined;
 
 /** sha256 over the relative paths and contents of the files under `names` (files or folders) of `root`. */
 function hashTree(root: string, names: string[]): string {
@@ -68,16 +49,47 @@ function hashTree(root: string, names: string[]): string {
   return hash.digest("hex");
 }
 
-/** A compiled dist/ of `tree`, compiled once per content (tsc takes ~10 s; the rest of a build ~2 s). */
-async function cachedDist(tree: string): Promise<string> {
-  distCache ??= tempDir("plum-test-dist-");
-  const entry = path.join(distCache, hashTree(tree, COMPILE_INPUTS));
-  if (!existsSync(path.join(entry, "dist"))) {
-    const building = `${entry}.building`;
-    rmSync(building, { recursive: true, force: true });
-    await compileDist(tree, path.join(building, "dist"));
-    renameSync(building, entry);
+/** Whether a process that took a build lock is still there (a killed worker leaves its lock behind). */
+function lockHolderAlive(lock: string): boolean {
+  try {
+    return isAlive(Number(readFileSync(path.join(lock, "pid"), "utf8")));
+  } catch {
+    return true; // the holder has made the folder and not yet written its pid
   }
+}
+
+/**
+ * A compiled dist/ of `tree`, compiled once per content in the whole run (tsc takes ~10 s; the rest of a
+ * build ~2 s): the cache is in the run's folder, shared by the --parallel workers. The first to need an
+ * entry builds it under a lock (an exclusive mkdir); the others wait for it.
+ */
+async function cachedDist(tree: string): Promise<string> {
+  const entry = path.join(runSharedDir("dist-cache"), hashTree(tree, COMPILE_INPUTS));
+  const lock = `${entry}.building`;
+  const outcome = await waitFor(
+    "a compiled dist/ in the run's cache",
+    async (): Promise<{ failed?: unknown } | undefined> => {
+      if (existsSync(path.join(entry, "dist"))) return {};
+      try {
+        mkdirSync(lock);
+      } catch {
+        if (!lockHolderAlive(lock)) rmSync(lock, { recursive: true, force: true });
+        return undefined;
+      }
+      try {
+        writeFileSync(path.join(lock, "pid"), String(process.pid));
+        await compileDist(tree, path.join(lock, "dist"));
+        rmSync(path.join(lock, "pid"));
+        renameSync(lock, entry);
+        return {};
+      } catch (err) {
+        rmSync(lock, { recursive: true, force: true });
+        return { failed: err }; // a compile error is an answer, not a reason to wait on
+      }
+    },
+    { timeoutMs: 300_000, maxDelayMs: 500 },
+  );
+  if (outcome.failed) throw outcome.failed;
   return path.join(entry, "dist");
 }
 
@@ -110,7 +122,7 @@ export async function buildTestBundle(opts: {
   key: KeyObject | string;
   outDir: string;
 }): Promise<string> {
-  const tree = mkdtempSync(path.join(tmpdir(), "plum-test-tree-"));
+  const tree = tempDir("plum-test-tree-");
   try {
     for (const name of TREE) cpSync(path.join(APP_ROOT, name), path.join(tree, name), { recursive: true });
     symlinkSync(path.join(APP_ROOT, "node_modules"), path.join(tree, "node_modules"));
@@ -135,7 +147,7 @@ export async function buildTestBundle(opts: {
  * to), written back as a plain tar of whatever that folder then holds, in bundle order first.
  */
 export async function rewriteBundle(file: string, outFile: string, change: (dir: string) => void | Promise<void>): Promise<string> {
-  const dir = mkdtempSync(path.join(tmpdir(), "plum-test-rewrite-"));
+  const dir = tempDir("plum-test-rewrite-");
   try {
     await runChild(["tar", "-xf", file, "-C", dir], { what: "extracting a test bundle", timeoutMs: 60_000 });
     await change(dir);
