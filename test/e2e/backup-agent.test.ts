@@ -86,7 +86,7 @@ describe("backups through the agent (plumctl → control API → restic, pg_dump
     expect(res.code).to.equal(1);
     expect(res.stderr).to.match(/^error: --kind bogus is not valid: use one of manual, scheduled, pre-upgrade$/m);
     const token = readFileSync(path.join(home, "secrets", "control-token"), "utf8").trim();
-    const direct = await fetch(new URL("/control/jobs", agent.consoleUrl), {
+    const direct = await fetch(new URL("/control/jobs", appliance.agent.consoleUrl), {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
       body: JSON.stringify({ kind: "backup", setKind: "bogus" }),

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
-import { callAgent, runningAgent } from "../../appliance/control/control-client.ts";
+import { agentLink, callAgent } from "../../appliance/control/control-client.ts";
 import { UpgradeJournal } from "../../appliance/upgrade/upgrade-journal.ts";
 import { clientConfig } from "../../lib/db/database.ts";
 import { openSequelize } from "../../lib/db/sequelize.ts";
@@ -140,11 +140,8 @@ export class RunningAppliance {
    * API over HTTP, or (the agent stopped or killed) from the journal in the ops database, as plumctl does.
    */
   async upgradeStatus(): Promise<UpgradeStatusView> {
-    const layout = homeLayout(this.home);
-    if (runningAgent(layout.runDir)) {
-      const token = readFileSync(path.join(layout.secretsDir, "control-token"), "utf8").trim();
-      return callAgent<UpgradeStatusView>(layout.runDir, token, "GET", "/upgrades");
-    }
+    const link = agentLink(this.home);
+    if (link) return callAgent<UpgradeStatusView>(link, "GET", "/upgrades");
     const sequelize = openSequelize(clientConfig(this.dbs.server, this.dbs.ops), { poolMax: 1 });
     try {
       const journal = new UpgradeJournal(sequelize);

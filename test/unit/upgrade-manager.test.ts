@@ -18,7 +18,7 @@ describe("upgrade manager (fake host, real journal)", function () {
 
   it("goes verify → snapshot → stage → validate → promote → soak → complete, and says so in journal, report and audit", async () => {
     const { manager, journal } = await bootAgent(world, bed.sequelize, V1.version);
-    const u = await manager.start({ version: V2.version, actor: "user:ada", installed: V1.version });
+    const u = await manager.start({ version: V2.version, actor: "user:admin", installed: V1.version });
     const done = await settled(journal, u.id);
     await manager.stop();
     expect(done.status, done.error ?? "").to.equal("completed");
@@ -139,11 +139,11 @@ describe("upgrade manager (fake host, real journal)", function () {
     const waiting = await settled(journal, u.id);
     expect([waiting.step, waiting.status]).to.deep.equal(["promote", "waiting"]);
     expect(world.serving?.version).to.equal(V1.version);
-    await manager.approve("user:ada");
+    await manager.approve("user:admin");
     const done = await finished(journal, u.id);
     await manager.stop();
     expect(done.status, done.error ?? "").to.equal("completed");
-    expect(done.report.promotion).to.deep.equal({ waitedFor: "approval", approvedBy: "user:ada" });
+    expect(done.report.promotion).to.deep.equal({ waitedFor: "approval", approvedBy: "user:admin" });
     await expectAtRest(world, bed.sequelize, { serves: V2.version, schema: V2.schemaVersion });
   });
 
@@ -155,7 +155,7 @@ describe("upgrade manager (fake host, real journal)", function () {
     await first.manager.stop();
     const second = await bootAgent(world, bed.sequelize, V1.version);
     expect(second.resumed).to.equal(`upgrade ${u.id} resumed at promote`);
-    await second.manager.approve("user:ada");
+    await second.manager.approve("user:admin");
     const done = await finished(second.journal, u.id);
     await second.manager.stop();
     expect(done.status, done.error ?? "").to.equal("completed");
@@ -185,7 +185,7 @@ describe("upgrade manager (fake host, real journal)", function () {
     const u = await manager.start({ version: V2.version, actor: "cli", installed: V1.version });
     await settled(journal, u.id);
     expect(world.stagingDatabase).to.equal(true);
-    await manager.abort("user:ada"); // the promotion gate sees it within its next look
+    await manager.abort("user:admin"); // the promotion gate sees it within its next look
     const aborted = await finished(journal, u.id);
     expect([aborted.status, aborted.error]).to.deep.equal(["aborted", "aborted while waiting for promotion"]);
     await expectAtRest(world, bed.sequelize, { serves: V1.version, schema: V1.schemaVersion });
@@ -193,14 +193,14 @@ describe("upgrade manager (fake host, real journal)", function () {
     const held = world.hold("commands.migrate staging");
     const next = await manager.start({ version: V2.version, actor: "cli", installed: V1.version });
     await held.reached;
-    expect((await manager.abort("user:ada")).status).to.equal("running"); // the stage step finishes first
+    expect((await manager.abort("user:admin")).status).to.equal("running"); // the stage step finishes first
     held.release();
     const done = await finished(journal, next.id);
     await manager.stop();
     expect([done.status, done.error]).to.deep.equal(["aborted", "aborted before promotion"]);
     expect(world.calls.filter((c) => c.startsWith("commands.validate"))).to.have.length(2); // the first upgrade's only
     await expectAtRest(world, bed.sequelize, { serves: V1.version, schema: V1.schemaVersion });
-    await expectRefusal(manager.abort("user:ada"), "there is no upgrade to abort");
+    await expectRefusal(manager.abort("user:admin"), "there is no upgrade to abort");
   });
 
   it("at boot, a promoted release that cannot start makes production fall back; the resumed soak rolls it back", async () => {

@@ -104,18 +104,18 @@ describe("upgrade rollbacks (fake host, real journal)", function () {
       `upgrade ${u.id} is restore-pending at rollback: nothing to roll back to yet`,
     );
 
-    await manager.confirmRestore("user:ada");
+    await manager.confirmRestore("user:admin");
     const done = await settled(journal, u.id);
     await manager.stop();
     expect(done.status, done.error ?? "").to.equal("rolled-back");
     expect(world.restored).to.deep.equal([done.snapshotSetId]);
-    expect(world.calls).to.include(`restoreProduction ${done.snapshotSetId} by user:ada`);
-    expect(done.report.rollback).to.include({ restoreConfirmedBy: "user:ada" });
+    expect(world.calls).to.include(`restoreProduction ${done.snapshotSetId} by user:admin`);
+    expect(done.report.rollback).to.include({ restoreConfirmedBy: "user:admin" });
     expect(done.report.rollback?.restoredAt).to.be.a("string");
     const [confirmed] = await new AuditLog(bed.sequelize).list({ action: "upgrade.restore-confirmed", limit: 1 });
-    expect(confirmed).to.include({ actor: "user:ada", target: `upgrade:${u.id}` });
+    expect(confirmed).to.include({ actor: "user:admin", target: `upgrade:${u.id}` });
     await expectAtRest(world, bed.sequelize, { serves: V1.version, schema: V1.schemaVersion });
-    await expectRefusal(manager.confirmRestore("user:ada"), "no rollback is waiting for a restore confirmation");
+    await expectRefusal(manager.confirmRestore("user:admin"), "no rollback is waiting for a restore confirmation");
   });
 
   it("restore-required with upgrades.autoRestore: restores without waiting", async () => {
@@ -134,13 +134,13 @@ describe("upgrade rollbacks (fake host, real journal)", function () {
     const held = world.hold("production.switchTo 0.2.0 keep");
     const { manager, journal, u } = await upgradeThat();
     await held.reached;
-    const asked = await manager.rollback({ actor: "user:ada", installed: V1.version });
+    const asked = await manager.rollback({ actor: "user:admin", installed: V1.version });
     expect([asked.step, asked.status]).to.deep.equal(["promote", "rolling-back"]);
     held.release();
     const done = await settled(journal, u.id);
     await manager.stop();
     expect(done.status, done.error ?? "").to.equal("rolled-back");
-    expect(done.report.rollback?.reason).to.equal("manual rollback by user:ada");
+    expect(done.report.rollback?.reason).to.equal("manual rollback by user:admin");
     expect(done.report.steps.soak).to.equal(undefined);
     await expectAtRest(world, bed.sequelize, { serves: V1.version, schema: V1.schemaVersion });
   });
