@@ -1,6 +1,9 @@
 import { z } from "zod";
 import { PlumError } from "./errors.ts";
 
+/** What a product instance tells the agent over the IPC channel once it listens (the port it got). */
+export type InstanceMessage = { type: "ready"; port: number };
+
 /** What the agent tells a product instance besides its database URL (PLUM_PRODUCT_SETTINGS, JSON). */
 export const productSettingsSchema = z.object({
   cookieSecure: z.boolean(),

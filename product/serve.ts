@@ -6,11 +6,9 @@ import { withDeadline } from "../lib/wait.ts";
 import { clientConfigFromUrl } from "../lib/db/connection-url.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
 import { createProductApp } from "./app.ts";
-import { productSettingsFromEnv } from "../lib/instance-protocol.ts";
+import { productSettingsFromEnv, type InstanceMessage } from "../lib/instance-protocol.ts";
 
 /** Messages an instance sends to the agent that started it (over the IPC channel). */
-export type InstanceMessage = { type: "ready"; port: number };
-
 /**
  * Run one product instance. Started by the agent's runtime driver, configured by environment only
  * (the database URL carries a password, so never argv). Listens on PLUM_INSTANCE_PORT (0 = any free port)

@@ -6,7 +6,7 @@ import { PlumError } from "../../lib/errors.ts";
 import { environOf, isAlive } from "../../lib/processes.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
-import type { InstanceMessage } from "../../product/serve.ts";
+import type { InstanceMessage } from "../../lib/instance-protocol.ts";
 import {
   instanceId,
   probeHealth,

@@ -18,11 +18,8 @@ export async function runStep<T>(host: UpgradeHost, journal: UpgradeJournal, u: 
   const started = Date.now();
   const finish = async (outcome: "done" | "failed", detail: unknown) => {
     report.steps[step] = { ...report.steps[step], finishedAt: new Date().toISOString(), seconds: (Date.now() - started) / 1000, outcome, detail };
-    // A rollback asked for meanwhile (console, CLI) wrote its reason: keep it.
-    const latest = (await journal.get(u.id))!.report;
-    if (latest.rollback && !report.rollback) report.rollback = latest.rollback;
-    await journal.update(u.id, { report });
-    u.report = report;
+    // A rollback asked for meanwhile (console, CLI) keeps its reason: the journal merges it into this report.
+    u.report = (await journal.update(u.id, { report })).report;
     await journal.note(u.id, step, outcome, { detail: detail ?? null });
     await host.audit.append({
       actor: "agent",

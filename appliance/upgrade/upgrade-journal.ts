@@ -159,7 +159,12 @@ export class UpgradeJournal {
     const replacements: Record<string, unknown> = { id };
     for (const [key, value] of Object.entries(changes)) {
       const column = COLUMNS[key as keyof Upgrade];
-      sets.push(`${column} = :${key}`);
+      // A rollback's reason, once written (console, CLI, a breach), survives a report written from an older
+      // copy by a step finishing meanwhile: merged in the same statement, so no write can lose it.
+      if (key === "report")
+        sets.push(`${column} = case when (:report)::jsonb ? 'rollback' or not (${column} ? 'rollback') then (:report)::jsonb
+          else (:report)::jsonb || jsonb_build_object('rollback', ${column} -> 'rollback') end`);
+      else sets.push(`${column} = :${key}`);
       replacements[key] = key === "report" ? JSON.stringify(value) : value;
     }
     if (changes.status && FINISHED.includes(changes.status)) sets.push("finished_at = now()");

@@ -343,10 +343,12 @@ export class UpgradeManager {
   }
 
   private async beginRollback(u: Upgrade, reason: string, by: string, breachAt?: Date): Promise<void> {
-    this.soak?.stop();
     const fresh = (await this.journal.get(u.id))!;
     const report: UpgradeReport = { ...fresh.report, rollback: { reason, by, ...(breachAt ? { breachAt: breachAt.toISOString() } : {}) } };
     await this.journal.update(u.id, { status: "rolling-back", report });
+    // Only after the status is written: a soak watch that began meanwhile either read "rolling-back" and stopped
+    // itself, or is in `this.soak` now. Stopping first left a window where a watch began and ran its full length.
+    this.soak?.stop();
     await this.host.audit.append({ actor: by, action: "upgrade.rollback", target: `upgrade:${u.id}`, detail: { reason } });
     if (!this.driving) this.drive(u.id);
   }
