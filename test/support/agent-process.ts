@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { APP_ROOT } from "../../lib/paths.ts";
+import { compiledPlumctl } from "./compiled-plumctl.ts";
 import { isAlive } from "../../lib/processes.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
 
@@ -54,7 +55,7 @@ export async function startAgentProcess(opts: {
     PLUM_BACKUP_SCHEDULER: "false", // tests run backups when they mean to, not when the clock says
     ...opts.env,
   };
-  const [cmd, args] = opts.via === "npm-start" ? ["npm", ["start", "--silent"]] : [process.execPath, [path.join(APP_ROOT, "bin", "plumctl.js"), "agent"]];
+  const [cmd, args] = opts.via === "npm-start" ? ["npm", ["start", "--silent"]] : [process.execPath, [await compiledPlumctl(), "agent"]];
   const child = spawn(cmd, args as string[], { cwd: APP_ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));

@@ -122,8 +122,13 @@ function delta(tree: string): { changed: string[]; removed: string[] } {
  * patch touched transpiled again with the same compiler options — tsc's ~10 s once instead of per bundle.
  * A patch that touches a tsconfig is compiled whole.
  */
+/** This checkout's dist/, compiled once per run by tsc (type-checked). */
+export function checkoutDist(): Promise<string> {
+  return cachedEntry(hashTree(APP_ROOT, COMPILE_INPUTS), (out) => compileDist(APP_ROOT, out));
+}
+
 async function cachedDist(tree: string): Promise<string> {
-  const base = await cachedEntry(hashTree(APP_ROOT, COMPILE_INPUTS), (out) => compileDist(APP_ROOT, out));
+  const base = await checkoutDist();
   const { changed, removed } = delta(tree);
   if (changed.length === 0 && removed.length === 0) return base;
   const key = hashTree(tree, COMPILE_INPUTS);
