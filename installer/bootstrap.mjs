@@ -77,7 +77,10 @@ const lockHash = createHash("sha256").update(readFileSync(lock)).digest("hex");
 const installed = existsSync(stamp) ? readFileSync(stamp, "utf8").trim() : "";
 if (installed !== lockHash) {
   say("installing npm packages (npm ci)");
-  run("npm", ["ci", "--no-audit", "--no-fund"], { timeoutMs: 20 * 60_000, hint: "check that the npm registry is reachable, then run again" });
+  run("npm", ["ci", "--prefer-offline", "--no-audit", "--no-fund"], {
+    timeoutMs: 20 * 60_000,
+    hint: "check that the npm registry is reachable, then run again",
+  });
   writeFileSync(stamp, lockHash + "\n");
 }
 

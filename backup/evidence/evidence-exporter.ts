@@ -4,7 +4,6 @@ import { PlumError } from "../../lib/errors.ts";
 import { canonicalJson } from "../../lib/hash-chain.ts";
 import { homeLayout } from "../../lib/paths.ts";
 import { evidenceCsv } from "./evidence-csv.ts";
-import { evidencePdf } from "./evidence-pdf.ts";
 import { evidenceReportBuilder, type EvidenceReport, type EvidenceSource } from "./evidence-report.ts";
 import { detachedSignature, signBytes, type SigningKeys } from "./evidence-signature.ts";
 
@@ -88,6 +87,6 @@ export async function evidenceExporter(props: {
     const signed: EvidenceReport = { ...report, signature: signBytes(canonicalJson(report), keys) };
     return { fileName, body: Buffer.from(JSON.stringify(signed, null, 2) + "\n"), report: signed };
   }
-  const body = props.format === "csv" ? evidenceCsv(report) : await evidencePdf(report);
+  const body = props.format === "csv" ? evidenceCsv(report) : await (await import("./evidence-pdf.ts")).evidencePdf(report); // pdfkit loads only when a PDF is asked for
   return { fileName, body, signature: detachedSignature(fileName, body, keys), report };
 }
