@@ -1,6 +1,7 @@
 import { randomBytes, generateKeyPairSync } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { PlumError } from "./errors.ts";
 
 /** The appliance's secrets: each in its own file under PLUM_HOME/secrets, mode 0600, created once. */
 export interface Secrets {
@@ -31,6 +32,21 @@ function readSecret(file: string): string {
   const mode = statSync(file).mode & 0o777;
   if (mode !== 0o600) chmodSync(file, 0o600);
   return readFileSync(file, "utf8").trim();
+}
+
+/**
+ * The control API's token alone, for plumctl beside a running agent: it reads no other secret and creates
+ * nothing (the agent made the token at its start; a token missing means another PLUM_HOME or no access).
+ */
+export function readControlToken(secretsDir: string): string {
+  const file = path.join(secretsDir, FILES.controlToken);
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch (err) {
+    throw new PlumError(`the agent's control token cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): ${file}`, {
+      hint: "run plumctl as the agent's user (root), with the same PLUM_HOME as the agent",
+    });
+  }
 }
 
 /** Create whatever secret is missing (never replace one), tighten modes, and read them all. */

@@ -5,7 +5,7 @@ import type { JobRequest } from "../../backup/jobs/backup-requests.ts";
 import { PlumError } from "../../lib/errors.ts";
 import { homeLayout } from "../../lib/paths.ts";
 import { isAlive } from "../../lib/processes.ts";
-import { ensureSecrets } from "../../lib/secrets.ts";
+import { readControlToken } from "../../lib/secrets.ts";
 
 /** Where a running agent listens; written by the agent at start (no secret in it). */
 export interface AgentEndpoint {
@@ -38,7 +38,7 @@ export interface AgentLink {
 export function agentLink(home: string): AgentLink | undefined {
   const layout = homeLayout(home);
   const endpoint = runningAgent(layout.runDir);
-  return endpoint && { endpoint, token: ensureSecrets(layout.secretsDir).controlToken };
+  return endpoint && { endpoint, token: readControlToken(layout.secretsDir) };
 }
 
 /** The link to this PLUM_HOME's running agent, for commands only the agent can carry out. */
