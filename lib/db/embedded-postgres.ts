@@ -71,7 +71,17 @@ function assertTraversable(target: string, uid: number): void {
 /** One embedded PostgreSQL cluster: a data directory under PLUM_HOME, listening on loopback only. */
 export class EmbeddedPostgres {
   private child?: ChildProcess;
-  constructor(private readonly opts: { dataDir: string; port: number; password: string; logFile: string; log: Logger }) {}
+  constructor(
+    private readonly opts: {
+      dataDir: string;
+      port: number;
+      password: string;
+      logFile: string;
+      log: Logger;
+      /** More server settings (`-c name=value`); the test suite's throwaway cluster turns durability off with them. */
+      settings?: Record<string, string>;
+    },
+  ) {}
 
   get port(): number {
     return this.opts.port;
@@ -174,6 +184,7 @@ export class EmbeddedPostgres {
       "unix_socket_directories=",
       "-c",
       "max_connections=200",
+      ...Object.entries(this.opts.settings ?? {}).flatMap(([name, value]) => ["-c", `${name}=${value}`]),
     ];
     // Detached with its own log file: the server does not depend on the agent's pipes and shuts down cleanly on its own.
     const child = spawn(bin.postgres, args, { ...as, stdio: ["ignore", logFd, logFd], detached: true, env: { ...process.env, LC_MESSAGES: "C" } });

@@ -27,6 +27,9 @@ export async function mochaGlobalSetup(): Promise<void> {
     password,
     logFile: path.join(dir, "postgres.log"),
     log: createLogger("test-postgres", { level: "warn" }),
+    // A throwaway cluster: no test asserts durability across a crash of this server, so it skips the fsyncs
+    // (each CREATE DATABASE and checkpoint would wait for the disk). Agents' own embedded servers keep them.
+    settings: { fsync: "off", synchronous_commit: "off", full_page_writes: "off" },
   });
   await cluster.start();
   process.env.PLUM_TEST_PG_PORT = String(port);

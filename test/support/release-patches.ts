@@ -69,3 +69,10 @@ export const requiredVoucherChannel: TreePatch = compose(
     );
   },
 );
+
+/** The second release of the e2e upgrade suites: a new table and a nullable column (reversible, additive). */
+export const V2_MIGRATION = addMigration(
+  "1732000000500_release-notes",
+  "create table release_notes (id serial primary key, body text not null); alter table participants add column nickname text",
+  "drop table release_notes; alter table participants drop column nickname",
+);
