@@ -7,7 +7,6 @@ import pg from "pg";
 import { parseDocument } from "yaml";
 import { childFailure, startChild } from "../../lib/child-process.ts";
 import { ChildProcessError, PlumError } from "../../lib/errors.ts";
-import { APP_VERSION, expectedSchemaVersion, PRODUCT_MIGRATIONS_DIR } from "../../lib/version.ts";
 import { clientConfig, pgEnvironment, type PgServer } from "../../lib/db/database.ts";
 import { appliedSchemaVersion } from "../../lib/db/migrate.ts";
 import type { BackupContext } from "../backup-context.ts";
@@ -209,13 +208,15 @@ export async function backupSetCreator(props: {
   const restic = props.restic ?? new Restic({ log: ctx.log });
   const primary = ctx.repos.primary;
   const startedAt = new Date();
+  // Tagged with what production runs (it may be newer than this agent); the schema is then read from the dump's snapshot.
+  const production = await ctx.production();
   const row = await ctx.sets.create({
     id: newSetId(startedAt),
     kind,
     status: "running",
     startedAt,
-    appVersion: APP_VERSION,
-    schemaVersion: expectedSchemaVersion(PRODUCT_MIGRATIONS_DIR),
+    appVersion: production.version,
+    schemaVersion: production.schemaVersion,
     startedBy,
   });
   const staging = path.join(ctx.workDir, "set-staging");
