@@ -183,7 +183,6 @@ export class Agent {
 
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: "plum_agent_" });
-    const backupCtx = backupContextFor({ config, log, pg: server, opsSequelize: sequelize });
     const backupJobs = new BackupJobs();
     const releases = releaseStoreFor(config);
     const catalogue = releaseCatalogueFor(releases, config);
@@ -206,6 +205,16 @@ export class Agent {
       productDatabase: config.database.productDatabase,
       healthTimeoutMs: config.instances.healthTimeoutSeconds * 1000,
       servedRelease: async () => catalogue.ref((await journal.productionVersion()) ?? APP_VERSION),
+    });
+    const backupCtx = backupContextFor({
+      config,
+      log,
+      pg: server,
+      opsSequelize: sequelize,
+      production: async () => {
+        const { version } = await production.release();
+        return { version, schemaVersion: catalogue.facts(version).schemaVersion };
+      },
     });
     const operations = backupOperationsFor(backupCtx, {
       stopProduct: () => production.detach("a restore is in progress"),

@@ -54,6 +54,11 @@ export class Production {
 
   constructor(private readonly deps: ProductionDeps) {}
 
+  /** The release that serves production, or will again once a restore attaches it (what backup sets are tagged with). */
+  release(): Promise<ReleaseRef> {
+    return this.deps.servedRelease();
+  }
+
   /** The instance serving production now. */
   current(): Upstream | undefined {
     return this.deps.proxy.current;

@@ -1,11 +1,11 @@
 import { DataTypes, type CreationOptional, type InferAttributes, type InferCreationAttributes, type Model, type ModelStatic, type Sequelize } from "sequelize";
-import type { SetKind, SetManifest, SetPart } from "./backup-types.ts";
+import type { SetKind, SetManifest, SetPart, SetStatus } from "./backup-types.ts";
 
 /** One backup set in plum_ops: status, its snapshots in each repository, its manifest. */
 export interface BackupSet extends Model<InferAttributes<BackupSet>, InferCreationAttributes<BackupSet>> {
   id: string;
   kind: SetKind;
-  status: CreationOptional<"running" | "succeeded" | "failed" | "forgotten">;
+  status: CreationOptional<SetStatus>;
   startedAt: Date;
   finishedAt: CreationOptional<Date | null>;
   appVersion: string;

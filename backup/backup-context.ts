@@ -8,6 +8,12 @@ import { backupSetModel } from "./backup-catalogue.ts";
 import type { Repository } from "./backup-types.ts";
 import { EvidenceLog } from "./evidence/evidence-log.ts";
 
+/** The release production runs and the schema version it expects (what a set is tagged with, not the agent's version). */
+export interface ProductionRelease {
+  version: string;
+  schemaVersion: string;
+}
+
 /** Everything the backup agent works with. Built once by the agent (or a CLI command) from the config. */
 export interface BackupContext {
   config: PlumConfig;
@@ -23,9 +29,20 @@ export interface BackupContext {
   opsSequelize: Sequelize;
   sets: ReturnType<typeof backupSetModel>;
   evidence: EvidenceLog;
+  /**
+   * What production runs, asked at each set: the agent knows it (its Production), a CLI command without an
+   * agent reads the upgrade journal's pointer. Production may run a newer release than the agent's own.
+   */
+  production(): Promise<ProductionRelease>;
 }
 
-export function backupContextFor(opts: { config: PlumConfig; log: Logger; pg: PgServer; opsSequelize: Sequelize }): BackupContext {
+export function backupContextFor(opts: {
+  config: PlumConfig;
+  log: Logger;
+  pg: PgServer;
+  opsSequelize: Sequelize;
+  production: () => Promise<ProductionRelease>;
+}): BackupContext {
   const layout = homeLayout(opts.config.home);
   const passwordFile = path.join(layout.secretsDir, "restic-password");
   const primary = opts.config.backup.primary ?? path.join(opts.config.home, "backups", "primary");
@@ -44,5 +61,6 @@ export function backupContextFor(opts: { config: PlumConfig; log: Logger; pg: Pg
     opsSequelize: opts.opsSequelize,
     sets: backupSetModel(opts.opsSequelize),
     evidence: new EvidenceLog(opts.opsSequelize),
+    production: opts.production,
   };
 }

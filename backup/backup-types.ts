@@ -5,8 +5,10 @@
  * `plum-set`, `set:<id>`, `kind:<kind>`, `app:<version>`, `schema:<schema version>` and `part:<part>`:
  *   - part `db-plum`: `pg_dump -Fc` of the product database, streamed with `--stdin --stdin-filename plum.dump`
  *   - part `db-ops`:  `pg_dump -Fc` of the appliance's database, `--stdin-filename plum_ops.dump`
- *   - part `files`:   the files directory and a staging folder holding `plum.yaml` (never the secrets) and
- *                     `manifest.json`, backed up together in one snapshot
+ *   - part `files`:   the files directory and a staging folder holding `plum.yaml` as written, the
+ *                     configuration in effect (`plum.effective.yaml`; neither holds a secret) and `manifest.json`,
+ *                     backed up together in one snapshot at their absolute paths (PLUM_HOME/files and
+ *                     PLUM_HOME/run/backup/set-staging)
  * So a set restores with plain restic + pg_restore (README, "Restore without the appliance").
  */
 export const SET_PARTS = ["db-plum", "db-ops", "files"] as const;
@@ -14,6 +16,18 @@ export type SetPart = (typeof SET_PARTS)[number];
 
 export const SET_KINDS = ["scheduled", "manual", "pre-upgrade", "pre-restore"] as const;
 export type SetKind = (typeof SET_KINDS)[number];
+
+/**
+ * A set's catalogue status. `captured` is what the set's own row says inside the set's dump of plum_ops (see
+ * backupSetCreator): a restored plum_ops shows the set it came from so, never as `running`.
+ */
+export type SetStatus = "running" | "captured" | "succeeded" | "failed" | "forgotten";
+
+/** The folder in the backup work dir (PLUM_HOME/run/backup) whose plum.yaml, plum.effective.yaml and manifest.json go in a files snapshot. */
+export const SET_STAGING_FOLDER = "set-staging";
+
+/** The configuration in effect when a set was made (plum.yaml, the environment, the defaults; secrets masked), beside plum.yaml. */
+export const EFFECTIVE_CONFIG_FILENAME = "plum.effective.yaml";
 
 /** The file name each database dump has inside its snapshot. */
 export const DUMP_FILENAMES: Record<"db-plum" | "db-ops", string> = { "db-plum": "plum.dump", "db-ops": "plum_ops.dump" };

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { backupContextFor } from "../backup/backup-context.ts";
+import { productionReleaseAtRest } from "../appliance/releases/production-release.ts";
 import { scratchRestorer } from "../backup/restore/scratch-restorer.ts";
 import { dropDatabase } from "../backup/restore/whole-databases.ts";
 import { Restic } from "../backup/restic/restic.ts";
@@ -56,7 +57,7 @@ try {
   const config = loadConfig(env);
   const ops = openSequelize(clientConfig(db.server, "plum_ops"), { poolMax: 3 });
   const product = openSequelize(clientConfig(db.server, "plum"), { poolMax: 3 });
-  const ctx = backupContextFor({ config, log, pg: db.server, opsSequelize: ops });
+  const ctx = backupContextFor({ config, log, pg: db.server, opsSequelize: ops, production: () => productionReleaseAtRest(config, ops) });
 
   process.stdout.write(`generating ${PARTICIPANTS.toLocaleString("en-GB")} participants of demo data and ${FILES_MB} MiB of files…\n`);
   await demoDataLoader(product, { participants: PARTICIPANTS });

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { agentLink, runJobViaAgent } from "../appliance/control/control-client.ts";
+import { agentLink, callAgent, requiredAgentLink, runJobViaAgent } from "../appliance/control/control-client.ts";
 import { loadConfig, type PlumConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
 import { CODE_ROOT } from "../lib/paths.ts";
@@ -9,7 +9,7 @@ import { BackupJobs, type JobView } from "../backup/jobs/backup-jobs.ts";
 import { backupOperationsFor } from "../backup/jobs/backup-operations-impl.ts";
 import { jobRequestSchema, startJob, type JobRequest } from "../backup/jobs/backup-requests.ts";
 import { recoveryKit } from "../backup/recovery-kit.ts";
-import { presentSetLine } from "./backup-format.ts";
+import { presentJobLine, presentSetLine } from "./backup-format.ts";
 import { withBackupContext } from "./with-backup-context.ts";
 
 /** The option or argument each request field comes from, to name it in a refusal. */
@@ -101,6 +101,15 @@ export function register(program: Command): void {
         else for (const s of sets) process.stdout.write(presentSetLine(s) + "\n");
       }),
     );
+  backup
+    .command("jobs")
+    .description("the running agent's backup jobs (queued, running, the last finished ones), newest first")
+    .option("--json")
+    .action(async (opts: { json?: boolean }) => {
+      const jobs = await callAgent<JobView[]>(requiredAgentLink(loadConfig().home), "GET", "/jobs");
+      if (opts.json) json(jobs);
+      else for (const j of jobs) process.stdout.write(presentJobLine(j) + "\n");
+    });
   backup
     .command("show")
     .argument("<set>")

@@ -1,7 +1,11 @@
 import { Command } from "commander";
 import { APP_VERSION } from "../lib/version.ts";
 import { describeError } from "../lib/errors.ts";
+import { endQuietlyWhenReaderCloses } from "./closed-pipe.ts";
 import { groupsFor } from "./command-groups.ts";
+
+endQuietlyWhenReaderCloses(process.stdout);
+endQuietlyWhenReaderCloses(process.stderr);
 
 const program = new Command("plumctl").description("Run and operate the Plum appliance").version(APP_VERSION).showHelpAfterError();
 

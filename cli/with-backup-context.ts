@@ -2,10 +2,20 @@ import type { PlumConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/logger.ts";
 import { backupContextFor, type BackupContext } from "../backup/backup-context.ts";
 import { withOpsDatabase, type OpsDatabase } from "../appliance/ops-database.ts";
+import { productionReleaseAtRest } from "../appliance/releases/production-release.ts";
 
 /** The backup agent's context as a CLI command sees it (over plum_ops, opened and closed around `work`). */
 export function withBackupContext<T>(config: PlumConfig, work: (ctx: BackupContext, db: OpsDatabase) => Promise<T>): Promise<T> {
   return withOpsDatabase(config, (db) =>
-    work(backupContextFor({ config, log: createLogger("plumctl", { level: "warn" }), pg: db.server, opsSequelize: db.sequelize }), db),
+    work(
+      backupContextFor({
+        config,
+        log: createLogger("plumctl", { level: "warn" }),
+        pg: db.server,
+        opsSequelize: db.sequelize,
+        production: () => productionReleaseAtRest(config, db.sequelize),
+      }),
+      db,
+    ),
   );
 }

@@ -146,6 +146,14 @@ const schema = z.strictObject({
 
 export type PlumConfig = z.infer<typeof schema> & { home: string; configFile: string };
 
+/** Which keys of each loaded configuration came from an environment variable (key → variable), beside the object. */
+const FROM_ENVIRONMENT = new WeakMap<PlumConfig, Record<string, string>>();
+
+/** The keys of a configuration that an environment variable set when it was loaded, e.g. {"http.port": "PLUM_HTTP_PORT"}. */
+export function keysFromEnvironment(config: PlumConfig): Record<string, string> {
+  return { ...(FROM_ENVIRONMENT.get(config) ?? {}) };
+}
+
 /** How to fix each key, shown next to the error. */
 const HINTS: Record<string, string> = {
   "http.port": "a TCP port from 1 to 65535 (0: any free port), e.g. 8080 (env PLUM_HTTP_PORT)",
@@ -287,7 +295,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PlumConfig {
     });
     throw new ConfigError(configFile, problems);
   }
-  return { ...result.data, home, configFile };
+  const config: PlumConfig = { ...result.data, home, configFile };
+  FROM_ENVIRONMENT.set(config, Object.fromEntries(fromEnv));
+  return config;
 }
 
 /** The plum.yaml written on first start: every key, commented, at its default. */

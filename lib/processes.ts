@@ -18,6 +18,11 @@ function procFile(pid: number, name: string): string {
   }
 }
 
+/** A process's state letter from /proc (R, S, D, Z for a zombie: exited, not yet reaped); empty when it is gone. */
+export function processState(pid: number): string {
+  return /^\d+ \(.*\) (\S)/s.exec(procFile(pid, "stat"))?.[1] ?? "";
+}
+
 /** A process's command line (empty when it is gone): tells a reused pid from the process we knew. */
 export function commandLineOf(pid: number): string {
   return procFile(pid, "cmdline");

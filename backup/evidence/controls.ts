@@ -1,6 +1,6 @@
 import { CronExpressionParser } from "cron-parser";
 import type { PlumConfig } from "../../lib/config.ts";
-import type { RepositoryRole } from "../backup-types.ts";
+import type { RepositoryRole, SetStatus } from "../backup-types.ts";
 import type { EvidenceKind } from "./evidence-log.ts";
 
 /**
@@ -45,7 +45,7 @@ export interface EvidenceFact {
 
 export interface SetFact {
   id: string;
-  status: "running" | "succeeded" | "failed" | "forgotten";
+  status: SetStatus;
   startedAt: Date;
   finishedAt: Date | null;
   /** When a `forget` record first listed it; null when forgotten without such a record (counted as long gone). */

@@ -7,12 +7,12 @@ import pg from "pg";
 import { parseDocument } from "yaml";
 import { childFailure, startChild } from "../../lib/child-process.ts";
 import { ChildProcessError, PlumError } from "../../lib/errors.ts";
-import { APP_VERSION, expectedSchemaVersion, PRODUCT_MIGRATIONS_DIR } from "../../lib/version.ts";
 import { clientConfig, pgEnvironment, type PgServer } from "../../lib/db/database.ts";
+import { effectiveConfigYaml, maskedDatabaseUrl } from "../../lib/effective-config.ts";
 import { appliedSchemaVersion } from "../../lib/db/migrate.ts";
 import type { BackupContext } from "../backup-context.ts";
 import type { BackupSet } from "../backup-catalogue.ts";
-import { DUMP_FILENAMES, setTags, type SetKind, type SetManifest, type SetPart } from "../backup-types.ts";
+import { DUMP_FILENAMES, EFFECTIVE_CONFIG_FILENAME, SET_STAGING_FOLDER, setTags, type SetKind, type SetManifest, type SetPart } from "../backup-types.ts";
 import { oneAtATime } from "../restic/one-at-a-time.ts";
 import { displayLocation, EmptySnapshotError, RepositoryMissingError, ResticError } from "../restic/restic-errors.ts";
 import type { BackupProgress, BackupSummary } from "../restic/restic-output.ts";
@@ -171,10 +171,8 @@ async function filesWithHashes(dir: string): Promise<SetManifest["files"]> {
 export function configForBackup(yamlText: string): string {
   const doc = parseDocument(yamlText);
   const url = doc.getIn(["database", "url"]);
-  if (typeof url !== "string" || !URL.canParse(url) || !new URL(url).password) return yamlText; // as written, comments and all
-  const masked = new URL(url);
-  masked.password = "REDACTED";
-  doc.setIn(["database", "url"], masked.toString());
+  if (typeof url !== "string" || maskedDatabaseUrl(url) === url) return yamlText; // as written, comments and all
+  doc.setIn(["database", "url"], maskedDatabaseUrl(url));
   return doc.toString();
 }
 
@@ -187,6 +185,9 @@ async function stage(ctx: BackupContext, staging: string, manifest: SetManifest)
   await mkdir(staging, { recursive: true, mode: 0o700 });
   const config = existsSync(ctx.configFile) ? configForBackup(await readFile(ctx.configFile, "utf8")) : "# there was no plum.yaml when this set was made\n";
   await writeFile(path.join(staging, "plum.yaml"), config, { mode: 0o600 });
+  // plum.yaml alone loses what the environment set (PLUM_DATABASE_URL, PLUM_BACKUP_SECONDARY, …): the configuration in effect goes beside it.
+  const heading = [`Backup set ${manifest.setId}, made ${manifest.createdAt}; its primary repository: ${displayLocation(ctx.repos.primary.location)}.`];
+  await writeFile(path.join(staging, EFFECTIVE_CONFIG_FILENAME), effectiveConfigYaml(ctx.config, heading), { mode: 0o600 });
   await writeFile(path.join(staging, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n", { mode: 0o600 });
 }
 
@@ -209,16 +210,18 @@ export async function backupSetCreator(props: {
   const restic = props.restic ?? new Restic({ log: ctx.log });
   const primary = ctx.repos.primary;
   const startedAt = new Date();
+  // Tagged with what production runs (it may be newer than this agent); the schema is then read from the dump's snapshot.
+  const production = await ctx.production();
   const row = await ctx.sets.create({
     id: newSetId(startedAt),
     kind,
     status: "running",
     startedAt,
-    appVersion: APP_VERSION,
-    schemaVersion: expectedSchemaVersion(PRODUCT_MIGRATIONS_DIR),
+    appVersion: production.version,
+    schemaVersion: production.schemaVersion,
     startedBy,
   });
-  const staging = path.join(ctx.workDir, "set-staging");
+  const staging = path.join(ctx.workDir, SET_STAGING_FOLDER);
 
   return oneAtATime(`set-staging:${staging}`, async () => {
     const held: Partial<Record<"db-plum" | "db-ops", HeldSnapshot>> = {};
@@ -232,8 +235,11 @@ export async function backupSetCreator(props: {
       }
 
       held["db-plum"] = await holdSnapshot(ctx.pg, ctx.databases.product);
+      // plum_ops is dumped with this very row in it: the snapshot sees it `captured`, so a restored plum_ops
+      // never shows the set it came from as still running; here it is `running` again until it ends.
+      await row.update({ status: "captured" });
       held["db-ops"] = await holdSnapshot(ctx.pg, ctx.databases.ops);
-      await row.update({ schemaVersion: await appliedSchemaVersion(held["db-plum"].client) });
+      await row.update({ status: "running", schemaVersion: await appliedSchemaVersion(held["db-plum"].client) });
       // Counting rows and hashing files run beside the dumps (they read the same snapshots and files);
       // each is awaited below, and a failure must not surface as an unhandled rejection before that.
       for (const h of [held["db-plum"], held["db-ops"]]) {

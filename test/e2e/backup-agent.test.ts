@@ -52,6 +52,10 @@ describe("backups through the agent (plumctl → control API → restic, pg_dump
     expect(Object.keys(set.secondarySnapshots ?? {}).sort()).to.deep.equal(["db-ops", "db-plum", "files"]);
     const audit = await plumctl(["audit", "verify", "--json"], env);
     expect(JSON.parse(audit.stdout).ok).to.equal(true);
+    // The agent's jobs, for when plumctl lost its connection to one that still runs.
+    const jobs = await plumctl(["backup", "jobs"], env);
+    expect(jobs.code, jobs.stderr).to.equal(0);
+    expect(jobs.stdout).to.match(/^backup-\S+ {2}succeeded {2}\S+ {2}cli {2}manual backup set$/m);
   });
 
   it("runs a drill that restores into scratch, verifies and records a measured RTO", async () => {

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { prepareHome } from "../../lib/home.ts";
 import { removeHome, tempHome } from "../support/agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "../support/databases.ts";
 import { opsRows } from "../support/ops-rows.ts";
@@ -30,6 +31,23 @@ describe("plumctl backup requests without an agent", function () {
     expect(res.stderr).not.to.match(/constraint|violates/);
     expect(await opsCount("backup_sets")).to.equal(0);
     expect(await opsCount("audit_log")).to.equal(0);
+  });
+
+  it("tags a set made without an agent with the release the upgrade journal says production runs", async () => {
+    prepareHome(env); // the files directory a set backs up
+    await opsRows(dbs, "insert into production_release (id, version) values (1, '0.3.0')");
+    const res = await plumctl(["backup", "run", "--json"], env, 180_000);
+    expect(res.code, res.stderr).to.equal(0);
+    const [productSchema] = await opsRows<{ name: string }>(
+      { ...dbs, ops: dbs.product },
+      "select name from pgmigrations order by run_on desc, id desc limit 1",
+    );
+    const sets = await opsRows<{ kind: string; status: string; app_version: string; schema_version: string }>(
+      dbs,
+      "select kind, status, app_version, schema_version from backup_sets",
+    );
+    // 0.3.0 is no release folder here: the schema is the dumped database's own.
+    expect(sets).to.deep.equal([{ kind: "manual", status: "succeeded", app_version: "0.3.0", schema_version: productSchema.name }]);
   });
 
   it("refuses a malformed set id and an unknown repository the same way", async () => {

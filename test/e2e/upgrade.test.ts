@@ -5,6 +5,8 @@ import { expect } from "chai";
 import pg from "pg";
 import { waitFor } from "../../lib/wait.ts";
 import { clientConfig } from "../../lib/db/database.ts";
+import { Restic } from "../../backup/restic/restic.ts";
+import { opsRows } from "../support/ops-rows.ts";
 import { plumctl } from "../support/plumctl.ts";
 import { addMigration, compose, payoutsRoundHalfUp, unhealthyInProductionAfter, V2_MIGRATION } from "../support/release-patches.ts";
 import { RunningAppliance } from "../support/running-appliance.ts";
@@ -120,6 +122,22 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     expect((await version()).version).to.equal("0.2.0");
     expect(await stagingExists()).to.equal(false);
     expect(productionInstances()).to.deep.equal(["production@0.2.0"]);
+
+    // Its snapshot is of production on 0.2.0, which the agent (0.1.0) is not: the set and its snapshots say 0.2.0.
+    const [snapshot] = await opsRows<{ id: string; kind: string; app_version: string; schema_version: string }>(
+      appliance.dbs,
+      "select id, kind, app_version, schema_version from backup_sets where kind = 'pre-upgrade' order by started_at desc limit 1",
+    );
+    expect(snapshot).to.deep.include({ kind: "pre-upgrade", app_version: "0.2.0", schema_version: "1732000000500_release-notes" });
+    const restic = new Restic();
+    const repo = {
+      role: "primary" as const,
+      location: path.join(appliance.home, "backups", "primary"),
+      passwordFile: path.join(appliance.home, "secrets", "restic-password"),
+    };
+    const tagged = await restic.snapshots(repo, { tags: [`set:${snapshot.id}`] });
+    expect(tagged).to.have.length(3);
+    for (const t of tagged) expect(t.tags).to.include.members(["kind:pre-upgrade", "app:0.2.0", "schema:1732000000500_release-notes"]);
   });
 
   it("a release that turns unhealthy during the soak is rolled back automatically; rows written during the soak stay", async () => {

@@ -1,12 +1,13 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { Sequelize } from "sequelize";
-import { backupContextFor, type BackupContext } from "../../backup/backup-context.ts";
+import { backupContextFor, type BackupContext, type ProductionRelease } from "../../backup/backup-context.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { prepareHome } from "../../lib/home.ts";
 import { createLogger } from "../../lib/logger.ts";
 import { clientConfig } from "../../lib/db/database.ts";
 import { openSequelize } from "../../lib/db/sequelize.ts";
+import { APP_VERSION, expectedSchemaVersion, PRODUCT_MIGRATIONS_DIR } from "../../lib/version.ts";
 import { removeHome, tempHome } from "./agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "./databases.ts";
 
@@ -15,11 +16,11 @@ import { freshDatabases, type FreshDatabases } from "./databases.ts";
  * a primary repository under it and, when asked, a secondary one (a second local path: "the second site").
  */
 export async function startBackupEnv(
-  opts: { secondary?: boolean } = {},
+  opts: { secondary?: boolean; production?: ProductionRelease; env?: Record<string, string> } = {},
 ): Promise<{ ctx: BackupContext; dbs: FreshDatabases; home: string; product: Sequelize; stop(): Promise<void> }> {
   const dbs = await freshDatabases({ migrated: true });
   const home = tempHome();
-  const env: Record<string, string> = { PLUM_HOME: home, ...dbs.env };
+  const env: Record<string, string> = { PLUM_HOME: home, ...dbs.env, ...opts.env };
   if (opts.secondary) env.PLUM_BACKUP_SECONDARY = path.join(home, "site-b", "repo");
   prepareHome(env);
   const config = loadConfig(env);
@@ -31,6 +32,8 @@ export async function startBackupEnv(
     log: createLogger("test-backup", { level: process.env.PLUM_TEST_LOG_LEVEL ?? "silent" }),
     pg: dbs.server,
     opsSequelize: ops,
+    // Production runs this tree's release unless a suite says otherwise (as a CLI command on a stopped appliance reads it).
+    production: async () => opts.production ?? { version: APP_VERSION, schemaVersion: expectedSchemaVersion(PRODUCT_MIGRATIONS_DIR) },
   });
   return {
     ctx,

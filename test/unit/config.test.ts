@@ -3,7 +3,8 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { expect } from "chai";
-import { ConfigError, loadConfig } from "../../lib/config.ts";
+import { ConfigError, keysFromEnvironment, loadConfig } from "../../lib/config.ts";
+import { effectiveConfigYaml } from "../../lib/effective-config.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
 import { removeHome, tempHome } from "../support/agent-process.ts";
 
@@ -30,6 +31,42 @@ describe("configuration (plum.yaml + environment)", () => {
     expect(config.http.port).to.equal(9100);
     expect(config.console.port).to.equal(9001);
     expect(config.database.url).to.equal("postgres://u:p@db.internal:5432/postgres");
+  });
+
+  it("writes the configuration in effect as a plum.yaml another host loads the same, env values marked, the password masked", () => {
+    writeFileSync(path.join(home, "plum.yaml"), "http:\n  port: 9000\nbackup:\n  rpoHours: 3\n");
+    const env = {
+      PLUM_HOME: home,
+      PLUM_HTTP_PORT: "9100",
+      PLUM_DATABASE_URL: "postgres://u:s3cret@db.internal:5432/postgres",
+      PLUM_BACKUP_SECONDARY: "/mnt/b",
+    };
+    const config = loadConfig(env);
+    expect(keysFromEnvironment(config)).to.deep.equal({
+      "http.port": "PLUM_HTTP_PORT",
+      "database.url": "PLUM_DATABASE_URL",
+      "backup.secondary": "PLUM_BACKUP_SECONDARY",
+    });
+    const yaml = effectiveConfigYaml(config, ["Backup set S."]);
+    expect(yaml).to.match(/^# Backup set S\.\n/);
+    expect(yaml)
+      .to.contain("port: 9100 # from PLUM_HTTP_PORT")
+      .and.contain("secondary: /mnt/b # from PLUM_BACKUP_SECONDARY")
+      .and.contain(`PLUM_HOME was ${home}.`);
+    expect(yaml).to.contain("url: postgres://u:REDACTED@db.internal:5432/postgres # from PLUM_DATABASE_URL").and.not.contain("s3cret");
+
+    const other = tempHome();
+    try {
+      writeFileSync(path.join(other, "plum.yaml"), yaml);
+      const again = loadConfig({ PLUM_HOME: other });
+      expect(keysFromEnvironment(again)).to.deep.equal({});
+      expect({ ...again, home, configFile: config.configFile }).to.deep.equal({
+        ...config,
+        database: { ...config.database, url: "postgres://u:REDACTED@db.internal:5432/postgres" },
+      });
+    } finally {
+      removeHome(other);
+    }
   });
 
   it("lists every bad key with how to fix it", () => {
