@@ -236,9 +236,10 @@ async function undo(props: Parameters<typeof restoreJournaled>[0] & { names: Res
     if (props.productStopped) say(`the restore failed, swapping back: ${err.message}`);
     await undoSwap(ctx, journal, id, names, parts);
   } catch (undoErr) {
-    await journal.update(id, { status: "failed", error: `${err.message}; undoing it failed too: ${(undoErr as Error).message}` }).catch(() => undefined);
+    // Left unfinished on purpose: the next start of the agent tries the undo again (or stops and says why).
+    await journal.update(id, { error: `${err.message}; undoing it failed too: ${(undoErr as Error).message}` }).catch(() => undefined);
     throw new PlumError(`the restore failed (${err.message}) and swapping back failed too: ${(undoErr as Error).message}`, {
-      hint: `the data before the restore is kept as database ${names.keptDatabase ?? "-"} and folder ${names.keptFiles ?? "-"}: run plumctl restore recover`,
+      hint: `the data before the restore is kept as database ${names.keptDatabase ?? "-"} and folder ${names.keptFiles ?? "-"}: restart the agent (its start tries the undo again), or stop it and run plumctl restore recover`,
     });
   }
   if (props.productStopped) {

@@ -4,12 +4,14 @@ import { expect } from "chai";
 import type { BackupSet } from "../../backup/backup-catalogue.ts";
 import type { BackupContext } from "../../backup/backup-context.ts";
 import { RestoreJournal } from "../../backup/restore/restore-journal.ts";
-import { assertSafeToCreateProductDatabase, restoreRecovery, useAsProductDatabase } from "../../backup/restore/restore-recovery.ts";
+import { assertSafeToCreateProductDatabase, restoreRecovery } from "../../backup/restore/restore-recovery.ts";
 import { createEmptyDatabase, dropDatabase, renameDatabases } from "../../backup/restore/whole-databases.ts";
 import { Restic } from "../../backup/restic/restic.ts";
 import { backupSetCreator } from "../../backup/sets/backup-set-creator.ts";
 import { holdBackupWork } from "../../backup/work-lock.ts";
+import { AuditLog } from "../../appliance/audit/audit-log.ts";
 import { startBackupEnv } from "../support/backup-env.ts";
+import { plumctl } from "../support/plumctl.ts";
 import { databaseNames, productContextOn, seedProductData, tableDigests } from "../support/restore-fixtures.ts";
 
 /** Recovery at start beyond the journal's own restores: sets left running, leftovers, and what it must refuse. */
@@ -107,7 +109,7 @@ describe("restore recovery at start: sets left running, leftovers, and the guard
     ]);
   });
 
-  it("refuses to let an empty product database be made while the data from before a restore is parked, and puts it back on request", async () => {
+  it("refuses to let an empty product database be made while the data from before a restore is parked; plumctl restore recover --use puts it back", async () => {
     const product = ctx.databases.product;
     await dropDatabase(ctx.pg, `${product}_before_restore_unknown`); // the previous test's
     const before = await tableDigests(ctx.pg, product);
@@ -126,15 +128,20 @@ describe("restore recovery at start: sets left running, leftovers, and the guard
     await restoreRecovery({ ctx, by: "test restart", restic });
     expect(await databaseNames(ctx.pg, `${product}\\_before\\_restore\\_%`)).to.deep.equal([`${product}_before_restore_20261201120000`]);
 
-    expect(await useAsProductDatabase(ctx, `${product}_before_restore_20261201120000`)).to.equal(
-      `renamed database ${product}_before_restore_20261201120000 to ${product}`,
+    const cli = { ...env.dbs.env, PLUM_HOME: env.home };
+    const wrong = await plumctl(["restore", "recover", "--use", "postgres"], cli);
+    expect(wrong.code).to.equal(1);
+    expect(wrong.stderr).to.include(
+      `error: --use takes a database a restore kept or made (${product}_before_restore_… or ${product}_restore_…), not "postgres"`,
     );
+    const recovered = await plumctl(["restore", "recover", "--use", `${product}_before_restore_20261201120000`], cli, 120_000);
+    expect(recovered.code, recovered.stderr).to.equal(0);
+    expect(recovered.stdout.split("\n")[0]).to.equal(`renamed database ${product}_before_restore_20261201120000 to ${product}`);
     await assertSafeToCreateProductDatabase(ctx);
     expect(await tableDigests(ctx.pg, product)).to.deep.equal(before);
-    const wrong = await useAsProductDatabase(ctx, "postgres").catch((err: Error) => err);
-    expect((wrong as Error).message).to.equal(
-      `--use takes a database a restore kept or made (${product}_before_restore_… or ${product}_restore_…), not "postgres"`,
-    );
+    const [row] = await new AuditLog(ctx.opsSequelize).list({ action: "backup.restore.recover", limit: 1 });
+    expect(row).to.deep.include({ actor: "cli", outcome: "success" });
+    expect(row.detail.use).to.equal(`${product}_before_restore_20261201120000`);
     expect((await new RestoreJournal(ctx.opsSequelize).unfinished()).length).to.equal(0);
   });
 });
