@@ -12,6 +12,7 @@ import { EmbeddedPostgres } from "../lib/db/embedded-postgres.ts";
 import { migrate } from "../lib/db/migrate.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
 import { backupContextFor } from "../backup/backup-context.ts";
+import { assertSafeToCreateProductDatabase, recoveryLines, restoreRecovery } from "../backup/restore/restore-recovery.ts";
 import { BackupJobs } from "../backup/jobs/backup-jobs.ts";
 import { backupMetrics } from "../backup/jobs/backup-metrics.ts";
 import { backupOperationsFor } from "../backup/jobs/backup-operations-impl.ts";
@@ -26,10 +27,12 @@ import { writeAgentEndpoint } from "./control/control-client.ts";
 import { acquireAgentLock } from "./agent-lock.ts";
 import { applianceStatus, closeConsole, controlRouter, instanceEnv, listenConsole, stopInstances, watch } from "./agent-parts.ts";
 import { AuditLog } from "./audit/audit-log.ts";
+import { auditRecoveredRestores, startAuditedJob } from "./audit/backup-job-audit.ts";
 import { Production } from "./production.ts";
 import { EdgeProxy } from "./proxy/edge-proxy.ts";
 import { releaseCatalogueFor } from "./releases/release-catalogue.ts";
 import type { ReleaseStore } from "./releases/release-store.ts";
+import { productionReleaseAtRest } from "./releases/production-release.ts";
 import { releaseStoreFor } from "./releases/release-importer.ts";
 import { reloadAgentConfig, type ReloadOutcome } from "./config-reload.ts";
 import { ProcessRuntime } from "./runtimes/process-runtime.ts";
@@ -106,8 +109,9 @@ export class Agent {
   }
 
   /**
-   * Start in order: lock, PostgreSQL, databases and migrations, ops database and audit, runtime (recover),
-   * backup agent, proxy, production, upgrade manager, console and control listener, backup schedule, watch.
+   * Start in order: lock, PostgreSQL, the ops database (migrated, opened), runtime (orphans stopped), restore
+   * recovery, the product database (created if missing, migrated), audit, backup agent, proxy, production,
+   * upgrade manager, console and control listener, backup schedule, watch.
    */
   static async start(config: PlumConfig, secrets: Secrets, log: Logger): Promise<Agent> {
     const startedAt = new Date();
@@ -137,16 +141,12 @@ export class Agent {
       },
       (embedded) => embedded?.stop(),
     );
-    const { version: serverVersion } = await steps.run("databases", () =>
-      prepareServer(server, [config.database.productDatabase, config.database.opsDatabase]),
-    );
+    // plum_ops first, alone: the restore journal in it decides what the product database may be.
+    const { version: serverVersion } = await steps.run("ops database", () => prepareServer(server, [config.database.opsDatabase]));
     const pg = { ...server, serverVersion };
-    await steps.run("migrations", async () => {
-      await migrate({ clientConfig: clientConfig(server, config.database.opsDatabase), dir: OPS_MIGRATIONS_DIR, log });
-      await migrate({ clientConfig: clientConfig(server, config.database.productDatabase), dir: PRODUCT_MIGRATIONS_DIR, log });
-    });
+    await steps.run("ops migrations", () => migrate({ clientConfig: clientConfig(server, config.database.opsDatabase), dir: OPS_MIGRATIONS_DIR, log }));
     const sequelize = await steps.run(
-      "ops database",
+      "ops connection",
       () => openSequelize(clientConfig(server, config.database.opsDatabase), { log }),
       async (s) => {
         // The last line of the audit log: after every instance stopped, before the database closes.
@@ -168,15 +168,35 @@ export class Agent {
           startTimeoutMs: config.instances.healthTimeoutSeconds * 1000,
           applianceId: layout.home,
         });
+        // Orphaned instances go first: one still connected to the product database would hold up a swap back.
         return { runtime, recovered: await runtime.recover() };
       },
       ({ runtime }) => stopInstances(runtime, audit),
     );
+    // Production is not started yet: what it runs is the upgrade journal's pointer, as plumctl reads it without an agent.
+    const recoveryCtx = backupContextFor({ config, log, pg: server, opsSequelize: sequelize, production: () => productionReleaseAtRest(config, sequelize) });
+    // Before anything creates or migrates a missing product database: an interrupted restore is finished or
+    // undone, and an empty `plum` is never made while the real data may be parked beside it.
+    const restoresRecovered = await steps.run("restore recovery", async () => {
+      const recovery = await restoreRecovery({ ctx: recoveryCtx, by: "agent start" });
+      await auditRecoveredRestores(audit, recovery);
+      await assertSafeToCreateProductDatabase(recoveryCtx);
+      return recoveryLines(recovery);
+    });
+    await steps.run("product database", async () => {
+      await prepareServer(server, [config.database.productDatabase]);
+      await migrate({ clientConfig: clientConfig(server, config.database.productDatabase), dir: PRODUCT_MIGRATIONS_DIR, log });
+    });
     const firstAdmin = await steps.run("audit", async () => {
       await audit.append({
         actor: "agent",
         action: "agent.start",
-        detail: { version: APP_VERSION, pid: process.pid, database: server.embedded ? "embedded" : "external", recovered },
+        detail: {
+          version: APP_VERSION,
+          pid: process.pid,
+          database: server.embedded ? "embedded" : "external",
+          recovered: [...recovered, ...restoresRecovered],
+        },
       });
       return firstAdminCreator(ctx);
     });
@@ -221,7 +241,7 @@ export class Agent {
       startProduct: () => production.attach(),
     });
     const runJob = async (request: AgentJobRequest, actor: string) => {
-      const job = await backupJobs.done(startJob(backupJobs, operations, request, actor).id);
+      const job = await (await startAuditedJob({ jobs: backupJobs, operations, audit }, request, actor)).audited;
       if (job.status !== "succeeded") throw new Error(`${job.label} failed: ${job.error ?? "see the Backups page"}`);
       return job.result;
     };

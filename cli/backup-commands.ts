@@ -1,14 +1,16 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
+import { auditRecoveredRestores, startAuditedJob } from "../appliance/audit/backup-job-audit.ts";
 import { agentLink, callAgent, requiredAgentLink, runJobViaAgent } from "../appliance/control/control-client.ts";
 import { loadConfig, type PlumConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
 import { CODE_ROOT } from "../lib/paths.ts";
 import { BackupJobs, type JobView } from "../backup/jobs/backup-jobs.ts";
 import { backupOperationsFor } from "../backup/jobs/backup-operations-impl.ts";
-import { jobRequestSchema, startJob, type JobRequest } from "../backup/jobs/backup-requests.ts";
+import { jobRequestSchema, type JobRequest } from "../backup/jobs/backup-requests.ts";
 import { recoveryKit } from "../backup/recovery-kit.ts";
+import { assertSafeToCreateProductDatabase, recoveryLines, restoreRecovery, useAsProductDatabase } from "../backup/restore/restore-recovery.ts";
 import { presentJobLine, presentSetLine } from "./backup-format.ts";
 import { withBackupContext } from "./with-backup-context.ts";
 
@@ -42,17 +44,9 @@ async function runJob(config: PlumConfig, input: Record<string, unknown>, opts: 
     if (request.kind === "restore") process.stderr.write("  (no agent is running: restoring directly; start the appliance afterwards)\n");
     job = await withBackupContext(config, async (ctx, db) => {
       const jobs = new BackupJobs();
-      const running = startJob(jobs, backupOperationsFor(ctx), request, "cli");
+      const { job: running, audited } = await startAuditedJob({ jobs, operations: backupOperationsFor(ctx), audit: db.audit }, request, "cli");
       jobs.follow(running.id, (e) => e.type === "progress" && progress(e.line));
-      const done = await jobs.done(running.id);
-      await db.audit.append({
-        actor: "cli",
-        action: `backup.${request.kind}`,
-        target: done.id,
-        outcome: done.status === "succeeded" ? "success" : "failure",
-        detail: request,
-      });
-      return done;
+      return audited;
     });
   }
   if (opts.json) process.stdout.write(JSON.stringify(job, null, 2) + "\n");
@@ -136,7 +130,7 @@ export function register(program: Command): void {
       }),
     );
 
-  program
+  const restore = program
     .command("restore")
     .argument("<set>")
     .description("restore a backup set over production (a pre-restore set is taken first)")
@@ -152,6 +146,30 @@ export function register(program: Command): void {
         });
       const both = !opts.db && !opts.files;
       await runJob(loadConfig(), { kind: "restore", setId, db: both || !!opts.db, files: both || !!opts.files, from: opts.from }, opts);
+    });
+
+  restore
+    .command("recover")
+    .description("with the agent stopped: finish or undo an interrupted restore, as the agent's start does (--use: a database to put back as production's)")
+    .option("--use <database>", "a database a restore kept or made, renamed to the product database (only when that one is missing)")
+    .option("--json")
+    .action(async (opts: { use?: string; json?: boolean }) => {
+      const config = loadConfig();
+      if (agentLink(config.home))
+        throw new PlumError("the agent is running: it finishes or undoes interrupted restores when it starts", {
+          hint: "stop the agent first, then run plumctl restore recover",
+        });
+      const lines = await withBackupContext(config, async (ctx, db) => {
+        const used = opts.use ? [await useAsProductDatabase(ctx, opts.use)] : [];
+        const recovery = await restoreRecovery({ ctx, by: "plumctl restore recover" });
+        await auditRecoveredRestores(db.audit, recovery);
+        const done = [...used, ...recoveryLines(recovery)];
+        await db.audit.append({ actor: "cli", action: "backup.restore.recover", detail: { use: opts.use ?? null, recovered: done } });
+        await assertSafeToCreateProductDatabase(ctx);
+        return done;
+      });
+      if (opts.json) json(lines);
+      else process.stdout.write(lines.length > 0 ? lines.map((l) => `${l}\n`).join("") : "nothing to recover\n");
     });
 
   const drill = program.command("drill").description("restore drills: restore into scratch, verify, measure the RTO, clean up");

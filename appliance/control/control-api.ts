@@ -2,7 +2,8 @@ import { timingSafeEqual } from "node:crypto";
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import type { BackupJobs } from "../../backup/jobs/backup-jobs.ts";
 import type { BackupOperations } from "../../backup/jobs/backup-operations.ts";
-import { jobRequestSchema, startJob } from "../../backup/jobs/backup-requests.ts";
+import { jobRequestSchema } from "../../backup/jobs/backup-requests.ts";
+import { startAuditedJob } from "../audit/backup-job-audit.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { upgradeControl, type ConsoleUpgrades } from "./upgrade-control.ts";
 import type { ReleaseStore } from "../releases/release-store.ts";
@@ -44,8 +45,7 @@ export function controlApi(deps: {
   router.post("/jobs", async (req, res) => {
     const parsed = jobRequestSchema.safeParse(req.body ?? {});
     if (!parsed.success) return res.status(400).json({ error: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
-    const job = startJob(deps.jobs, deps.operations, parsed.data, CONTROL_ACTOR);
-    await deps.audit.append({ actor: CONTROL_ACTOR, action: `backup.${parsed.data.kind}`, target: job.id, detail: parsed.data });
+    const { job } = await startAuditedJob(deps, parsed.data, CONTROL_ACTOR);
     res.status(202).type("application/x-ndjson");
     const write = (o: unknown) => res.write(JSON.stringify(o) + "\n");
     write({ type: "job", job });

@@ -13,8 +13,10 @@ import type { BackupContext } from "../backup-context.ts";
 import type { RepositoryRole } from "../backup-types.ts";
 import { describeFailures } from "../restore/manifest-verifier.ts";
 import { scratchRestorer } from "../restore/scratch-restorer.ts";
+import { RestoreJournal } from "../restore/restore-journal.ts";
 import { dropDatabase } from "../restore/whole-databases.ts";
 import { Restic } from "../restic/restic.ts";
+import { holdBackupWork } from "../work-lock.ts";
 
 /** What a drill restored, while it is there: the hook may change it (the tests tamper with it). */
 export interface DrillScratch {
@@ -89,36 +91,65 @@ export async function restoreDrill(props: {
   let suites: SuiteReport[] = [];
   let error: string | undefined;
   let sequelize: Sequelize | undefined;
+  let rtoSeconds: number | undefined;
+  // Journaled (kind "drill"): a crash leaves no scratch database or folder that a restarted agent does not remove.
+  const journal = new RestoreJournal(ctx.opsSequelize);
+  let restoreId: number | undefined;
+  const work = await holdBackupWork(ctx.pg, ctx.databases.ops);
   try {
-    if (!repo) throw new PlumError("no secondary repository is configured", { hint: "set backup.secondary, or drill from the primary" });
-    const set = await drilledSet(ctx, props.setId);
-    setId = set.id;
-    say(`drill of set ${set.id} from the ${from} repository into ${database}`);
-    const restored = await scratchRestorer({
-      ctx,
-      restic,
-      set,
-      repo,
-      target: { database, filesTarget },
-      onProgress: say,
-      beforeVerify: async ({ filesDir }) => {
-        sequelize = openSequelize(clientConfig(ctx.pg, database), { poolMax: 2 });
-        await props.hooks?.afterRestore?.({ database, filesDir: filesDir!, sequelize });
-      },
-    });
-    checks = restored.checks;
-    if (checks.some((c) => !c.passed)) throw new PlumError(`the restore does not match the manifest of set ${set.id}: ${describeFailures(checks)}`);
-    say("running the ledger and catalogue suites on the restored database");
-    suites = await runSuites(sequelize!);
-    const failedSuites = suites.filter((s) => !s.passed);
-    if (failedSuites.length > 0)
-      throw new PlumError(`suites failed on the restored database: ${failedSuites.map((s) => `${s.suite} (${describeFailures(s.checks)})`).join("; ")}`);
-  } catch (err) {
-    error = (err as Error).message;
+    try {
+      if (!repo) throw new PlumError("no secondary repository is configured", { hint: "set backup.secondary, or drill from the primary" });
+      const set = await drilledSet(ctx, props.setId);
+      setId = set.id;
+      restoreId = (
+        await journal.create({
+          kind: "drill",
+          setId,
+          repository: from,
+          parts: { db: true, files: true },
+          names: { database, filesTarget },
+          requestedBy: props.startedBy,
+        })
+      ).id;
+      say(`drill of set ${set.id} from the ${from} repository into ${database}`);
+      const restored = await journal.step(
+        restoreId,
+        "copy",
+        () =>
+          scratchRestorer({
+            ctx,
+            restic,
+            set,
+            repo,
+            target: { database, filesTarget },
+            onProgress: say,
+            beforeVerify: async ({ filesDir }) => {
+              sequelize = openSequelize(clientConfig(ctx.pg, database), { poolMax: 2 });
+              await props.hooks?.afterRestore?.({ database, filesDir: filesDir!, sequelize });
+            },
+          }),
+        (r) => ({ checks: r.checks.length, failed: r.checks.filter((c) => !c.passed).length }),
+      );
+      checks = restored.checks;
+      if (checks.some((c) => !c.passed)) throw new PlumError(`the restore does not match the manifest of set ${set.id}: ${describeFailures(checks)}`);
+      say("running the ledger and catalogue suites on the restored database");
+      suites = await journal.step(restoreId, "suites", () => runSuites(sequelize!));
+      const failedSuites = suites.filter((s) => !s.passed);
+      if (failedSuites.length > 0)
+        throw new PlumError(`suites failed on the restored database: ${failedSuites.map((s) => `${s.suite} (${describeFailures(s.checks)})`).join("; ")}`);
+    } catch (err) {
+      error = (err as Error).message;
+    }
+    rtoSeconds = (Date.now() - started) / 1000;
+  } finally {
+    await sequelize?.close().catch(() => undefined);
+    const id = restoreId;
+    const removing = () => cleanUp(ctx, database, filesTarget, say);
+    await (id === undefined ? removing() : journal.step(id, "drop-copy", removing).catch(() => undefined));
+    if (id !== undefined) await journal.update(id, { status: error ? "failed" : "succeeded", error: error ?? null }).catch(() => undefined);
+    await work.release();
   }
-  const rtoSeconds = (Date.now() - started) / 1000;
-  await sequelize?.close().catch(() => undefined);
-  await cleanUp(ctx, database, filesTarget, say);
+  rtoSeconds ??= (Date.now() - started) / 1000;
   const verified = checks.length > 0 && checks.every((c) => c.passed);
   const report: DrillReport = {
     setId,
@@ -133,7 +164,17 @@ export async function restoreDrill(props: {
     error,
   };
   say(error ? `drill FAILED after ${rtoSeconds.toFixed(1)} s: ${error}` : `drill passed: RTO ${rtoSeconds.toFixed(1)} s`);
-  const detail = { setId, startedAt: report.startedAt, finishedAt: report.finishedAt, rtoSeconds, verified, checks, suites, error };
+  const detail = {
+    restoreId: restoreId ?? null,
+    setId,
+    startedAt: report.startedAt,
+    finishedAt: report.finishedAt,
+    rtoSeconds,
+    verified,
+    checks,
+    suites,
+    error,
+  };
   await ctx.evidence.record({ kind: "drill", outcome: report.passed ? "success" : "failure", setId: setId ?? undefined, repository: from, detail });
   return report;
 }

@@ -1,14 +1,14 @@
 import type { BackupContext } from "../backup-context.ts";
 import type { BackupOperations } from "./backup-operations.ts";
 import { restoreDrill } from "../drills/restore-drill.ts";
-import { describeFailures } from "../restore/manifest-verifier.ts";
-import { scratchRestorer } from "../restore/scratch-restorer.ts";
+import { copyRestorer } from "../restore/copy-restorer.ts";
 import { setRestorer, type ProductInstances } from "../restore/set-restorer.ts";
 import { Restic } from "../restic/restic.ts";
 import { backupSetCreator } from "../sets/backup-set-creator.ts";
 import { repositoryChecker } from "../sets/repository-checker.ts";
 import { retentionApplier } from "../sets/retention.ts";
 import { setCopier } from "../sets/set-copier.ts";
+import { holdBackupWork } from "../work-lock.ts";
 
 /** Without an agent nothing serves: there is no instance to stop or start around a restore's swap. */
 const NO_INSTANCES: ProductInstances = { stopProduct: async () => undefined, startProduct: async () => undefined };
@@ -23,6 +23,8 @@ export function backupOperationsFor(ctx: BackupContext, instances: ProductInstan
   return {
     async backup(kind, startedBy, progress) {
       progress(`backup set (${kind}) into ${ctx.repos.primary.role}`);
+      // Held while the set is made: a recovery in another process never takes it for one a crash left running.
+      const work = await holdBackupWork(ctx.pg, ctx.databases.ops);
       const set = await backupSetCreator({
         ctx,
         kind,
@@ -35,7 +37,7 @@ export function backupOperationsFor(ctx: BackupContext, instances: ProductInstan
             progress(`${part}: ${percent} %${p.bytesDone ? ` (${(p.bytesDone / 2 ** 20).toFixed(1)} MiB)` : ""}`);
           }
         },
-      });
+      }).finally(() => work.release());
       if (set.status !== "succeeded") throw new Error(`set ${set.id} failed: ${set.error ?? "see the evidence log"}`);
       progress(`set ${set.id} succeeded: ${Object.keys(set.primarySnapshots).length} snapshots`);
       if (ctx.repos.secondary) {
@@ -77,38 +79,7 @@ export function backupOperationsFor(ctx: BackupContext, instances: ProductInstan
       });
     },
     async restoreCopy(request, startedBy, progress) {
-      const startedAt = new Date();
-      const set = await ctx.sets.findByPk(request.setId);
-      const evidence = (outcome: "success" | "failure", detail: Record<string, unknown>) =>
-        ctx.evidence.record({
-          kind: "restore",
-          outcome,
-          setId: request.setId,
-          repository: "primary",
-          detail: {
-            purpose: request.purpose,
-            database: request.database,
-            from: "primary",
-            parts: { db: true, files: false },
-            startedBy,
-            startedAt: startedAt.toISOString(),
-            finishedAt: new Date().toISOString(),
-            rtoSeconds: (Date.now() - startedAt.getTime()) / 1000,
-            ...detail,
-          },
-        });
-      try {
-        if (!set || set.status !== "succeeded") throw new Error(`set ${request.setId} is not a succeeded set in the catalogue`);
-        const { checks } = await scratchRestorer({ ctx, restic, set, repo: ctx.repos.primary, target: { database: request.database }, onProgress: progress });
-        if (checks.some((c) => !c.passed))
-          throw Object.assign(new Error(`the restore does not match the manifest of set ${set.id}: ${describeFailures(checks)}`), { checks });
-        await evidence("success", { note: `restored for ${request.purpose}, verified`, verified: true, checks });
-        return { checks };
-      } catch (err) {
-        const checks = (err as { checks?: unknown }).checks ?? [];
-        await evidence("failure", { note: `restore for ${request.purpose} failed`, verified: false, checks, error: (err as Error).message });
-        throw err;
-      }
+      return copyRestorer({ ctx, restic, setId: request.setId, database: request.database, purpose: request.purpose, startedBy, onProgress: progress });
     },
     async drill(setId, startedBy, progress) {
       const report = await restoreDrill({ ctx, setId, startedBy, restic, onProgress: progress });

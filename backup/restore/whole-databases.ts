@@ -42,27 +42,44 @@ export function dropDatabase(server: PgServer, name: string): Promise<void> {
 const OBJECT_IN_USE = "55006";
 
 /**
- * Rename a database, terminating its connections first. A client may reconnect between the terminate and the
- * rename (a pool refilling), so the pair is retried until `timeoutMs`; the last refusal is reported.
+ * Rename databases in ONE transaction: PostgreSQL allows `ALTER DATABASE … RENAME` in a transaction block
+ * (CREATE and DROP DATABASE it does not), so a swap `plum → kept, restored → plum` commits whole or not at
+ * all, and at every instant exactly one database is named `plum`. Each rename refuses while anyone is
+ * connected to that database: the connections to the databases being renamed (only those) are terminated
+ * first, and since a client may reconnect between the terminate and the rename (a pool refilling), the
+ * transaction is retried until `timeoutMs`; the last refusal is reported.
  */
-export function renameDatabase(server: PgServer, from: string, to: string, opts: { timeoutMs?: number } = {}): Promise<void> {
+export function renameDatabases(server: PgServer, renames: Array<[from: string, to: string]>, opts: { timeoutMs?: number } = {}): Promise<void> {
   const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  const froms = renames.map(([from]) => from);
   return withAdmin(server, async (c) => {
     for (let attempt = 1; ; attempt++) {
-      await c.query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()", [from]);
+      await c.query("select pg_terminate_backend(pid) from pg_stat_activity where datname = any($1) and pid <> pg_backend_pid()", [froms]);
       try {
-        await c.query(`alter database ${pg.escapeIdentifier(from)} rename to ${pg.escapeIdentifier(to)}`);
+        await c.query("begin");
+        for (const [from, to] of renames) await c.query(`alter database ${pg.escapeIdentifier(from)} rename to ${pg.escapeIdentifier(to)}`);
+        await c.query("commit");
         return;
       } catch (err) {
+        await c.query("rollback").catch(() => undefined);
         if ((err as { code?: string }).code !== OBJECT_IN_USE || Date.now() > deadline) {
-          throw new PlumError(`could not rename database "${from}" to "${to}" (attempt ${attempt}): ${(err as Error).message}`, {
-            hint: `stop whatever keeps connecting to "${from}" and run the restore again`,
+          const what = renames.map(([from, to]) => `"${from}" to "${to}"`).join(" and ");
+          throw new PlumError(`could not rename ${what} (attempt ${attempt}): ${(err as Error).message}`, {
+            hint: `stop whatever keeps connecting to ${froms.map((f) => `"${f}"`).join(" or ")} and run the restore again`,
             cause: err,
           });
         }
         await sleep(Math.min(50 * attempt, 500));
       }
     }
+  });
+}
+
+/** Names of the server's databases that start with `prefix` (matched literally). */
+export function databasesStartingWith(server: PgServer, prefix: string): Promise<string[]> {
+  return withAdmin(server, async (c) => {
+    const { rows } = await c.query<{ datname: string }>("select datname from pg_database where starts_with(datname, $1) order by 1", [prefix]);
+    return rows.map((r) => r.datname);
   });
 }
 

@@ -1,6 +1,9 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { expect } from "chai";
+import { AuditLog } from "../../appliance/audit/audit-log.ts";
+import { clientConfig } from "../../lib/db/database.ts";
+import { openSequelize } from "../../lib/db/sequelize.ts";
 import { plumctl } from "../support/plumctl.ts";
 import { RunningAppliance } from "../support/running-appliance.ts";
 
@@ -83,6 +86,14 @@ describe("backups through the agent (plumctl → control API → restic, pg_dump
     expect(readFileSync(path.join(home, "files", "logo.svg"), "utf8")).to.equal("<svg/>");
     const list = JSON.parse((await plumctl(["backup", "list", "--json"], env)).stdout) as Array<{ kind: string }>;
     expect(list.map((s) => s.kind)).to.include("pre-restore");
+    // Audited as it happened: asked for when the agent took the job, succeeded only once it had ended.
+    const ops = openSequelize(clientConfig(appliance.dbs.server, appliance.dbs.ops), { poolMax: 1 });
+    const audit = await new AuditLog(ops).list({ action: "backup.restore" }).finally(() => ops.close());
+    expect(audit.map((r) => [r.actor, r.action, r.outcome])).to.deep.equal([
+      ["cli", "backup.restore.succeeded", "success"],
+      ["cli", "backup.restore.requested", "success"],
+    ]);
+    expect((audit[0].detail.result as { restoreId?: unknown }).restoreId).to.be.a("number");
   });
 
   it("refuses `backup run --kind bogus` beside the running agent, as the agent's control API does", async () => {

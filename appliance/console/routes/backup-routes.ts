@@ -3,10 +3,11 @@ import { z } from "zod";
 import type { BackupContext } from "../../../backup/backup-context.ts";
 import type { BackupJobs } from "../../../backup/jobs/backup-jobs.ts";
 import type { BackupOperations } from "../../../backup/jobs/backup-operations.ts";
-import { jobRequestSchema, startJob, type JobRequest } from "../../../backup/jobs/backup-requests.ts";
+import { jobRequestSchema, type JobRequest } from "../../../backup/jobs/backup-requests.ts";
 import type { BackupScheduler } from "../../../backup/jobs/backup-scheduler.ts";
 import { signedIn } from "../../../lib/http/auth/session-auth.ts";
 import { BadRequestError, HttpError } from "../../../lib/http/http-errors.ts";
+import { startAuditedJob } from "../../audit/backup-job-audit.ts";
 import type { ConsoleContext } from "../console-context.ts";
 import { authorize, can, type Subject } from "../policies.ts";
 import { presentDrill, presentSet } from "../presenters/backup-presenter.ts";
@@ -87,8 +88,7 @@ export function backupRoutes(router: Router, ctx: ConsoleContext, backup: Consol
       files: form.files === "on",
       from: form.from,
     });
-    const job = startJob(backup.jobs, backup.operations, request, `user:${actor.username}`);
-    await ctx.audit.append({ actor: `user:${actor.username}`, action: `backup.${form.kind}`, target: job.id, detail: request });
+    const { job } = await startAuditedJob({ jobs: backup.jobs, operations: backup.operations, audit: ctx.audit }, request, `user:${actor.username}`);
     res.redirect(303, `/backups/jobs/${job.id}`);
   });
 
