@@ -99,11 +99,18 @@ export function backupOperationsFor(ctx: BackupContext, instances: ProductInstan
         });
       try {
         if (!set || set.status !== "succeeded") throw new Error(`set ${request.setId} is not a succeeded set in the catalogue`);
-        const { checks } = await scratchRestorer({ ctx, restic, set, repo: ctx.repos.primary, target: { database: request.database }, onProgress: progress });
+        const { checks, fingerprint } = await scratchRestorer({
+          ctx,
+          restic,
+          set,
+          repo: ctx.repos.primary,
+          target: { database: request.database },
+          onProgress: progress,
+        });
         if (checks.some((c) => !c.passed))
           throw Object.assign(new Error(`the restore does not match the manifest of set ${set.id}: ${describeFailures(checks)}`), { checks });
         await evidence("success", { note: `restored for ${request.purpose}, verified`, verified: true, checks });
-        return { checks };
+        return { checks, fingerprint };
       } catch (err) {
         const checks = (err as { checks?: unknown }).checks ?? [];
         await evidence("failure", { note: `restore for ${request.purpose} failed`, verified: false, checks, error: (err as Error).message });
