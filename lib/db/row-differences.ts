@@ -18,6 +18,7 @@ export interface RowDifferences {
 }
 
 const BATCH = 2000;
+const LONG_KEY = 32;
 const INTEGER_TYPES = new Set(["smallint", "integer", "bigint"]);
 const ROW = "__fp_row";
 
@@ -107,7 +108,8 @@ export async function rowDifferences(props: {
         return x < y ? -1 : x > y ? 1 : 0;
       }
     : (a: string, b: string) => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
-  const label = (k: string) => `${afterTable.key.join(",")}=${k}`;
+  // A long key may be a token or its hash (product_sessions): shortened, it still tells rows apart in a report.
+  const label = (k: string) => `${afterTable.key.join(",")}=${k.length > LONG_KEY ? `${k.slice(0, 12)}…` : k}`;
   const result: RowDifferences = {
     compared: 0,
     deleted: { rows: 0, examples: [] },

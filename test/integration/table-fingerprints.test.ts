@@ -37,7 +37,7 @@ describe("table fingerprints and row differences (real PostgreSQL)", function ()
     await client.query(
       `insert into programmes (name, kind, description) select 'Programme ' || g, 'recognition', 'about ' || g from generate_series(1, 5000) g`,
     );
-    await client.query(`insert into settings (key, value) values ('b', '"2"'), ('a', '"1"'), ('Ä', '"3"'), ('z', '"4"')`);
+    await client.query(`insert into settings (key, value) values ('b', '"2"'), ('a', '"1"'), ('Ä', '"3"'), ('z', '"4"'), (repeat('k', 40), '"5"')`);
     await client.query("create table audit_notes (at timestamptz not null, note text)");
     await client.query("insert into audit_notes values ('2025-01-01T10:00:00Z', 'one'), ('2025-01-02T10:00:00Z', 'two')");
     await client.end(); // a template has no one connected to it
@@ -108,7 +108,7 @@ describe("table fingerprints and row differences (real PostgreSQL)", function ()
     await client.query("update programmes set name = upper(name) where id in (7, 4000)");
     await client.query("update programmes set description = 'x' where id = 4000");
     await client.query("insert into programmes (name, kind) values ('late', 'loyalty')");
-    await client.query(`update settings set value = '"9"' where key = 'Ä'`);
+    await client.query(`update settings set value = '"9"' where key in ('Ä', repeat('k', 40))`);
     await client.query("delete from settings where key = 'a'");
     await client.query(`insert into settings (key, value) values ('m', '"5"')`);
     const before = new pg.Client(clientConfig(server, copy));
@@ -127,11 +127,12 @@ describe("table fingerprints and row differences (real PostgreSQL)", function ()
 
       const settings = { table: "settings", key: ["key"], columns: ["value"] };
       const s = await rowDifferences({ before, after: client, beforeTable: settings, afterTable: settings });
+      // Byte order (collate "C") on both sides; a long key (a token's hash, say) is shortened in the examples.
       expect(s).to.deep.equal({
-        compared: 3,
+        compared: 4,
         deleted: { rows: 1, examples: ["key=a"] },
         inserted: { rows: 1, examples: ["key=m"] },
-        changed: { value: { rows: 1, examples: ["key=Ä"] } },
+        changed: { value: { rows: 2, examples: ["key=kkkkkkkkkkkk…", "key=Ä"] } },
       });
       // The cursors' transactions are over: both clients are free again.
       expect((await before.query("select count(*)::int as n from programmes")).rows[0].n).to.equal(5000);
