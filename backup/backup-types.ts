@@ -1,3 +1,5 @@
+import type { DatabaseFingerprint } from "../lib/db/table-fingerprints.ts";
+
 /**
  * The shape of a backup set, shared by everything under backup/.
  *
@@ -39,7 +41,19 @@ export interface SetManifest {
   createdAt: string; // ISO
   appVersion: string;
   schemaVersion: string;
-  databases: Record<"db-plum" | "db-ops", { database: string; tables: Record<string, number> }>; // exact row counts at the dump's snapshot
+  databases: Record<
+    "db-plum" | "db-ops",
+    {
+      database: string;
+      tables: Record<string, number>; // exact row counts at the dump's snapshot
+      /**
+       * db-plum only: content fingerprints of the product tables (lib/db/table-fingerprints.ts), computed in the
+       * very transaction whose exported snapshot pg_dump dumps, so they describe exactly the dumped rows. Absent
+       * from sets made before fingerprints: those restore with row counts and file hashes checked only.
+       */
+      fingerprint?: DatabaseFingerprint;
+    }
+  >;
   files: Array<{ path: string; size: number; sha256: string }>; // relative to the files directory
 }
 

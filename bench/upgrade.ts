@@ -2,9 +2,12 @@
 // and switches back by hand (`plumctl rollback --to`), then the stage step's time for two database sizes.
 // Prints, per phase: requests sent, non-2xx answers, socket errors; per switch of the proxy: the requests that
 // completed within ±2 s of it and the longest of them; the time from a soak breach to the old version serving
-// (the report's figure and one measured from outside by polling /version); and stage times. Asserts nothing.
+// (the report's figure and one measured from outside by polling /version); and stage times, with the data-diff
+// gate's fingerprinting as a share of the stage step (goal: at most 25 %). Asserts nothing.
 // Loopback only; the load and every wait have deadlines. Run: npx tsx bench/upgrade.ts
-//   BENCH_SMALL (participants, default 2,000), BENCH_LARGE (default 50,000), BENCH_SOAK_SECONDS (default 20)
+//   BENCH_SMALL (participants, default 2,000), BENCH_LARGE (default 50,000: a 58 MiB product database),
+//   BENCH_HUGE (participants for a third stage case, default none: 900,000 gives 886 MiB; demo data alone ~4 min),
+//   BENCH_SOAK_SECONDS (default 20), BENCH_STAGE_ONLY=1 (only the stage figures, no load phases)
 // The load is closed-loop (each connection sends its next request when the last one is answered): autocannon's
 // own rate limit sends each second's share in a burst, which would put queueing of its own into every figure.
 import { mkdtempSync } from "node:fs";
@@ -17,11 +20,14 @@ import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "../t
 import { plumctl } from "../test/support/plumctl.ts";
 import { freePort } from "../test/support/ports.ts";
 import { addMigration, compose, unhealthyInProductionAfter } from "../test/support/release-patches.ts";
+import { RUN_DIR_ENV } from "../test/support/run-dir.ts";
 import { buildTestBundle, testVendorKeys } from "../test/support/test-bundles.ts";
 import { fmt } from "./support.ts";
 
 const SMALL = Number(process.env.BENCH_SMALL ?? 2_000);
 const LARGE = Number(process.env.BENCH_LARGE ?? 50_000);
+const HUGE = Number(process.env.BENCH_HUGE ?? 0);
+const STAGE_ONLY = process.env.BENCH_STAGE_ONLY === "1";
 const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 20);
 const CONNECTIONS = 50;
 const WINDOW_MS = 2_000;
@@ -396,6 +402,11 @@ function relative(f: PhaseFigures, at: number): string {
 
 // ---------------------------------------------------------------------------------------------- main
 
+// The test support builds bundles and the compiled plumctl in a run folder, as mocha's global setup makes one.
+if (!process.env[RUN_DIR_ENV]) {
+  process.env[RUN_DIR_ENV] = mkdtempSync(path.join(tmpdir(), "plum-bench-run-"));
+  scratch.add(process.env[RUN_DIR_ENV]);
+}
 const bundleDir = mkdtempSync(path.join(tmpdir(), "plum-bench-bundles-"));
 scratch.add(bundleDir);
 const phases: PhaseFigures[] = [];
@@ -406,6 +417,10 @@ const stages: Array<{
   stagingMigrationSeconds?: number;
   snapshotSeconds?: number;
   databaseMiB?: number;
+  /** The data-diff gate's fingerprints: before (taken by the restore's verification) and after the migrations. */
+  fingerprintBefore?: number;
+  fingerprintAfter?: number;
+  fingerprintRows?: number;
 }> = [];
 
 /** The stage figures of an upgrade's report, with the product database size from the verify step's disk check. */
@@ -420,6 +435,9 @@ function stageFigures(label: string, participants: number, u: Upgrade) {
     snapshotSeconds: u.report.steps.snapshot?.seconds,
     // verify asks for twice the database plus 200 MiB: the size, read back from that check.
     databaseMiB: needed ? (Number(needed) - 200) / 2 : undefined,
+    fingerprintBefore: u.report.dataGate?.before?.seconds,
+    fingerprintAfter: u.report.dataGate?.after?.seconds,
+    fingerprintRows: u.report.dataGate?.after?.rows,
   });
 }
 
@@ -435,6 +453,26 @@ try {
   });
 
   // (1) Small database: promote, a soak breach that rolls back, a manual rollback, each under load.
+  if (!STAGE_ONLY) await loadPhases(v2, v3);
+
+  // (2) Stage time by database size, without load and without a soak: a fresh appliance each.
+  for (const [label, participants] of [["small", SMALL], ["large", LARGE], ...(HUGE > 0 ? [["huge", HUGE] as const] : [])] as const) {
+    if (interrupted) break;
+    process.stdout.write(`\n${label} appliance for the stage time (${participants.toLocaleString("en-GB")} participants, no load)…\n`);
+    const app = await startAppliance(participants, 0);
+    await cli(app, ["release", "import", v2], 180_000);
+    const started = Date.now();
+    await cli(app, ["upgrade", "start", "0.2.0", "--now"], PHASE_DEADLINE_S * 1000);
+    process.stdout.write(`  upgrade to 0.2.0 in ${fmt((Date.now() - started) / 1000)} s\n`);
+    stageFigures(`${label}, no load`, participants, await latest(app));
+    await stopAppliance(app);
+  }
+  report();
+} finally {
+  if (!interrupted) await cleanUp();
+}
+
+async function loadPhases(v2: string, v3: string): Promise<void> {
   process.stdout.write(`\nsmall appliance (${SMALL.toLocaleString("en-GB")} participants, soak ${SOAK_SECONDS} s)…\n`);
   const small = await startAppliance(SMALL, SOAK_SECONDS);
   await cli(small, ["release", "import", v2], 180_000);
@@ -499,29 +537,23 @@ try {
     phases.push(f);
   }
   await stopAppliance(small);
+}
 
-  // (2) Stage time by database size, without load and without a soak: a fresh appliance each.
-  for (const [label, participants] of [
-    ["small", SMALL],
-    ["large", LARGE],
-  ] as const) {
-    if (interrupted) break;
-    process.stdout.write(`\n${label} appliance for the stage time (${participants.toLocaleString("en-GB")} participants, no load)…\n`);
-    const app = await startAppliance(participants, 0);
-    await cli(app, ["release", "import", v2], 180_000);
-    const started = Date.now();
-    await cli(app, ["upgrade", "start", "0.2.0", "--now"], PHASE_DEADLINE_S * 1000);
-    process.stdout.write(`  upgrade to 0.2.0 in ${fmt((Date.now() - started) / 1000)} s\n`);
-    stageFigures(`${label}, no load`, participants, await latest(app));
-    await stopAppliance(app);
-  }
-
-  // ---------------------------------------------------------------------------------------------- report
+// ---------------------------------------------------------------------------------------------- report
+function report(): void {
   const out: string[] = [];
   const row = (cells: Array<string | number>, widths: number[]) =>
     cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("  ");
   const n = (x: number) => x.toLocaleString("en-GB");
 
+  if (phases.length > 0) loadReport(out, row, n);
+  stageReport(out, row, n);
+  process.stdout.write(out.join("\n") + "\n");
+}
+
+type Row = (cells: Array<string | number>, widths: number[]) => string;
+
+function loadReport(out: string[], row: Row, n: (x: number) => string): void {
   out.push("", `=== load through the edge proxy (${CONNECTIONS} connections, closed loop: half GET /version, half GET /readyz) ===`);
   const w1 = [36, 10, 9, 14, 9, 9];
   out.push(row(["phase", "sent", "non-2xx", "socket errors", "timeouts", "outcome"], w1));
@@ -611,7 +643,9 @@ try {
       if (beforeStop.length > 5) out.push(`  agent: … ${beforeStop.length - 5} more such lines`);
     }
   }
+}
 
+function stageReport(out: string[], row: Row, n: (x: number) => string): void {
   out.push("", "=== stage step by database size ===");
   const w3 = [18, 13, 13, 12, 11, 19];
   out.push(row(["appliance", "participants", "database MiB", "snapshot s", "stage s", "staging migrations s"], w3));
@@ -630,7 +664,30 @@ try {
       ),
     );
   }
-  process.stdout.write(out.join("\n") + "\n");
-} finally {
-  if (!interrupted) await cleanUp();
+
+  out.push(
+    "",
+    "=== data-diff gate: fingerprinting staging, as a share of the stage step (goal ≤ 25 %) ===",
+    "before: taken by the restore's verification against the set's manifest (it replaces a count-only check); after: once the migrations ran",
+  );
+  const w4 = [18, 13, 12, 10, 9, 11, 9, 14];
+  out.push(row(["appliance", "database MiB", "rows", "before s", "after s", "together s", "stage s", "share of stage"], w4));
+  for (const s of stages) {
+    const together = s.fingerprintBefore !== undefined && s.fingerprintAfter !== undefined ? s.fingerprintBefore + s.fingerprintAfter : undefined;
+    out.push(
+      row(
+        [
+          s.label,
+          s.databaseMiB !== undefined ? fmt(s.databaseMiB, 0) : "?",
+          s.fingerprintRows !== undefined ? n(s.fingerprintRows) : "?",
+          s.fingerprintBefore !== undefined ? fmt(s.fingerprintBefore, 2) : "?",
+          s.fingerprintAfter !== undefined ? fmt(s.fingerprintAfter, 2) : "?",
+          together !== undefined ? fmt(together, 2) : "?",
+          s.stageSeconds !== undefined ? fmt(s.stageSeconds) : "?",
+          together !== undefined && s.stageSeconds ? `${fmt((100 * together) / s.stageSeconds, 1)} %` : "?",
+        ],
+        w4,
+      ),
+    );
+  }
 }

@@ -1,4 +1,6 @@
 import type { Command } from "commander";
+import { describeChange } from "../lib/db/data-changes.ts";
+import { describeUndeclared } from "../appliance/upgrade/data-gate.ts";
 import { loadConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
 import { sleep } from "../lib/wait.ts";
@@ -27,7 +29,20 @@ export function describeUpgrade(s: Status): string {
     );
   for (const [step, t] of Object.entries(u.report.steps ?? {}))
     lines.push(`  ${step.padEnd(9)} ${t.outcome ?? "running"}${t.seconds !== undefined ? ` in ${t.seconds.toFixed(1)} s` : ""}`);
+  lines.push(...describeDataGate(u));
   return lines.join("\n") + "\n";
+}
+
+/** What the data-diff gate decided, and every change the release declares with what was measured: for the admin to read before approving. */
+function describeDataGate(u: Upgrade): string[] {
+  const g = u.report.dataGate;
+  if (!g) return [];
+  const lines = [`  data gate: ${g.verdict ?? "measured by stage, judged first thing in validate"}${g.hold ? ` (${g.hold})` : ""}`];
+  for (const d of g.declared ?? [])
+    lines.push(`    declared by ${d.migration}: ${describeChange(d)}${d.measured ? `; measured: ${d.measured}` : ""}${d.note ? ` (${d.note})` : ""}`);
+  for (const d of g.undeclared ?? []) lines.push(`    NOT declared: ${describeUndeclared(d)}`);
+  for (const line of g.unread ?? []) lines.push(`    not read by the bundle builder: ${typeof line === "string" ? line : JSON.stringify(line)}`);
+  return lines;
 }
 
 /** The same status as the agent gives, read from plum_ops (the agent is stopped, or was killed mid-upgrade). */

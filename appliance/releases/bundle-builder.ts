@@ -11,6 +11,7 @@ import { expectedSchemaVersion, migrationNames } from "../../lib/version.ts";
 import { SUITES } from "../../product/validation/suites.ts";
 import { BUNDLE_MEMBERS, bundleFileName, manifestBytes, type BundleManifest } from "./bundle-manifest.ts";
 import { sign } from "./bundle-signing.ts";
+import { releaseDataChanges } from "./migration-data-changes.ts";
 import { productionModules } from "./production-modules.ts";
 import { releaseChangesIn } from "./release-changes.ts";
 
@@ -41,6 +42,8 @@ export interface BuiltBundle {
   file: string;
   manifest: BundleManifest;
   appBytes: number;
+  /** Statements of the migrations the builder could not read for the data-change declaration, by migration. */
+  unreadDataChanges: string[];
   timings: { compileMs: number; packMs: number; totalMs: number };
 }
 
@@ -167,6 +170,7 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
   const suites = opts.suites ?? Object.keys(SUITES);
   const changes = releaseChangesIn(sourceDir, opts.version);
   const migrationsDir = path.join(sourceDir, "migrations");
+  const dataChanges = await releaseDataChanges(migrationsDir);
 
   const work = mkdtempSync(path.join(tmpdir(), "plum-bundle-"));
   try {
@@ -201,6 +205,7 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
       suites,
       migrations: migrationNames(migrationsDir),
       ...(changes && { changes }),
+      dataChanges,
     };
     const bytes = manifestBytes(manifest);
     writeFileSync(path.join(bundleDir, "manifest.json"), bytes);
@@ -217,7 +222,14 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
       rmSync(partial, { force: true });
     }
     const finished = Date.now();
-    return { file, manifest, appBytes, timings: { compileMs: compiled - started, packMs: finished - compiled, totalMs: finished - started } };
+    const unreadDataChanges = Object.entries(dataChanges).flatMap(([name, d]) => (d.unread ?? []).map((u) => `${name}: ${u}`));
+    return {
+      file,
+      manifest,
+      appBytes,
+      unreadDataChanges,
+      timings: { compileMs: compiled - started, packMs: finished - compiled, totalMs: finished - started },
+    };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -1,5 +1,6 @@
 import semver from "semver";
 import { z } from "zod";
+import { migrationDataChangesSchema } from "../../lib/db/data-changes.ts";
 
 const version = z.string().refine((v) => semver.valid(v) === v, "is not a semantic version (X.Y.Z)");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "is not a sha256 in hex");
@@ -45,6 +46,13 @@ export const bundleManifestSchema = z.strictObject({
   migrations: z.array(migrationName),
   /** Optional: bundles built before the changelog existed carry none and still import. */
   changes: releaseChangesSchema.optional(),
+  /**
+   * What each product migration changes in the data, by migration name (derived by the builder, the rest stated
+   * by the migration): the upgrade's data-diff gate refuses any difference on staging that none covers. Optional:
+   * bundles built before it carry none and still import; the gate then shows what it measured and holds the
+   * promotion for an admin's approval.
+   */
+  dataChanges: z.record(migrationName, migrationDataChangesSchema).optional(),
 });
 
 export type BundleManifest = z.infer<typeof bundleManifestSchema>;

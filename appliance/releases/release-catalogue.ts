@@ -14,7 +14,7 @@ export function releaseCatalogueFor(store: ReleaseStore, config: PlumConfig): Re
     ref: (version) => store.ref(version),
     facts: (version) => {
       const m = store.manifest(version);
-      return { version: m.version, schemaVersion: m.schemaVersion, minimumVersion: m.minimumVersion, suites: m.suites };
+      return { version: m.version, schemaVersion: m.schemaVersion, minimumVersion: m.minimumVersion, suites: m.suites, dataChanges: m.dataChanges };
     },
     async recheck(version, currentVersion) {
       const checks: string[] = [];

@@ -3,13 +3,12 @@ import type { PlumConfig } from "../../lib/config.ts";
 import { connectAdmin, connectionUrl, type PgServer } from "../../lib/db/database.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { homeLayout } from "../../lib/paths.ts";
-import type { CheckResult } from "../../product/validation/suite.ts";
-import { databaseExists, dropDatabase } from "../../backup/restore/whole-databases.ts";
 import type { AgentJobRequest } from "../../backup/jobs/backup-requests.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { Production } from "../production.ts";
 import { instanceId, type RuntimeDriver } from "../runtimes/runtime.ts";
 import { runReleaseMigrate, runReleaseValidate } from "./release-commands-runner.ts";
+import { stagingDatabase } from "./staging-database.ts";
 import type { DatabaseRole, ReleaseCatalogue, UpgradeHost } from "./upgrade-host.ts";
 
 const MIGRATE_TIMEOUT_MS = 30 * 60_000;
@@ -17,6 +16,11 @@ const VALIDATE_TIMEOUT_MS = 15 * 60_000;
 
 export function stagingDatabaseOf(config: PlumConfig): string {
   return `${config.database.productDatabase}_staging`;
+}
+
+/** The snapshot restored once more beside staging, for the data-diff gate's row-by-row comparison (then dropped). */
+export function gateScratchDatabaseOf(config: PlumConfig): string {
+  return `${stagingDatabaseOf(config)}_before`;
 }
 
 /**
@@ -36,6 +40,7 @@ export function agentUpgradeHost(deps: {
 }): UpgradeHost {
   const { config, pg, runtime, production, releases } = deps;
   const staging = stagingDatabaseOf(config);
+  const database = stagingDatabase({ pg, database: staging, scratch: gateScratchDatabaseOf(config), runJob: deps.runJob });
   const databaseOf = (role: DatabaseRole) => (role === "staging" ? staging : config.database.productDatabase);
   return {
     get settings() {
@@ -53,15 +58,14 @@ export function agentUpgradeHost(deps: {
       onAnswer: (listener) => production.onAnswer(listener),
     },
     staging: {
-      async restore(setId, actor) {
-        const { checks } = (await deps.runJob({ kind: "restore-copy", setId, database: staging, purpose: "staging" }, actor)) as { checks: CheckResult[] };
-        return { checks: checks.length, failed: checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail ?? ""}`) };
-      },
+      restore: database.restore,
+      fingerprint: database.fingerprint,
+      rowDifferences: database.rowDifferences,
       start: async (version) => ({ url: (await production.startReady("staging", releases.ref(version), staging)).url }),
       stop: (version) => runtime.stop(instanceId("staging", version)),
       async drop() {
         for (const i of runtime.list().filter((x) => x.slot === "staging")) await runtime.stop(i.id);
-        if (await databaseExists(pg, staging)) await dropDatabase(pg, staging);
+        await database.drop();
       },
     },
     commands: {

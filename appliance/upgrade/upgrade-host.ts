@@ -1,4 +1,7 @@
 import type { PlumConfig } from "../../lib/config.ts";
+import type { MigrationDataChanges } from "../../lib/db/data-changes.ts";
+import type { DatabaseFingerprint } from "../../lib/db/table-fingerprints.ts";
+import type { RowDifferences } from "../../lib/db/row-differences.ts";
 import type { Logger } from "../../lib/logger.ts";
 import type { AuditEvent } from "../audit/audit-log.ts";
 import type { AnswerListener } from "../proxy/edge-proxy.ts";
@@ -11,6 +14,8 @@ export interface ReleaseFacts {
   schemaVersion: string;
   minimumVersion: string;
   suites: string[];
+  /** What its migrations change in the data, by migration (the manifest's); undefined: a bundle built before declarations. */
+  dataChanges?: Record<string, MigrationDataChanges>;
 }
 
 /** The releases the appliance holds (the installed one and the imported ones), as the upgrade sees them. */
@@ -47,13 +52,29 @@ export interface ProductionSlot {
 
 /** The staging slot: a copy of production's data and the instances started on it. */
 export interface StagingSlot {
-  /** Restore a set's product database into the staging database (through the backup job queue), verified. */
-  restore(setId: string, actor: string): Promise<{ checks: number; failed: string[] }>;
+  /**
+   * Restore a set's product database into the staging database (through the backup job queue), verified. With
+   * the restored copy's fingerprint when the verification measured one (a set whose manifest has fingerprints).
+   */
+  restore(setId: string, actor: string): Promise<{ checks: number; failed: string[]; fingerprint?: { fingerprint: DatabaseFingerprint; seconds: number } }>;
+  /** Fingerprints of the staging database's product tables now (see lib/db/table-fingerprints.ts); with its time. */
+  fingerprint(): Promise<{ fingerprint: DatabaseFingerprint; seconds: number }>;
+  /**
+   * Which rows differ between the set (restored once more, into a scratch database dropped afterwards) and staging
+   * now, for the tables asked: the data-diff gate's examples, on its failure path only.
+   */
+  rowDifferences(setId: string, tables: RowComparison[], actor: string): Promise<Array<{ table: string; differences?: RowDifferences; error?: string }>>;
   /** Start a release on the staging database and wait until it is ready; its URL. */
   start(version: string): Promise<{ url: string }>;
   stop(version: string): Promise<void>;
   /** Stop every staging instance and drop the staging database. Idempotent. */
   drop(): Promise<void>;
+}
+
+/** One table to compare row by row: its name, key and columns before the migrations and after them (pairwise). */
+export interface RowComparison {
+  before: { table: string; key: string[]; columns: string[] };
+  after: { table: string; key: string[]; columns: string[] };
 }
 
 export type DatabaseRole = "production" | "staging";

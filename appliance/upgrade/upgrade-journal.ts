@@ -2,6 +2,8 @@ import { QueryTypes, UniqueConstraintError, type Sequelize, type Transaction } f
 import { PlumError } from "../../lib/errors.ts";
 import type { ChainVerdict } from "../../lib/hash-chain.ts";
 import { HashChainedLog } from "../../lib/hash-chained-log.ts";
+import type { DatabaseFingerprint } from "../../lib/db/table-fingerprints.ts";
+import type { DeclaredOutcome, Undeclared } from "./data-gate.ts";
 
 export const STEPS = ["verify", "snapshot", "stage", "validate", "promote", "soak", "rollback", "complete"] as const;
 export type Step = (typeof STEPS)[number];
@@ -16,6 +18,8 @@ export interface UpgradeReport {
   migrations?: { staging?: { ran: string[]; seconds: number }; production?: { ran: string[]; seconds: number }; undone?: { ran: string[]; seconds: number } };
   suites?: { release?: unknown; currentSmoke?: unknown };
   rollbackMode?: { mode: RollbackMode; why: string };
+  /** The data-diff gate: staging fingerprinted by stage (before and after the migrations), judged by validate. */
+  dataGate?: DataGateReport;
   promotion?: { waitedFor: Promotion; approvedBy?: string; windowOpenedAt?: string };
   soak?: { seconds: number; requests: number; errors5xx: number; p99Ms: number | null; healthFailures: number; breach?: string };
   rollback?: {
@@ -28,6 +32,26 @@ export interface UpgradeReport {
     restoreConfirmedBy?: string;
     restoredAt?: string;
   };
+}
+
+export interface DataGateReport {
+  /** Kept from stage to validate only (the judgement below replaces them). */
+  fingerprints?: { before: DatabaseFingerprint; after: DatabaseFingerprint };
+  /** "restore": the before-fingerprint is the one the snapshot's restore verified against its manifest. */
+  before?: { from: "restore" | "staging"; tables: number; rows: number; seconds: number };
+  after?: { tables: number; rows: number; seconds: number };
+  /** The row-by-row comparison that counts and names undeclared differences (failure path only). */
+  rowsSeconds?: number;
+  /** "none": a bundle built before declarations. */
+  declaredBy?: "manifest" | "none";
+  migrations?: string[];
+  declared?: DeclaredOutcome[];
+  undeclared?: Undeclared[];
+  /** Statements of the migrations the bundle builder could not read (only the measurement covers them). */
+  unread?: string[];
+  verdict?: "passed" | "refused" | "held-for-approval";
+  /** Why the promotion waits for an admin (held-for-approval). */
+  hold?: string;
 }
 
 export interface Upgrade {

@@ -246,8 +246,14 @@ export class UpgradeManager {
         }
         if (step === "stage") await runStep(this.host, this.journal, u, step, (r) => stageStep(this.host, u, r));
         if (step === "validate") {
-          const decided = await runStep(this.host, this.journal, u, step, (r) => validateStep(this.host, u, r));
+          const { hold, ...decided } = await runStep(this.host, this.journal, u, step, (r) => validateStep(this.host, u, r));
           u = await this.journal.update(u.id, { rollbackMode: decided.mode, report: { ...u.report, rollbackMode: decided } });
+          if (hold && u.promotion !== "approval") {
+            // What the gate could not judge is for an admin to read: no promotion without one, whatever was asked.
+            u = await this.journal.update(u.id, { promotion: "approval" });
+            await this.journal.note(u.id, step, "note", { promotion: "approval", why: hold });
+            await this.host.audit.append({ actor: "agent", action: "upgrade.hold", target: `upgrade:${u.id}`, detail: { promotion: "approval", why: hold } });
+          }
         }
       }
       if (this.abortRequested) return this.finishAborted(u, "aborted before promotion");
@@ -257,7 +263,8 @@ export class UpgradeManager {
     }
   }
 
-  private async finishAborted(u: Upgrade, why: string): Promise<void> {
+  private async finishAborted(stale: Upgrade, why: string): Promise<void> {
+    const u = (await this.journal.get(stale.id)) ?? stale; // the step it stopped at: runStep moved it on since `stale` was read
     await this.host.staging.drop().catch((err) => this.host.log.error({ err }, "tearing down staging failed"));
     await this.journal.note(u.id, u.step, "undone", { why });
     await this.journal.update(u.id, { status: "aborted", error: why });

@@ -1,4 +1,6 @@
 import { PlumError } from "../../lib/errors.ts";
+import { fingerprintSummary } from "../../lib/db/table-fingerprints.ts";
+import { declarationsFor, describeUndeclared, judge, unreadFor, withRowCounts } from "./data-gate.ts";
 import type { UpgradeHost } from "./upgrade-host.ts";
 import type { RollbackMode, Upgrade, UpgradeReport } from "./upgrade-journal.ts";
 
@@ -31,15 +33,91 @@ export async function snapshotStep(host: UpgradeHost, u: Upgrade): Promise<{ set
   return host.snapshot(`upgrade:${u.id}`);
 }
 
-/** stage: the snapshot restored into the staging database (which proves it restores), then the new migrations there. */
-export async function stageStep(host: UpgradeHost, u: Upgrade, report: UpgradeReport): Promise<Record<string, unknown>> {
+/** What stage drives of the host (the integration tests give these over real databases). */
+export type StageHost = { staging: Pick<UpgradeHost["staging"], "drop" | "restore" | "fingerprint">; commands: Pick<UpgradeHost["commands"], "migrate"> };
+/** What the data-diff gate asks of the host. */
+export type GateHost = Pick<UpgradeHost, "log"> & { releases: Pick<UpgradeHost["releases"], "facts">; staging: Pick<UpgradeHost["staging"], "rowDifferences"> };
+
+/**
+ * stage: the snapshot restored into the staging database (which proves it restores), then the new migrations
+ * there, with staging's fingerprints taken before and after them for validate's data-diff gate. Nothing but the
+ * migrations runs on staging between the two (no instance is started before validate), so any difference is
+ * theirs. The fingerprint before is the one the restore verified against the snapshot's manifest, when it had one.
+ */
+export async function stageStep(host: StageHost, u: Upgrade, report: UpgradeReport): Promise<Record<string, unknown>> {
   if (!u.snapshotSetId) throw new PlumError("the upgrade has no snapshot to stage from");
   await host.staging.drop();
   const restored = await host.staging.restore(u.snapshotSetId, `upgrade:${u.id}`);
   if (restored.failed.length > 0) throw new PlumError(`the pre-upgrade snapshot did not restore intact into staging: ${restored.failed.join("; ")}`);
+  const before = restored.fingerprint
+    ? { ...restored.fingerprint, from: "restore" as const }
+    : { ...(await host.staging.fingerprint()), from: "staging" as const };
   const migrated = await host.commands.migrate(u.toVersion, "staging");
   report.migrations = { ...report.migrations, staging: { ran: migrated.ran, seconds: migrated.seconds } };
-  return { restoredChecks: restored.checks, migrations: migrated.ran, migrationSeconds: migrated.seconds, schemaVersion: migrated.schemaVersion };
+  const after = await host.staging.fingerprint();
+  report.dataGate = {
+    fingerprints: { before: before.fingerprint, after: after.fingerprint },
+    before: { from: before.from, ...fingerprintSummary(before.fingerprint), seconds: before.seconds },
+    after: { ...fingerprintSummary(after.fingerprint), seconds: after.seconds },
+  };
+  return {
+    restoredChecks: restored.checks,
+    migrations: migrated.ran,
+    migrationSeconds: migrated.seconds,
+    schemaVersion: migrated.schemaVersion,
+    fingerprintSeconds: { before: before.seconds, after: after.seconds },
+  };
+}
+
+const LISTED = 8;
+
+/**
+ * The data-diff gate, first thing in validate (before any suite writes to staging): stage's two fingerprints
+ * judged against the declarations of the migrations that ran. An undeclared difference throws (the upgrade is
+ * aborted, production untouched), naming table, column, how many rows and a few keys, which a row-by-row
+ * comparison with the snapshot finds on this path only. A bundle built before declarations is not refused:
+ * what was measured is shown and the promotion waits for an admin (`hold`). Resumes never skip it: an upgrade
+ * interrupted before promote is undone, and one that reaches validate without stage's fingerprints is refused.
+ */
+export async function dataGateCheck(host: GateHost, u: Upgrade, report: UpgradeReport): Promise<{ hold?: string }> {
+  const gate = report.dataGate;
+  if (!gate?.fingerprints)
+    throw new PlumError("staging has no fingerprints from the stage step: the data-diff gate cannot judge the migrations", {
+      hint: "start the upgrade again (stage fingerprints staging before and after the migrations)",
+    });
+  const { before, after } = gate.fingerprints;
+  const ran = report.migrations?.staging?.ran ?? [];
+  const declarations = host.releases.facts(u.toVersion).dataChanges;
+  const judged = judge(before, after, declarations ? declarationsFor(declarations, ran) : []);
+  let undeclared = judged.undeclared;
+  if (undeclared.length > 0 && judged.comparisons.length > 0 && u.snapshotSetId) {
+    const started = Date.now();
+    const compared = await host.staging
+      .rowDifferences(u.snapshotSetId, judged.comparisons, `upgrade:${u.id}`)
+      .catch((err: Error) => judged.comparisons.map((c) => ({ table: c.after.table, error: err.message })));
+    undeclared = withRowCounts(undeclared, compared);
+    gate.rowsSeconds = (Date.now() - started) / 1000;
+    for (const c of compared) if (c.error) host.log.warn({ table: c.table, err: c.error }, "data-diff gate: rows could not be compared one by one");
+  }
+  delete gate.fingerprints; // judged: the findings below are what the report keeps
+  Object.assign(gate, {
+    declaredBy: declarations ? "manifest" : "none",
+    migrations: ran,
+    declared: judged.declared,
+    undeclared,
+    unread: declarations ? unreadFor(declarations, ran) : [],
+    verdict: undeclared.length === 0 ? "passed" : declarations ? "refused" : "held-for-approval",
+  });
+  if (undeclared.length === 0) return {};
+  const listed =
+    undeclared.slice(0, LISTED).map(describeUndeclared).join("; ") + (undeclared.length > LISTED ? `; and ${undeclared.length - LISTED} more` : "");
+  if (!declarations) {
+    gate.hold = `${u.toVersion}'s bundle declares no data changes (built before declarations); its migrations changed: ${listed}. An admin approves the promotion after reading them`;
+    return { hold: gate.hold };
+  }
+  throw new PlumError(`${u.toVersion}'s migrations changed data they do not declare: ${listed}`, {
+    hint: "production was not touched; the report on the Upgrade page lists every difference. If the change is intended, the release must declare it (a migration exports dataChanges) and be built again",
+  });
 }
 
 /** Run a release's suites against its own instance on staging; the instance stops again whatever happens. */
@@ -53,10 +131,17 @@ async function validateOnStaging(host: UpgradeHost, version: string, suites: str
 }
 
 /**
- * validate: the new release's suites against its staging instance, then the current release's smoke suite on the
- * migrated staging schema, which decides how a rollback can be done. Throws (abort) when the new release fails.
+ * validate: the data-diff gate, then the new release's suites against its staging instance, then the current
+ * release's smoke suite on the migrated staging schema, which decides how a rollback can be done. Throws (abort)
+ * when the gate refuses or the new release fails; `hold`: the promotion must wait for an admin's approval.
  */
-export async function validateStep(host: UpgradeHost, u: Upgrade, report: UpgradeReport): Promise<{ mode: RollbackMode; why: string }> {
+export async function validateStep(host: UpgradeHost, u: Upgrade, report: UpgradeReport): Promise<{ mode: RollbackMode; why: string; hold?: string }> {
+  const { hold } = await dataGateCheck(host, u, report);
+  const decided = await validateSuites(host, u, report);
+  return hold ? { ...decided, hold } : decided;
+}
+
+async function validateSuites(host: UpgradeHost, u: Upgrade, report: UpgradeReport): Promise<{ mode: RollbackMode; why: string }> {
   const releaseOutcome = await validateOnStaging(host, u.toVersion, host.releases.facts(u.toVersion).suites);
   report.suites = { ...report.suites, release: releaseOutcome.reports };
   if (!releaseOutcome.passed)

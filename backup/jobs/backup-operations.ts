@@ -2,6 +2,7 @@ import type { BackupSet } from "../backup-catalogue.ts";
 import type { Progress } from "./backup-jobs.ts";
 import type { RepositoryRole, SetKind } from "../backup-types.ts";
 import type { CheckResult } from "../../product/validation/suite.ts";
+import type { DatabaseFingerprint } from "../../lib/db/table-fingerprints.ts";
 
 export interface RestoreRequest {
   setId: string;
@@ -23,6 +24,10 @@ export interface BackupOperations {
   forget(startedBy: string, progress: Progress): Promise<unknown>;
   restore(request: RestoreRequest, startedBy: string, progress: Progress): Promise<unknown>;
   /** A set's product database into a new database, verified against its manifest; evidence "restore" either way. */
-  restoreCopy(request: { setId: string; database: string; purpose: string }, startedBy: string, progress: Progress): Promise<{ checks: CheckResult[] }>;
+  restoreCopy(
+    request: { setId: string; database: string; purpose: string },
+    startedBy: string,
+    progress: Progress,
+  ): Promise<{ checks: CheckResult[]; fingerprint?: { fingerprint: DatabaseFingerprint; seconds: number } }>;
   drill(setId: string | undefined, startedBy: string, progress: Progress): Promise<unknown>;
 }

@@ -6,7 +6,7 @@ import { holdBackupWork } from "../work-lock.ts";
 import { describeFailures } from "./manifest-verifier.ts";
 import { dropCopy } from "./production-swap.ts";
 import { RestoreJournal, type RestoreRow } from "./restore-journal.ts";
-import { scratchRestorer } from "./scratch-restorer.ts";
+import { scratchRestorer, type ScratchRestore } from "./scratch-restorer.ts";
 import { databaseExists } from "./whole-databases.ts";
 
 /**
@@ -22,12 +22,13 @@ export async function copyRestorer(props: {
   purpose: string;
   startedBy: string;
   onProgress?: (line: string) => void;
-}): Promise<{ checks: CheckResult[]; restoreId: number | null }> {
+}): Promise<{ checks: CheckResult[]; fingerprint?: ScratchRestore["fingerprint"]; restoreId: number | null }> {
   const { ctx, restic, setId, database, purpose, startedBy } = props;
   const startedAt = new Date();
   const journal = new RestoreJournal(ctx.opsSequelize);
   let row: RestoreRow | undefined;
   let checks: CheckResult[] = [];
+  let fingerprint: ScratchRestore["fingerprint"];
   const evidence = (outcome: "success" | "failure", detail: Record<string, unknown>) =>
     ctx.evidence.record({
       kind: "restore",
@@ -59,14 +60,14 @@ export async function copyRestorer(props: {
       id,
       "copy",
       async () => {
-        ({ checks } = await scratchRestorer({ ctx, restic, set, repo: ctx.repos.primary, target: { database }, onProgress: props.onProgress }));
+        ({ checks, fingerprint } = await scratchRestorer({ ctx, restic, set, repo: ctx.repos.primary, target: { database }, onProgress: props.onProgress }));
         if (checks.some((c) => !c.passed)) throw new PlumError(`the restore does not match the manifest of set ${set.id}: ${describeFailures(checks)}`);
       },
       () => ({ checks: checks.length }),
     );
     await journal.update(id, { status: "succeeded" });
     await evidence("success", { note: `restored for ${purpose}, verified`, verified: true, checks });
-    return { checks, restoreId: id };
+    return { checks, fingerprint, restoreId: id };
   } catch (err) {
     if (row) {
       const id = row.id;

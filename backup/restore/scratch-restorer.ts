@@ -2,13 +2,14 @@ import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { PlumError } from "../../lib/errors.ts";
+import { fingerprintDatabase, type DatabaseFingerprint } from "../../lib/db/table-fingerprints.ts";
 import type { CheckResult } from "../../product/validation/suite.ts";
 import type { BackupSet } from "../backup-catalogue.ts";
 import type { BackupContext } from "../backup-context.ts";
 import { DUMP_FILENAMES, SET_PARTS, type Repository, type SetManifest, type SetPart } from "../backup-types.ts";
 import type { Snapshot } from "../restic/restic-output.ts";
 import type { Restic } from "../restic/restic.ts";
-import { fileChecks, tableCountChecks } from "./manifest-verifier.ts";
+import { comparableFingerprint, contentChecks, fileChecks, noFingerprintCheck, tableCountChecks } from "./manifest-verifier.ts";
 import { pgRestoreProcess } from "./pg-restore.ts";
 import { createEmptyDatabase, rowCountsOf } from "./whole-databases.ts";
 
@@ -23,8 +24,10 @@ export interface ScratchRestore {
   manifest: SetManifest;
   /** Where the files directory landed (below `filesTarget`). */
   filesDir?: string;
-  /** Row counts per table and the files' sha256, each against the manifest. */
+  /** Row counts and content per table and the files' sha256, each against the manifest. */
   checks: CheckResult[];
+  /** The restored database's fingerprints, when the manifest had some to compare with; with the time they took. */
+  fingerprint?: { fingerprint: DatabaseFingerprint; seconds: number };
 }
 
 /** The set's snapshot of each part in one repository, found by tags: a copy in the secondary has an id of its own. */
@@ -80,7 +83,8 @@ async function restoreFilesSnapshot(restic: Restic, repo: Repository, setId: str
 
 /**
  * Restore a set's product database and/or files out of the way (a new database, a folder) and verify them
- * against the set's manifest. Verification failures are returned as failing checks; anything that stops the
+ * against the set's manifest: row counts, the tables' content (fingerprints, when the manifest has them) and
+ * the files' sha256. Verification failures are returned as failing checks; anything that stops the
  * restore itself throws. Either way the caller owns `target` and cleans it up.
  */
 export async function scratchRestorer(props: {
@@ -110,7 +114,16 @@ export async function scratchRestorer(props: {
   }
   await props.beforeVerify?.({ filesDir });
   const checks: CheckResult[] = [];
-  if (target.database) checks.push(...tableCountChecks(manifest.databases["db-plum"].tables, await rowCountsOf(ctx.pg, target.database)));
+  let fingerprint: ScratchRestore["fingerprint"];
+  if (target.database) {
+    checks.push(...tableCountChecks(manifest.databases["db-plum"].tables, await rowCountsOf(ctx.pg, target.database)));
+    const expected = comparableFingerprint(manifest);
+    if (expected) {
+      say("comparing the restored tables' content with the manifest's fingerprints");
+      fingerprint = await fingerprintDatabase(ctx.pg, target.database);
+      checks.push(...contentChecks(expected, fingerprint.fingerprint));
+    } else checks.push(noFingerprintCheck(manifest));
+  }
   if (filesDir) checks.push(...(await fileChecks(filesDir, manifest.files)));
   const failed = checks.filter((c) => !c.passed).length;
   say(
@@ -118,5 +131,5 @@ export async function scratchRestorer(props: {
       ? `verified against the manifest: ${checks.length} checks passed`
       : `verification against the manifest failed: ${failed} of ${checks.length} checks`,
   );
-  return { manifest, filesDir, checks };
+  return { manifest, filesDir, checks, fingerprint };
 }

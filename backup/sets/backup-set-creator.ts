@@ -10,6 +10,7 @@ import { ChildProcessError, PlumError } from "../../lib/errors.ts";
 import { clientConfig, pgEnvironment, type PgServer } from "../../lib/db/database.ts";
 import { effectiveConfigYaml, maskedDatabaseUrl } from "../../lib/effective-config.ts";
 import { appliedSchemaVersion } from "../../lib/db/migrate.ts";
+import { fingerprintInTransaction, type DatabaseFingerprint } from "../../lib/db/table-fingerprints.ts";
 import type { BackupContext } from "../backup-context.ts";
 import type { BackupSet } from "../backup-catalogue.ts";
 import { DUMP_FILENAMES, EFFECTIVE_CONFIG_FILENAME, SET_STAGING_FOLDER, setTags, type SetKind, type SetManifest, type SetPart } from "../backup-types.ts";
@@ -37,6 +38,8 @@ interface HeldSnapshot {
   snapshotId: string;
   /** Row counts in the held snapshot, counted while the dumps run (awaited before the snapshot is let go). */
   counting?: Promise<Record<string, number>>;
+  /** The product database only: content fingerprints in the held snapshot, taken after the counts, beside the dumps. */
+  fingerprinting?: Promise<DatabaseFingerprint>;
 }
 
 /**
@@ -74,6 +77,7 @@ async function holdSnapshot(server: PgServer, database: string): Promise<HeldSna
 
 async function releaseSnapshot(held: HeldSnapshot | undefined): Promise<void> {
   await held?.counting?.catch(() => undefined);
+  await held?.fingerprinting?.catch(() => undefined);
   await held?.client.query("rollback").catch(() => undefined);
   await held?.client.end().catch(() => undefined);
 }
@@ -246,11 +250,16 @@ export async function backupSetCreator(props: {
         h.counting = exactRowCounts(h.client);
         h.counting.catch(() => undefined);
       }
+      // In the same held transaction (its queries queue on the one client): the fingerprints describe the very
+      // rows pg_dump writes from that exported snapshot, whatever production writes meanwhile.
+      held["db-plum"].fingerprinting = fingerprintInTransaction(held["db-plum"].client);
+      held["db-plum"].fingerprinting.catch(() => undefined);
       const hashing = filesWithHashes(ctx.filesDir);
       hashing.catch(() => undefined);
 
       const summaries: Partial<Record<SetPart, BackupSummary>> = {};
       const tables: Partial<Record<"db-plum" | "db-ops", Record<string, number>>> = {};
+      let fingerprint: DatabaseFingerprint | undefined;
       for (const part of ["db-plum", "db-ops"] as const) {
         const database = part === "db-plum" ? ctx.databases.product : ctx.databases.ops;
         summaries[part] = await dumpIntoRestic({
@@ -264,6 +273,7 @@ export async function backupSetCreator(props: {
           onProgress: props.onProgress,
         });
         tables[part] = await held[part]!.counting;
+        if (part === "db-plum") fingerprint = await held[part]!.fingerprinting;
         await releaseSnapshot(held[part]);
         delete held[part];
       }
@@ -274,7 +284,7 @@ export async function backupSetCreator(props: {
         appVersion: row.appVersion,
         schemaVersion: row.schemaVersion,
         databases: {
-          "db-plum": { database: ctx.databases.product, tables: tables["db-plum"]! },
+          "db-plum": { database: ctx.databases.product, tables: tables["db-plum"]!, fingerprint },
           "db-ops": { database: ctx.databases.ops, tables: tables["db-ops"]! },
         },
         files: await hashing,

@@ -18,6 +18,8 @@ import { waitFor, withDeadline } from "../../lib/wait.ts";
 import { connectionUrl } from "../../lib/db/database.ts";
 import { freshDatabases } from "../support/databases.ts";
 import { freePort } from "../support/ports.ts";
+import type { DataChange } from "../../lib/db/data-changes.ts";
+import { addMigration, compose, requiredVoucherChannel } from "../support/release-patches.ts";
 import { buildTestBundle, folderListing, resignManifest, rewriteBundle, testVendorKeys, withFlippedAppByte } from "../support/test-bundles.ts";
 
 const run = promisify(execFile);
@@ -126,6 +128,50 @@ describe("release bundles: build, verify, import, list, prune", function () {
     );
     expect(err?.message).to.equal(`CHANGELOG.md has no section for ${later} and no Unreleased section`);
     expect(existsSync(path.join(work, "undated"))).to.equal(false);
+  });
+
+  it("declares what each migration changes in the data: derived from the migration, stated by it, and what it could not read", async () => {
+    const declared = await buildTestBundle({
+      version: later,
+      key: keys.privateKey,
+      outDir: path.join(work, "declared"),
+      patch: compose(
+        requiredVoucherChannel,
+        addMigration("1732000000800_tidy", "do $$ begin update merchants set name = lower(name); end $$", "select 1", {
+          dataChanges: [{ change: "column-rewritten", table: "merchants", column: "name", note: "names in lower case" }],
+        }),
+      ),
+    });
+    const { dataChanges } = await manifestOf(declared);
+    expect(Object.keys(dataChanges!)).to.deep.equal((await manifestOf(declared)).migrations);
+    expect(dataChanges!["1732000000700_voucher-channel"]).to.deep.equal({
+      changes: [{ change: "column-added", table: "vouchers", column: "channel", source: "derived" }],
+    });
+    expect(dataChanges!["1732000000800_tidy"]).to.deep.equal({
+      changes: [{ change: "column-rewritten", table: "merchants", column: "name", note: "names in lower case", source: "stated" }],
+      unread: ["do $$ begin update merchants set name = lower(name); end $$"],
+    });
+    expect(dataChanges!["1732000000000_baseline"]).to.deep.equal({ changes: [{ change: "table-added", table: "settings", source: "derived" }] });
+
+    const wrong = await buildTestBundle({
+      version: later,
+      key: keys.privateKey,
+      outDir: path.join(work, "wrongly-declared"),
+      patch: addMigration("1732000000800_tidy", "select 1", "select 1", { dataChanges: [{ change: "column-rewritten", table: "merchants" } as DataChange] }),
+    }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(wrong?.message).to.equal("migration 1732000000800_tidy exports dataChanges the builder cannot use: 0.column: a column-rewritten names its column");
+  });
+
+  it("imports an older bundle whose manifest has no data-change declarations (the upgrade's gate then asks for approval)", async () => {
+    const older = await rewriteBundle(bundle, path.join(work, "older.tar"), (dir) => resignManifest(dir, keys.privateKey, (m) => delete m.dataChanges));
+    const oldStore = new ReleaseStore({ releasesDir: path.join(work, "older-releases"), keep: 3, vendorPublicKey: keys.publicKeyPem });
+    mkdirSync(path.join(work, "older-releases"));
+    const manifest = await oldStore.import(older, { currentVersion: APP_VERSION });
+    expect(manifest.version).to.equal(next);
+    expect(manifest.dataChanges).to.equal(undefined);
   });
 
   it("refuses a bundle when the disk is short, with the numbers (disk)", async () => {

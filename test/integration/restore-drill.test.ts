@@ -82,21 +82,80 @@ describe("restore drill (scratch database and folder, verified, measured RTO)", 
     await expectScratchGone();
   });
 
-  it("fails when a restored ledger entry was changed (same row count): the ledger suite names the participant", async () => {
+  it("fails when a restored ledger entry was changed (same row count): its content check names table and column", async () => {
     const report = await restoreDrill({
       ctx,
+      setId: set.id,
       startedBy: "test",
       hooks: {
         afterRestore: async ({ sequelize }) => {
           await sequelize.query("alter table ledger_entries disable trigger user");
-          await sequelize.query(
-            "update ledger_entries set points = 1 where kind = 'award' and participant_id in (select participant_id from ledger_entries where kind = 'redemption')",
-          );
+          await sequelize.query("update ledger_entries set points = points + 1 where id = (select min(id) from ledger_entries where kind = 'award')");
         },
       },
     });
 
+    expect(report).to.include({ passed: false, verified: false });
+    expect(report.error).to.equal(`the restore does not match the manifest of set ${set.id}: content of ledger_entries: values differ in points`);
+    expect(report.checks.find((c) => c.name === "rows in ledger_entries")?.passed, "its row count is unchanged").to.equal(true);
+    expect(report.suites, "the suites run on a verified copy only").to.deep.equal([]);
+    const [evidence] = await ctx.evidence.list({ kind: "drill", limit: 1 });
+    expect((evidence.detail.checks as Array<{ name: string }>).find((c) => c.name === "content of ledger_entries")).to.deep.equal({
+      name: "content of ledger_entries",
+      passed: false,
+      detail: "values differ in points",
+    });
+    await expectScratchGone();
+  });
+
+  it("fails when two restored values were swapped between rows: every count and value set the same", async () => {
+    const report = await restoreDrill({
+      ctx,
+      setId: set.id,
+      startedBy: "test",
+      hooks: {
+        afterRestore: async ({ sequelize }) =>
+          void (await sequelize.query(
+            "update participants p set email = q.email from participants q where (p.id, q.id) in (((select min(id) from participants), (select max(id) from participants)), ((select max(id) from participants), (select min(id) from participants)))",
+          )),
+      },
+    });
+    expect(report.error).to.equal(`the restore does not match the manifest of set ${set.id}: content of participants: values differ in email`);
+    await expectScratchGone();
+  });
+
+  it("a set made before fingerprints still drills, verified by row counts and file hashes, with a note", async () => {
+    const manifest = structuredClone(set.manifest!);
+    delete manifest.databases["db-plum"].fingerprint;
+    await ctx.sets.update({ manifest }, { where: { id: set.id } });
+    const report = await restoreDrill({ ctx, setId: set.id, startedBy: "test" }).finally(() =>
+      ctx.sets.update({ manifest: set.manifest }, { where: { id: set.id } }),
+    );
+    expect(report).to.include({ passed: true, verified: true });
+    expect(report.checks.filter((c) => c.name.startsWith("content of"))).to.deep.equal([
+      {
+        name: "content of the product tables",
+        passed: true,
+        detail: "the manifest has no fingerprints (a set made before they were recorded): row counts and file hashes verified only",
+      },
+    ]);
+    await expectScratchGone();
+  });
+
+  it("fails when a ledger entry in the set itself is wrong (verified: true, as backed up): the ledger suite names the participant", async () => {
+    // The damage is in production before the set is made: the set holds it, the restore matches its manifest.
+    const damage =
+      "update ledger_entries set points = 1 where kind = 'award' and participant_id in (select participant_id from ledger_entries where kind = 'redemption')";
+    await env.product.transaction(async (transaction) => {
+      await env.product.query("alter table ledger_entries disable trigger user", { transaction });
+      await env.product.query(damage, { transaction });
+      await env.product.query("alter table ledger_entries enable trigger user", { transaction });
+    });
+    const damaged = await backupSetCreator({ ctx, kind: "manual", startedBy: "test" });
+    const report = await restoreDrill({ ctx, setId: damaged.id, startedBy: "test" });
+
     expect(report).to.include({ passed: false, verified: true });
+    expect(report.checks.filter((c) => c.name.startsWith("content of")).every((c) => c.passed)).to.equal(true);
     expect(report.error).to.match(/^suites failed on the restored database: ledger \(no balance is below zero: 1 found: participant \d+ has -99\)$/);
     await expectScratchGone();
   });

@@ -247,6 +247,69 @@ describe("ops console: releases, upgrade and history pages", function () {
     });
   });
 
+  it("shows the data-diff gate: declared changes with what was measured before approval, undeclared ones on a refusal", async () => {
+    const { verify, snapshot, stage, validate } = rolledBackReport().steps;
+    const measured = { before: { from: "restore" as const, tables: 16, rows: 250_000, seconds: 0.4 }, after: { tables: 17, rows: 250_000, seconds: 0.3 } };
+    const waiting = await buildUpgrade(journal(), {
+      promotion: "approval",
+      step: "promote",
+      status: "waiting",
+      report: {
+        steps: { verify, snapshot, stage, validate },
+        dataGate: {
+          ...measured,
+          declaredBy: "manifest",
+          migrations: ["1733000000000_gift-cards"],
+          verdict: "passed",
+          undeclared: [],
+          unread: ["1733000000000_gift-cards: select refresh_balances()"],
+          declared: [
+            { migration: "1733000000000_gift-cards", change: "table-added", table: "gift_cards", source: "derived", measured: "added, 0 rows" },
+            {
+              migration: "1733000000000_gift-cards",
+              change: "column-rewritten",
+              table: "vouchers",
+              column: "code",
+              source: "stated",
+              note: "codes are stored in upper case",
+              measured: "values changed",
+            },
+          ],
+        },
+      },
+    });
+    const page = await admin.get("/upgrade");
+    expect(page.text).to.include('data-testid="data-gate-verdict" data-verdict="passed">passed: every difference the migrations made on staging is declared<');
+    expect(page.text).to.include("Staging before the migrations: 16 tables, 250,000 rows, fingerprinted in 0.4 s (by the restore");
+    expect(page.text).to.match(
+      /<td>column-rewritten vouchers\.code<br><span class="muted">codes are stored in upper case<\/span><\/td><td>values changed<\/td><td>stated<\/td>/,
+    );
+    expect(page.text).to.include("<code>1733000000000_gift-cards: select refresh_balances()</code>");
+    expect(page.text).to.include('action="/upgrade/approve"');
+    await journal().update(waiting.id, { status: "aborted" });
+
+    const refused = await buildUpgrade(journal(), {
+      status: "aborted",
+      step: "validate",
+      error: "1.1.0's migrations changed data they do not declare: payouts.amount_minor: 12 rows changed (e.g. id=1, id=4)",
+      report: {
+        steps: { verify, snapshot, stage, validate: { ...validate, outcome: "failed" } },
+        dataGate: {
+          ...measured,
+          rowsSeconds: 2.5,
+          declaredBy: "manifest",
+          verdict: "refused",
+          declared: [],
+          undeclared: [{ table: "payouts", column: "amount_minor", kind: "values-changed", what: "values changed", rows: 12, examples: ["id=1", "id=4"] }],
+        },
+      },
+    });
+    const detail = await auditor.get(`/upgrades/${refused.id}`);
+    expect(detail.text).to.include('data-verdict="refused">refused: the migrations changed data they do not declare<');
+    expect(detail.text).to.include('<li class="bad">payouts.amount_minor: 12 rows changed (e.g. id&#x3D;1, id&#x3D;4)</li>');
+    expect(detail.text).to.include("rows compared one by one in 2.5 s");
+  });
+
   it("lets an admin approve a waiting promotion and an operator abort it", async () => {
     const { verify, snapshot, stage, validate } = rolledBackReport().steps;
     const u = await buildUpgrade(journal(), {

@@ -12,7 +12,10 @@ import type { DatabaseRole, ReleaseCatalogue, ReleaseFacts, UpgradeHost } from "
 import type { Upgrade } from "../../appliance/upgrade/upgrade-journal.ts";
 import { UpgradeJournal } from "../../appliance/upgrade/upgrade-journal.ts";
 import { UpgradeManager } from "../../appliance/upgrade/upgrade-manager.ts";
+import type { DatabaseFingerprint } from "../../lib/db/table-fingerprints.ts";
+import type { RowDifferences } from "../../lib/db/row-differences.ts";
 import { freshDatabases, type FreshDatabases } from "./databases.ts";
+import { PRODUCTION_DATA, RELEASE_NOTES_DECLARED, releaseNotesMigration } from "./fake-fingerprints.ts";
 
 /** What a fault does to the call it matches: fail it, hold it until released, or kill the "agent" there. */
 type Fault = { kind: "throw"; message: string } | { kind: "hold"; reached: () => void; released: Promise<void> } | { kind: "crash"; after: boolean };
@@ -42,6 +45,13 @@ export class FakeWorld {
   readonly instances = new Map<string, { slot: "production" | "staging"; version: string }>();
   serving?: { id: string; version: string };
   readonly snapshots = new Map<string, string | undefined>();
+  /** The product data, as fingerprints: of each database, of each snapshot. */
+  readonly data: Record<DatabaseRole, DatabaseFingerprint | undefined> = { production: PRODUCTION_DATA, staging: undefined };
+  readonly snapshotData = new Map<string, DatabaseFingerprint | undefined>();
+  /** What each release's migrations do to the data (migrating up to its schema), by version. */
+  readonly migrationEffects = new Map<string, (f: DatabaseFingerprint) => DatabaseFingerprint>();
+  /** What the row-by-row comparison finds, by table (the gate's failure path). */
+  readonly rowDifferences = new Map<string, RowDifferences>();
   readonly restored: string[] = [];
   readonly calls: string[] = [];
   readonly listeners = new Set<AnswerListener>();
@@ -60,9 +70,10 @@ export class FakeWorld {
   private readonly faults: Array<{ prefix: string; fault: Fault }> = [];
   private crashed?: (call: string) => void;
 
-  constructor(releases: Array<{ version: string; schemaVersion: string }>) {
-    for (const r of releases) this.releases.set(r.version, { ...r, minimumVersion: "0.0.0", suites: ["health", "smoke"] });
+  constructor(releases: Array<{ version: string; schemaVersion: string; dataChanges?: ReleaseFacts["dataChanges"] }>) {
+    for (const r of releases) this.releases.set(r.version, { minimumVersion: "0.0.0", suites: ["health", "smoke"], ...r });
     this.schema.production = releases[0].schemaVersion;
+    this.migrationEffects.set(V2.version, releaseNotesMigration);
   }
 
   fail(prefix: string, message = `${prefix} failed (injected)`): void {
@@ -209,8 +220,22 @@ export class FakeUpgradeHost implements UpgradeHost {
         if (!this.world.snapshots.has(setId)) throw new Error(`set ${setId} is not in the catalogue`);
         this.world.stagingDatabase = true;
         this.world.schema.staging = this.world.snapshots.get(setId);
-        return { checks: 12, failed: [] };
+        this.world.data.staging = this.world.snapshotData.get(setId);
+        const verified = this.world.data.staging;
+        return { checks: 12, failed: [], ...(verified ? { fingerprint: { fingerprint: verified, seconds: 0.01 } } : {}) };
       }),
+    fingerprint: () =>
+      this.act("staging.fingerprint", () => {
+        if (!this.world.stagingDatabase || !this.world.data.staging) throw new Error("there is no staging database");
+        return { fingerprint: structuredClone(this.world.data.staging), seconds: 0.01 };
+      }),
+    rowDifferences: (setId, tables) =>
+      this.act(`staging.rowDifferences ${setId} ${tables.map((t) => t.after.table).join(",")}`, () =>
+        tables.map((t) => {
+          const found = this.world.rowDifferences.get(t.after.table);
+          return found ? { table: t.after.table, differences: found } : { table: t.after.table, error: "no row comparison in the fake world" };
+        }),
+      ),
     start: (version) => this.act(`staging.start ${version}`, () => ({ url: `http://${this.startInstance("staging", version)}` })),
     stop: (version) => this.act(`staging.stop ${version}`, () => void this.world.instances.delete(`staging@${version}`)),
     drop: () =>
@@ -218,6 +243,7 @@ export class FakeUpgradeHost implements UpgradeHost {
         for (const [id, i] of this.world.instances) if (i.slot === "staging") this.world.instances.delete(id);
         this.world.stagingDatabase = false;
         this.world.schema.staging = undefined;
+        this.world.data.staging = undefined;
       }),
   };
 
@@ -229,6 +255,9 @@ export class FakeUpgradeHost implements UpgradeHost {
         if (opts.to && !this.world.behaviour.downMigrationsWork) throw new Error(`${version}'s down migrations failed (injected)`);
         const ran = this.world.schema[database] === target ? [] : [target];
         this.world.schema[database] = target;
+        const effect = this.world.migrationEffects.get(version);
+        const data = this.world.data[database];
+        if (ran.length > 0 && !opts.to && effect && data) this.world.data[database] = effect(data);
         return { ran, schemaVersion: target, seconds: 0.01 };
       }),
     validate: (version, _url, database, suites) =>
@@ -253,6 +282,7 @@ export class FakeUpgradeHost implements UpgradeHost {
     return this.act(`snapshot for ${actor}`, () => {
       const setId = `set-${this.world.snapshots.size + 1}`;
       this.world.snapshots.set(setId, this.world.schema.production);
+      this.world.snapshotData.set(setId, this.world.data.production);
       return { setId, takenAt: new Date() };
     });
   }
@@ -260,6 +290,7 @@ export class FakeUpgradeHost implements UpgradeHost {
   restoreProduction(setId: string, actor: string) {
     return this.act(`restoreProduction ${setId} by ${actor}`, () => {
       this.world.schema.production = this.world.snapshots.get(setId);
+      this.world.data.production = this.world.snapshotData.get(setId);
       this.world.restored.push(setId);
     });
   }
@@ -304,7 +335,7 @@ export function settled(journal: UpgradeJournal, id: number, timeoutMs = 15_000)
 }
 
 export const V1 = { version: "0.1.0", schemaVersion: "1732000000200_payouts" };
-export const V2 = { version: "0.2.0", schemaVersion: "1732000000500_release-notes" };
+export const V2 = { version: "0.2.0", schemaVersion: "1732000000500_release-notes", dataChanges: RELEASE_NOTES_DECLARED };
 
 /**
  * The test bed of the upgrade-manager tests: one migrated plum_ops database of the test cluster for the file

@@ -1,19 +1,25 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import type { DataChange } from "../../lib/db/data-changes.ts";
 
 /** Patches a test applies to a copy of this tree before building a bundle from it: what a real next release changes. */
 export type TreePatch = (tree: string) => void;
 
-/** A product migration with plain SQL up and down. */
-export function addMigration(name: string, up: string, down: string | false): TreePatch {
+/**
+ * A product migration with plain SQL up and down; `dataChanges`: what it states it changes in the data (the
+ * bundle builder derives the rest from the SQL it can read).
+ */
+export function addMigration(name: string, up: string, down: string | false, opts: { dataChanges?: DataChange[] } = {}): TreePatch {
   return (tree) =>
     writeFileSync(
       path.join(tree, "migrations", `${name}.ts`),
       `import type { MigrationBuilder } from "node-pg-migrate";\n` +
+        (opts.dataChanges ? `import type { DataChange } from "../lib/db/data-changes.ts";\n` : "") +
         `export async function up(pgm: MigrationBuilder): Promise<void> {\n  pgm.sql(${JSON.stringify(up)});\n}\n` +
         (down === false
           ? `export const down = false;\n`
-          : `export async function down(pgm: MigrationBuilder): Promise<void> {\n  pgm.sql(${JSON.stringify(down)});\n}\n`),
+          : `export async function down(pgm: MigrationBuilder): Promise<void> {\n  pgm.sql(${JSON.stringify(down)});\n}\n`) +
+        (opts.dataChanges ? `export const dataChanges: DataChange[] = ${JSON.stringify(opts.dataChanges)};\n` : ""),
     );
 }
 
@@ -76,3 +82,46 @@ export const V2_MIGRATION = addMigration(
   "create table release_notes (id serial primary key, body text not null); alter table participants add column nickname text",
   "drop table release_notes; alter table participants drop column nickname",
 );
+
+/**
+ * Migrations that silently damage data: each hides its change where the bundle builder cannot read it (a DO
+ * block, a function it calls, a trigger that a harmless-looking statement fires), so the release declares
+ * nothing of it. The upgrade's data-diff gate must refuse each at validate, naming the table and column.
+ */
+export const SILENT_DAMAGE = {
+  /** catalogue_items.points_cost rounded to whole hundreds (at least 100), in a DO block. */
+  roundedItemCosts: addMigration(
+    "1732000000800_item-costs",
+    "do $$ begin update catalogue_items set points_cost = greatest(100, round(points_cost / 100.0) * 100)::int where points_cost % 100 <> 0; end $$",
+    "select 1",
+  ),
+  /** Every third programme no ledger entry names is deleted, by a function the migration makes, calls and drops. */
+  prunedProgrammes: addMigration(
+    "1732000000800_tidy-programmes",
+    "create function tidy_programmes() returns void language sql as $$ delete from programmes p where p.id % 3 = 0 and not exists (select 1 from ledger_entries l where l.programme_id = p.id) $$; " +
+      "select tidy_programmes(); drop function tidy_programmes()",
+    "select 1",
+  ),
+  /** The e-mail addresses of the first and the last participant swapped: every count and every value set unchanged. */
+  swappedEmails: addMigration(
+    "1732000000800_participant-emails",
+    "do $$ declare a int; b int; begin select min(id), max(id) into a, b from participants; " +
+      "update participants p set email = q.email from participants q where (p.id = a and q.id = b) or (p.id = b and q.id = a); end $$",
+    "select 1",
+  ),
+  /** Merchant names lower-cased by a trigger that an UPDATE of contact_email (which changes no value) fires. */
+  lowerCasedMerchantNames: lowerCasedMerchantNames(),
+};
+
+/** The migration of SILENT_DAMAGE.lowerCasedMerchantNames; with `declared`, the same change stated by the migration. */
+export function lowerCasedMerchantNames(declared = false): TreePatch {
+  return addMigration(
+    "1732000000800_merchant-names",
+    "create function merchant_names_tidy() returns trigger language plpgsql as $$ begin new.name := lower(new.name); return new; end $$; " +
+      "create trigger merchant_names_tidy before update on merchants for each row execute function merchant_names_tidy(); " +
+      "update merchants set contact_email = contact_email; " +
+      "drop trigger merchant_names_tidy on merchants; drop function merchant_names_tidy()",
+    "select 1",
+    declared ? { dataChanges: [{ change: "column-rewritten", table: "merchants", column: "name", note: "merchant names are kept in lower case" }] } : {},
+  );
+}

@@ -1,3 +1,5 @@
+import { describeChange } from "../../../lib/db/data-changes.ts";
+import { describeUndeclared } from "../../upgrade/data-gate.ts";
 import { FINISHED, STEPS, type Step, type Upgrade, type UpgradeJournal } from "../../upgrade/upgrade-journal.ts";
 
 // The steps an upgrade can still be aborted at (the manager's own rule: nothing has touched production yet).
@@ -89,6 +91,33 @@ function presentMigrations(u: Upgrade) {
     .map((where) => ({ where, count: m[where]!.ran.length, ran: m[where]!.ran.join(", ") || "none", seconds: seconds(m[where]!.seconds) }));
 }
 
+const GATE_VERDICT = {
+  passed: { text: "passed: every difference the migrations made on staging is declared", class: "good" },
+  refused: { text: "refused: the migrations changed data they do not declare", class: "bad" },
+  "held-for-approval": { text: "not judged: the bundle declares no data changes, so an admin approves the promotion", class: "warn" },
+} as const;
+
+/** The data-diff gate: its verdict, what the release declares (with what was measured), and what it does not. */
+function presentDataGate(u: Upgrade) {
+  const g = u.report.dataGate;
+  if (!g) return undefined;
+  const measuredText = (m: { tables: number; rows: number; seconds: number } | undefined, suffix = "") =>
+    m ? `${m.tables} tables, ${m.rows.toLocaleString("en-GB")} rows, fingerprinted in ${seconds(m.seconds)}${suffix}` : "—";
+  return {
+    verdict: g.verdict ?? "pending",
+    verdictText: g.verdict ? GATE_VERDICT[g.verdict].text : "measured by stage, judged first thing in validate",
+    verdictClass: g.verdict ? GATE_VERDICT[g.verdict].class : "warn",
+    before: measuredText(g.before, g.before?.from === "restore" ? " (by the restore, verified against the snapshot's manifest)" : ""),
+    after: measuredText(g.after),
+    rows: g.rowsSeconds === undefined ? undefined : seconds(g.rowsSeconds),
+    migrations: (g.migrations ?? []).join(", ") || "none",
+    declared: (g.declared ?? []).map((d) => ({ migration: d.migration, what: describeChange(d), measured: d.measured, source: d.source, note: d.note })),
+    undeclared: (g.undeclared ?? []).map(describeUndeclared),
+    unread: g.unread ?? [],
+    hold: g.hold,
+  };
+}
+
 /** An upgrade (or rollback) for the pages: the row, its step list and the decisions and figures of its report. */
 export function presentUpgrade(u: Upgrade) {
   const finished = FINISHED.includes(u.status);
@@ -118,6 +147,7 @@ export function presentUpgrade(u: Upgrade) {
     steps: presentSteps(u),
     suites: presentSuites(u),
     migrations: presentMigrations(u),
+    dataGate: presentDataGate(u),
     promotionReport: u.report.promotion && { ...u.report.promotion, windowOpenedAt: asDate(u.report.promotion.windowOpenedAt) },
     soak: soak && { ...soak, seconds: seconds(soak.seconds), p99: soak.p99Ms === null ? "—" : `${soak.p99Ms} ms` },
     rollback: rollback && {
