@@ -26,10 +26,7 @@ describe("upgrades: a rollback that needs the pre-upgrade snapshot", function ()
       key: testVendorKeys().privateKey,
       outDir,
     });
-    appliance = await RunningAppliance.start({
-      env: { PLUM_VENDOR_PUBLIC_KEY: testVendorKeys().publicKeyPem, PLUM_UPGRADE_PROMOTION: "now", PLUM_UPGRADE_SOAK_SECONDS: "8" },
-      demoParticipants: 200,
-    });
+    appliance = await RunningAppliance.forUpgrades(testVendorKeys().publicKeyPem);
     env = appliance.env;
   });
   after(async () => {
@@ -42,10 +39,7 @@ describe("upgrades: a rollback that needs the pre-upgrade snapshot", function ()
   const count = (sql: string) => appliance.count(sql);
   const status = () => appliance.upgradeStatus();
   const productionInstances = () => appliance.productionInstances();
-  const settled = (statuses: string[]) => async () => {
-    const s = await status();
-    return statuses.includes(s.latest.status) ? s : undefined;
-  };
+  const settled = (statuses: string[]) => appliance.upgradeSettled(statuses);
 
   it("a rollback that needs the snapshot shows the write window and waits for an admin, then restores it", async () => {
     expect((await plumctl(["release", "import", bundle], env, 120_000)).code).to.equal(0);

@@ -33,10 +33,7 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
       key: privateKey,
       outDir,
     });
-    appliance = await RunningAppliance.start({
-      env: { PLUM_VENDOR_PUBLIC_KEY: testVendorKeys().publicKeyPem, PLUM_UPGRADE_PROMOTION: "now", PLUM_UPGRADE_SOAK_SECONDS: "8" },
-      demoParticipants: 200,
-    });
+    appliance = await RunningAppliance.forUpgrades(testVendorKeys().publicKeyPem);
     env = appliance.env;
   });
   after(async () => {
@@ -50,10 +47,7 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
   const status = () => appliance.upgradeStatus();
   const stagingExists = () => appliance.stagingExists();
   const productionInstances = () => appliance.productionInstances();
-  const settled = (statuses: string[]) => async () => {
-    const s = await status();
-    return statuses.includes(s.latest.status) ? s : undefined;
-  };
+  const settled = (statuses: string[]) => appliance.upgradeSettled(statuses);
 
   /** Write a programme every 50 ms until stopped: rows "written during the upgrade". */
   function writer(prefix: string) {

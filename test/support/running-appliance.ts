@@ -153,6 +153,25 @@ export class RunningAppliance {
     }
   }
 
+  /** A probe for waitFor: the upgrade status once the latest upgrade is in one of `statuses`. */
+  upgradeSettled(statuses: string[]): () => Promise<UpgradeStatusView | undefined> {
+    return async () => {
+      const s = await this.upgradeStatus();
+      return statuses.includes(s.latest.status) ? s : undefined;
+    };
+  }
+
+  /**
+   * The appliance the e2e upgrade suites start: the run's vendor key pinned, promotion at once, an 8 s soak,
+   * 200 demo participants.
+   */
+  static forUpgrades(vendorPublicKeyPem: string): Promise<RunningAppliance> {
+    return RunningAppliance.start({
+      env: { PLUM_VENDOR_PUBLIC_KEY: vendorPublicKeyPem, PLUM_UPGRADE_PROMOTION: "now", PLUM_UPGRADE_SOAK_SECONDS: "8" },
+      demoParticipants: 200,
+    });
+  }
+
   /** Start the agent again on the same home and databases, with `extraEnv` on top of its settings. */
   async startAgent(extraEnv: Record<string, string> = {}): Promise<AgentProcess> {
     this.agent = await startAgentProcess({ home: this.home, env: { ...this.dbs.env, ...this.agentEnv, ...extraEnv } });
