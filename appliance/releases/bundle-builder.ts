@@ -17,7 +17,8 @@ import { releaseChangesIn } from "./release-changes.ts";
 
 /** Folders tsc compiles (tsconfig.build.json); files in them that are not code are runtime assets. */
 const CODE_FOLDERS = ["bin", "lib", "product", "backup", "appliance", "installer", "cli", "migrations"];
-const CODE_FILE = /\.(ts|js|mjs|cjs)$/;
+/** Code files: compiled by tsc (or not shipped), never copied into dist/ as runtime files. */
+export const CODE_FILE = /\.(ts|js|mjs|cjs)$/;
 
 // The same owner and order on every build, whoever builds it.
 const TAR_NORMALISE = ["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--hard-dereference"];

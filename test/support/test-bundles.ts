@@ -2,7 +2,7 @@ import { createHash, type KeyObject } from "node:crypto";
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import ts from "typescript";
-import { buildBundle, compileDist } from "../../appliance/releases/bundle-builder.ts";
+import { buildBundle, CODE_FILE, compileDist } from "../../appliance/releases/bundle-builder.ts";
 import { generateDevSigningKey, loadVendorSigningKey, sign } from "../../appliance/releases/bundle-signing.ts";
 import { runChild } from "../../lib/child-process.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
@@ -31,8 +31,6 @@ const TREE = [
 const COMPILE_INPUTS = ["bin", "lib", "product", "backup", "appliance", "installer", "cli", "migrations", "tsconfig.json", "tsconfig.build.json"];
 /** A TypeScript source tsc turns into a .js file (declarations and plain .js/.mjs are copied as they are). */
 const CODE_SOURCE = /(?<!\.d)\.ts$/;
-/** Code tsc reads but does not write to dist/ (declarations, plain JavaScript): the bundle builder's CODE_FILE. */
-const RUNTIME_CODE = /\.(ts|js|mjs|cjs)$/;
 
 function tempDir(prefix: string): string {
   return runTempDir(prefix);
@@ -97,19 +95,22 @@ async function cachedEntry(key: string, build: (distDir: string) => Promise<void
   return path.join(entry, "dist");
 }
 
+/** Every file under `names` (files or folders) of `root`, relative to it. */
+function filesUnder(root: string, names: string[]): string[] {
+  const found: string[] = [];
+  const add = (rel: string) => {
+    const abs = path.join(root, rel);
+    if (!existsSync(abs)) return;
+    if (statSync(abs).isDirectory()) for (const name of readdirSync(abs)) add(path.join(rel, name));
+    else found.push(rel);
+  };
+  names.forEach(add);
+  return found;
+}
+
 /** The files under COMPILE_INPUTS that `tree` adds or changes against this checkout, and those it drops. */
 function delta(tree: string): { changed: string[]; removed: string[] } {
-  const files = (root: string) => {
-    const found = new Map<string, Buffer>();
-    const add = (rel: string) => {
-      const abs = path.join(root, rel);
-      if (!existsSync(abs)) return;
-      if (statSync(abs).isDirectory()) for (const name of readdirSync(abs)) add(path.join(rel, name));
-      else found.set(rel, readFileSync(abs));
-    };
-    COMPILE_INPUTS.forEach(add);
-    return found;
-  };
+  const files = (root: string) => new Map(filesUnder(root, COMPILE_INPUTS).map((rel) => [rel, readFileSync(path.join(root, rel))]));
   const mine = files(APP_ROOT);
   const theirs = files(tree);
   return {
@@ -118,17 +119,12 @@ function delta(tree: string): { changed: string[]; removed: string[] } {
   };
 }
 
-/** Every file under COMPILE_INPUTS' folders of `root`, relative to it. */
+/** Every file of the code folders of `root` (COMPILE_INPUTS without the tsconfigs). */
 function sourceFiles(root: string): string[] {
-  const found: string[] = [];
-  const add = (rel: string) => {
-    const abs = path.join(root, rel);
-    if (!existsSync(abs)) return;
-    if (statSync(abs).isDirectory()) for (const name of readdirSync(abs)) add(path.join(rel, name));
-    else found.push(rel);
-  };
-  COMPILE_INPUTS.filter((name) => !name.startsWith("tsconfig")).forEach(add);
-  return found;
+  return filesUnder(
+    root,
+    COMPILE_INPUTS.filter((name) => !name.startsWith("tsconfig")),
+  );
 }
 
 /**
@@ -151,7 +147,7 @@ function transpileInto(tree: string, out: string, files: string[]): void {
     jsx: ts.JsxEmit.React,
   };
   for (const rel of files) {
-    if (RUNTIME_CODE.test(rel) && !CODE_SOURCE.test(rel)) continue;
+    if (CODE_FILE.test(rel) && !CODE_SOURCE.test(rel)) continue; // declarations and plain JavaScript: tsc writes none of them
     const target = path.join(out, CODE_SOURCE.test(rel) ? rel.replace(CODE_SOURCE, ".js") : rel);
     mkdirSync(path.dirname(target), { recursive: true });
     const source = readFileSync(path.join(tree, rel));
