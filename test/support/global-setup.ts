@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, chmodSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createLogger } from "../../lib/logger.ts";
@@ -39,7 +39,40 @@ export async function mochaGlobalSetup(): Promise<void> {
   await createTemplateDatabases();
 }
 
+/*
+ * Each test file's wall time, from its first hook to its last (in --parallel mode root hooks run once per
+ * file, in its worker). The teardown prints the slowest, so a run's log says where its minutes went.
+ */
+const TIMINGS_FILE = "file-seconds.jsonl";
+let fileStarted = 0;
+
+export const mochaHooks = {
+  beforeAll(): void {
+    fileStarted = Date.now();
+  },
+  afterAll(this: Mocha.Context): void {
+    const dir = process.env[RUN_DIR_ENV];
+    const file = this.test?.parent?.suites[0]?.file;
+    if (!dir || !file) return;
+    const line = JSON.stringify({ file: path.relative(process.cwd(), file), seconds: (Date.now() - fileStarted) / 1000 });
+    appendFileSync(path.join(dir, TIMINGS_FILE), line + "\n");
+  },
+};
+
+function printSlowestFiles(count: number): void {
+  const file = dir && path.join(dir, TIMINGS_FILE);
+  if (!file || !existsSync(file)) return;
+  const rows = readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { file: string; seconds: number })
+    .sort((a, b) => b.seconds - a.seconds);
+  const lines = rows.slice(0, count).map((r) => `${r.seconds.toFixed(0).padStart(6)} s  ${r.file}`);
+  process.stdout.write(`\n  slowest of ${rows.length} test files (wall time, with the others running beside them):\n${lines.join("\n")}\n`);
+}
+
 export async function mochaGlobalTeardown(): Promise<void> {
+  printSlowestFiles(15);
   await cluster?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 }
