@@ -45,16 +45,28 @@ export async function mochaGlobalSetup(): Promise<void> {
  */
 const TIMINGS_FILE = "file-seconds.jsonl";
 let fileStarted = 0;
+let cpuStarted = 0;
+
+/**
+ * CPU seconds of this worker and of the children it has reaped (agents, restic, tar, tsc…), from
+ * /proc/self/stat: fields utime, stime, cutime, cstime, in clock ticks (100 a second on Linux).
+ */
+function cpuSeconds(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return fields.slice(11, 15).reduce((sum, f) => sum + Number(f), 0) / 100;
+}
 
 export const mochaHooks = {
   beforeAll(): void {
     fileStarted = Date.now();
+    cpuStarted = cpuSeconds();
   },
   afterAll(this: Mocha.Context): void {
     const dir = process.env[RUN_DIR_ENV];
     const file = this.test?.parent?.suites[0]?.file;
     if (!dir || !file) return;
-    const line = JSON.stringify({ file: path.relative(process.cwd(), file), seconds: (Date.now() - fileStarted) / 1000 });
+    const line = JSON.stringify({ file: path.relative(process.cwd(), file), seconds: (Date.now() - fileStarted) / 1000, cpu: cpuSeconds() - cpuStarted });
     appendFileSync(path.join(dir, TIMINGS_FILE), line + "\n");
   },
 };
@@ -65,10 +77,14 @@ function printSlowestFiles(count: number): void {
   const rows = readFileSync(file, "utf8")
     .trim()
     .split("\n")
-    .map((l) => JSON.parse(l) as { file: string; seconds: number })
+    .map((l) => JSON.parse(l) as { file: string; seconds: number; cpu: number })
     .sort((a, b) => b.seconds - a.seconds);
-  const lines = rows.slice(0, count).map((r) => `${r.seconds.toFixed(0).padStart(6)} s  ${r.file}`);
-  process.stdout.write(`\n  slowest of ${rows.length} test files (wall time, with the others running beside them):\n${lines.join("\n")}\n`);
+  const lines = rows.slice(0, count).map((r) => `${r.seconds.toFixed(0).padStart(6)} s ${r.cpu.toFixed(0).padStart(6)} cpu-s  ${r.file}`);
+  const cpu = rows.reduce((sum, r) => sum + r.cpu, 0);
+  process.stdout.write(
+    `\n  slowest of ${rows.length} test files: wall time (with the others running beside them), and CPU of the worker and its` +
+      ` children (the shared PostgreSQL not counted; ${cpu.toFixed(0)} cpu-s in all)\n${lines.join("\n")}\n`,
+  );
 }
 
 export async function mochaGlobalTeardown(): Promise<void> {
