@@ -52,7 +52,11 @@ async function rowCounts(ctx: BackupContext, database: string): Promise<Record<s
   }
 }
 
-const locksOf = (ctx: BackupContext) => readdirSync(path.join(ctx.repos.primary.location, "locks"));
+/*
+ * The locks restic honours: files named by their id. A restic killed while it writes one leaves a temporary
+ * `<id>-tmp-<n>` beside them, which restic never reads as a lock.
+ */
+const locksOf = (ctx: BackupContext) => readdirSync(path.join(ctx.repos.primary.location, "locks")).filter((name) => /^[0-9a-f]{64}$/.test(name));
 
 describe("backup sets (real PostgreSQL, pg_dump and restic)", function () {
   this.timeout(180_000);
