@@ -21,24 +21,61 @@ function posCaller(res: Response): { merchant: Merchant; actor: ProductActor } {
   return res.locals.pos as { merchant: Merchant; actor: ProductActor };
 }
 
+/**
+ * Failures per key in fixed windows. Only failures count (a limiter that counts every request and forgives the
+ * good ones would refuse a burst of good requests arriving together); the map is emptied at each window.
+ */
+function failureCounter(windowMs: number, limit: number) {
+  let windowStart = Date.now();
+  let counts = new Map<string, number>();
+  const roll = () => {
+    if (Date.now() - windowStart >= windowMs) {
+      windowStart = Date.now();
+      counts = new Map();
+    }
+  };
+  return {
+    exceeded(key: string): boolean {
+      roll();
+      return (counts.get(key) ?? 0) >= limit;
+    },
+    add(key: string): void {
+      roll();
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    },
+  };
+}
+
 /** The API key of an `Authorization: Bearer pk_…` header (the scheme in any case, any spaces), or undefined. */
 export function posKeyOf(header: string | undefined): string | undefined {
   return /^\s*Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1];
 }
 
-function posAuthentication(ctx: ProductContext): RequestHandler {
+const TOO_MANY_FAILURES = "Too many requests with a missing or refused API key from your address. Wait a minute and try again with the merchant's current key.";
+
+function posAuthentication(ctx: ProductContext, failures: ReturnType<typeof failureCounter>): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
+    const address = `ip:${ipKeyGenerator(req.ip ?? "")}`;
+    if (failures.exceeded(address)) return next(new HttpError(429, TOO_MANY_FAILURES));
     const key = posKeyOf(req.get("authorization"));
     res.set("www-authenticate", 'Bearer realm="plum-pos"');
-    if (!key) return next(new HttpError(401, "No API key: send the merchant's POS API key as the header 'Authorization: Bearer pk_…'."));
+    if (!key) {
+      failures.add(address);
+      return next(new HttpError(401, "No API key: send the merchant's POS API key as the header 'Authorization: Bearer pk_…'."));
+    }
     const merchant = await merchantByApiKey(ctx, key);
-    if (!merchant)
+    // Asked again after the lookup: guesses sent all at once get no answer that tells a valid key once the
+    // address's budget is spent by those that finished first.
+    if (failures.exceeded(address)) return next(new HttpError(429, TOO_MANY_FAILURES));
+    if (!merchant) {
+      failures.add(address);
       return next(
         new HttpError(
           401,
           "This API key is not valid: it may have been rotated or the merchant disabled. Ask the programme manager for the merchant's current key.",
         ),
       );
+    }
     res.removeHeader("www-authenticate");
     res.locals.pos = { merchant, actor: { id: 0, username: `pos:merchant:${merchant.id}`, role: "merchant" } };
     next();
@@ -68,23 +105,6 @@ async function posVoucher(ctx: ProductContext, voucher: Voucher) {
  * redeeming it (404 for a code that does not exist and for another merchant's alike, else 200 with `redeemable` and, if not, the reason).
  */
 export function posApiRoutes(router: Router, ctx: ProductContext) {
-  // Refused API keys per address: a made-up key is a bucket of its own below, so guessing keys is limited here.
-  const failures = rateLimit({
-    windowMs: 60_000,
-    limit: POS_AUTH_FAILURES_PER_MINUTE,
-    keyGenerator: (req) => `ip:${ipKeyGenerator(req.ip ?? "")}`,
-    skipSuccessfulRequests: true,
-    requestWasSuccessful: (_req, res) => res.statusCode !== 401,
-    standardHeaders: "draft-7",
-    legacyHeaders: false,
-    handler: (_req, _res, next) =>
-      next(
-        new HttpError(
-          429,
-          "Too many requests with a missing or refused API key from your address. Wait a minute and try again with the merchant's current key.",
-        ),
-      ),
-  });
   // Per API key (a merchant's tills often share one address): generous for a busy merchant, far too few
   // requests to sweep a 60-bit code space with a stolen key. Keyed on the key itself, however the header spells
   // the scheme and spaces, and hashed so the limiter's memory holds no key.
@@ -99,7 +119,9 @@ export function posApiRoutes(router: Router, ctx: ProductContext) {
     legacyHeaders: false,
     handler: (_req, _res, next) => next(new HttpError(429, "Too many POS requests with this API key. Wait a minute and try again.")),
   });
-  router.use("/pos", failures, limiter, posAuthentication(ctx));
+  // Refused API keys per address: a made-up key is a bucket of its own above, so guessing keys is limited here.
+  const failures = failureCounter(60_000, POS_AUTH_FAILURES_PER_MINUTE);
+  router.use("/pos", limiter, posAuthentication(ctx, failures));
 
   router.post("/pos/redeem", async (req, res) => {
     const { merchant, actor } = posCaller(res);
