@@ -60,6 +60,8 @@ export function instanceEnv(config: PlumConfig, pg: PgServer, sessionKeySeed: Bu
     sessionHours: config.console.sessionHours,
     publicUrl: config.http.publicUrl,
     security: config.security,
+    trustedProxies: config.http.trustedProxies,
+    importMaxRows: config.imports.maxRows,
   };
   return {
     PLUM_PRODUCT_DATABASE_URL: connectionUrl(pg, database),

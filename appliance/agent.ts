@@ -273,6 +273,7 @@ export class Agent {
       logger: log,
       sessionKey: secrets.sessionKey,
       secureCookies: config.console.cookieSecure,
+      trustedProxies: config.console.trustedProxies,
       status: () => applianceStatus({ config, pg, runtime, production, urls: { proxy: proxyUrl }, startedAt }),
       metrics: registry,
       backup: { ctx: backupCtx, jobs: backupJobs, operations, scheduler, signingKey: secrets },

@@ -4,6 +4,7 @@ import { parseDocument } from "yaml";
 import { z } from "zod";
 import { parseDatabaseUrl } from "./db/connection-url.ts";
 import { PlumError } from "./errors.ts";
+import { trustedProxyProblem } from "./http/trust-proxy.ts";
 import { homeLayout, resolveHome } from "./paths.ts";
 
 // 0 asks the OS for any free port (tests run several appliances side by side).
@@ -18,6 +19,21 @@ const cron = z.string().refine((expr) => {
   }
 }, "is not a 5-field cron expression");
 
+/** Rows one CSV import (participants, sales) takes unless imports.maxRows says otherwise. */
+export const DEFAULT_MAX_IMPORT_ROWS = 100_000;
+
+// Proxies whose X-Forwarded-For counts: a hop count, or addresses and CIDR blocks (each entry checked, by index).
+const trustedProxies = z
+  .union([z.number().int().min(0).max(10), z.array(z.string())])
+  .superRefine((value, ctx) => {
+    if (!Array.isArray(value)) return;
+    value.forEach((entry, i) => {
+      const problem = trustedProxyProblem(entry);
+      if (problem) ctx.addIssue({ code: "custom", path: [i], message: problem });
+    });
+  })
+  .default([]);
+
 const schema = z.strictObject({
   http: z
     .strictObject({
@@ -25,6 +41,7 @@ const schema = z.strictObject({
       port: port.default(8080),
       publicUrl: z.url({ protocol: /^https?$/ }).optional(),
       cookieSecure: z.boolean().default(true),
+      trustedProxies,
     })
     .prefault({}),
   console: z
@@ -32,6 +49,7 @@ const schema = z.strictObject({
       host: z.string().min(1).default("127.0.0.1"),
       port: port.default(8800),
       cookieSecure: z.boolean().default(true),
+      trustedProxies,
       sessionHours: z
         .number()
         .positive()
@@ -76,6 +94,7 @@ const schema = z.strictObject({
       loginRateLimitPerMinute: z.number().int().min(1).default(30),
     })
     .prefault({}),
+  imports: z.strictObject({ maxRows: z.number().int().min(1).max(10_000_000).default(DEFAULT_MAX_IMPORT_ROWS) }).prefault({}),
   backup: z
     .strictObject({
       primary: z.string().min(1).optional(),
@@ -161,6 +180,11 @@ const HINTS: Record<string, string> = {
   "http.publicUrl":
     "the address participants and merchants reach the product at, e.g. https://rewards.example.com (used in voucher links and QR codes; env PLUM_PUBLIC_URL)",
   "http.cookieSecure": "true or false; false only when the product is reached over plain HTTP (env PLUM_HTTP_COOKIE_SECURE)",
+  "http.trustedProxies":
+    "the proxies in front of the edge proxy (a TLS terminator, a load balancer) whose X-Forwarded-For counts: their addresses or CIDR blocks, e.g. [10.0.0.5], or a hop count, e.g. 1; [] (the default): only the edge proxy's own",
+  "console.trustedProxies":
+    "the reverse proxies in front of the console whose X-Forwarded-For counts: addresses or CIDR blocks, e.g. [\"loopback\"] for a TLS proxy on this host, or a hop count; [] (the default): none, the connection's address is the client's",
+  "imports.maxRows": "the most rows one CSV import (participants, sales) takes, from 1 to 10000000, e.g. 100000",
   "console.port": "a TCP port from 1 to 65535 (0: any free port), e.g. 8800 (env PLUM_CONSOLE_PORT)",
   "console.host": "an address to listen on; keep 127.0.0.1 unless a TLS reverse proxy fronts the console (env PLUM_CONSOLE_HOST)",
   "console.cookieSecure": "true or false; false only when the console is reached over plain HTTP on a trusted network",
@@ -267,7 +291,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PlumConfig {
         doc.errors.map((e) => `YAML syntax: ${e.message.split("\n")[0]}`),
       );
     }
-    const parsed = doc.toJS() ?? {};
+    let parsed: unknown;
+    try {
+      // yaml stops expanding aliases past maxAliasCount (a "billion laughs" file would otherwise fill the memory).
+      parsed = doc.toJS({ maxAliasCount: 100 }) ?? {};
+    } catch (err) {
+      throw new ConfigError(configFile, [
+        `YAML: ${(err as Error).message.split("\n")[0]}: the file expands its aliases (*name) too often; write the values out instead of repeating aliases of aliases`,
+      ]);
+    }
     if (typeof parsed !== "object" || Array.isArray(parsed))
       throw new ConfigError(configFile, ["the file must hold a mapping of keys (http:, console:, database:, …)"]);
     raw = parsed as Record<string, unknown>;
@@ -288,7 +320,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): PlumConfig {
           const path = [...issue.path.map(String), ...(unknownKey ? [unknownKey] : [])].join(".") || "(top level)";
           if (unknownKey) return `${path}: unknown key; remove it or check its spelling`;
           const source = fromEnv.get(path) ? ` (from ${fromEnv.get(path)})` : "";
-          const hint = HINTS[path] ? `: must be ${HINTS[path]}` : "";
+          const hinted = HINTS[path] ?? HINTS[path.replace(/\.\d+$/, "")]; // an entry of a list: the list's hint
+          const hint = hinted ? `: must be ${hinted}` : "";
           return `${path}${source}: ${issue.message}${hint}`;
         })
         .join("\n  - ");
@@ -306,12 +339,14 @@ export const DEFAULT_CONFIG_YAML = `# plum-appliance configuration. Every key is
 http:            # the edge proxy: the product's public port
   host: 0.0.0.0
   port: 8080
+  trustedProxies: []   # proxies in front of this port whose X-Forwarded-For counts (addresses, CIDRs or a hop count)
   # publicUrl: https://rewards.example.com   # how participants reach the product (voucher links, QR codes)
   cookieSecure: true
 console:         # the ops console and control API
   host: 127.0.0.1
   port: 8800
   cookieSecure: true
+  trustedProxies: []   # reverse proxies in front of the console whose X-Forwarded-For counts; none by default
   sessionHours: 12
 database:
   # url: postgres://plum:PASSWORD@db.example.internal:5432/postgres   # the client's own PostgreSQL (15+)
@@ -327,6 +362,8 @@ security:
   loginWindowSeconds: 60
   lockoutSeconds: 300
   loginRateLimitPerMinute: 30
+imports:
+  maxRows: 100000      # the most rows one CSV import (participants, sales) takes
 backup:
   # primary: /var/lib/plum/backups            # default: PLUM_HOME/backups/primary
   # secondary: /mnt/site-b/plum               # the second site: any restic repository URL

@@ -15,6 +15,9 @@ export const productSettingsSchema = z.object({
     lockoutSeconds: z.number().int().positive(),
     loginRateLimitPerMinute: z.number().int().positive(),
   }),
+  // Optional: an agent older than the release sends neither (the instance then trusts the edge proxy only).
+  trustedProxies: z.union([z.number().int().min(0), z.array(z.string())]).optional(),
+  importMaxRows: z.number().int().positive().optional(),
 });
 export type ProductSettings = z.infer<typeof productSettingsSchema>;
 

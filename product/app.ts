@@ -1,7 +1,6 @@
 import path from "node:path";
 import cookieParser from "cookie-parser";
 import express, { type Express } from "express";
-import multer from "multer";
 import type { Sequelize } from "sequelize";
 import type { PlumConfig } from "../lib/config.ts";
 import type { Logger } from "../lib/logger.ts";
@@ -10,6 +9,7 @@ import type { AuthUser } from "../lib/http/auth/auth-models.ts";
 import { csrfProtection, PRODUCT_COOKIES, requireSignedIn, sessionLoader, signedIn } from "../lib/http/auth/session-auth.ts";
 import { sessionRoutes } from "../lib/http/auth/session-routes.ts";
 import { createBaseApp } from "../lib/http/base-app.ts";
+import { behindEdgeProxy, type TrustedProxies } from "../lib/http/trust-proxy.ts";
 import { errorHandler } from "../lib/http/error-handler.ts";
 import { HttpError } from "../lib/http/http-errors.ts";
 import { securityHeaders } from "../lib/http/security-headers.ts";
@@ -31,6 +31,13 @@ export interface ProductAppDeps {
   sessionHours: number;
   publicUrl?: string;
   posRateLimitPerMinute?: number;
+  /** Rows one CSV import takes (imports.maxRows). */
+  importMaxRows?: number;
+  /**
+   * Proxies in front of the agent's edge proxy whose X-Forwarded-For entries count (http.trustedProxies): the edge
+   * proxy itself, the one hop every request comes through, is always trusted.
+   */
+  trustedProxies?: TrustedProxies;
 }
 
 /** Where each kind of product user starts. */
@@ -40,7 +47,7 @@ export function homeFor(user: Pick<AuthUser, "role">): string {
 
 /** The product (the rewards platform) as one Express app. */
 export function createProductApp(deps: ProductAppDeps): Express & { productContext: ProductContext } {
-  const app = createBaseApp(deps.logger);
+  const app = createBaseApp(deps.logger, { trustProxy: behindEdgeProxy(deps.trustedProxies ?? []) });
   app.engine("hbs", createViewEngine());
   app.set("view engine", "hbs");
   app.set("views", path.join(WEB_ROOT, "pages"));
@@ -53,6 +60,7 @@ export function createProductApp(deps: ProductAppDeps): Express & { productConte
     auth: { sequelize: deps.sequelize, models: models.auth, audit: models.events, security: deps.security, sessionHours: deps.sessionHours },
     publicUrl: deps.publicUrl,
     posRateLimitPerMinute: deps.posRateLimitPerMinute,
+    importMaxRows: deps.importMaxRows,
   };
 
   app.use(securityHeaders({ hsts: deps.secureCookies }));
@@ -68,8 +76,8 @@ export function createProductApp(deps: ProductAppDeps): Express & { productConte
     next();
   });
   app.use(express.urlencoded({ extended: false, limit: "256kb" }));
-  // File uploads (CSV imports) are parsed before the CSRF check, which then reads their _csrf field.
-  app.use(multer({ storage: multer.memoryStorage(), limits: { fileSize: 50 * 1024 * 1024, files: 1, fields: 20 } }).single("file"));
+  // No multipart parser here: the two CSV imports stream their file to disk (csvUpload), after the session, the
+  // CSRF check (their forms send the token in the action URL) and the permission; elsewhere the body stays unread.
   app.use(cookieParser());
   app.use(sessionLoader(ctx.auth, PRODUCT_COOKIES));
   app.use(csrfProtection(deps.sessionKey, deps.secureCookies, PRODUCT_COOKIES));

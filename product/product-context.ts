@@ -12,6 +12,8 @@ export interface ProductContext {
   publicUrl?: string;
   /** POS API requests allowed per minute and API key (default 6000: a busy merchant's tills, far too few to sweep for codes). */
   posRateLimitPerMinute?: number;
+  /** Rows one CSV import takes (imports.maxRows; default 100,000). */
+  importMaxRows?: number;
 }
 
 /** Who does a product command: a signed-in product user, or the system (imports, demo data, suites). */

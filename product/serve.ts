@@ -31,6 +31,8 @@ export async function serveProduct(env: NodeJS.ProcessEnv = process.env): Promis
     security: settings.security,
     sessionHours: settings.sessionHours,
     publicUrl: settings.publicUrl,
+    trustedProxies: settings.trustedProxies,
+    importMaxRows: settings.importMaxRows,
   });
   const server = createServer(app);
   server.keepAliveTimeout = 65_000; // longer than the edge proxy's idle sockets, so the proxy never reuses a closing one

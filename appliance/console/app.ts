@@ -7,6 +7,7 @@ import { HttpError } from "../../lib/http/http-errors.ts";
 import { errorHandler } from "../../lib/http/error-handler.ts";
 import { securityHeaders } from "../../lib/http/security-headers.ts";
 import { createBaseApp } from "../../lib/http/base-app.ts";
+import { trustProxies, type TrustedProxies } from "../../lib/http/trust-proxy.ts";
 import { createViewEngine, WEB_ROOT } from "../../lib/http/views.ts";
 import type { ConsoleContext } from "./console-context.ts";
 import { accountRoutes } from "../../lib/http/auth/account-routes.ts";
@@ -42,11 +43,13 @@ export interface ConsoleAppDeps {
    * console's sessions, CSRF and pages, each with its own authentication.
    */
   machineApis?: Array<{ path: string; router: Router }>;
+  /** Reverse proxies in front of the console whose X-Forwarded-For counts (console.trustedProxies); none by default. */
+  trustedProxies?: TrustedProxies;
 }
 
 /** The ops console (admins, operators, auditors) and the agent's /metrics. */
 export function createConsoleApp(deps: ConsoleAppDeps): Express {
-  const app = createBaseApp(deps.logger);
+  const app = createBaseApp(deps.logger, { trustProxy: trustProxies(deps.trustedProxies ?? []) });
   app.engine("hbs", createViewEngine());
   app.set("view engine", "hbs");
   app.set("views", path.join(WEB_ROOT, "pages"));

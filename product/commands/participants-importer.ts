@@ -1,4 +1,4 @@
-import { ImportRejected, readCsvRows, type RowError } from "./csv-import.ts";
+import { DEFAULT_MAX_IMPORT_ROWS, ImportRejected, readCsvRows, type CsvSource } from "./csv-import.ts";
 import { authorize } from "../policies.ts";
 import { actorLabel, type ProductActor, type ProductContext } from "../product-context.ts";
 
@@ -20,48 +20,49 @@ interface ParsedRow {
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,190}\.[^\s@]{2,}$/;
 const BATCH = 1000;
 
-/** Parse and check every row first; any problem rejects the whole file. */
-export function parseParticipantsCsv(csv: string | Buffer): ParsedRow[] {
-  const records = readCsvRows(csv, PARTICIPANT_COLUMNS, "the file has a header but no participants");
-  const errors: RowError<Column>[] = [];
+/** Parse and check every row first (streaming, at most `maxRows`); any problem rejects the whole file. */
+export async function parseParticipantsCsv(csv: CsvSource, maxRows = DEFAULT_MAX_IMPORT_ROWS): Promise<ParsedRow[]> {
   const seen = new Map<string, number>();
-  const rows: ParsedRow[] = [];
-  for (const { record: r, line } of records) {
-    const bad = (column: Column, reason: string) => errors.push({ line, column, reason });
-    const employeeId = r.employee_id ?? "";
-    if (!employeeId) bad("employee_id", "is empty");
-    else if (employeeId.length > 64) bad("employee_id", "is longer than 64 characters");
-    else if (seen.has(employeeId)) bad("employee_id", `"${employeeId}" is also on line ${seen.get(employeeId)}`);
-    else seen.set(employeeId, line);
-    if (!r.name) bad("name", "is empty");
-    if (!EMAIL.test(r.email ?? "")) bad("email", r.email ? `"${r.email}" is not an e-mail address` : "is empty");
-    const country = (r.country ?? "").toUpperCase();
-    if (!/^[A-Z]{2}$/.test(country)) bad("country", r.country ? `"${r.country}" is not a two-letter ISO 3166 country code` : "is empty");
-    rows.push({
-      employeeId,
-      name: r.name,
-      email: (r.email ?? "").toLowerCase(),
-      department: r.department ?? "",
-      managerEmployeeId: r.manager || null,
-      country,
-    });
-  }
-  if (errors.length > 0) throw new ImportRejected(errors);
-  return rows;
+  return readCsvRows({
+    source: csv,
+    columns: PARTICIPANT_COLUMNS,
+    emptyReason: "the file has a header but no participants",
+    maxRows,
+    row: (r, line, bad: (column: Column, reason: string) => void): ParsedRow => {
+      const employeeId = r.employee_id ?? "";
+      if (!employeeId) bad("employee_id", "is empty");
+      else if (employeeId.length > 64) bad("employee_id", "is longer than 64 characters");
+      else if (seen.has(employeeId)) bad("employee_id", `"${employeeId}" is also on line ${seen.get(employeeId)}`);
+      else seen.set(employeeId, line);
+      if (!r.name) bad("name", "is empty");
+      if (!EMAIL.test(r.email ?? "")) bad("email", r.email ? `"${r.email}" is not an e-mail address` : "is empty");
+      const country = (r.country ?? "").toUpperCase();
+      if (!/^[A-Z]{2}$/.test(country)) bad("country", r.country ? `"${r.country}" is not a two-letter ISO 3166 country code` : "is empty");
+      return {
+        employeeId,
+        name: r.name,
+        email: (r.email ?? "").toLowerCase(),
+        department: r.department ?? "",
+        managerEmployeeId: r.manager || null,
+        country,
+      };
+    },
+  });
 }
 
 /**
- * Import participants from an HRIS export: every row is checked first and any problem imports nothing;
+ * Import participants from an HRIS export: every row is checked first and any problem imports nothing (reading
+ * stops at the 100th problem, and at more than imports.maxRows rows);
  * otherwise all rows are inserted or updated (by employee id) in one transaction.
  */
 export async function participantsImporter(props: {
   ctx: ProductContext;
   actor: ProductActor;
-  input: { csv: string | Buffer };
+  input: { csv: CsvSource };
 }): Promise<{ created: number; updated: number }> {
   const { ctx, actor } = props;
   authorize(actor, "import", "Participant");
-  const rows = parseParticipantsCsv(props.input.csv);
+  const rows = await parseParticipantsCsv(props.input.csv, ctx.importMaxRows);
   return ctx.sequelize.transaction(async (transaction) => {
     let created = 0;
     for (let i = 0; i < rows.length; i += BATCH) {

@@ -1,4 +1,4 @@
-import { ImportRejected, readCsvRows, type RowError } from "./csv-import.ts";
+import { DEFAULT_MAX_IMPORT_ROWS, ImportRejected, MAX_ROW_ERRORS, readCsvRows, type CsvSource, type RowError } from "./csv-import.ts";
 import { QueryTypes } from "sequelize";
 import { PERIOD_PATTERN } from "../models/payout-models.ts";
 import { MAX_MINOR, parseMinor } from "../payouts/minor-units.ts";
@@ -23,33 +23,33 @@ interface SalesRow {
   salesMinor: bigint;
 }
 
-/** Parse and check every row of a sales file; any problem rejects the whole file, naming each bad row. */
-export function parseSalesCsv(csv: string | Buffer): SalesRow[] {
-  const records = readCsvRows(csv, SALES_COLUMNS, "the file has no sales rows");
-
-  const errors: SalesRowError[] = [];
+/** Parse and check every row of a sales file (streaming, at most `maxRows`); any problem rejects the whole file, naming each bad row. */
+export async function parseSalesCsv(csv: CsvSource, maxRows = DEFAULT_MAX_IMPORT_ROWS): Promise<SalesRow[]> {
   const seen = new Map<string, number>();
-  const rows: SalesRow[] = [];
-  const amount = (text: string, column: "quota" | "sales", line: number, min: bigint): bigint => {
-    const value = parseMinor(text);
-    if (value === undefined || value < min) {
-      errors.push({ line, column, reason: `"${text}" is not a whole number of minor units from ${min} to ${MAX_MINOR} (write 1250.00 EUR as 125000)` });
-      return 0n;
-    }
-    return value;
-  };
-  for (const { record: r, line } of records) {
-    const employeeId = r.employee_id ?? "";
-    const period = r.period ?? "";
-    if (!employeeId) errors.push({ line, column: "employee_id", reason: "is empty" });
-    if (!PERIOD_PATTERN.test(period)) errors.push({ line, column: "period", reason: period ? `"${period}" is not a month written YYYY-MM` : "is empty" });
-    const key = `${employeeId}\u0000${period}`;
-    if (employeeId && seen.has(key)) errors.push({ line, column: "(row)", reason: `${employeeId} in ${period} is also on line ${seen.get(key)}` });
-    else seen.set(key, line);
-    rows.push({ line, employeeId, period, quotaMinor: amount(r.quota ?? "", "quota", line, 1n), salesMinor: amount(r.sales ?? "", "sales", line, 0n) });
-  }
-  if (errors.length > 0) throw new ImportRejected(errors);
-  return rows;
+  return readCsvRows({
+    source: csv,
+    columns: SALES_COLUMNS,
+    emptyReason: "the file has no sales rows",
+    maxRows,
+    row: (r, line, bad: (column: Column | "(row)", reason: string) => void): SalesRow => {
+      const amount = (text: string, column: "quota" | "sales", min: bigint): bigint => {
+        const value = parseMinor(text);
+        if (value === undefined || value < min) {
+          bad(column, `"${text}" is not a whole number of minor units from ${min} to ${MAX_MINOR} (write 1250.00 EUR as 125000)`);
+          return 0n;
+        }
+        return value;
+      };
+      const employeeId = r.employee_id ?? "";
+      const period = r.period ?? "";
+      if (!employeeId) bad("employee_id", "is empty");
+      if (!PERIOD_PATTERN.test(period)) bad("period", period ? `"${period}" is not a month written YYYY-MM` : "is empty");
+      const key = `${employeeId}\u0000${period}`;
+      if (employeeId && seen.has(key)) bad("(row)", `${employeeId} in ${period} is also on line ${seen.get(key)}`);
+      else seen.set(key, line);
+      return { line, employeeId, period, quotaMinor: amount(r.quota ?? "", "quota", 1n), salesMinor: amount(r.sales ?? "", "sales", 0n) };
+    },
+  });
 }
 
 /**
@@ -60,11 +60,11 @@ export function parseSalesCsv(csv: string | Buffer): SalesRow[] {
 export async function payoutSalesImporter(props: {
   ctx: ProductContext;
   actor: ProductActor;
-  input: { programmeId: number; csv: string | Buffer };
+  input: { programmeId: number; csv: CsvSource };
 }): Promise<{ created: number; updated: number; periods: string[] }> {
   const { ctx, actor, input } = props;
   authorize(actor, "import", "Payout");
-  const rows = parseSalesCsv(input.csv);
+  const rows = await parseSalesCsv(input.csv, ctx.importMaxRows);
   return ctx.sequelize.transaction(async (transaction) => {
     await lockSalesProgramme(ctx, input.programmeId, transaction);
     const known = await ctx.sequelize.query<{ id: number; employee_id: string }>(
@@ -79,6 +79,7 @@ export async function payoutSalesImporter(props: {
     const frozen = new Set(await frozenPeriods(ctx.sequelize, input.programmeId, transaction));
     const errors: SalesRowError[] = [];
     for (const r of rows) {
+      if (errors.length > MAX_ROW_ERRORS) break;
       if (!idOf.has(r.employeeId))
         errors.push({ line: r.line, column: "employee_id", reason: `no participant has the employee id "${r.employeeId}": import them first` });
       if (frozen.has(r.period)) errors.push({ line: r.line, column: "period", reason: `the payouts of ${r.period} are approved: its sales are frozen` });

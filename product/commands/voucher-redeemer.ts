@@ -5,10 +5,22 @@ import { authorize } from "../policies.ts";
 import { actorLabel, type ProductActor, type ProductContext } from "../product-context.ts";
 import { normaliseVoucherCode } from "../voucher-codes.ts";
 
-export const REFUSAL_REASONS = ["unknown_code", "already_redeemed", "other_merchant", "expired", "cancelled"] as const;
+/**
+ * Why a code does not redeem here. `not_valid_here` is both "no such code" and "another merchant's code": a
+ * merchant's key must not be able to tell them apart, or it could probe which codes exist at other merchants.
+ */
+export const REFUSAL_REASONS = ["not_valid_here", "already_redeemed", "expired", "cancelled"] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
-export type VoucherCheck = { ok: true; voucher: Voucher } | { ok: false; reason: RefusalReason; message: string; voucher?: Voucher };
+export type VoucherCheck =
+  | { ok: true; voucher: Voucher }
+  | {
+      ok: false;
+      reason: RefusalReason;
+      message: string;
+      voucher?: Voucher;
+      /** For the product's own event log only. */ cause?: "unknown_code" | "other_merchant";
+    };
 
 interface RedeemInput {
   /** The merchant at whose till the code is presented (from its API key, or its staff member's account). */
@@ -25,25 +37,23 @@ function readCode(raw: string): string {
   return code;
 }
 
+function notValidHere(code: string): string {
+  return `Voucher ${code} is not valid at this merchant. Check the code and type it again; a voucher redeems only at the merchant it was issued for.`;
+}
+
 function when(d: Date): string {
   return d.toISOString().replace("T", " ").slice(0, 16) + " UTC";
 }
 
 /**
  * Why this merchant may not redeem this voucher now, in words a cashier can repeat to the customer; or
- * undefined when it may. Another merchant's voucher says nothing about its state. `expired` is decided by
+ * undefined when it may. Another merchant's voucher reads exactly as a code that does not exist. `expired` is decided by
  * the database's clock, as the redeeming UPDATE is.
  */
 async function refusalOf(ctx: ProductContext, code: string, merchantId: number): Promise<VoucherCheck> {
   const voucher = await ctx.models.Voucher.findOne({ where: { code } });
-  if (!voucher) return { ok: false, reason: "unknown_code", message: `There is no voucher with the code ${code}. Check the code and type it again.` };
-  if (voucher.merchantId !== merchantId) {
-    const owner = await ctx.models.Merchant.findByPk(voucher.merchantId);
-    return {
-      ok: false,
-      reason: "other_merchant",
-      message: `Voucher ${code} is for another merchant (${owner?.name ?? `#${voucher.merchantId}`}) and cannot be redeemed here.`,
-    };
+  if (!voucher || voucher.merchantId !== merchantId) {
+    return { ok: false, reason: "not_valid_here", message: notValidHere(code), cause: voucher ? "other_merchant" : "unknown_code" };
   }
   if (voucher.status === "redeemed") {
     return {
@@ -99,13 +109,14 @@ export async function voucherRedeemer(props: { ctx: ProductContext; actor: Produ
 
   // States only move away from "issued" and the clock only forward, so the reason seen now is the reason.
   const refusal = await refusalOf(ctx, code, merchantId);
-  if (refusal.ok) throw new Error(`voucher ${code} is redeemable but the redeeming UPDATE matched no row`);
+  // The code is a credential: the error (logged) names the voucher by id.
+  if (refusal.ok) throw new Error(`voucher #${refusal.voucher.id} is redeemable but the redeeming UPDATE matched no row`);
   await ctx.models.events.append({
     actor: actorLabel(actor),
     action: "voucher.redeem",
     target: refusal.voucher ? `voucher:${refusal.voucher.id}` : undefined,
     outcome: "failure",
-    detail: { merchantId, reason: refusal.reason, code },
+    detail: { merchantId, reason: refusal.cause ?? refusal.reason, code },
   });
   return refusal;
 }

@@ -4,7 +4,7 @@ import type { Voucher } from "../models/voucher.ts";
 import type { ProductContext } from "../product-context.ts";
 
 /** The HTTP status of each refusal, the same for the POS API and the merchant's page. */
-export const REFUSAL_STATUS: Record<RefusalReason, number> = { unknown_code: 404, already_redeemed: 409, other_merchant: 403, expired: 410, cancelled: 410 };
+export const REFUSAL_STATUS: Record<RefusalReason, number> = { not_valid_here: 404, already_redeemed: 409, expired: 410, cancelled: 410 };
 
 export interface VoucherNames {
   item: string;

@@ -3,9 +3,10 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client
 import type { Sequelize } from "sequelize";
 import { APP_VERSION, PRODUCT_MIGRATIONS_DIR, expectedSchemaVersion } from "../../lib/version.ts";
 import { MIGRATIONS_TABLE } from "../../lib/db/migrate.ts";
+import type { Logger } from "../../lib/logger.ts";
 
 /** /healthz, /readyz, /version and /metrics: what the agent, the proxy and monitoring ask an instance. */
-export function opsEndpoints(app: Express, deps: { sequelize: Sequelize; slot: string }): void {
+export function opsEndpoints(app: Express, deps: { sequelize: Sequelize; slot: string; logger: Logger }): void {
   const expectedSchema = expectedSchemaVersion(PRODUCT_MIGRATIONS_DIR);
   const startedAt = Date.now();
   const registry = new Registry();
@@ -45,12 +46,15 @@ export function opsEndpoints(app: Express, deps: { sequelize: Sequelize; slot: s
       const row = (rows as Array<{ applied: string | null; has: boolean }>)[0];
       const applied = row?.applied ?? "none";
       if (!row?.has) {
-        res.status(503).json({ status: "schema-mismatch", expected: expectedSchema, applied });
+        res.status(503).json({ status: "schema-mismatch", error: "not ready: schema behind", expected: expectedSchema, applied });
         return;
       }
       res.json({ status: "ready", schemaVersion: applied, ...(applied !== expectedSchema ? { expected: expectedSchema, schemaAhead: true } : {}) });
     } catch (err) {
-      res.status(503).json({ status: "database-unreachable", error: (err as Error).message });
+      // /readyz is public (the edge proxy forwards every path): the database's own words (host, role, database
+      // names) go to the instance log, which the agent and a support bundle read, never to the answer.
+      deps.logger.warn({ err: (err as Error).message }, "not ready: database unavailable");
+      res.status(503).json({ status: "database-unreachable", error: "not ready: database unavailable" });
     }
   });
 

@@ -9,6 +9,7 @@ import { ImportRejected, PARTICIPANT_COLUMNS, participantsImporter } from "../co
 import { pointsAwarder } from "../commands/points-awarder.ts";
 import { productUserCreator } from "../commands/product-user-creator.ts";
 import { authorize } from "../policies.ts";
+import { csvUpload } from "./csv-upload.ts";
 import { presentLedgerEntry, presentParticipant } from "../presenters/participant-presenter.ts";
 import { presentProgramme } from "../presenters/programme-presenter.ts";
 import type { ProductContext } from "../product-context.ts";
@@ -58,12 +59,12 @@ export function participantRoutes(router: Router, ctx: ProductContext) {
     await renderList(req, res, { notice: typeof req.query.imported === "string" ? req.query.imported : undefined });
   });
 
-  router.post("/manage/participants/import", async (req, res) => {
+  router.post("/manage/participants/import", csvUpload({ action: "import", subject: "Participant" }), async (req, res) => {
     const { actor } = signedIn(res)!;
     authorize(actor, "import", "Participant");
     if (!req.file) return renderList(req, res, { error: "Choose the CSV file to import." }, 400);
     try {
-      const { created, updated } = await participantsImporter({ ctx, actor, input: { csv: req.file.buffer } });
+      const { created, updated } = await participantsImporter({ ctx, actor, input: { csv: { path: req.file.path } } });
       res.redirect(
         303,
         `/manage/participants?imported=${encodeURIComponent(`Imported ${created + updated} participants: ${created} new, ${updated} updated.`)}`,

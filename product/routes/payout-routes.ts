@@ -14,6 +14,7 @@ import { currencyExponent, formatBpAsPercent, formatMinor, parseScaled } from ".
 import { TIER_LIMITS, type PayoutBreakdown, type PayoutTier } from "../payouts/payout-calculator.ts";
 import { latestFrozenPeriod } from "../payouts/payout-lines.ts";
 import { authorize } from "../policies.ts";
+import { csvUpload } from "./csv-upload.ts";
 import { explainPayout, presentRule, presentRun, ruleFormValues } from "../presenters/payout-presenter.ts";
 import { presentProgramme } from "../presenters/programme-presenter.ts";
 import type { ProductContext } from "../product-context.ts";
@@ -159,13 +160,13 @@ export function payoutRoutes(router: Router, ctx: ProductContext) {
     });
   });
 
-  router.post("/manage/payouts/programmes/:id/sales", async (req, res) => {
+  router.post("/manage/payouts/programmes/:id/sales", csvUpload({ action: "import", subject: "Payout" }), async (req, res) => {
     const { actor } = signedIn(res)!;
     authorize(actor, "import", "Payout");
     const programme = await salesProgramme(id.parse(req.params.id));
     await orShowRefusal(res, programme, {}, async () => {
       if (!req.file) throw new BadRequestError("Choose the sales CSV file to import.");
-      const { created, updated } = await payoutSalesImporter({ ctx, actor, input: { programmeId: programme.id, csv: req.file.buffer } });
+      const { created, updated } = await payoutSalesImporter({ ctx, actor, input: { programmeId: programme.id, csv: { path: req.file.path } } });
       res.redirect(303, `/manage/payouts/programmes/${programme.id}?notice=sales-imported&created=${created}&updated=${updated}`);
     });
   });

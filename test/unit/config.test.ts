@@ -17,7 +17,9 @@ describe("configuration (plum.yaml + environment)", () => {
 
   it("gives every key its default when plum.yaml is absent", () => {
     const config = loadConfig({ PLUM_HOME: home });
-    expect(config.http).to.deep.equal({ host: "0.0.0.0", port: 8080, cookieSecure: true });
+    expect(config.http).to.deep.equal({ host: "0.0.0.0", port: 8080, cookieSecure: true, trustedProxies: [] });
+    expect(config.console.trustedProxies).to.deep.equal([]);
+    expect(config.imports.maxRows).to.equal(100_000);
     expect(config.console.port).to.equal(8800);
     expect(config.console.host).to.equal("127.0.0.1");
     expect(config.database.url).to.equal(undefined);

@@ -85,7 +85,9 @@ export function csrfProtection(sessionKey: Buffer, secureCookies: boolean, cooki
     const expected = hmac(sessionKey, basis);
     res.locals.csrfToken = expected;
     if (SAFE_METHODS.has(req.method)) return next();
-    const given = (req.body && typeof req.body._csrf === "string" ? req.body._csrf : undefined) ?? req.get("x-csrf-token");
+    // A file upload's body is read only after this check, so its form sends the token in the action URL.
+    const inQuery = req.is("multipart/form-data") && typeof req.query._csrf === "string" ? req.query._csrf : undefined;
+    const given = (req.body && typeof req.body._csrf === "string" ? req.body._csrf : undefined) ?? req.get("x-csrf-token") ?? inQuery;
     if (!given || !sameToken(given, expected)) {
       return next(new HttpError(403, "This form has expired or did not come from this site (missing or wrong CSRF token). Reload the page and try again."));
     }

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { HttpError } from "../http-errors.ts";
 import type { AuthContext } from "./auth-context.ts";
 import type { AuthUser } from "./auth-models.ts";
+import { burnVerify } from "./passwords.ts";
 import { sessionIdOf, sessionOpener } from "./session-opener.ts";
 import { cookieOptions, signedIn, type AuthCookies } from "./session-auth.ts";
 
@@ -24,6 +25,8 @@ export interface SessionRouteOptions {
 
 /** GET/POST /login and POST /logout: the same sign-in for the console and the product. */
 export function sessionRoutes(router: Router, ctx: AuthContext, opts: SessionRouteOptions) {
+  // The dummy hash an unknown name is verified against, made now: the first unknown name then costs what a known one does.
+  void burnVerify("");
   // Per address, on top of the per-account lockout: slows password spraying across accounts.
   const loginLimiter = rateLimit({
     windowMs: 60_000,
