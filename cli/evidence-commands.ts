@@ -108,7 +108,7 @@ export function register(program: Command): void {
       if (opts.json) process.stdout.write(JSON.stringify(verdict, null, 2) + "\n");
       else if (verdict.ok)
         process.stdout.write(
-          `${file}: verified, signed by the pinned ed25519 key ${verdict.signedBy} (${verdict.pin!.source})${verdict.records !== undefined ? `; ${verdict.records} records, hash chain intact` : ""}\n`,
+          `${file}: verified, signed by the pinned ed25519 key ${verdict.signedBy} (${verdict.pin!.source})${verdict.records !== undefined ? `; ${verdict.records} record${verdict.records === 1 ? "" : "s"}, hash chain intact` : ""}\n`,
         );
       else {
         const hint =
