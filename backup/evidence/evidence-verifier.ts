@@ -89,6 +89,11 @@ function signatureCheck(
   return { signature: valid ? "valid" : "invalid", signer, signedBy, problems };
 }
 
+/** A file that cannot be checked at all (not an export, unreadable, no signature): nothing about it is verified. */
+function refusedVerdict(file: string, opts: VerifyOptions, problem: string): EvidenceVerdict {
+  return { ok: false, file, signature: "invalid", signer: opts.pin ? "mismatch" : "unpinned", problems: [problem], pin: opts.pin };
+}
+
 /** The chain segment: each hash recomputed from its hashed record, each link to the previous, ids consecutive. */
 function chainProblems(report: EvidenceReport): string[] {
   const { records, chain } = report;
@@ -129,14 +134,7 @@ function chainProblems(report: EvidenceReport): string[] {
 }
 
 function verifyJson(file: string, bytes: Buffer, opts: VerifyOptions): EvidenceVerdict {
-  const refused = (problem: string): EvidenceVerdict => ({
-    ok: false,
-    file,
-    signature: "invalid",
-    signer: opts.pin ? "mismatch" : "unpinned",
-    problems: [problem],
-    pin: opts.pin,
-  });
+  const refused = (problem: string) => refusedVerdict(file, opts, problem);
   let doc: EvidenceReport;
   try {
     doc = JSON.parse(bytes.toString("utf8"));
@@ -173,14 +171,7 @@ function csvFingerprint(bytes: Buffer): string | undefined {
 }
 
 function verifyDetached(file: string, bytes: Buffer, sigBytes: Buffer | undefined, opts: VerifyOptions): EvidenceVerdict {
-  const refused = (problem: string): EvidenceVerdict => ({
-    ok: false,
-    file,
-    signature: "invalid",
-    signer: opts.pin ? "mismatch" : "unpinned",
-    problems: [problem],
-    pin: opts.pin,
-  });
+  const refused = (problem: string) => refusedVerdict(file, opts, problem);
   if (!sigBytes) return refused(`its signature file ${path.basename(file)}.sig is missing: CSV and PDF exports are signed by a file beside them`);
   let sig: DetachedSignature;
   try {
@@ -211,14 +202,7 @@ export function verifyEvidenceBytes(file: string, bytes: Buffer, sigBytes: Buffe
     try {
       entries = unzipBundle(bytes);
     } catch (err) {
-      return {
-        ok: false,
-        file,
-        signature: "invalid",
-        signer: opts.pin ? "mismatch" : "unpinned",
-        problems: [`it cannot be read as a zip: ${(err as Error).message}`],
-        pin: opts.pin,
-      };
+      return refusedVerdict(file, opts, `it cannot be read as a zip: ${(err as Error).message}`);
     }
     const documents = entries.filter((e) => !e.name.endsWith(".sig"));
     const verdicts = documents.map((d) => verifyEvidenceBytes(d.name, d.bytes, entries.find((e) => e.name === `${d.name}.sig`)?.bytes, opts));
@@ -244,13 +228,7 @@ export function verifyEvidenceBytes(file: string, bytes: Buffer, sigBytes: Buffe
       entries: verdicts,
     };
   }
-  return {
-    ok: false,
-    file,
-    signature: "invalid",
-    signer: opts.pin ? "mismatch" : "unpinned",
-    problems: [`${ext || "a file without an extension"} is not an evidence export: expected .json, .csv, .pdf or .zip`],
-  };
+  return refusedVerdict(file, opts, `${ext || "a file without an extension"} is not an evidence export: expected .json, .csv, .pdf or .zip`);
 }
 
 /**
@@ -260,8 +238,7 @@ export function verifyEvidenceBytes(file: string, bytes: Buffer, sigBytes: Buffe
  * states of itself must name that key.
  */
 export function verifyEvidenceFile(file: string, opts: VerifyOptions = {}): EvidenceVerdict {
-  if (!existsSync(file))
-    return { ok: false, file, signature: "invalid", signer: opts.pin ? "mismatch" : "unpinned", problems: ["there is no such file"], pin: opts.pin };
+  if (!existsSync(file)) return refusedVerdict(file, opts, "there is no such file");
   const sigFile = `${file}.sig`;
   return { ...verifyEvidenceBytes(file, readFileSync(file), existsSync(sigFile) ? readFileSync(sigFile) : undefined, opts), file };
 }
