@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { homeLayout } from "../lib/paths.ts";
 import type { BackupContext } from "./backup-context.ts";
+import { appliancePin, fingerprintAdvice } from "./evidence/evidence-pin.ts";
 import { EFFECTIVE_CONFIG_FILENAME, SET_STAGING_FOLDER, type Repository } from "./backup-types.ts";
 import { Restic } from "./restic/restic.ts";
 
@@ -35,6 +37,13 @@ async function describeAppliance(ctx: BackupContext): Promise<string[]> {
   ];
 }
 
+/** The fingerprint of the key that signs evidence, for the auditor to keep beside the kit. */
+function describeEvidenceKey(ctx: BackupContext): string[] {
+  const { pin, unreadable } = appliancePin(homeLayout(ctx.config.home).secretsDir);
+  if (!pin) return ["Evidence signing key (ed25519):", `  (${unreadable ?? "no key yet: the appliance makes it when it first starts"})`];
+  return ["Evidence signing key (ed25519) fingerprint:", `  ${pin.fingerprint}`, `  ${fingerprintAdvice(pin.fingerprint)}`];
+}
+
 /** The latest good sets (<set id>), newest first, with where each is stored. */
 async function describeSets(ctx: BackupContext): Promise<string[]> {
   const sets = await ctx.sets.findAll({ where: { status: "succeeded" }, order: [["startedAt", "DESC"]], limit: KIT_SETS });
@@ -52,6 +61,7 @@ async function describeSets(ctx: BackupContext): Promise<string[]> {
 /**
  * The recovery kit: everything needed to restore the data WITHOUT this appliance, on a fresh host — where the
  * repositories are, their password, their id and key fingerprints (to recognise the right repository), the
+ * fingerprint of the evidence signing key (what an auditor pins when verifying exports), the
  * latest good sets, where this appliance kept its files (restic restores absolute paths), and the exact plain
  * restic + pg_restore commands. Printed on demand on the host only, and audited by the caller.
  */
@@ -64,6 +74,8 @@ export async function recoveryKit(ctx: BackupContext, plainRestore: string): Pro
     `printed ${new Date().toISOString()}. Keep it offline, like the keys of the building: with it, anyone can read the backups.`,
     "",
     ...(await describeAppliance(ctx)),
+    "",
+    ...describeEvidenceKey(ctx),
     "",
     "Repositories (restic, encrypted with the password below):",
     ...(await Promise.all(repos.map((r) => describe(restic, r)))),

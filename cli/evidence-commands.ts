@@ -1,12 +1,43 @@
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { loadConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
-import { homeLayout } from "../lib/paths.ts";
+import { homeLayout, resolveHome } from "../lib/paths.ts";
 import { ensureSecrets } from "../lib/secrets.ts";
 import { EVIDENCE_FORMATS, evidenceExporter, evidencePeriod, type EvidenceFormat } from "../backup/evidence/evidence-exporter.ts";
-import { verifyEvidenceFile } from "../backup/evidence/evidence-verifier.ts";
+import { appliancePin, fingerprintAdvice, parseFingerprint, pinFromKeyFile, type EvidencePin } from "../backup/evidence/evidence-pin.ts";
+import { verifyEvidenceFile, type EvidenceVerdict } from "../backup/evidence/evidence-verifier.ts";
 import { withBackupContext } from "./with-backup-context.ts";
+
+/** What a failed verdict amounts to, first: whether the signature holds, then whether its signer is the pinned key. */
+function headline(verdict: EvidenceVerdict): string {
+  if (verdict.signature === "invalid") return "signature invalid";
+  if (verdict.signer === "unpinned") return "signature valid, signer NOT verified";
+  if (verdict.signer === "mismatch") return "signature valid, but by another key than the pinned one";
+  return "signed by the pinned key, but its content does not hold together";
+}
+
+/** The key to check against: --key and/or --fingerprint (which must then agree), else the appliance's own when it is here. */
+function verifyPin(opts: { fingerprint?: string; key?: string }): { pin?: EvidencePin; unreadable?: string } {
+  const fromKey = opts.key ? pinFromKeyFile(opts.key) : undefined;
+  const fingerprint = opts.fingerprint !== undefined ? parseFingerprint(opts.fingerprint) : undefined;
+  if (fromKey && fingerprint && fromKey.fingerprint !== fingerprint)
+    throw new PlumError(`--key ${opts.key} is key ${fromKey.fingerprint} but --fingerprint names ${fingerprint}: they are not the same key`, {
+      hint: "pass one of them, or the key and the fingerprint of the same appliance",
+    });
+  if (fromKey) return { pin: fromKey };
+  if (fingerprint) return { pin: { fingerprint, source: "--fingerprint" } };
+  return appliancePin(homeLayout(resolveHome()).secretsDir);
+}
+
+function appliancePinOrFail(): EvidencePin {
+  const secretsDir = homeLayout(resolveHome()).secretsDir;
+  const { pin, unreadable } = appliancePin(secretsDir);
+  if (pin) return pin;
+  throw new PlumError(unreadable ?? `there is no appliance signing key in ${secretsDir}`, {
+    hint: unreadable ? "run plumctl as the agent's user (root)" : "run this on the appliance with its PLUM_HOME, or give --key FILE",
+  });
+}
 
 /** Exports hold no secret: readable by anyone who may read the folder, like any report. */
 function writePublic(file: string, bytes: Buffer): void {
@@ -15,7 +46,9 @@ function writePublic(file: string, bytes: Buffer): void {
 }
 
 export function register(program: Command): void {
-  const evidence = program.command("evidence").description("signed backup evidence for auditors: export a period, verify an export offline");
+  const evidence = program
+    .command("evidence")
+    .description("signed backup evidence for auditors: export a period, verify an export offline against the appliance key's fingerprint");
   evidence
     .command("export")
     .description("export the backup evidence of a period (records, runs, checks, drills, controls), signed by the appliance key")
@@ -56,17 +89,42 @@ export function register(program: Command): void {
   evidence
     .command("verify")
     .argument("<file>", "a .json export, a .csv or .pdf export with FILE.sig beside it, or a console .zip")
-    .description("check an evidence export offline: its signature and, for JSON, its records' hash chain; exits 1 naming what is wrong")
-    .option("--key <pem>", "require this public key (the appliance's appliance-signing-key.pub.pem) to be the signer")
+    .description(
+      "check an evidence export offline against the appliance's key (never the key inside the file): its signature and, for JSON, its records' hash chain; exits 1 naming what is wrong",
+    )
+    .option(
+      "--fingerprint <SHA256:…>",
+      "the appliance key's fingerprint, as the recovery kit, the console's Evidence page and `plumctl evidence fingerprint` print it",
+    )
+    .option("--key <file>", "the appliance's public key (appliance-signing-key.pub.pem, or the raw key)")
     .option("--json", "print the verdict as JSON")
-    .action((file: string, opts: { key?: string; json?: boolean }) => {
-      const verdict = verifyEvidenceFile(file, { publicKeyPem: opts.key ? readFileSync(opts.key, "utf8") : undefined });
+    .addHelpText(
+      "after",
+      "\nWithout --fingerprint or --key, the appliance's own key is used when this runs on the appliance (PLUM_HOME holds it);\nelsewhere the signer cannot be verified and the command exits 1.",
+    )
+    .action((file: string, opts: { fingerprint?: string; key?: string; json?: boolean }) => {
+      const { pin, unreadable } = verifyPin(opts);
+      const verdict = verifyEvidenceFile(file, { pin });
       if (opts.json) process.stdout.write(JSON.stringify(verdict, null, 2) + "\n");
       else if (verdict.ok)
         process.stdout.write(
-          `${file}: verified, signed by ed25519 key ${verdict.signedBy}${verdict.records !== undefined ? `; ${verdict.records} records, hash chain intact` : ""}\n`,
+          `${file}: verified, signed by the pinned ed25519 key ${verdict.signedBy} (${verdict.pin!.source})${verdict.records !== undefined ? `; ${verdict.records} record${verdict.records === 1 ? "" : "s"}, hash chain intact` : ""}\n`,
         );
-      else process.stderr.write(`${file}: NOT verified\n${verdict.problems.map((p) => `  - ${p}\n`).join("")}`);
+      else {
+        const hint =
+          verdict.signer !== "unpinned"
+            ? ""
+            : `  ${unreadable ? `(${unreadable}) ` : ""}Pin the signer: --fingerprint SHA256:… as the recovery kit or the console's Evidence page printed it, or --key with the appliance's public key.\n`;
+        process.stderr.write(`${file}: NOT verified: ${headline(verdict)}\n${verdict.problems.map((p) => `  - ${p}\n`).join("")}${hint}`);
+      }
       if (!verdict.ok) process.exitCode = 1;
+    });
+  evidence
+    .command("fingerprint")
+    .description("print the fingerprint of the key that signs evidence, for auditors to keep and pass to `evidence verify --fingerprint`")
+    .option("--key <file>", "of this public key file instead of the appliance's own")
+    .action((opts: { key?: string }) => {
+      const pin = opts.key ? pinFromKeyFile(opts.key) : appliancePinOrFail();
+      process.stdout.write(`${pin.fingerprint}\n${fingerprintAdvice(pin.fingerprint)}\n`);
     });
 }

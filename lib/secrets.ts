@@ -23,6 +23,11 @@ const FILES = {
   controlToken: "control-token",
 } as const;
 
+/** The appliance's public signing key (PEM): the key evidence exports and their `.sig` files are checked against. */
+export function signingPublicKeyFile(secretsDir: string): string {
+  return path.join(secretsDir, FILES.signingPublicKey);
+}
+
 function writeSecret(file: string, content: string): void {
   // "wx": never overwrite a secret that appeared meanwhile; mode applies at creation.
   writeFileSync(file, content, { mode: 0o600, flag: "wx" });

@@ -54,7 +54,8 @@ function titlePage(doc: Doc, r: EvidenceReport): void {
   doc.font("Courier").text(r.appliance.publicKeyFingerprint).font("Helvetica").moveDown();
   doc.text(
     "This PDF is signed by the file beside it with the same name and .sig appended; check both offline with " +
-      "`plumctl evidence verify FILE`. The JSON export of the same period carries every evidence record with its " +
+      "`plumctl evidence verify FILE --fingerprint` with the fingerprint above as the auditor keeps it (from the " +
+      "recovery kit or the console's Evidence page), never only the one printed here. The JSON export of the same period carries every evidence record with its " +
       "hash-chain links, for verification record by record.",
   );
   doc

@@ -19,7 +19,12 @@ export interface SigningKeys {
   publicKeyPem: string;
 }
 
-/** "SHA256:…" of the key's DER, as ssh-keygen prints fingerprints: what an auditor compares by eye. */
+/**
+ * The fingerprint of an evidence signing key, the one an auditor keeps and pins: "SHA256:" and the unpadded
+ * base64 of the sha256 of the key's DER (SubjectPublicKeyInfo), in the form ssh-keygen prints. Without the
+ * appliance: `openssl pkey -pubin -in KEY.pub.pem -outform DER | openssl dgst -sha256 -binary | base64`.
+ * Every export's `publicKeyFingerprint` field, the recovery kit, the console and `plumctl evidence` use it.
+ */
 export function publicKeyFingerprint(publicKeyPem: string): string {
   const der = createPublicKey(publicKeyPem).export({ type: "spki", format: "der" });
   return "SHA256:" + createHash("sha256").update(der).digest("base64").replace(/=+$/, "");

@@ -1,17 +1,26 @@
+import { createPublicKey } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { canonicalJson, chainHash } from "../../lib/hash-chain.ts";
 import { unzipBundle } from "./evidence-bundle.ts";
+import type { EvidencePin } from "./evidence-pin.ts";
 import type { EvidenceReport, ExportedRecord } from "./evidence-report.ts";
 import { publicKeyFingerprint, sha256Hex, signatureMatches, type DetachedSignature, type EmbeddedSignature } from "./evidence-signature.ts";
 
 export interface EvidenceVerdict {
+  /** The signature is valid, by the pinned key, and (JSON) the records hold together. */
   ok: boolean;
   file: string;
+  /** Whether the signature matches the bytes under the key the file names (which proves nothing alone). */
+  signature: "valid" | "invalid";
+  /** Whether that key is the pinned one: `unpinned` when no pin was given, so the signer is NOT verified. */
+  signer: "verified" | "unpinned" | "mismatch";
   /** Why it does not verify, one sentence each; empty when it does. */
   problems: string[];
-  /** The fingerprint of the key that signed it, to compare with the appliance's. */
+  /** The fingerprint of the key that signed it. */
   signedBy?: string;
+  /** The key it was checked against. */
+  pin?: EvidencePin;
   /** JSON: how many records were chain-checked. */
   records?: number;
   /** A zip bundle: the verdict of each document in it. */
@@ -19,8 +28,11 @@ export interface EvidenceVerdict {
 }
 
 export interface VerifyOptions {
-  /** Require this public key (PEM) to be the signer, not merely some key. */
-  publicKeyPem?: string;
+  /**
+   * The key the signer must be (by fingerprint): from the auditor (`--key`, `--fingerprint`) or the appliance's
+   * own. Without one no export verifies: the key inside a file is the forger's as easily as the appliance's.
+   */
+  pin?: EvidencePin;
 }
 
 /** The readable fields of an exported record and the hashed record's name for each. */
@@ -34,16 +46,52 @@ const FIELDS: Array<[keyof ExportedRecord, string]> = [
   ["detail", "detail"],
 ];
 
-function signerProblems(signature: Pick<EmbeddedSignature, "publicKey">, opts: VerifyOptions): { signedBy?: string; problems: string[] } {
-  let signedBy: string | undefined;
+interface SignatureCheck {
+  signature: EvidenceVerdict["signature"];
+  signer: EvidenceVerdict["signer"];
+  signedBy?: string;
+  problems: string[];
+}
+
+/**
+ * The signature over `bytes` under the key the file names, that key against the pin, and each fingerprint
+ * the file states of itself (`fields`: where it says it) against the key it must be: the pinned one, or
+ * without a pin the one that signed.
+ */
+function signatureCheck(
+  signed: "content" | "bytes",
+  bytes: Buffer | string,
+  signature: Pick<EmbeddedSignature, "publicKey" | "value">,
+  fields: Array<{ name: string; value: unknown }>,
+  opts: VerifyOptions,
+): SignatureCheck {
+  let signedBy: string;
   try {
+    if (createPublicKey(signature.publicKey).asymmetricKeyType !== "ed25519") throw new Error("not ed25519");
     signedBy = publicKeyFingerprint(signature.publicKey);
   } catch {
-    return { problems: ["its public key is not a valid PEM public key"] };
+    return { signature: "invalid", signer: opts.pin ? "mismatch" : "unpinned", problems: ["its public key is not a valid ed25519 public key (PEM)"] };
   }
-  if (opts.publicKeyPem && publicKeyFingerprint(opts.publicKeyPem) !== signedBy)
-    return { signedBy, problems: [`it was signed by key ${signedBy}, not by the expected key ${publicKeyFingerprint(opts.publicKeyPem)}`] };
-  return { signedBy, problems: [] };
+  const problems: string[] = [];
+  const valid = signatureMatches(bytes, signature);
+  if (!valid) problems.push(`its signature does not match its ${signed}: the file was changed after the appliance signed it`);
+  const { pin } = opts;
+  const signer = !pin ? "unpinned" : pin.fingerprint === signedBy ? "verified" : "mismatch";
+  if (signer === "unpinned")
+    problems.push(`no key is pinned, so its signer is NOT verified: it names its own key, ${signedBy}, and anyone can make a key and sign with it`);
+  if (signer === "mismatch") problems.push(`it was signed by key ${signedBy}, not by the pinned key ${pin!.fingerprint} (${pin!.source})`);
+  const expected = pin?.fingerprint ?? signedBy;
+  for (const field of fields)
+    if (field.value !== undefined && field.value !== expected)
+      problems.push(
+        `its ${field.name} field names key ${String(field.value)}, not ${pin ? `the pinned key ${pin.fingerprint}` : `the key that signed it, ${signedBy}`}`,
+      );
+  return { signature: valid ? "valid" : "invalid", signer, signedBy, problems };
+}
+
+/** A file that cannot be checked at all (not an export, unreadable, no signature): nothing about it is verified. */
+function refusedVerdict(file: string, opts: VerifyOptions, problem: string): EvidenceVerdict {
+  return { ok: false, file, signature: "invalid", signer: opts.pin ? "mismatch" : "unpinned", problems: [problem], pin: opts.pin };
 }
 
 /** The chain segment: each hash recomputed from its hashed record, each link to the previous, ids consecutive. */
@@ -86,48 +134,62 @@ function chainProblems(report: EvidenceReport): string[] {
 }
 
 function verifyJson(file: string, bytes: Buffer, opts: VerifyOptions): EvidenceVerdict {
+  const refused = (problem: string) => refusedVerdict(file, opts, problem);
   let doc: EvidenceReport;
   try {
     doc = JSON.parse(bytes.toString("utf8"));
   } catch (err) {
-    return { ok: false, file, problems: [`it is not valid JSON (${(err as Error).message}): the file was damaged or edited`] };
+    return refused(`it is not valid JSON (${(err as Error).message}): the file was damaged or edited`);
   }
-  if (doc?.format !== "plum-backup-evidence")
-    return { ok: false, file, problems: ['it is not a Plum backup evidence export (no format "plum-backup-evidence")'] };
+  if (doc?.format !== "plum-backup-evidence") return refused('it is not a Plum backup evidence export (no format "plum-backup-evidence")');
   const { signature, ...signed } = doc;
-  const problems: string[] = [];
-  let signedBy: string | undefined;
-  if (!signature?.value || !signature.publicKey) problems.push("it carries no signature");
-  else if (signature.algorithm !== "ed25519") problems.push(`its signature algorithm is ${signature.algorithm}, not ed25519`);
-  else {
-    const signer = signerProblems(signature, opts);
-    signedBy = signer.signedBy;
-    problems.push(...signer.problems);
-    if (!signatureMatches(canonicalJson(signed), signature))
-      problems.push("its signature does not match its content: the file was changed after the appliance signed it");
-  }
-  problems.push(...chainProblems(doc));
-  return { ok: problems.length === 0, file, problems, signedBy, records: Array.isArray(doc.records) ? doc.records.length : 0 };
+  if (!signature?.value || !signature.publicKey) return { ...refused("it carries no signature"), records: Array.isArray(doc.records) ? doc.records.length : 0 };
+  if (signature.algorithm !== "ed25519") return refused(`its signature algorithm is ${signature.algorithm}, not ed25519`);
+  const check = signatureCheck(
+    "content",
+    canonicalJson(signed),
+    signature,
+    [{ name: "appliance.publicKeyFingerprint", value: doc.appliance?.publicKeyFingerprint }],
+    opts,
+  );
+  const problems = [...check.problems, ...chainProblems(doc)];
+  return {
+    ok: problems.length === 0,
+    file,
+    signature: check.signature,
+    signer: check.signer,
+    problems,
+    signedBy: check.signedBy,
+    pin: opts.pin,
+    records: Array.isArray(doc.records) ? doc.records.length : 0,
+  };
+}
+
+/** The fingerprint a CSV export states in its `export,public_key_fingerprint,…` row, if it has one. */
+function csvFingerprint(bytes: Buffer): string | undefined {
+  return /^export,public_key_fingerprint,([^\r\n]*)$/m.exec(bytes.toString("utf8"))?.[1];
 }
 
 function verifyDetached(file: string, bytes: Buffer, sigBytes: Buffer | undefined, opts: VerifyOptions): EvidenceVerdict {
-  if (!sigBytes)
-    return { ok: false, file, problems: [`its signature file ${path.basename(file)}.sig is missing: CSV and PDF exports are signed by a file beside them`] };
+  const refused = (problem: string) => refusedVerdict(file, opts, problem);
+  if (!sigBytes) return refused(`its signature file ${path.basename(file)}.sig is missing: CSV and PDF exports are signed by a file beside them`);
   let sig: DetachedSignature;
   try {
     sig = JSON.parse(sigBytes.toString("utf8"));
   } catch {
-    return { ok: false, file, problems: [`its signature file ${path.basename(file)}.sig is not valid JSON`] };
+    return refused(`its signature file ${path.basename(file)}.sig is not valid JSON`);
   }
   if (sig?.format !== "plum-detached-signature" || sig.algorithm !== "ed25519" || !sig.value || !sig.publicKey)
-    return { ok: false, file, problems: [`${path.basename(file)}.sig is not a Plum ed25519 signature file`] };
-  const signer = signerProblems(sig, opts);
-  const problems = [...signer.problems];
+    return refused(`${path.basename(file)}.sig is not a Plum ed25519 signature file`);
+  const fields: Array<{ name: string; value: unknown }> = [{ name: `${path.basename(file)}.sig publicKeyFingerprint`, value: sig.publicKeyFingerprint }];
+  if (path.extname(file).toLowerCase() === ".csv") fields.push({ name: "public_key_fingerprint", value: csvFingerprint(bytes) });
+  const check = signatureCheck("bytes", bytes, sig, fields, opts);
+  const problems: string[] = [];
   const actual = sha256Hex(bytes);
   if (sig.sha256 !== actual)
     problems.push(`its sha256 is ${actual} but the signature file was made for ${sig.sha256}: the file was changed after it was signed`);
-  if (!signatureMatches(bytes, sig)) problems.push("its signature does not match its bytes: the file was changed after the appliance signed it");
-  return { ok: problems.length === 0, file, problems, signedBy: signer.signedBy };
+  problems.push(...check.problems);
+  return { ok: problems.length === 0, file, signature: check.signature, signer: check.signer, problems, signedBy: check.signedBy, pin: opts.pin };
 }
 
 /** One document of an export, by its name's extension; `sigBytes` is its detached signature when it has one. */
@@ -140,22 +202,43 @@ export function verifyEvidenceBytes(file: string, bytes: Buffer, sigBytes: Buffe
     try {
       entries = unzipBundle(bytes);
     } catch (err) {
-      return { ok: false, file, problems: [`it cannot be read as a zip: ${(err as Error).message}`] };
+      return refusedVerdict(file, opts, `it cannot be read as a zip: ${(err as Error).message}`);
     }
     const documents = entries.filter((e) => !e.name.endsWith(".sig"));
     const verdicts = documents.map((d) => verifyEvidenceBytes(d.name, d.bytes, entries.find((e) => e.name === `${d.name}.sig`)?.bytes, opts));
     const problems = documents.length === 0 ? ["the zip holds no evidence export"] : verdicts.flatMap((v) => v.problems.map((p) => `${v.file}: ${p}`));
-    return { ok: problems.length === 0, file, problems, signedBy: verdicts[0]?.signedBy, entries: verdicts };
+    const worst = <T extends string>(values: T[], order: T[]) => order.find((o) => values.includes(o)) ?? order.at(-1)!;
+    return {
+      ok: problems.length === 0,
+      file,
+      signature:
+        documents.length === 0
+          ? "invalid"
+          : worst(
+              verdicts.map((v) => v.signature),
+              ["invalid", "valid"],
+            ),
+      signer: worst(
+        verdicts.map((v) => v.signer),
+        ["mismatch", "unpinned", "verified"],
+      ),
+      problems,
+      signedBy: verdicts[0]?.signedBy,
+      pin: opts.pin,
+      entries: verdicts,
+    };
   }
-  return { ok: false, file, problems: [`${ext || "a file without an extension"} is not an evidence export: expected .json, .csv, .pdf or .zip`] };
+  return refusedVerdict(file, opts, `${ext || "a file without an extension"} is not an evidence export: expected .json, .csv, .pdf or .zip`);
 }
 
 /**
  * Offline verification of an evidence export: JSON by its embedded signature, its records' hash chain and
  * each record against what its hash covers; CSV and PDF by `FILE.sig`; a console zip by each file inside.
+ * Each signature counts only when its key is the pinned one (`opts.pin`), and every fingerprint the file
+ * states of itself must name that key.
  */
 export function verifyEvidenceFile(file: string, opts: VerifyOptions = {}): EvidenceVerdict {
-  if (!existsSync(file)) return { ok: false, file, problems: ["there is no such file"] };
+  if (!existsSync(file)) return refusedVerdict(file, opts, "there is no such file");
   const sigFile = `${file}.sig`;
   return { ...verifyEvidenceBytes(file, readFileSync(file), existsSync(sigFile) ? readFileSync(sigFile) : undefined, opts), file };
 }

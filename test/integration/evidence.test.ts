@@ -9,10 +9,12 @@ import type { Agent } from "../../appliance/agent.ts";
 import type { BackupContext } from "../../backup/backup-context.ts";
 import { EvidenceLog } from "../../backup/evidence/evidence-log.ts";
 import { evidenceExporter, type EvidenceFormat } from "../../backup/evidence/evidence-exporter.ts";
+import type { EvidencePin } from "../../backup/evidence/evidence-pin.ts";
 import type { EvidenceReport } from "../../backup/evidence/evidence-report.ts";
+import { publicKeyFingerprint } from "../../backup/evidence/evidence-signature.ts";
 import { verifyEvidenceBytes, verifyEvidenceFile } from "../../backup/evidence/evidence-verifier.ts";
 import { homeLayout } from "../../lib/paths.ts";
-import { ensureSecrets, type Secrets } from "../../lib/secrets.ts";
+import { ensureSecrets, signingPublicKeyFile, type Secrets } from "../../lib/secrets.ts";
 import { APP_VERSION } from "../../lib/version.ts";
 import { startBackupEnv } from "../support/backup-env.ts";
 import { startInProcessAgent } from "../support/in-process-agent.ts";
@@ -105,6 +107,7 @@ function flipByte(file: string, at: number): void {
 describe("backup evidence", function () {
   let env: Awaited<ReturnType<typeof startBackupEnv>>;
   let secrets: Secrets;
+  let pin: EvidencePin;
   let cliEnv: Record<string, string>;
   let dir: string;
   const from = new Date(Date.now() - 7 * 24 * H);
@@ -128,6 +131,7 @@ describe("backup evidence", function () {
   before(async () => {
     env = await startBackupEnv({ secondary: true });
     secrets = ensureSecrets(homeLayout(env.home).secretsDir);
+    pin = { fingerprint: publicKeyFingerprint(secrets.signingPublicKeyPem), source: "the test's appliance key" };
     cliEnv = { PLUM_HOME: env.home, ...env.dbs.env, PLUM_BACKUP_SECONDARY: env.ctx.repos.secondary!.location };
     for (const repo of [env.ctx.repos.primary, env.ctx.repos.secondary!])
       await run("restic", ["init", "-r", repo.location, "--password-file", repo.passwordFile]);
@@ -183,10 +187,19 @@ describe("backup evidence", function () {
       expect(text).not.to.include(secret);
     expect(text).not.to.include("PRIVATE KEY");
 
-    expect(verifyEvidenceFile(file)).to.include({ ok: true, records: 9, signedBy: doc.appliance.publicKeyFingerprint });
-    const cli = await plumctl(["evidence", "verify", file, "--key", path.join(homeLayout(env.home).secretsDir, "appliance-signing-key.pub.pem")], {});
+    expect(verifyEvidenceFile(file, { pin })).to.include({
+      ok: true,
+      records: 9,
+      signedBy: doc.appliance.publicKeyFingerprint,
+      signature: "valid",
+      signer: "verified",
+    });
+    const keyFile = path.join(homeLayout(env.home).secretsDir, "appliance-signing-key.pub.pem");
+    const cli = await plumctl(["evidence", "verify", file, "--key", keyFile], {});
     expect(cli.code, cli.stderr).to.equal(0);
-    expect(cli.stdout).to.equal(`${file}: verified, signed by ed25519 key ${doc.appliance.publicKeyFingerprint}; 9 records, hash chain intact\n`);
+    expect(cli.stdout).to.equal(
+      `${file}: verified, signed by the pinned ed25519 key ${doc.appliance.publicKeyFingerprint} (the key in ${keyFile}); 9 records, hash chain intact\n`,
+    );
   });
 
   it("fails verification when one byte is flipped, naming why", async () => {
@@ -194,9 +207,9 @@ describe("backup evidence", function () {
     const text = readFileSync(file, "utf8");
     // In the drill record's readable detail (4000 → 4100), after the controls that quote it too.
     flipByte(file, text.indexOf('"rtoSeconds": 4000', text.indexOf('"records": [')) + '"rtoSeconds": 4'.length);
-    const res = await plumctl(["evidence", "verify", file], {});
+    const res = await plumctl(["evidence", "verify", file, "--fingerprint", pin.fingerprint], {});
     expect(res.code).to.equal(1);
-    expect(res.stderr).to.include(`${file}: NOT verified`);
+    expect(res.stderr).to.include(`${file}: NOT verified: signature invalid`);
     expect(res.stderr).to.include("its signature does not match its content: the file was changed after the appliance signed it");
     expect(res.stderr).to.include("record 9 was edited: its detail differs from the hashed record");
   });
@@ -206,13 +219,13 @@ describe("backup evidence", function () {
     const doc = JSON.parse(readFileSync(file, "utf8")) as EvidenceReport;
     doc.records.splice(4, 1);
     writeFileSync(file, JSON.stringify(doc, null, 2));
-    const res = await plumctl(["evidence", "verify", file], {});
+    const res = await plumctl(["evidence", "verify", file, "--fingerprint", pin.fingerprint], {});
     expect(res.code).to.equal(1);
     expect(res.stderr).to.include("record 5 is missing: record 6 follows record 4");
     expect(res.stderr).to.include("its chain section counts 9 records but the file holds 8");
     expect(res.stderr).to.include("its signature does not match its content");
     expect(res.stderr).to.include("control backup-rpo cites record 5, which the file does not hold");
-    expect(verifyEvidenceFile(file, { publicKeyPem: secrets.signingPublicKeyPem }).problems).to.have.length(4);
+    expect(verifyEvidenceFile(file, { pin }).problems).to.have.length(4);
   });
 
   it("`plumctl evidence export` writes a signed PDF a person can read: title, controls table with PASS and FAIL, run tables", async () => {
@@ -235,9 +248,9 @@ describe("backup evidence", function () {
     expect(text).to.include("Backup sets").and.include("Integrity checks").and.include("Restore drills").and.include("Copies to the secondary repository");
     expect(text).to.include("4000 s");
 
-    expect((await plumctl(["evidence", "verify", file], {})).code).to.equal(0);
+    expect((await plumctl(["evidence", "verify", file, "--fingerprint", pin.fingerprint], {})).code).to.equal(0);
     flipByte(file, Math.floor(statSync(file).size / 2));
-    const flipped = await plumctl(["evidence", "verify", file], {});
+    const flipped = await plumctl(["evidence", "verify", file, "--fingerprint", pin.fingerprint], {});
     expect(flipped.code).to.equal(1);
     expect(flipped.stderr).to.include("the file was changed after it was signed");
   });
@@ -251,13 +264,13 @@ describe("backup evidence", function () {
     expect(lines).to.include("section,id,at,kind,outcome,set_id,repository,detail,prev_hash,hash");
     expect(lines.filter((l) => l.startsWith("record,"))).to.have.length(9);
 
-    expect(verifyEvidenceFile(file).ok).to.equal(true);
+    expect(verifyEvidenceFile(file, { pin }).ok).to.equal(true);
     flipByte(file, body.indexOf("FAIL"));
-    const res = await plumctl(["evidence", "verify", file], {});
+    const res = await plumctl(["evidence", "verify", file, "--fingerprint", pin.fingerprint], {});
     expect(res.code).to.equal(1);
     expect(res.stderr).to.include("the file was changed after it was signed");
     rmSync(`${file}.sig`);
-    expect(verifyEvidenceFile(file).problems).to.deep.equal([
+    expect(verifyEvidenceFile(file, { pin }).problems).to.deep.equal([
       "its signature file period.csv.sig is missing: CSV and PDF exports are signed by a file beside them",
     ]);
   });
@@ -296,6 +309,7 @@ describe("backup evidence in the console", function () {
   let agent: Agent;
   let stop: () => Promise<void>;
   let auditor: WebClient;
+  let pin: EvidencePin;
   let dir: string;
   const period = { from: new Date(Date.now() - 24 * H).toISOString().slice(0, 10), to: new Date().toISOString().slice(0, 10) };
 
@@ -328,6 +342,10 @@ describe("backup evidence in the console", function () {
 
   before(async () => {
     ({ agent, stop } = await startInProcessAgent((config) => (config.security.loginRateLimitPerMinute = 1000)));
+    pin = {
+      fingerprint: publicKeyFingerprint(readFileSync(signingPublicKeyFile(homeLayout(agent.config.home).secretsDir), "utf8")),
+      source: "the agent's key",
+    };
     const evidence = new EvidenceLog(agent.sequelize);
     await evidence.record({ kind: "check", outcome: "success", repository: "primary", detail: { subset: "1/10" } });
     await evidence.record({ kind: "drill", outcome: "success", setId: "s9", detail: { rtoSeconds: 30 } });
@@ -357,7 +375,7 @@ describe("backup evidence in the console", function () {
     expect(json.status).to.equal(200);
     expect(json.headers["content-type"]).to.match(/^application\/json/);
     expect(json.headers["content-disposition"]).to.equal(`attachment; filename=plum-evidence-${period.from}_${period.to}.json`);
-    expect(verifyEvidenceBytes("export.json", json.body as Buffer, undefined)).to.include({ ok: true, records: 2 });
+    expect(verifyEvidenceBytes("export.json", json.body as Buffer, undefined, { pin })).to.include({ ok: true, records: 2 });
 
     for (const format of ["pdf", "csv"]) {
       const zip = await download(auditor, `/evidence/export?from=${period.from}&to=${period.to}&format=${format}`);
@@ -366,7 +384,7 @@ describe("backup evidence in the console", function () {
       expect(zip.headers["content-disposition"]).to.equal(`attachment; filename=plum-evidence-${period.from}_${period.to}.${format}.zip`);
       const file = path.join(dir, `export-${format}.zip`);
       writeFileSync(file, zip.body as Buffer);
-      const res = await plumctl(["evidence", "verify", file], {});
+      const res = await plumctl(["evidence", "verify", file, "--fingerprint", pin.fingerprint], {});
       expect(res.code, res.stderr).to.equal(0);
     }
 
@@ -407,7 +425,8 @@ describe("backup evidence in the console", function () {
       const json = await download(auditor, `/evidence/export?from=${period.from}&to=${period.to}&format=json`);
       const publicKeyPem = original[1].toString("utf8");
       expect(JSON.parse((json.body as Buffer).toString("utf8")).signature.publicKey).to.equal(publicKeyPem);
-      expect(verifyEvidenceBytes("export.json", json.body as Buffer, undefined, { publicKeyPem })).to.include({ ok: true });
+      const startedWith = { fingerprint: publicKeyFingerprint(publicKeyPem), source: "the key the agent started with" };
+      expect(verifyEvidenceBytes("export.json", json.body as Buffer, undefined, { pin: startedWith })).to.include({ ok: true });
       expect(readdirSync(secretsDir).filter((name) => name.startsWith("appliance-signing-key"))).to.deep.equal([]);
     } finally {
       keyFiles.forEach((file, i) => writeFileSync(file, original[i], { mode: 0o600 }));

@@ -2,6 +2,7 @@ import type { Router } from "express";
 import { z } from "zod";
 import { EVIDENCE_FORMATS, evidenceExporter, evidencePeriod } from "../../../backup/evidence/evidence-exporter.ts";
 import { zipBundle } from "../../../backup/evidence/evidence-bundle.ts";
+import { fingerprintAdvice } from "../../../backup/evidence/evidence-pin.ts";
 import { evidenceReportBuilder, type EvidenceSource } from "../../../backup/evidence/evidence-report.ts";
 import type { Secrets } from "../../../lib/secrets.ts";
 import { signedIn } from "../../../lib/http/auth/session-auth.ts";
@@ -45,6 +46,7 @@ export function evidenceRoutes(router: Router, ctx: ConsoleContext, source: Evid
       formats: EVIDENCE_FORMATS.map((f) => ({ value: f, selected: f === form.format })),
       asOf: new Date(report.period.controlsAsOf),
       fingerprint: report.appliance.publicKeyFingerprint,
+      fingerprintAdvice: fingerprintAdvice(report.appliance.publicKeyFingerprint),
       controls: report.controls.map((c) => ({
         ...c,
         passed: c.result === "pass",
