@@ -10,7 +10,7 @@ import { APP_VERSION, OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR } from "../lib/
 import { clientConfig, pgServerFor, prepareServer, type PgServer } from "../lib/db/database.ts";
 import { EmbeddedPostgres } from "../lib/db/embedded-postgres.ts";
 import { migrate } from "../lib/db/migrate.ts";
-import { applyProductPrivileges, closeAdminDatabases, ensureProductRoles, productRolesOf, roleServer } from "../lib/db/product-roles.ts";
+import { closeAdminDatabases, migrateProductDatabase, productRolesOf, roleServer } from "../lib/db/product-roles.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
 import { systemUser } from "../lib/system-user.ts";
 import { backupContextFor } from "../backup/backup-context.ts";
@@ -194,11 +194,7 @@ export class Agent {
     await steps.run("product database", async () => {
       const product = config.database.productDatabase;
       await prepareServer(server, [product]);
-      await ensureProductRoles(server, roles);
-      // An appliance from before the roles has its tables owned by the superuser: handed to the migrations' role first.
-      await applyProductPrivileges(server, product, config.database.roles);
-      await migrate({ clientConfig: clientConfig(roleServer(server, roles.migrate), product), dir: PRODUCT_MIGRATIONS_DIR, log });
-      await applyProductPrivileges(server, product, config.database.roles);
+      await migrateProductDatabase(server, product, roles, { dir: PRODUCT_MIGRATIONS_DIR, log });
     });
     const firstAdmin = await steps.run("audit", async () => {
       await audit.append({

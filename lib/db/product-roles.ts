@@ -2,7 +2,9 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import pg from "pg";
 import { PlumError } from "../errors.ts";
 import { ensureRolePassword } from "../secrets.ts";
+import type { Logger } from "../logger.ts";
 import { clientConfig, connectAdmin, type PgServer } from "./database.ts";
+import { migrate } from "./migrate.ts";
 
 /**
  * Least privilege in PostgreSQL. The product logs in as `app` (DML on the product database's tables, usage of
@@ -189,7 +191,8 @@ export async function applyProductPrivileges(server: PgServer, database: string,
     await ensureRolesExist(c, names);
     await c.query("begin");
     await closeDatabase(c, database);
-    await c.query(`grant connect on database ${q(database)} to ${app}, ${migrate}`);
+    // TEMPORARY: the validation suites keep their scratch rows in temporary tables.
+    await c.query(`grant connect, temporary on database ${q(database)} to ${app}, ${migrate}`);
     await c.query(`alter schema public owner to ${migrate}`);
     await c.query("revoke create on schema public from public");
     await c.query(`grant usage on schema public to ${app}`);
@@ -220,4 +223,23 @@ export function productRolesOf(names: RoleNames, secretsDir: string): ProductRol
     app: { name: names.app, password: ensureRolePassword(secretsDir, names.app) },
     migrate: { name: names.migrate, password: ensureRolePassword(secretsDir, names.migrate) },
   };
+}
+
+/**
+ * The product database made ready for the product: the roles set up, everything handed to `migrate` (an
+ * appliance from before these roles has its tables owned by the superuser), the migrations of `dir` run AS
+ * `migrate`, and the grants applied again. The agent's start and `plumctl migrate` beside it.
+ */
+export async function migrateProductDatabase(
+  server: PgServer,
+  database: string,
+  roles: ProductRoles,
+  opts: { dir: string; log?: Logger },
+): Promise<string[]> {
+  const names = { app: roles.app.name, migrate: roles.migrate.name };
+  await ensureProductRoles(server, roles);
+  await applyProductPrivileges(server, database, names);
+  const ran = await migrate({ clientConfig: clientConfig(roleServer(server, roles.migrate), database), dir: opts.dir, log: opts.log });
+  await applyProductPrivileges(server, database, names);
+  return ran;
 }
