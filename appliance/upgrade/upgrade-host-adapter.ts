@@ -80,7 +80,14 @@ export function agentUpgradeHost(deps: {
         return migrated;
       },
       validate: (version, instanceUrl, role, suites) =>
-        runReleaseValidate(runtime, releases.ref(version), instanceUrl, connectionUrl(roleServer(pg, deps.roles.app), databaseOf(role)), suites, VALIDATE_TIMEOUT_MS),
+        runReleaseValidate(
+          runtime,
+          releases.ref(version),
+          instanceUrl,
+          connectionUrl(roleServer(pg, deps.roles.app), databaseOf(role)),
+          suites,
+          VALIDATE_TIMEOUT_MS,
+        ),
     },
     async disk() {
       const admin = await connectAdmin(pg);

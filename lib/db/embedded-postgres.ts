@@ -88,7 +88,6 @@ export class EmbeddedPostgres {
     return systemUser("postgres", this.opts.log, "to run the embedded PostgreSQL server");
   }
 
-
   private async initialiseIfNeeded(bin: Binaries, as: RunAs): Promise<void> {
     const { dataDir } = this.opts;
     if (existsSync(path.join(dataDir, "PG_VERSION"))) return;

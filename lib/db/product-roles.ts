@@ -230,12 +230,7 @@ export function productRolesOf(names: RoleNames, secretsDir: string): ProductRol
  * appliance from before these roles has its tables owned by the superuser), the migrations of `dir` run AS
  * `migrate`, and the grants applied again. The agent's start and `plumctl migrate` beside it.
  */
-export async function migrateProductDatabase(
-  server: PgServer,
-  database: string,
-  roles: ProductRoles,
-  opts: { dir: string; log?: Logger },
-): Promise<string[]> {
+export async function migrateProductDatabase(server: PgServer, database: string, roles: ProductRoles, opts: { dir: string; log?: Logger }): Promise<string[]> {
   const names = { app: roles.app.name, migrate: roles.migrate.name };
   await ensureProductRoles(server, roles);
   await applyProductPrivileges(server, database, names);

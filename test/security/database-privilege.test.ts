@@ -59,7 +59,9 @@ describe("attack: the product instance's own database credentials", function () 
       rolreplication: false,
       rolbypassrls: false,
     });
-    const owned = await client.query("select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public' and c.relowner = (select oid from pg_roles where rolname = current_user)");
+    const owned = await client.query(
+      "select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public' and c.relowner = (select oid from pg_roles where rolname = current_user)",
+    );
     expect(owned.rows[0].n).to.equal(0);
   });
 

@@ -56,6 +56,9 @@ describe("attack: code running in the product instance, with the agent as root",
     expect(seen).to.deep.equal({ ...Object.fromEntries(files.map((f) => [f, "EACCES"])), list: "EACCES" });
     for (const name of ["restic-password", "appliance-signing-key.pem", "session-key", "postgres-password", "control-token"])
       expect(secrets, `secrets/${name}`).to.include(path.join(layout.secretsDir, name));
-    expect(secrets.some((f) => /postgres-role-.*-password$/.test(f)), "the product roles' passwords were probed").to.equal(true);
+    expect(
+      secrets.some((f) => /postgres-role-.*-password$/.test(f)),
+      "the product roles' passwords were probed",
+    ).to.equal(true);
   });
 });
