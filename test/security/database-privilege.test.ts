@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { expect } from "chai";
 import pg from "pg";
 import type { Sequelize } from "sequelize";
-import { clientConfig, connectAdmin } from "../../lib/db/database.ts";
+import { clientConfig, connectAdmin, type PgServer } from "../../lib/db/database.ts";
 import { clientConfigFromUrl } from "../../lib/db/connection-url.ts";
 import { ensureProductRoles, productRolesSql, type ProductRoles } from "../../lib/db/product-roles.ts";
 import { openSequelize } from "../../lib/db/sequelize.ts";
@@ -150,8 +150,9 @@ describe("the client's own PostgreSQL with a user that may not create roles", fu
     migrate: { name: `t_migrate_${suffix}`, password: randomBytes(18).toString("base64url") },
   };
   const password = randomBytes(18).toString("base64url");
-  const superuser = testServer();
-  const limited = { ...superuser, user, password };
+  // Read in the hooks: the test cluster's address is known once the global setup ran.
+  let superuser: PgServer;
+  let limited: PgServer;
 
   async function asSuperuser(sql: string): Promise<void> {
     const c = await connectAdmin(superuser);
@@ -161,7 +162,11 @@ describe("the client's own PostgreSQL with a user that may not create roles", fu
       await c.end();
     }
   }
-  before(() => asSuperuser(`create role ${user} login password ${pg.escapeLiteral(password)}`));
+  before(async () => {
+    superuser = testServer();
+    limited = { ...superuser, user, password };
+    await asSuperuser(`create role ${user} login password ${pg.escapeLiteral(password)}`);
+  });
   after(async () => {
     for (const r of [roles.app.name, roles.migrate.name, user]) await asSuperuser(`drop role if exists ${r}`).catch(() => undefined);
   });
