@@ -53,7 +53,10 @@ export async function applianceStatus(a: {
   };
 }
 
-/** The environment of a product instance: its database, its own session key, the product's settings. */
+/**
+ * The environment of a product instance: its database (as the product's DML-only role: `pg` is the server as
+ * that role logs in), its own session key, the product's settings.
+ */
 export function instanceEnv(config: PlumConfig, pg: PgServer, sessionKeySeed: Buffer, database: string): Record<string, string> {
   const settings: ProductSettings = {
     cookieSecure: config.http.cookieSecure,

@@ -10,7 +10,9 @@ import { APP_VERSION, OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR } from "../lib/
 import { clientConfig, pgServerFor, prepareServer, type PgServer } from "../lib/db/database.ts";
 import { EmbeddedPostgres } from "../lib/db/embedded-postgres.ts";
 import { migrate } from "../lib/db/migrate.ts";
+import { closeAdminDatabases, migrateProductDatabase, productRolesOf, roleServer } from "../lib/db/product-roles.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
+import { systemUser } from "../lib/system-user.ts";
 import { backupContextFor } from "../backup/backup-context.ts";
 import { assertSafeToCreateProductDatabase, recoveryLines, restoreRecovery } from "../backup/restore/restore-recovery.ts";
 import { BackupJobs } from "../backup/jobs/backup-jobs.ts";
@@ -142,7 +144,11 @@ export class Agent {
       (embedded) => embedded?.stop(),
     );
     // plum_ops first, alone: the restore journal in it decides what the product database may be.
-    const { version: serverVersion } = await steps.run("ops database", () => prepareServer(server, [config.database.opsDatabase]));
+    const { version: serverVersion } = await steps.run("ops database", async () => {
+      const prepared = await prepareServer(server, [config.database.opsDatabase]);
+      await closeAdminDatabases(server, [config.database.opsDatabase]);
+      return prepared;
+    });
     const pg = { ...server, serverVersion };
     await steps.run("ops migrations", () => migrate({ clientConfig: clientConfig(server, config.database.opsDatabase), dir: OPS_MIGRATIONS_DIR, log }));
     const sequelize = await steps.run(
@@ -167,6 +173,7 @@ export class Agent {
           stopTimeoutMs: config.instances.stopTimeoutSeconds * 1000,
           startTimeoutMs: config.instances.healthTimeoutSeconds * 1000,
           applianceId: layout.home,
+          runAs: await systemUser(config.instances.user, log, "to run product instances"),
         });
         // Orphaned instances go first: one still connected to the product database would hold up a swap back.
         return { runtime, recovered: await runtime.recover() };
@@ -183,9 +190,11 @@ export class Agent {
       await assertSafeToCreateProductDatabase(recoveryCtx);
       return recoveryLines(recovery);
     });
+    const roles = productRolesOf(config.database.roles, layout.secretsDir);
     await steps.run("product database", async () => {
-      await prepareServer(server, [config.database.productDatabase]);
-      await migrate({ clientConfig: clientConfig(server, config.database.productDatabase), dir: PRODUCT_MIGRATIONS_DIR, log });
+      const product = config.database.productDatabase;
+      await prepareServer(server, [product]);
+      await migrateProductDatabase(server, product, roles, { dir: PRODUCT_MIGRATIONS_DIR, log });
     });
     const firstAdmin = await steps.run("audit", async () => {
       await audit.append({
@@ -221,7 +230,7 @@ export class Agent {
       proxy,
       audit,
       log,
-      instanceEnv: (database) => instanceEnv(config, pg, secrets.sessionKey, database),
+      instanceEnv: (database) => instanceEnv(config, roleServer(pg, roles.app), secrets.sessionKey, database),
       productDatabase: config.database.productDatabase,
       healthTimeoutMs: config.instances.healthTimeoutSeconds * 1000,
       servedRelease: async () => catalogue.ref((await journal.productionVersion()) ?? APP_VERSION),
@@ -245,7 +254,7 @@ export class Agent {
       if (job.status !== "succeeded") throw new Error(`${job.label} failed: ${job.error ?? "see the Backups page"}`);
       return job.result;
     };
-    const upgrades = new UpgradeManager(agentUpgradeHost({ config, log, audit, pg, runtime, production, releases: catalogue, runJob }), journal);
+    const upgrades = new UpgradeManager(agentUpgradeHost({ config, log, audit, pg, roles, runtime, production, releases: catalogue, runJob }), journal);
 
     await steps.run(
       "production",

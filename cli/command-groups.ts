@@ -13,6 +13,7 @@ export interface CommandGroup {
 export const COMMAND_GROUPS: CommandGroup[] = [
   { commands: ["agent"], load: () => import("./agent-command.ts") },
   { commands: ["config"], load: () => import("./config-commands.ts") },
+  { commands: ["database"], load: () => import("./database-commands.ts") },
   { commands: ["audit"], load: () => import("./audit-commands.ts") },
   { commands: ["user"], load: () => import("./user-commands.ts") },
   { commands: ["serve"], load: () => import("./serve-command.ts") },

@@ -8,6 +8,8 @@ import pg from "pg";
 import { PRODUCT_MIGRATIONS_DIR } from "../lib/version.ts";
 import { appliedSchemaVersion, migrate, MIGRATIONS_TABLE } from "../lib/db/migrate.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
+import { applyProductPrivileges, ensureProductRoles, migrateProductDatabase, productRolesOf, roleServer } from "../lib/db/product-roles.ts";
+import { homeLayout } from "../lib/paths.ts";
 import { demoDataLoader } from "../product/demo/demo-data.ts";
 import { runSuites, SUITES } from "../product/validation/suites.ts";
 
@@ -58,10 +60,17 @@ export function register(program: Command): void {
     .option("--to <migration>", "undo the migrations applied after this one (this release's down migrations)")
     .action(async (opts: { to?: string }) => {
       const databaseUrl = process.env.PLUM_MIGRATE_DATABASE_URL;
+      // Beside an appliance: as its migrations' role (the owner of the product's schema), never as the superuser.
       const config = databaseUrl ? undefined : loadConfig();
+      const server = config ? await reachableServer(config) : undefined;
+      const roles = config ? productRolesOf(config.database.roles, homeLayout(config.home).secretsDir) : undefined;
+      if (server && roles) {
+        await ensureProductRoles(server, roles);
+        await applyProductPrivileges(server, config!.database.productDatabase, config!.database.roles);
+      }
       const connection = databaseUrl
         ? clientConfigFromUrl(databaseUrl, "PLUM_MIGRATE_DATABASE_URL")
-        : clientConfig(await reachableServer(config!), config!.database.productDatabase);
+        : clientConfig(roleServer(server!, roles!.migrate), config!.database.productDatabase);
       const started = Date.now();
       let ran: string[] = [];
       if (opts.to) {
@@ -79,6 +88,8 @@ export function register(program: Command): void {
           await client.end();
         }
         if (count > 0) ran = await migrate({ clientConfig: connection, dir: PRODUCT_MIGRATIONS_DIR, direction: "down", count });
+      } else if (server && roles) {
+        ran = await migrateProductDatabase(server, config!.database.productDatabase, roles, { dir: PRODUCT_MIGRATIONS_DIR });
       } else {
         ran = await migrate({ clientConfig: connection, dir: PRODUCT_MIGRATIONS_DIR });
       }

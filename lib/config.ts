@@ -78,12 +78,31 @@ const schema = z.strictObject({
         .regex(/^[a-z_][a-z0-9_]{0,62}$/)
         .default("plum_ops"),
       embedded: z.strictObject({ port: port.default(5433) }).prefault({}),
+      /** The roles the agent creates (cluster-wide names): the product's DML-only login, and the owner its migrations run as. */
+      roles: z
+        .strictObject({
+          app: z
+            .string()
+            .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+            .default("plum_app"),
+          migrate: z
+            .string()
+            .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+            .default("plum_migrate"),
+        })
+        .refine((r) => r.app !== r.migrate, "the two roles must have different names")
+        .prefault({}),
     })
     .prefault({}),
   instances: z
     .strictObject({
       healthTimeoutSeconds: seconds.default(60),
       stopTimeoutSeconds: seconds.default(20),
+      /** When the agent runs as root, product instances and release commands run as this system user (created if missing). */
+      user: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
+        .default("plum-app"),
     })
     .prefault({}),
   security: z
@@ -194,6 +213,9 @@ const HINTS: Record<string, string> = {
   "database.productDatabase": "a lower-case PostgreSQL name, e.g. plum",
   "database.opsDatabase": "a lower-case PostgreSQL name, e.g. plum_ops",
   "database.embedded.port": "a free TCP port for the embedded PostgreSQL, e.g. 5433 (env PLUM_PG_PORT)",
+  "database.roles.app": "a lower-case PostgreSQL role name for the product's DML-only login, e.g. plum_app (env PLUM_DATABASE_APP_ROLE)",
+  "database.roles.migrate": "a lower-case PostgreSQL role name owning the product's schema, e.g. plum_migrate (env PLUM_DATABASE_MIGRATE_ROLE)",
+  "instances.user": "a system user name for product instances when the agent runs as root, e.g. plum-app (env PLUM_INSTANCE_USER)",
   "instances.healthTimeoutSeconds": "seconds to wait for a product instance to become healthy, e.g. 60",
   "instances.stopTimeoutSeconds": "seconds to wait for a product instance to stop before it is killed, e.g. 20",
   "security.loginMaxFailures": "failed sign-ins allowed per window before a temporary lockout, e.g. 5",
@@ -243,6 +265,9 @@ const ENV: Array<{ name: string; path: string[]; type: "int" | "string" | "bool"
   { name: "PLUM_PRODUCT_DATABASE", path: ["database", "productDatabase"], type: "string" },
   { name: "PLUM_OPS_DATABASE", path: ["database", "opsDatabase"], type: "string" },
   { name: "PLUM_PG_PORT", path: ["database", "embedded", "port"], type: "int" },
+  { name: "PLUM_DATABASE_APP_ROLE", path: ["database", "roles", "app"], type: "string" },
+  { name: "PLUM_DATABASE_MIGRATE_ROLE", path: ["database", "roles", "migrate"], type: "string" },
+  { name: "PLUM_INSTANCE_USER", path: ["instances", "user"], type: "string" },
   { name: "PLUM_HEALTH_TIMEOUT_SECONDS", path: ["instances", "healthTimeoutSeconds"], type: "int" },
   { name: "PLUM_VENDOR_PUBLIC_KEY", path: ["releases", "vendorPublicKey"], type: "string" },
   { name: "PLUM_UPGRADE_PROMOTION", path: ["upgrades", "promotion"], type: "string" },
@@ -354,9 +379,13 @@ database:
   opsDatabase: plum_ops
   embedded:
     port: 5433
+  roles:          # created by the agent: the product logs in as app (DML only), its migrations as migrate
+    app: plum_app
+    migrate: plum_migrate
 instances:
   healthTimeoutSeconds: 60
   stopTimeoutSeconds: 20
+  user: plum-app  # as root, instances run as this system user (created if missing)
 security:
   loginMaxFailures: 5
   loginWindowSeconds: 60

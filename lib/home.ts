@@ -11,6 +11,9 @@ export function prepareHome(env: NodeJS.ProcessEnv = process.env): { layout: Hom
   // The embedded PostgreSQL runs as its own OS user and must be able to enter PLUM_HOME to reach pgdata/.
   chmodSync(layout.home, 0o751);
   for (const dir of [layout.logsDir, layout.runDir, layout.filesDir, layout.releasesDir]) mkdirSync(dir, { recursive: true, mode: 0o750 });
+  // Product instances run as their own system user (as root): they read and traverse the unpacked releases, and
+  // nothing else of PLUM_HOME (secrets/ is 0700, plum.yaml 0640, logs/, run/, files/ 0750, all the agent's).
+  chmodSync(layout.releasesDir, 0o755);
   if (created) writeFileSync(layout.configFile, DEFAULT_CONFIG_YAML, { mode: 0o640, flag: "wx" });
   return { layout, secrets: ensureSecrets(layout.secretsDir), created };
 }

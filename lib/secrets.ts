@@ -77,3 +77,22 @@ export function ensureSecrets(secretsDir: string): Secrets {
     controlToken: readSecret(file(FILES.controlToken)),
   };
 }
+
+/**
+ * The password of a PostgreSQL role the agent creates (the product's login, the migrations' owner): a random
+ * secret in its own 0600 file, made once per role name. The role gets only its SCRAM verifier (product-roles.ts).
+ */
+export function ensureRolePassword(secretsDir: string, role: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(role))
+    throw new PlumError(`"${role}" is not a role name the appliance makes`, { hint: "use lower-case letters, digits and _" });
+  mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
+  const file = path.join(secretsDir, `postgres-role-${role}-password`);
+  if (!existsSync(file)) {
+    try {
+      writeSecret(file, randomBytes(24).toString("base64url") + "\n");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err; // another start made it meanwhile
+    }
+  }
+  return readSecret(file);
+}

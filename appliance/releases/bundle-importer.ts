@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import semver from "semver";
 import { runChild } from "../../lib/child-process.ts";
@@ -190,6 +190,7 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
 
     // Its own folder: two imports of one version at once never unpack into each other.
     partial = mkdtempSync(path.join(ctx.releasesDir, `.partial-${manifest.version}-`));
+    chmodSync(partial, 0o755); // mkdtemp's 0700 would keep the instances' unprivileged user out of the release
     await runChild(tarExtractArgs(app, partial, { gzip: true }), { what: "tar (unpacking app.tgz)", timeoutMs: 10 * 60_000 });
     const unpackedVersion = JSON.parse(readFileSync(path.join(partial, "package.json"), "utf8")).version;
     if (unpackedVersion !== manifest.version)

@@ -5,6 +5,7 @@ import { childFailure, startChild } from "../../lib/child-process.ts";
 import { PlumError } from "../../lib/errors.ts";
 import { environOf, isAlive } from "../../lib/processes.ts";
 import type { Logger } from "../../lib/logger.ts";
+import type { RunAs } from "../../lib/system-user.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
 import type { InstanceMessage } from "../../lib/instance-protocol.ts";
 import {
@@ -47,7 +48,21 @@ export class ProcessRuntime implements RuntimeDriver {
   private readonly running = new Map<string, Running>();
   private readonly exitListeners: ExitListener[] = [];
 
-  constructor(private readonly opts: { runDir: string; logDir: string; log: Logger; stopTimeoutMs: number; startTimeoutMs: number; applianceId: string }) {
+  constructor(
+    private readonly opts: {
+      runDir: string;
+      logDir: string;
+      log: Logger;
+      stopTimeoutMs: number;
+      startTimeoutMs: number;
+      applianceId: string;
+      /**
+       * Who instances and release commands run as: as root, an unprivileged system user (systemUser), who can
+       * read the release folders but not PLUM_HOME's secrets, configuration or backups. Empty: the agent's user.
+       */
+      runAs?: RunAs;
+    },
+  ) {
     mkdirSync(this.pidDir, { recursive: true });
     mkdirSync(opts.logDir, { recursive: true });
   }
@@ -107,7 +122,15 @@ export class ProcessRuntime implements RuntimeDriver {
     });
     const [cmd, ...args] = spec.release.command;
     // Own process group: a Ctrl-C at the agent's terminal reaches the agent only, which stops instances in order.
-    const child = spawn(cmd, [...args, "serve"], { cwd: spec.release.dir, env, stdio: ["ignore", logFd, logFd, "ipc"], detached: true });
+    // The log is opened here, by the agent: the instance's user needs no right on logs/.
+    const child = spawn(cmd, [...args, "serve"], {
+      cwd: spec.release.dir,
+      env,
+      stdio: ["ignore", logFd, logFd, "ipc"],
+      detached: true,
+      uid: this.opts.runAs?.uid,
+      gid: this.opts.runAs?.gid,
+    });
     closeSync(logFd);
     const startedAt = new Date();
     let exitHow: string | undefined;
@@ -193,6 +216,8 @@ export class ProcessRuntime implements RuntimeDriver {
       cwd: release.dir,
       env,
       timeoutMs: opts.timeoutMs,
+      uid: this.opts.runAs?.uid,
+      gid: this.opts.runAs?.gid,
       missingHint: `is the release folder ${release.dir} complete?`,
     }).exit;
     // A non-zero exit is an answer the caller reads (a failed check, a failed migration); a hang is not.

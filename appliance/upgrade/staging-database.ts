@@ -1,5 +1,6 @@
 import pg from "pg";
 import { clientConfig, type PgServer } from "../../lib/db/database.ts";
+import { applyProductPrivileges, type RoleNames } from "../../lib/db/product-roles.ts";
 import { rowDifferences } from "../../lib/db/row-differences.ts";
 import { fingerprintDatabase, type DatabaseFingerprint } from "../../lib/db/table-fingerprints.ts";
 import type { CheckResult } from "../../product/validation/suite.ts";
@@ -25,6 +26,8 @@ export function stagingDatabase(deps: {
   database: string;
   /** Where the gate's comparison restores the snapshot once more. */
   scratch: string;
+  /** The product's roles: staging is given to them like production (the scratch copy stays the agent's alone). */
+  roles: RoleNames;
   /** Run a job on the backup queue to its end; throws when it failed; resolves with its result. */
   runJob(request: AgentJobRequest, actor: string): Promise<unknown>;
 }): Pick<StagingSlot, "restore" | "fingerprint" | "rowDifferences"> & { drop(): Promise<void> } {
@@ -35,6 +38,7 @@ export function stagingDatabase(deps: {
         checks: CheckResult[];
         fingerprint?: { fingerprint: DatabaseFingerprint; seconds: number };
       };
+      await applyProductPrivileges(server, database, deps.roles);
       return { checks: checks.length, failed: checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail ?? ""}`), fingerprint };
     },
     fingerprint: () => fingerprintDatabase(server, database),

@@ -1,6 +1,7 @@
 import { statfsSync } from "node:fs";
 import type { PlumConfig } from "../../lib/config.ts";
 import { connectAdmin, connectionUrl, type PgServer } from "../../lib/db/database.ts";
+import { applyProductPrivileges, roleServer, type ProductRoles } from "../../lib/db/product-roles.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { homeLayout } from "../../lib/paths.ts";
 import type { AgentJobRequest } from "../../backup/jobs/backup-requests.ts";
@@ -32,6 +33,8 @@ export function agentUpgradeHost(deps: {
   log: Logger;
   audit: AuditLog;
   pg: PgServer;
+  /** The product's roles: its instances and suites log in as `app`, the releases' migrations as `migrate`. */
+  roles: ProductRoles;
   runtime: RuntimeDriver;
   production: Production;
   releases: ReleaseCatalogue;
@@ -40,7 +43,7 @@ export function agentUpgradeHost(deps: {
 }): UpgradeHost {
   const { config, pg, runtime, production, releases } = deps;
   const staging = stagingDatabaseOf(config);
-  const database = stagingDatabase({ pg, database: staging, scratch: gateScratchDatabaseOf(config), runJob: deps.runJob });
+  const database = stagingDatabase({ pg, database: staging, scratch: gateScratchDatabaseOf(config), roles: config.database.roles, runJob: deps.runJob });
   const databaseOf = (role: DatabaseRole) => (role === "staging" ? staging : config.database.productDatabase);
   return {
     get settings() {
@@ -69,10 +72,22 @@ export function agentUpgradeHost(deps: {
       },
     },
     commands: {
-      migrate: (version, role, opts = {}) =>
-        runReleaseMigrate(runtime, releases.ref(version), connectionUrl(pg, databaseOf(role)), { to: opts.to, timeoutMs: MIGRATE_TIMEOUT_MS }),
+      async migrate(version, role, opts = {}) {
+        const url = connectionUrl(roleServer(pg, deps.roles.migrate), databaseOf(role));
+        const migrated = await runReleaseMigrate(runtime, releases.ref(version), url, { to: opts.to, timeoutMs: MIGRATE_TIMEOUT_MS });
+        // A release's migrations may make objects its default privileges do not cover (a type, a function by another role).
+        await applyProductPrivileges(pg, databaseOf(role), config.database.roles);
+        return migrated;
+      },
       validate: (version, instanceUrl, role, suites) =>
-        runReleaseValidate(runtime, releases.ref(version), instanceUrl, connectionUrl(pg, databaseOf(role)), suites, VALIDATE_TIMEOUT_MS),
+        runReleaseValidate(
+          runtime,
+          releases.ref(version),
+          instanceUrl,
+          connectionUrl(roleServer(pg, deps.roles.app), databaseOf(role)),
+          suites,
+          VALIDATE_TIMEOUT_MS,
+        ),
     },
     async disk() {
       const admin = await connectAdmin(pg);

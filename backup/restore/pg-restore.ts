@@ -2,9 +2,12 @@ import type { Writable } from "node:stream";
 import { childFailure, startChild } from "../../lib/child-process.ts";
 import { pgEnvironment, type PgServer } from "../../lib/db/database.ts";
 
-/** pg_restore's arguments: a custom-format dump read from stdin into `database`, owned by whoever restores it. */
+/**
+ * pg_restore's arguments: a custom-format dump read from stdin into `database`, owned by whoever restores it and
+ * without the dump's grants (they name roles of the server it came from; product-roles.ts grants afresh).
+ */
 export function pgRestoreArgs(database: string): string[] {
-  return ["--no-owner", "--dbname", database];
+  return ["--no-owner", "--no-acl", "--dbname", database];
 }
 
 const RESTORE_DEADLINE_MS = 6 * 60 * 60_000;

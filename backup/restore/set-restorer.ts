@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { PlumError } from "../../lib/errors.ts";
+import { applyProductPrivileges } from "../../lib/db/product-roles.ts";
 import type { CheckResult } from "../../product/validation/suite.ts";
 import type { BackupSet } from "../backup-catalogue.ts";
 import type { BackupContext } from "../backup-context.ts";
@@ -188,6 +189,8 @@ async function restoreJournaled(
             hint: "the repository may be damaged: run a check (plumctl backup check), or restore another set",
           });
         }
+        // Given to the product's roles before the swap: at no instant does `plum` exist without its grants.
+        if (parts.db && names.database) await applyProductPrivileges(ctx.pg, names.database, ctx.config.database.roles);
         return copy;
       },
       (copy) => ({ checks: copy.checks.length, restoredFiles: copy.filesDir ?? null }),

@@ -2,6 +2,7 @@ import pg from "pg";
 import { PlumError } from "../../lib/errors.ts";
 import { sleep } from "../../lib/wait.ts";
 import { clientConfig, connectAdmin, type PgServer } from "../../lib/db/database.ts";
+import { closeDatabase } from "../../lib/db/product-roles.ts";
 import { exactRowCounts } from "../sets/backup-set-creator.ts";
 
 /**
@@ -26,10 +27,14 @@ export function databaseExists(server: PgServer, name: string): Promise<boolean>
   return withAdmin(server, async (c) => (await c.query("select 1 from pg_database where datname = $1", [name])).rowCount === 1);
 }
 
-/** A new empty database; fails when one by that name already exists (a restore never writes into a database it did not make). */
+/**
+ * A new empty database; fails when one by that name already exists (a restore never writes into a database it
+ * did not make). Closed to PUBLIC: a copy is the agent's until it is given to the product's roles (product-roles.ts).
+ */
 export function createEmptyDatabase(server: PgServer, name: string): Promise<void> {
   return withAdmin(server, async (c) => {
     await c.query(`create database ${pg.escapeIdentifier(name)} template template0`);
+    await closeDatabase(c, name);
   });
 }
 

@@ -13,12 +13,13 @@ import {
   mkdirSync,
   chmodSync,
 } from "node:fs";
-import { userInfo, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { runChild } from "../child-process.ts";
 import { PlumError } from "../errors.ts";
 import { commandLineOf, isAlive } from "../processes.ts";
+import { systemUser, type RunAs } from "../system-user.ts";
 import type { Logger } from "../logger.ts";
 import { sleep, waitFor } from "../wait.ts";
 
@@ -44,11 +45,6 @@ async function binaries(): Promise<Binaries> {
       cause: err,
     });
   }
-}
-
-interface RunAs {
-  uid?: number;
-  gid?: number;
 }
 
 /** Every folder above `target` must let the `postgres` user through, or the server cannot start. */
@@ -87,21 +83,9 @@ export class EmbeddedPostgres {
     return this.opts.port;
   }
 
-  /** As root the server must run as "postgres": create that user once (a system user, no login shell). */
-  private async runAs(): Promise<RunAs> {
-    if (userInfo().uid !== 0) return {};
-    const lookup = async () => {
-      const { stdout } = await runChild(["id", "-u", "postgres"], { timeoutMs: 5000 });
-      const { stdout: g } = await runChild(["id", "-g", "postgres"], { timeoutMs: 5000 });
-      return { uid: Number(stdout.trim()), gid: Number(g.trim()) };
-    };
-    try {
-      return await lookup();
-    } catch {
-      this.opts.log.info('creating the system user "postgres" to run the embedded PostgreSQL server');
-      await runChild(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"], { timeoutMs: 15000 });
-      return await lookup();
-    }
+  /** As root the server must run as "postgres": created once (a system user, no login shell). */
+  private runAs(): Promise<RunAs> {
+    return systemUser("postgres", this.opts.log, "to run the embedded PostgreSQL server");
   }
 
   private async initialiseIfNeeded(bin: Binaries, as: RunAs): Promise<void> {

@@ -16,6 +16,7 @@ import { freePort } from "../support/ports.ts";
 const EVERY_COMMAND = [
   "agent",
   "config",
+  "database",
   "audit",
   "user",
   "serve",

@@ -71,6 +71,7 @@ describe("upgrade data-diff gate on real databases (stage + validate's gate)", f
       pg: ctx.pg,
       database: staging,
       scratch: `${staging}_before`,
+      roles: ctx.config.database.roles,
       runJob: async (request, actor) => {
         if (request.kind !== "restore-copy") throw new Error(`the gate asks for restore-copy jobs only, not ${request.kind}`);
         return ops.restoreCopy(request, actor, () => undefined);

@@ -15,6 +15,8 @@ export interface FreshDatabases {
   server: PgServer;
   product: string;
   ops: string;
+  /** This set's own product roles: roles are cluster-wide, and suites run side by side on one cluster. */
+  roles: { app: string; migrate: string };
   /** Environment that points an agent or plumctl at these databases as its "external" PostgreSQL. */
   env: Record<string, string>;
   drop(): Promise<void>;
@@ -69,6 +71,7 @@ export async function freshDatabases(opts: { migrated?: boolean } = {}): Promise
   const suffix = randomBytes(4).toString("hex");
   const product = `t_plum_${suffix}`;
   const ops = `t_ops_${suffix}`;
+  const roles = { app: `t_app_${suffix}`, migrate: `t_migrate_${suffix}` };
   const from = (db: keyof typeof TEMPLATES_ENV) => (opts.migrated ? ` template ${template(db)}` : "");
   await admin(server, async (c) => {
     await c.query(`create database ${product}${from("product")}`);
@@ -78,11 +81,20 @@ export async function freshDatabases(opts: { migrated?: boolean } = {}): Promise
     server,
     product,
     ops,
-    env: { PLUM_DATABASE_URL: connectionUrl(server, "postgres"), PLUM_PRODUCT_DATABASE: product, PLUM_OPS_DATABASE: ops },
+    roles,
+    env: {
+      PLUM_DATABASE_URL: connectionUrl(server, "postgres"),
+      PLUM_PRODUCT_DATABASE: product,
+      PLUM_OPS_DATABASE: ops,
+      PLUM_DATABASE_APP_ROLE: roles.app,
+      PLUM_DATABASE_MIGRATE_ROLE: roles.migrate,
+    },
     drop: () =>
       admin(server, async (c) => {
         await c.query(`drop database if exists ${product} with (force)`);
         await c.query(`drop database if exists ${ops} with (force)`);
+        // A role goes once nothing of it is left; a copy a suite left behind (a kept restore) keeps it, harmlessly.
+        for (const role of Object.values(roles)) await c.query(`drop role if exists ${role}`).catch(() => undefined);
       }),
   };
 }

@@ -33,7 +33,7 @@ describe("argument builders (the exact argv of every child process)", () => {
   });
 
   it("pg_restore: the dump from stdin into the new database, owned by whoever restores it", () => {
-    expect(pgRestoreArgs("plum_restore_20261123")).to.deep.equal(["--no-owner", "--dbname", "plum_restore_20261123"]);
+    expect(pgRestoreArgs("plum_restore_20261123")).to.deep.equal(["--no-owner", "--no-acl", "--dbname", "plum_restore_20261123"]);
   });
 
   it("restic: one builder per verb, --json wherever 0.14 has it", () => {
