@@ -174,6 +174,7 @@ export class Agent {
           startTimeoutMs: config.instances.healthTimeoutSeconds * 1000,
           applianceId: layout.home,
           runAs: await systemUser(config.instances.user, log, "to run product instances"),
+          commandsRunAs: await systemUser(config.instances.commandUser, log, "to run release commands apart from the instances"),
         });
         // Orphaned instances go first: one still connected to the product database would hold up a swap back.
         return { runtime, recovered: await runtime.recover() };

@@ -98,11 +98,20 @@ const schema = z.strictObject({
     .strictObject({
       healthTimeoutSeconds: seconds.default(60),
       stopTimeoutSeconds: seconds.default(20),
-      /** When the agent runs as root, product instances and release commands run as this system user (created if missing). */
+      /** When the agent runs as root, product instances run as this system user (created if missing). */
       user: z
         .string()
         .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
         .default("plum-app"),
+      /**
+       * As root, a release's own commands (its migrations, its validation suites) run as this second system user:
+       * their environment holds the migrations role's password, which a process of the instances' user could
+       * read from /proc/<pid>/environ.
+       */
+      commandUser: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
+        .default("plum-release"),
     })
     .prefault({}),
   security: z
@@ -216,6 +225,8 @@ const HINTS: Record<string, string> = {
   "database.roles.app": "a lower-case PostgreSQL role name for the product's DML-only login, e.g. plum_app (env PLUM_DATABASE_APP_ROLE)",
   "database.roles.migrate": "a lower-case PostgreSQL role name owning the product's schema, e.g. plum_migrate (env PLUM_DATABASE_MIGRATE_ROLE)",
   "instances.user": "a system user name for product instances when the agent runs as root, e.g. plum-app (env PLUM_INSTANCE_USER)",
+  "instances.commandUser":
+    "a system user name, not the instances' one, for a release's migrations and validation suites when the agent runs as root, e.g. plum-release (env PLUM_INSTANCE_COMMAND_USER)",
   "instances.healthTimeoutSeconds": "seconds to wait for a product instance to become healthy, e.g. 60",
   "instances.stopTimeoutSeconds": "seconds to wait for a product instance to stop before it is killed, e.g. 20",
   "security.loginMaxFailures": "failed sign-ins allowed per window before a temporary lockout, e.g. 5",
@@ -268,6 +279,7 @@ const ENV: Array<{ name: string; path: string[]; type: "int" | "string" | "bool"
   { name: "PLUM_DATABASE_APP_ROLE", path: ["database", "roles", "app"], type: "string" },
   { name: "PLUM_DATABASE_MIGRATE_ROLE", path: ["database", "roles", "migrate"], type: "string" },
   { name: "PLUM_INSTANCE_USER", path: ["instances", "user"], type: "string" },
+  { name: "PLUM_INSTANCE_COMMAND_USER", path: ["instances", "commandUser"], type: "string" },
   { name: "PLUM_HEALTH_TIMEOUT_SECONDS", path: ["instances", "healthTimeoutSeconds"], type: "int" },
   { name: "PLUM_VENDOR_PUBLIC_KEY", path: ["releases", "vendorPublicKey"], type: "string" },
   { name: "PLUM_UPGRADE_PROMOTION", path: ["upgrades", "promotion"], type: "string" },
@@ -386,6 +398,7 @@ instances:
   healthTimeoutSeconds: 60
   stopTimeoutSeconds: 20
   user: plum-app  # as root, instances run as this system user (created if missing)
+  commandUser: plum-release  # as root, a release's migrations and validation suites run as this one
 security:
   loginMaxFailures: 5
   loginWindowSeconds: 60

@@ -57,10 +57,15 @@ export class ProcessRuntime implements RuntimeDriver {
       startTimeoutMs: number;
       applianceId: string;
       /**
-       * Who instances and release commands run as: as root, an unprivileged system user (systemUser), who can
+       * Who instances run as: as root, an unprivileged system user (systemUser), who can
        * read the release folders but not PLUM_HOME's secrets, configuration or backups. Empty: the agent's user.
        */
       runAs?: RunAs;
+      /**
+       * Who a release's commands (exec) run as: not the instances' user, who could read their environment
+       * (the migrations role's password) from /proc. Empty: the agent's user.
+       */
+      commandsRunAs?: RunAs;
     },
   ) {
     mkdirSync(this.pidDir, { recursive: true });
@@ -216,8 +221,8 @@ export class ProcessRuntime implements RuntimeDriver {
       cwd: release.dir,
       env,
       timeoutMs: opts.timeoutMs,
-      uid: this.opts.runAs?.uid,
-      gid: this.opts.runAs?.gid,
+      uid: this.opts.commandsRunAs?.uid,
+      gid: this.opts.commandsRunAs?.gid,
       missingHint: `is the release folder ${release.dir} complete?`,
     }).exit;
     // A non-zero exit is an answer the caller reads (a failed check, a failed migration); a hang is not.

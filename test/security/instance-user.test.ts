@@ -1,9 +1,12 @@
+import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import net from "node:net";
 import { userInfo } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import { runChild } from "../../lib/child-process.ts";
 import { homeLayout } from "../../lib/paths.ts";
+import { waitFor } from "../../lib/wait.ts";
 import { startInProcessAgent } from "../support/in-process-agent.ts";
 
 /** The Uid: or Gid: line of /proc/<pid>/status: real, effective, saved, file system. */
@@ -60,5 +63,44 @@ describe("attack: code running in the product instance, with the agent as root",
       secrets.some((f) => /postgres-role-.*-password$/.test(f)),
       "the product roles' passwords were probed",
     ).to.equal(true);
+  });
+
+  it("runs the release's migrations as another system user, so the instance cannot read their environment (the migrations role's password)", async () => {
+    // A database that accepts and never answers keeps the release's `plumctl migrate` waiting, so it can be looked at.
+    const silent = net.createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const marker = randomBytes(12).toString("hex");
+    const url = `postgres://plum_migrate:${marker}@127.0.0.1:${(silent.address() as net.AddressInfo).port}/plum`;
+    const release = await running.agent.production.release();
+    const exec = running.agent.runtime.exec(release, ["migrate"], { env: { PLUM_MIGRATE_DATABASE_URL: url }, timeoutMs: 60_000 }).catch((e: unknown) => e);
+    try {
+      const migrate = await waitFor(
+        "the release's migrate process",
+        async () =>
+          readdirSync("/proc")
+            .filter((d) => /^\d+$/.test(d))
+            .map(Number)
+            .find((p) => {
+              try {
+                return readFileSync(`/proc/${p}/environ`, "utf8").includes(marker);
+              } catch {
+                return false;
+              }
+            }),
+        { timeoutMs: 30_000 },
+      );
+      const commandUid = await idOf(running.agent.config.instances.commandUser, "-u");
+      expect(commandUid).to.be.greaterThan(0);
+      expect(ids(migrate, "Uid"), "the migrate process's Uid").to.deep.equal([commandUid, commandUid, commandUid, commandUid]);
+      expect(commandUid).to.not.equal(ids(pid, "Uid")[0]);
+      const [uid, gid] = [ids(pid, "Uid")[0], ids(pid, "Gid")[0]];
+      const probe = `try { require("node:fs").readFileSync("/proc/${migrate}/environ"); process.stdout.write("read"); } catch (e) { process.stdout.write(e.code); }`;
+      const res = await runChild([process.execPath, "-e", probe], { uid, gid, cwd: "/", timeoutMs: 20_000 });
+      expect(res.stdout, "the instance's user reading the migrate process's environment").to.equal("EACCES");
+      process.kill(migrate, "SIGKILL");
+      await exec;
+    } finally {
+      silent.close();
+    }
   });
 });
