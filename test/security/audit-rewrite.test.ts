@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { verify } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
@@ -6,7 +7,8 @@ import { QueryTypes } from "sequelize";
 import type { Agent } from "../../appliance/agent.ts";
 import type { PlumConfig } from "../../lib/config.ts";
 import { clientConfig } from "../../lib/db/database.ts";
-import { chainHash, GENESIS_HASH } from "../../lib/hash-chain.ts";
+import { EvidenceLog } from "../../backup/evidence/evidence-log.ts";
+import { canonicalJson, chainHash, GENESIS_HASH } from "../../lib/hash-chain.ts";
 import { waitFor } from "../../lib/wait.ts";
 import { signInFirstAdmin } from "../support/console-users.ts";
 import type { FreshDatabases } from "../support/databases.ts";
@@ -114,6 +116,31 @@ describe("security: an audit chain rewritten by the database superuser is caught
     expect(page.status).to.equal(200);
     expect(page.text).to.include(`The chain was rewritten: ${said}`);
     expect(page.text).not.to.include("The chain verifies");
+  });
+
+  it("an evidence export carries the evidence chain's checkpoint, signed by the appliance key", async () => {
+    const evidence = new EvidenceLog(agent.sequelize);
+    await evidence.record({ kind: "check", outcome: "success", repository: "primary", detail: { subset: "1/10" } });
+    const last = await evidence.record({ kind: "drill", outcome: "success", setId: "s1", detail: { rtoSeconds: 30 } });
+    const today = new Date().toISOString().slice(0, 10);
+    const res = await admin.get(`/evidence/export?from=${today}&to=${today}&format=json`, "application/json");
+    expect(res.status).to.equal(200);
+    const report = JSON.parse(res.text) as { chain: { lastId: number; lastHash: string; checkpoint?: AnchorLine & Record<string, unknown> } };
+    const checkpoint = report.chain.checkpoint;
+    expect(checkpoint, "the export's chain section names its checkpoint").to.include({
+      chain: "backup_evidence",
+      lastId: last.id,
+      lastHash: last.hash,
+      reason: "export",
+    });
+    expect(checkpoint).to.deep.equal(anchorLines(agent).at(-1), "the same line as in the anchor file");
+    const { signature, ...fields } = checkpoint!;
+    const publicKey = readFileSync(path.join(agent.config.home, "secrets", "appliance-signing-key.pub.pem"), "utf8");
+    const payload = Buffer.from(`plum-chain-anchor/1\n${canonicalJson(fields)}`);
+    expect(verify(null, payload, publicKey, Buffer.from(String(signature), "base64")), "signed by the appliance key").to.equal(true);
+    expect(
+      verify(null, Buffer.from(`plum-chain-anchor/1\n${canonicalJson({ ...fields, lastId: 1 })}`), publicKey, Buffer.from(String(signature), "base64")),
+    ).to.equal(false);
   });
 });
 
