@@ -5,10 +5,15 @@ import path from "node:path";
 import pg from "pg";
 import { QueryTypes } from "sequelize";
 import type { Agent } from "../../appliance/agent.ts";
+import { anchorSettingsOf } from "../../lib/chain-anchors.ts";
+import { ChainCheckpoints } from "../../lib/chain-checkpoints.ts";
 import type { PlumConfig } from "../../lib/config.ts";
 import { clientConfig } from "../../lib/db/database.ts";
 import { EvidenceLog } from "../../backup/evidence/evidence-log.ts";
 import { canonicalJson, chainHash, GENESIS_HASH } from "../../lib/hash-chain.ts";
+import { chainEvents } from "../../lib/hash-chained-log.ts";
+import { createLogger } from "../../lib/logger.ts";
+import { ensureSecrets } from "../../lib/secrets.ts";
 import { waitFor } from "../../lib/wait.ts";
 import { signInFirstAdmin } from "../support/console-users.ts";
 import type { FreshDatabases } from "../support/databases.ts";
@@ -116,6 +121,28 @@ describe("security: an audit chain rewritten by the database superuser is caught
     expect(page.status).to.equal(200);
     expect(page.text).to.include(`The chain was rewritten: ${said}`);
     expect(page.text).not.to.include("The chain verifies");
+  });
+
+  it("the agent's checkpoints refuse to sign the rewritten chain, and raise an alarm", async () => {
+    const signed = anchorLines(agent).filter((a) => a.chain === "audit_log");
+    const alarms: string[] = [];
+    chainEvents(agent.sequelize).on("rewrite", (chain, message) => alarms.push(`${chain}: ${message}`));
+    const checkpoints = new ChainCheckpoints({
+      sequelize: agent.sequelize,
+      settings: anchorSettingsOf(agent.config.home, ensureSecrets(path.join(agent.config.home, "secrets"))),
+      everyRows: 1000,
+      everySeconds: 3600,
+      log: createLogger("test-checkpoints", { level: "silent" }),
+    });
+    await checkpoints.start();
+    await checkpoints.stop();
+    expect(
+      anchorLines(agent).filter((a) => a.chain === "audit_log"),
+      "no checkpoint of the forged head",
+    ).to.deep.equal(signed);
+    expect(alarms).to.deep.equal([
+      `audit_log: audit_log no longer holds row ${signed.at(-1)!.lastId} as its last checkpoint signed it: the chain was rewritten in the database; no further checkpoint of it is taken`,
+    ]);
   });
 
   it("an evidence export carries the evidence chain's checkpoint, signed by the appliance key", async () => {
