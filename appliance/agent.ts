@@ -2,6 +2,8 @@ import type { Express } from "express";
 import path from "node:path";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import type { Sequelize } from "sequelize";
+import { anchorSettingsOf } from "../lib/chain-anchors.ts";
+import { ChainCheckpoints } from "../lib/chain-checkpoints.ts";
 import type { PlumConfig } from "../lib/config.ts";
 import type { Logger } from "../lib/logger.ts";
 import { homeLayout } from "../lib/paths.ts";
@@ -28,6 +30,7 @@ import type { ApplianceStatus } from "./console/status.ts";
 import { writeAgentEndpoint } from "./control/control-client.ts";
 import { acquireAgentLock } from "./agent-lock.ts";
 import { applianceStatus, closeConsole, controlRouter, instanceEnv, listenConsole, stopInstances, watch } from "./agent-parts.ts";
+import { auditForwarding } from "./audit/audit-forwarding.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { auditRecoveredRestores, startAuditedJob } from "./audit/backup-job-audit.ts";
 import { Production } from "./production.ts";
@@ -151,6 +154,12 @@ export class Agent {
     });
     const pg = { ...server, serverVersion };
     await steps.run("ops migrations", () => migrate({ clientConfig: clientConfig(server, config.database.opsDatabase), dir: OPS_MIGRATIONS_DIR, log }));
+    // Before the ops connection, so that its stop (the agent.stop row) is still forwarded.
+    const forwarding = await steps.run(
+      "syslog forwarding",
+      () => auditForwarding(config, log, "plum-agent"),
+      (f) => f?.close(),
+    );
     const sequelize = await steps.run(
       "ops connection",
       () => openSequelize(clientConfig(server, config.database.opsDatabase), { log }),
@@ -160,7 +169,19 @@ export class Agent {
         await s.close();
       },
     );
-    const audit = new AuditLog(sequelize);
+    forwarding?.watch(sequelize);
+    const anchors = anchorSettingsOf(config.home, secrets);
+    const audit = new AuditLog(sequelize, anchors);
+    // Every hash chain of plum_ops, signed into PLUM_HOME/anchors: what moved while the agent was away first.
+    await steps.run(
+      "checkpoints",
+      async () => {
+        const checkpoints = new ChainCheckpoints({ sequelize, settings: anchors, ...config.audit.anchors, log });
+        await checkpoints.start();
+        return checkpoints;
+      },
+      (checkpoints) => checkpoints.stop(),
+    );
     const ctx = { sequelize, models: defineOpsModels(sequelize), audit, security: config.security, sessionHours: config.console.sessionHours };
 
     const { runtime, recovered } = await steps.run(

@@ -6,7 +6,7 @@ import { PlumError } from "../lib/errors.ts";
 import { sleep } from "../lib/wait.ts";
 import { agentLink, callAgent, requiredAgentLink } from "../appliance/control/control-client.ts";
 import { withOpsDatabase } from "../appliance/ops-database.ts";
-import { printChainVerdict } from "./chain-verdict.ts";
+import { printAnchoredVerdict } from "./chain-verdict.ts";
 import { UpgradeJournal, type Upgrade } from "../appliance/upgrade/upgrade-journal.ts";
 
 type Status = { active?: Upgrade; latest?: Upgrade; journal: Array<{ at: string; step: string; phase: string; detail: Record<string, unknown> }> };
@@ -117,7 +117,9 @@ export function register(program: Command): void {
     .description("check the upgrade journal's hash chain; exits 1 and names the first bad row")
     .option("--json", "the verdict as JSON")
     .action((opts: { json?: boolean }) =>
-      withOpsDatabase(loadConfig(), async (db) => printChainVerdict("upgrade journal", await new UpgradeJournal(db.sequelize).verify(), opts.json)),
+      withOpsDatabase(loadConfig(), async (db) =>
+        printAnchoredVerdict("upgrade journal", await new UpgradeJournal(db.sequelize).verifyAnchored(db.anchors), opts.json),
+      ),
     );
   upgrade
     .command("history")

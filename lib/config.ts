@@ -6,6 +6,7 @@ import { parseDatabaseUrl } from "./db/connection-url.ts";
 import { PlumError } from "./errors.ts";
 import { trustedProxyProblem } from "./http/trust-proxy.ts";
 import { homeLayout, resolveHome } from "./paths.ts";
+import { FACILITIES, parseSyslogTarget, type FacilityName } from "./syslog.ts";
 
 // 0 asks the OS for any free port (tests run several appliances side by side).
 const port = z.number().int().min(0).max(65535);
@@ -188,6 +189,31 @@ const schema = z.strictObject({
       autoRestore: z.boolean().default(false),
     })
     .prefault({}),
+  audit: z
+    .strictObject({
+      /** Signed checkpoints of the hash chains in PLUM_HOME/anchors (lib/chain-anchors.ts). */
+      anchors: z
+        .strictObject({
+          everyRows: z.number().int().min(1).max(1_000_000).default(100),
+          everySeconds: seconds.max(86_400).default(300),
+        })
+        .prefault({}),
+      /** Forward each audit event and checkpoint to a syslog collector (RFC 5424); off unless a target is set. */
+      syslog: z
+        .strictObject({
+          target: z.string().superRefine((target, ctx) => {
+            try {
+              parseSyslogTarget(target);
+            } catch (err) {
+              ctx.addIssue({ code: "custom", message: (err as Error).message });
+            }
+          }),
+          facility: z.enum(Object.keys(FACILITIES) as [FacilityName, ...FacilityName[]]).default("authpriv"),
+          queue: z.number().int().min(1).max(100_000).default(1000),
+        })
+        .optional(),
+    })
+    .prefault({}),
   log: z.strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") }).prefault({}),
 });
 
@@ -246,6 +272,12 @@ const HINTS: Record<string, string> = {
   "upgrades.minSoakRequests": "requests seen before the 5xx ratio and p99 are judged, e.g. 20",
   "upgrades.unhealthyChecks": "failed health checks in a row (1 a second) during the soak that roll back, e.g. 3",
   "upgrades.autoRestore": "true or false: true lets an automatic rollback restore the pre-upgrade snapshot without an admin's confirmation",
+  "audit.anchors.everyRows": "rows appended to a hash chain between two signed checkpoints, e.g. 100",
+  "audit.anchors.everySeconds": "seconds between checkpoints of a chain that moved, e.g. 300 (at most 86400)",
+  "audit.syslog.target":
+    "the collector: udp://HOST:PORT, tcp://HOST:PORT (octet-counted frames, RFC 6587) or unix:///PATH of a stream socket, e.g. udp://127.0.0.1:514 (env PLUM_AUDIT_SYSLOG)",
+  "audit.syslog.facility": `one of ${Object.keys(FACILITIES).join(", ")} (default authpriv)`,
+  "audit.syslog.queue": "messages kept while the collector is unreachable before the oldest are dropped, e.g. 1000",
   "log.level": "one of fatal, error, warn, info, debug, trace (env PLUM_LOG_LEVEL)",
   "backup.primary": "the primary restic repository: a path or any restic repository URL (default PLUM_HOME/backups/primary; env PLUM_BACKUP_PRIMARY)",
   "backup.secondary": "the second-site restic repository, e.g. /mnt/site-b/plum or sftp:backup@site-b:/srv/plum (env PLUM_BACKUP_SECONDARY)",
@@ -284,6 +316,7 @@ const ENV: Array<{ name: string; path: string[]; type: "int" | "string" | "bool"
   { name: "PLUM_VENDOR_PUBLIC_KEY", path: ["releases", "vendorPublicKey"], type: "string" },
   { name: "PLUM_UPGRADE_PROMOTION", path: ["upgrades", "promotion"], type: "string" },
   { name: "PLUM_UPGRADE_SOAK_SECONDS", path: ["upgrades", "soakSeconds"], type: "int" },
+  { name: "PLUM_AUDIT_SYSLOG", path: ["audit", "syslog", "target"], type: "string" },
   { name: "PLUM_LOG_LEVEL", path: ["log", "level"], type: "string" },
   { name: "PLUM_BACKUP_PRIMARY", path: ["backup", "primary"], type: "string" },
   { name: "PLUM_BACKUP_SECONDARY", path: ["backup", "secondary"], type: "string" },
@@ -438,6 +471,14 @@ upgrades:
   minSoakRequests: 20
   unhealthyChecks: 3              # failed health checks in a row
   autoRestore: false              # a rollback that needs the pre-upgrade snapshot waits for an admin
+audit:
+  anchors:                        # signed checkpoints of the hash chains, in PLUM_HOME/anchors/chain-anchors.jsonl
+    everyRows: 100
+    everySeconds: 300
+  # syslog:                       # forward each audit event and checkpoint (RFC 5424); off by default
+  #   target: udp://127.0.0.1:514   # or tcp://collector.example.internal:601, unix:///run/syslog-ng/stream.sock
+  #   facility: authpriv
+  #   queue: 1000
 log:
   level: info
 `;

@@ -1,8 +1,57 @@
+import { EventEmitter } from "node:events";
 import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
 import { ChainVerifier, chainHash, GENESIS_HASH, type ChainVerdict } from "./hash-chain.ts";
 
 /** A row as stored: the entry's columns plus id, time and the chain's two hashes. */
 export type ChainedRow<E> = E & { id: number; at: Date; prevHash: string; hash: string };
+
+/** What `chainEvents(sequelize)` reports: each committed append (and each checkpoint, see chain-anchors.ts). */
+export interface ChainEventMap {
+  append: [chain: string, row: ChainedRow<Record<string, unknown>>];
+  anchor: [anchor: Checkpoint];
+  /** A checkpoint refused: the chain no longer holds the row its last anchor signed. */
+  rewrite: [chain: string, message: string];
+}
+
+/** A signed checkpoint of a chain, as the anchor file holds it (chain-anchors.ts has the whole line). */
+export interface Checkpoint extends ChainHead {
+  seq: number;
+  chain: string;
+  at: string;
+  reason: string;
+}
+
+const EVENTS = new WeakMap<Sequelize, EventEmitter<ChainEventMap>>();
+
+/**
+ * The appends and checkpoints of every hash-chained log on one connection pool, once committed: the agent
+ * counts rows for its checkpoints and forwards audit events to syslog from here, so no log needs to know
+ * who watches it. Listeners run synchronously and must not throw; a listener's error never reaches the appender.
+ */
+export function chainEvents(sequelize: Sequelize): EventEmitter<ChainEventMap> {
+  let events = EVENTS.get(sequelize);
+  if (!events) EVENTS.set(sequelize, (events = new EventEmitter<ChainEventMap>()));
+  return events;
+}
+
+/** Tell the listeners of `sequelize`, if any; a listener that throws is ignored (the append has happened). */
+export function emitChainEvent<K extends keyof ChainEventMap>(sequelize: Sequelize, event: K, ...args: ChainEventMap[K]): void {
+  const events = EVENTS.get(sequelize);
+  if (!events) return;
+  for (const listener of events.listeners(event) as Array<(...a: ChainEventMap[K]) => void>) {
+    try {
+      listener(...args);
+    } catch {
+      // a watcher's failure is its own: the row is committed whatever it does
+    }
+  }
+}
+
+/** The newest row of a chain as hash_chain_heads holds it (committed rows only). */
+export interface ChainHead {
+  lastId: number;
+  lastHash: string;
+}
 
 /**
  * An append-only table whose rows form a hash chain (each row carries the hash of the one before; the
@@ -11,9 +60,14 @@ export type ChainedRow<E> = E & { id: number; at: Date; prevHash: string; hash: 
  */
 export class HashChainedLog<E extends Record<string, unknown>> {
   constructor(
-    private readonly sequelize: Sequelize,
+    readonly sequelize: Sequelize,
     private readonly opts: { table: string; chain: string; columns: Array<keyof E & string>; jsonColumns?: Array<keyof E & string> },
   ) {}
+
+  /** The chain's name in hash_chain_heads and in the anchor file. */
+  get chain(): string {
+    return this.opts.chain;
+  }
 
   private hashed(row: { id: number; at: Date } & Record<string, unknown>): Record<string, unknown> {
     const record: Record<string, unknown> = { id: row.id, at: row.at.toISOString() };
@@ -52,7 +106,40 @@ export class HashChainedLog<E extends Record<string, unknown>> {
       );
       return { ...(base as object), prevHash, hash } as ChainedRow<E>;
     };
-    return transaction ? work(transaction) : this.sequelize.transaction(work);
+    const notify = (row: ChainedRow<E>) => emitChainEvent(this.sequelize, "append", chain, row as ChainedRow<Record<string, unknown>>);
+    if (!transaction) {
+      const row = await this.sequelize.transaction(work);
+      notify(row);
+      return row;
+    }
+    const row = await work(transaction);
+    transaction.afterCommit(() => notify(row));
+    return row;
+  }
+
+  /** The committed head of the chain; undefined before its first row. */
+  async head(): Promise<ChainHead | undefined> {
+    const [head] = await this.sequelize.query<{ last_id: string; last_hash: string }>("select last_id, last_hash from hash_chain_heads where chain = :chain", {
+      replacements: { chain: this.opts.chain },
+      type: QueryTypes.SELECT,
+    });
+    return head ? { lastId: Number(head.last_id), lastHash: head.last_hash } : undefined;
+  }
+
+  /** How many rows the table holds now. */
+  async count(): Promise<number> {
+    const [row] = await this.sequelize.query<{ n: string }>(`select count(*) as n from ${this.opts.table}`, { type: QueryTypes.SELECT });
+    return Number(row.n);
+  }
+
+  /** The stored hash of each of `ids` that exists (to compare with checkpoints). */
+  async hashesOf(ids: number[]): Promise<Map<number, string>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.sequelize.query<{ id: string; hash: string }>(`select id, hash from ${this.opts.table} where id in (:ids)`, {
+      replacements: { ids },
+      type: QueryTypes.SELECT,
+    });
+    return new Map(rows.map((r) => [Number(r.id), r.hash]));
   }
 
   /** Rows matching `where` (SQL over the table's columns, with named replacements), newest first. */
@@ -95,10 +182,6 @@ export class HashChainedLog<E extends Record<string, unknown>> {
       if (!verifier.feed(rows.map((r) => ({ id: r.id, prevHash: r.prevHash, hash: r.hash, record: this.hashedRecord(r) })))) break;
       after = rows[rows.length - 1].id;
     }
-    const [head] = await this.sequelize.query<{ last_id: string; last_hash: string }>("select last_id, last_hash from hash_chain_heads where chain = :chain", {
-      replacements: { chain: this.opts.chain },
-      type: QueryTypes.SELECT,
-    });
-    return verifier.finish(head ? { lastId: Number(head.last_id), lastHash: head.last_hash } : undefined);
+    return verifier.finish(await this.head());
   }
 }

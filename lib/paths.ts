@@ -25,6 +25,8 @@ export function homeLayout(home: string) {
     runDir: path.join(home, "run"),
     filesDir: path.join(home, "files"),
     releasesDir: path.join(home, "releases"),
+    /** Signed checkpoints of the hash chains (lib/chain-anchors.ts): written by the agent's user only, readable by all. */
+    anchorFile: path.join(home, "anchors", "chain-anchors.jsonl"),
   };
 }
 export type HomeLayout = ReturnType<typeof homeLayout>;

@@ -1,4 +1,5 @@
 import type { Sequelize, Transaction } from "sequelize";
+import { takeAnchor, verifyAnchoredChain, type AnchoredVerdict, type AnchorReason, type AnchorSettings, type ChainAnchor } from "../../lib/chain-anchors.ts";
 import type { ChainVerdict } from "../../lib/hash-chain.ts";
 import { HashChainedLog, type ChainedRow } from "../../lib/hash-chained-log.ts";
 
@@ -22,10 +23,16 @@ export interface AuditFilter {
   limit?: number;
 }
 
-/** The append-only, hash-chained audit log in plum_ops. */
+/**
+ * The append-only, hash-chained audit log in plum_ops. With `anchors` (the anchor file and the appliance key) it
+ * can also be checked against its signed checkpoints outside the database, and checkpointed on an export.
+ */
 export class AuditLog {
   private readonly log: HashChainedLog<AuditColumns>;
-  constructor(sequelize: Sequelize) {
+  constructor(
+    sequelize: Sequelize,
+    private readonly anchors?: AnchorSettings,
+  ) {
     this.log = new HashChainedLog<AuditColumns>(sequelize, {
       table: "audit_log",
       chain: "audit_log",
@@ -69,5 +76,17 @@ export class AuditLog {
 
   verify(): Promise<ChainVerdict> {
     return this.log.verify();
+  }
+
+  /** The chain's own links, its agreement with the newest checkpoint, and the anchor file's integrity. */
+  verifyAnchored(): Promise<AnchoredVerdict> {
+    if (!this.anchors) throw new Error("this audit log was opened without its anchor file");
+    return verifyAnchoredChain(this.log, this.anchors);
+  }
+
+  /** Sign the chain's head into the anchor file now (an export does: what it hands out is then anchored). */
+  checkpoint(reason: AnchorReason): Promise<ChainAnchor | undefined> {
+    if (!this.anchors) throw new Error("this audit log was opened without its anchor file");
+    return takeAnchor({ log: this.log, settings: this.anchors, reason });
   }
 }

@@ -1,4 +1,5 @@
 import { QueryTypes, UniqueConstraintError, type Sequelize, type Transaction } from "sequelize";
+import { verifyAnchoredChain, type AnchoredVerdict, type AnchorSettings } from "../../lib/chain-anchors.ts";
 import { PlumError } from "../../lib/errors.ts";
 import type { ChainVerdict } from "../../lib/hash-chain.ts";
 import { HashChainedLog } from "../../lib/hash-chained-log.ts";
@@ -233,6 +234,11 @@ export class UpgradeJournal {
 
   verify(): Promise<ChainVerdict> {
     return this.log.verify();
+  }
+
+  /** The journal's chain checked against its newest signed checkpoint, and the anchor file. */
+  verifyAnchored(anchors: AnchorSettings): Promise<AnchoredVerdict> {
+    return verifyAnchoredChain(this.log, anchors);
   }
 
   /** The release serving production; undefined on an appliance that has never upgraded (its installed release). */

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { takeAnchor } from "../../lib/chain-anchors.ts";
 import { PlumError } from "../../lib/errors.ts";
 import { canonicalJson } from "../../lib/hash-chain.ts";
 import { homeLayout } from "../../lib/paths.ts";
@@ -80,7 +81,20 @@ export async function evidenceExporter(props: {
   now?: Date;
 }): Promise<EvidenceExport> {
   const keys: SigningKeys = { signingKeyPem: props.signingKeyPem, publicKeyPem: props.publicKeyPem };
-  const report = await evidenceReportBuilder({ source: props.ctx, from: props.from, to: props.to, publicKeyPem: props.publicKeyPem, now: props.now });
+  // Anchored before it is read: the file carries a signed checkpoint of the chain it was cut from.
+  const checkpoint = await takeAnchor({
+    log: props.ctx.evidence.chain,
+    settings: { file: homeLayout(props.ctx.config.home).anchorFile, keys: { signingKeyPem: keys.signingKeyPem, publicKeyPem: keys.publicKeyPem } },
+    reason: "export",
+  });
+  const report = await evidenceReportBuilder({
+    source: props.ctx,
+    from: props.from,
+    to: props.to,
+    publicKeyPem: props.publicKeyPem,
+    now: props.now,
+    checkpoint: checkpoint ?? null,
+  });
   refuseSecrets(report, knownSecrets(props.ctx, keys));
   const fileName = `plum-evidence-${day(props.from)}_${day(new Date(props.to.getTime() - 1))}.${props.format}`;
   if (props.format === "json") {

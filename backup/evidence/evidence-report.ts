@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import type { ChainAnchor } from "../../lib/chain-anchors.ts";
 import type { PlumConfig } from "../../lib/config.ts";
 import { APP_VERSION } from "../../lib/version.ts";
 import type { BackupSet } from "../backup-catalogue.ts";
@@ -83,6 +84,12 @@ export interface EvidenceReport {
     lastId: number | null;
     lastHash: string | null;
     count: number;
+    /**
+     * The signed checkpoint of the evidence chain taken for this export (its line in the appliance's anchor
+     * file): `lastHash` is the chain's head when exported, signed by the appliance key over
+     * "plum-chain-anchor/1\n" + canonicalJson of its other fields. Absent on the console's page view.
+     */
+    checkpoint?: ChainAnchor | null;
   };
   records: ExportedRecord[];
   signature?: EmbeddedSignature;
@@ -161,6 +168,7 @@ export async function evidenceReportBuilder(props: {
   to: Date;
   publicKeyPem: string;
   now?: Date;
+  checkpoint?: ChainAnchor | null;
 }): Promise<EvidenceReport> {
   const { source, from, to } = props;
   const now = props.now ?? new Date();
@@ -221,6 +229,7 @@ export async function evidenceReportBuilder(props: {
       lastId: records.at(-1)?.id ?? null,
       lastHash: records.at(-1)?.hash ?? null,
       count: records.length,
+      ...(props.checkpoint !== undefined ? { checkpoint: props.checkpoint } : {}),
     },
     records,
   };

@@ -1,9 +1,13 @@
 import type { MigrationBuilder } from "node-pg-migrate";
 
 /**
- * Make a table append-only in the database itself: UPDATE, DELETE and TRUNCATE raise an error, whoever the
- * caller (the hash-chained logs: audit_log, backup_evidence). Tampering then needs a superuser dropping the
- * trigger — which the chain's verification still catches.
+ * Make a table append-only in the database itself: UPDATE, DELETE and TRUNCATE raise an error for every role
+ * that cannot change triggers (the hash-chained logs: audit_log, backup_evidence, the journals). It does not
+ * stop a superuser or a table owner: `SET session_replication_role = replica` (or `ALTER TABLE … DISABLE
+ * TRIGGER`) switches it off, and such a role can then delete rows, insert its own and recompute every hash and
+ * hash_chain_heads, so the chain verifies again on its own. What catches that is outside the database: the
+ * signed checkpoints in PLUM_HOME/anchors (lib/chain-anchors.ts), which `plumctl audit verify` compares the
+ * chain with, and the checkpoints forwarded to syslog.
  */
 export function makeAppendOnly(pgm: MigrationBuilder, table: string): void {
   pgm.sql(`

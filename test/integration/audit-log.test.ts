@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import path from "node:path";
 import pg from "pg";
 import { AuditLog } from "../../appliance/audit/audit-log.ts";
 import { clientConfig } from "../../lib/db/database.ts";
@@ -39,6 +40,8 @@ describe("audit log (hash-chained, append-only, in plum_ops)", () => {
   }
 
   const verifyCli = () => plumctl(["audit", "verify"], { ...dbs.env, PLUM_HOME: home });
+  /** No agent ran on this home: the chain has no checkpoint, which the verdict says. */
+  const unanchored = () => `  anchors: not anchored yet: no checkpoint of audit_log in ${path.join(home, "anchors", "chain-anchors.jsonl")}\n`;
 
   it("chains every row to the one before and verifies", async () => {
     const rows = await audit.list({ limit: 10 });
@@ -47,7 +50,7 @@ describe("audit log (hash-chained, append-only, in plum_ops)", () => {
     expect(await audit.verify()).to.deep.equal({ ok: true, checked: 6, firstBad: undefined });
     const cli = await verifyCli();
     expect(cli.code).to.equal(0);
-    expect(cli.stdout).to.equal("audit log verified: 6 rows, chain intact\n");
+    expect(cli.stdout).to.equal("audit log verified: 6 rows, chain intact\n" + unanchored());
   });
 
   it("serialises concurrent appends into one unbroken chain", async () => {
@@ -70,21 +73,21 @@ describe("audit log (hash-chained, append-only, in plum_ops)", () => {
     await tamper(`update audit_log set detail = '{"role":"admin","n":3}' where id = 3`);
     const cli = await verifyCli();
     expect(cli.code).to.equal(1);
-    expect(cli.stdout).to.equal("audit log BROKEN at row 3: row 3 was edited: its content does not match its hash\n");
+    expect(cli.stdout).to.equal("audit log BROKEN at row 3: row 3 was edited: its content does not match its hash\n" + unanchored());
   });
 
   it("`plumctl audit verify` exits 1 and names the row after a deleted one", async () => {
     await tamper("delete from audit_log where id = 2");
     const cli = await verifyCli();
     expect(cli.code).to.equal(1);
-    expect(cli.stdout).to.equal("audit log BROKEN at row 3: row 3 follows row 1: row 2 deleted\n");
+    expect(cli.stdout).to.equal("audit log BROKEN at row 3: row 3 follows row 1: row 2 deleted\n" + unanchored());
   });
 
   it("`plumctl audit verify` exits 1 when the newest row is deleted", async () => {
     await tamper("delete from audit_log where id = 6");
     const cli = await verifyCli();
     expect(cli.code).to.equal(1);
-    expect(cli.stdout).to.equal("audit log BROKEN at row 6: row 6 is missing: the chain's head says it ends at row 6\n");
+    expect(cli.stdout).to.equal("audit log BROKEN at row 6: row 6 is missing: the chain's head says it ends at row 6\n" + unanchored());
   });
 
   it("`plumctl audit verify` exits 1 when two rows are reordered", async () => {

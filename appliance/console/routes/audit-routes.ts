@@ -38,7 +38,7 @@ export function auditRoutes(router: Router, ctx: ConsoleContext) {
     const q = parsed.success ? parsed.data : {};
     const rows = await ctx.audit.list(toFilter(q, 51));
     const page = rows.slice(0, 50);
-    const verdict = req.query.verify === "1" ? await ctx.audit.verify() : undefined;
+    const verdict = req.query.verify === "1" ? await ctx.audit.verifyAnchored() : undefined;
     const params = new URLSearchParams(
       Object.entries(q)
         .filter(([k, v]) => v !== undefined && v !== "" && k !== "before")
@@ -60,8 +60,14 @@ export function auditRoutes(router: Router, ctx: ConsoleContext) {
     const { actor } = signedIn(res)!;
     authorize(actor, "export", "AuditLog");
     const q = filterQuery.parse(req.query);
+    // What is handed out is anchored first: a later rewrite of these rows then contradicts a signed checkpoint.
+    const anchor = await ctx.audit.checkpoint("export");
     const rows = await ctx.audit.list(toFilter(q, 100_000));
-    await ctx.audit.append({ actor: `user:${actor.username}`, action: "audit.export", detail: { rows: rows.length, filter: q } });
+    await ctx.audit.append({
+      actor: `user:${actor.username}`,
+      action: "audit.export",
+      detail: { rows: rows.length, filter: q, anchor: anchor && { seq: anchor.seq, lastId: anchor.lastId } },
+    });
     res.type("text/csv").attachment("plum-audit-log.csv");
     const header = ["id", "at", "actor", "action", "target", "outcome", "detail", "prev_hash", "hash"];
     const lines = rows.map((r) => [r.id, r.at, r.actor, r.action, r.target, r.outcome, r.detail, r.prevHash, r.hash].map(csvCell).join(","));
