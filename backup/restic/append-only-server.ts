@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { startChild, type RunningChild } from "../../lib/child-process.ts";
@@ -97,12 +97,13 @@ export class AppendOnlyServer implements AppendOnlyEndpoint {
     return this.port ? this.child?.pid : undefined;
   }
 
+  // One log and one pid file per owner (the agent, or a plumctl command beside it): owners never touch each other's server.
   private get logFile(): string {
-    return path.join(this.opts.runDir, `rclone-${this.opts.role}.log`);
+    return path.join(this.opts.runDir, `rclone-${this.opts.role}.${process.pid}.log`);
   }
 
   private get pidFile(): string {
-    return path.join(this.opts.runDir, `rclone-${this.opts.role}.pid`);
+    return path.join(this.opts.runDir, `rclone-${this.opts.role}.${process.pid}.pid`);
   }
 
   async url(): Promise<string> {
@@ -122,7 +123,7 @@ export class AppendOnlyServer implements AppendOnlyEndpoint {
 
   private async spawn(): Promise<number> {
     mkdirSync(this.opts.runDir, { recursive: true });
-    await this.stopLeftover();
+    await this.stopLeftovers();
     const { user, password } = restCredentials(this.opts.secretsDir);
     const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("RCLONE_")));
     env.RCLONE_USER = user;
@@ -199,21 +200,26 @@ export class AppendOnlyServer implements AppendOnlyEndpoint {
     );
   }
 
-  /** A server of ours left by an agent that was killed (its pid file, the same command line): stop it before serving again. */
-  private async stopLeftover(): Promise<void> {
-    let pid: number;
-    try {
-      pid = Number(readFileSync(this.pidFile, "utf8").trim());
-    } catch {
-      return;
-    }
-    const cmdline = pid > 0 ? commandLineOf(pid) : "";
-    if (cmdline.includes("serve restic --append-only") && cmdline.includes(this.logFile) && isAlive(pid)) {
-      this.opts.log?.warn({ role: this.opts.role, pid }, "stopping the append-only server a previous agent left running");
-      process.kill(pid, "SIGTERM");
-      await waitFor(`the previous append-only server (pid ${pid}) to stop`, async () => (isAlive(pid) ? undefined : true), {
-        timeoutMs: this.opts.stopTimeoutMs,
-      }).catch(() => process.kill(pid, "SIGKILL"));
+  /**
+   * Servers left by an owner that was killed (its pid file names a process that is gone, and the rclone it
+   * names still runs with that owner's log file on its command line): stopped, by pid, before serving again.
+   */
+  private async stopLeftovers(): Promise<void> {
+    const prefix = `rclone-${this.opts.role}.`;
+    for (const name of readdirSync(this.opts.runDir)) {
+      const owner = Number(name.slice(prefix.length, -".pid".length));
+      if (!name.startsWith(prefix) || !name.endsWith(".pid") || !(owner > 0) || owner === process.pid || isAlive(owner)) continue;
+      const file = path.join(this.opts.runDir, name);
+      const pid = Number(readFileSync(file, "utf8").trim());
+      const cmdline = pid > 0 ? commandLineOf(pid) : "";
+      if (cmdline.includes("serve restic --append-only") && cmdline.includes(path.join(this.opts.runDir, `${prefix}${owner}.log`))) {
+        this.opts.log?.warn({ role: this.opts.role, pid }, "stopping the append-only server a killed agent left running");
+        process.kill(pid, "SIGTERM");
+        await waitFor(`the left-over append-only server (pid ${pid}) to stop`, async () => (isAlive(pid) ? undefined : true), {
+          timeoutMs: this.opts.stopTimeoutMs,
+        }).catch(() => isAlive(pid) && process.kill(pid, "SIGKILL"));
+      }
+      rmSync(file, { force: true });
     }
   }
 
@@ -250,12 +256,8 @@ export class AppendOnlyServer implements AppendOnlyEndpoint {
     await this.kill(child, child.exit);
     this.child = undefined;
     this.port = undefined;
-    try {
-      const pid = Number(readFileSync(this.pidFile, "utf8").trim());
-      if (pid === child.pid) writeFileSync(this.pidFile, "");
-    } catch {
-      /* no pid file */
-    }
+    rmSync(this.pidFile, { force: true });
+    rmSync(this.logFile, { force: true });
     this.opts.log?.info({ role: this.opts.role }, "append-only repository server stopped");
   }
 }
