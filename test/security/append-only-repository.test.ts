@@ -41,11 +41,13 @@ describe("security: append-only repositories (rclone serve restic --append-only)
   let env: Awaited<ReturnType<typeof startBackupEnv>>;
   let ctx: WithServers;
   let passwordFile: string;
+  let set: Awaited<ReturnType<typeof backupSetCreator>>;
 
   before(async () => {
     env = await startBackupEnv({ env: { PLUM_BACKUP_APPEND_ONLY: "true" } });
     ctx = env.ctx;
     passwordFile = ctx.repos.primary.passwordFile;
+    set = await backupSetCreator({ ctx, kind: "manual", startedBy: "test" });
   });
   after(async () => {
     await ctx?.appendOnly?.stop();
@@ -53,10 +55,9 @@ describe("security: append-only repositories (rclone serve restic --append-only)
   });
 
   it("writes a backup set through the append-only server, whose credentials come from a 0600 secret file", async () => {
+    expect(set.status).to.equal("succeeded");
     const endpoint = endpointOf(ctx.repos.primary);
     expect(endpoint, "backup.appendOnly: the primary repository has an append-only endpoint").to.not.equal(undefined);
-    const set = await backupSetCreator({ ctx, kind: "manual", startedBy: "test" });
-    expect(set.status).to.equal("succeeded");
     expect(endpoint!.served).to.match(/^rclone serve restic --append-only on 127\.0\.0\.1:\d+$/);
     const url = await endpoint!.url();
     expect(url).to.match(/^rest:http:\/\/plum-backup:[A-Za-z0-9_-]{43}@127\.0\.0\.1:\d+\/$/);
