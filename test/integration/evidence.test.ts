@@ -21,7 +21,15 @@ import { WebClient } from "../support/web-client.ts";
 
 const run = promisify(execFile);
 const H = 3600_000;
-const CONTROL_NAMES = ["Backup within RPO", "Retention meets policy", "Off-site copy age", "Integrity check passed", "Restore drill passed", "Encryption on", "Append-only storage"];
+const CONTROL_NAMES = [
+  "Backup within RPO",
+  "Retention meets policy",
+  "Off-site copy age",
+  "Integrity check passed",
+  "Restore drill passed",
+  "Encryption on",
+  "Append-only storage",
+];
 
 /** A set in the catalogue, as the backup agent leaves it after a good run and a copy. */
 function buildSetRow(id: string, hoursAgo: number, overrides: Record<string, unknown> = {}) {
