@@ -252,7 +252,7 @@ export class Restic {
   private execute(repo: Repository, call: Call): Promise<ResticExit> {
     return oneAtATime(`restic:${repo.location}`, async () => {
       if (call.args[0] !== "unlock" && takeStaleLockMark(repo.location)) {
-        this.log?.info({ repository: repo.location }, "restic: the previous command was killed, removing stale locks first");
+        this.log?.info({ repository: displayLocation(repo.location) }, "restic: the previous command was killed, removing stale locks first");
         await this.spawn(repo, { args: resticArgs.unlock() }).catch((err: Error) => this.log?.warn({ err: err.message }, "restic unlock failed"));
       }
       return this.spawn(repo, call);
