@@ -15,7 +15,7 @@ import { migrate } from "../lib/db/migrate.ts";
 import { closeAdminDatabases, migrateProductDatabase, productRolesOf, roleServer } from "../lib/db/product-roles.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
 import { systemUser } from "../lib/system-user.ts";
-import { backupContextFor } from "../backup/backup-context.ts";
+import { appendOnlyServersFor, backupContextFor } from "../backup/backup-context.ts";
 import { assertSafeToCreateProductDatabase, recoveryLines, restoreRecovery } from "../backup/restore/restore-recovery.ts";
 import { BackupJobs } from "../backup/jobs/backup-jobs.ts";
 import { backupMetrics } from "../backup/jobs/backup-metrics.ts";
@@ -202,8 +202,21 @@ export class Agent {
       },
       ({ runtime }) => stopInstances(runtime, audit),
     );
+    // Every restic command of this agent goes through these servers (backup.appendOnly); each starts on first use.
+    const appendOnly = await steps.run(
+      "append-only repositories",
+      () => (config.backup.appendOnly ? appendOnlyServersFor(config, log) : undefined),
+      (servers) => servers?.stop(),
+    );
     // Production is not started yet: what it runs is the upgrade journal's pointer, as plumctl reads it without an agent.
-    const recoveryCtx = backupContextFor({ config, log, pg: server, opsSequelize: sequelize, production: () => productionReleaseAtRest(config, sequelize) });
+    const recoveryCtx = backupContextFor({
+      config,
+      log,
+      pg: server,
+      opsSequelize: sequelize,
+      appendOnly,
+      production: () => productionReleaseAtRest(config, sequelize),
+    });
     // Before anything creates or migrates a missing product database: an interrupted restore is finished or
     // undone, and an empty `plum` is never made while the real data may be parked beside it.
     const restoresRecovered = await steps.run("restore recovery", async () => {
@@ -262,6 +275,7 @@ export class Agent {
       log,
       pg: server,
       opsSequelize: sequelize,
+      appendOnly,
       production: async () => {
         const { version } = await production.release();
         return { version, schemaVersion: catalogue.facts(version).schemaVersion };

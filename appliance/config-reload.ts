@@ -29,6 +29,7 @@ export const RELOAD_TABLE: Record<string, { takes: Takes; why: string }> = {
   security: { takes: "restart", why: "the console's sign-in limits and every product instance take it at start" },
   "backup.primary": { takes: "restart", why: "the backup agent names its repositories at start" },
   "backup.secondary": { takes: "restart", why: "the backup agent names its repositories at start" },
+  "backup.appendOnly": { takes: "restart", why: "the agent starts its append-only repository servers at start" },
   "backup.scheduler": { takes: "restart", why: "the backup schedule is set up at start" },
   "backup.schedule": { takes: "restart", why: "the backup schedule is set up at start" },
   "backup.checkSchedule": { takes: "restart", why: "the backup schedule is set up at start" },

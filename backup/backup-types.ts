@@ -62,8 +62,19 @@ export type RepositoryRole = "primary" | "secondary";
 /** A restic repository the appliance uses: where, and how to read its password (a 0600 file, never argv). */
 export interface Repository {
   role: RepositoryRole;
-  location: string; // a path or any restic repository URL
+  /** A path or any restic repository URL, as configured. It may carry credentials: shown only through displayLocation, passed only in restic's environment. */
+  location: string;
   passwordFile: string;
+  /** Set when the repository is served append-only: restic reaches it there, and `forget`/`prune` on it are refused. */
+  appendOnly?: AppendOnlyEndpoint;
+}
+
+/** An append-only path to a repository (backup/restic/append-only-server.ts). */
+export interface AppendOnlyEndpoint {
+  /** How it is served, without credentials, e.g. "rclone serve restic --append-only on 127.0.0.1:41987". */
+  readonly served: string;
+  /** The `rest:` URL restic uses, credentials included (restic's environment only); starts the server when it is not running. */
+  url(): Promise<string>;
 }
 
 /** Tags of a set part (restic `--tag` values). */

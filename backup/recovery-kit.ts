@@ -4,22 +4,32 @@ import { homeLayout } from "../lib/paths.ts";
 import type { BackupContext } from "./backup-context.ts";
 import { appliancePin, fingerprintAdvice } from "./evidence/evidence-pin.ts";
 import { EFFECTIVE_CONFIG_FILENAME, SET_STAGING_FOLDER, type Repository } from "./backup-types.ts";
+import { displayLocation } from "./restic/restic-errors.ts";
 import { Restic } from "./restic/restic.ts";
 
 /** How many of the latest good sets the kit lists (the repository lists them all: `restic snapshots --tag plum-set,part:files`). */
 const KIT_SETS = 20;
 
+/** The location as the kit prints it: masked when it holds credentials, saying where the full value is. */
+function kitLocation(repo: Repository): string {
+  const shown = displayLocation(repo.location);
+  const masked =
+    shown === repo.location ? "" : `\n    (credentials masked: the full URL is backup.${repo.role} in plum.yaml, which each set's files snapshot also holds)`;
+  const served = repo.appendOnly ? "\n    (written through the appliance's append-only server; restic on another host reads the folder itself)" : "";
+  return `${shown}${masked}${served}`;
+}
+
 async function describe(restic: Restic, repo: Repository): Promise<string> {
   try {
     const info = await restic.repositoryInfo(repo);
     return [
-      `  ${repo.role}: ${repo.location}`,
+      `  ${repo.role}: ${kitLocation(repo)}`,
       `    repository id: ${info.id}`,
       `    repository version: ${info.version}`,
       ...info.keys.map((k) => `    key: ${k.id}${k.created ? ` (created ${k.created})` : ""}`),
     ].join("\n");
   } catch (err) {
-    return `  ${repo.role}: ${repo.location}\n    (not readable now: ${(err as Error).message})`;
+    return `  ${repo.role}: ${kitLocation(repo)}\n    (not readable now: ${(err as Error).message})`;
   }
 }
 

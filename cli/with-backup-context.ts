@@ -6,16 +6,18 @@ import { productionReleaseAtRest } from "../appliance/releases/production-releas
 
 /** The backup agent's context as a CLI command sees it (over plum_ops, opened and closed around `work`). */
 export function withBackupContext<T>(config: PlumConfig, work: (ctx: BackupContext, db: OpsDatabase) => Promise<T>): Promise<T> {
-  return withOpsDatabase(config, (db) =>
-    work(
-      backupContextFor({
-        config,
-        log: createLogger("plumctl", { level: "warn" }),
-        pg: db.server,
-        opsSequelize: db.sequelize,
-        production: () => productionReleaseAtRest(config, db.sequelize),
-      }),
-      db,
-    ),
-  );
+  return withOpsDatabase(config, async (db) => {
+    const ctx = backupContextFor({
+      config,
+      log: createLogger("plumctl", { level: "warn" }),
+      pg: db.server,
+      opsSequelize: db.sequelize,
+      production: () => productionReleaseAtRest(config, db.sequelize),
+    });
+    try {
+      return await work(ctx, db);
+    } finally {
+      await ctx.appendOnly?.stop(); // the append-only servers this command started (backup.appendOnly)
+    }
+  });
 }

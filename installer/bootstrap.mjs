@@ -50,6 +50,7 @@ const wanted = [
   { command: "pg_restore", pkg: "postgresql-client", why: "restores" },
 ];
 if (purpose === "test") wanted.push({ command: "chromium", pkg: "chromium", why: "the browser tests" });
+if (purpose === "test") wanted.push({ command: "rclone", pkg: "rclone", why: "the append-only repository tests (backup.appendOnly)" });
 if (purpose === "test") wanted.push({ command: "pdftotext", pkg: "poppler-utils", why: "the evidence PDF test" });
 const missing = wanted.filter((w) => !onPath(w.command));
 if (missing.length > 0) {

@@ -128,6 +128,7 @@ const schema = z.strictObject({
     .strictObject({
       primary: z.string().min(1).optional(),
       secondary: z.string().min(1).optional(),
+      appendOnly: z.boolean().default(false),
       scheduler: z.boolean().default(true),
       schedule: cron.default("0 */6 * * *"),
       checkSchedule: cron.default("30 3 * * *"),
@@ -281,6 +282,8 @@ const HINTS: Record<string, string> = {
   "log.level": "one of fatal, error, warn, info, debug, trace (env PLUM_LOG_LEVEL)",
   "backup.primary": "the primary restic repository: a path or any restic repository URL (default PLUM_HOME/backups/primary; env PLUM_BACKUP_PRIMARY)",
   "backup.secondary": "the second-site restic repository, e.g. /mnt/site-b/plum or sftp:backup@site-b:/srv/plum (env PLUM_BACKUP_SECONDARY)",
+  "backup.appendOnly":
+    "true or false: true serves each folder repository (primary, and a folder secondary) through the agent's append-only rclone server; backups, copies and checks go there, forget and prune only through the folder (env PLUM_BACKUP_APPEND_ONLY)",
   "backup.scheduler": "true or false: false stops the agent from running scheduled backups, checks and drills (env PLUM_BACKUP_SCHEDULER)",
   "backup.schedule": 'a cron expression (5 fields) for backup sets, e.g. "0 */6 * * *" (every 6 hours)',
   "backup.checkSchedule": 'a cron expression for the repository integrity check, e.g. "30 3 * * *" (daily)',
@@ -321,6 +324,7 @@ const ENV: Array<{ name: string; path: string[]; type: "int" | "string" | "bool"
   { name: "PLUM_BACKUP_PRIMARY", path: ["backup", "primary"], type: "string" },
   { name: "PLUM_BACKUP_SECONDARY", path: ["backup", "secondary"], type: "string" },
   { name: "PLUM_BACKUP_SCHEDULER", path: ["backup", "scheduler"], type: "bool" },
+  { name: "PLUM_BACKUP_APPEND_ONLY", path: ["backup", "appendOnly"], type: "bool" },
 ];
 
 export class ConfigError extends PlumError {
@@ -442,6 +446,7 @@ imports:
 backup:
   # primary: /var/lib/plum/backups            # default: PLUM_HOME/backups/primary
   # secondary: /mnt/site-b/plum               # the second site: any restic repository URL
+  # appendOnly: true                          # serve folder repositories append-only (rclone); forget/prune only in the retention job
   schedule: "0 */6 * * *"                     # backup sets, cron (every 6 hours)
   checkSchedule: "30 3 * * *"                 # integrity check with a rotating data subset (daily)
   drillSchedule: "0 4 * * 0"                  # restore drill (weekly)

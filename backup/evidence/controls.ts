@@ -1,6 +1,7 @@
 import { CronExpressionParser } from "cron-parser";
 import type { PlumConfig } from "../../lib/config.ts";
-import type { RepositoryRole, SetStatus } from "../backup-types.ts";
+import type { Repository, RepositoryRole, SetStatus } from "../backup-types.ts";
+import { displayLocation } from "../restic/restic-errors.ts";
 import type { EvidenceKind } from "./evidence-log.ts";
 
 /**
@@ -25,6 +26,10 @@ import type { EvidenceKind } from "./evidence-log.ts";
  * - encryption: every configured repository shows restic encryption: recorded repository config or keys, or
  *   key files beside an encrypted config file, or (remote repositories) restic's design, which has no
  *   unencrypted mode.
+ * - append-only-storage: every configured repository is written through an append-only path (the agent's
+ *   `rclone serve restic --append-only`, backup.appendOnly), so whoever can write backups cannot delete them;
+ *   forget and prune run only with the separate maintenance access, in the retention job. Judged on the
+ *   configuration in force when the export is made.
  */
 
 /** The backup policy in force: schedules, retention and targets (never locations or switches). */
@@ -65,6 +70,26 @@ export interface RepositoryEncryption {
   configFile?: "encrypted" | "plain-text" | "missing";
 }
 
+/** How a repository is written: through an append-only endpoint or directly. */
+export interface RepositoryStorage {
+  role: RepositoryRole;
+  /** The location with any credentials masked. */
+  location: string;
+  appendOnly: boolean;
+  /** How it is served append-only, e.g. "rclone serve restic --append-only on 127.0.0.1:41987". */
+  served?: string;
+}
+
+/** The storage facts of a configured repository, for the append-only control. */
+export function repositoryStorage(repo: Repository): RepositoryStorage {
+  return {
+    role: repo.role,
+    location: displayLocation(repo.location),
+    appendOnly: !!repo.appendOnly,
+    ...(repo.appendOnly ? { served: repo.appendOnly.served } : {}),
+  };
+}
+
 export interface ControlInputs {
   asOf: Date;
   policy: BackupPolicy;
@@ -72,9 +97,10 @@ export interface ControlInputs {
   records: EvidenceFact[];
   sets: SetFact[];
   encryption: RepositoryEncryption[];
+  storage: RepositoryStorage[];
 }
 
-export type ControlId = "backup-rpo" | "retention" | "offsite-copy" | "integrity-check" | "restore-drill" | "encryption";
+export type ControlId = "backup-rpo" | "retention" | "offsite-copy" | "integrity-check" | "restore-drill" | "encryption" | "append-only-storage";
 
 export interface ControlResult {
   id: ControlId;
@@ -359,7 +385,44 @@ function encryption(inputs: ControlInputs): ControlResult {
   };
 }
 
+function appendOnlyStorage(inputs: ControlInputs): ControlResult {
+  const base = {
+    id: "append-only-storage" as const,
+    name: "Append-only storage",
+    frameworks: BACKUP_PROCESS,
+    requirement:
+      "Every configured repository is written through an append-only path that refuses deletion (ransomware protection); forget and prune run only with a separate maintenance access, in the retention job.",
+  };
+  const roles: RepositoryRole[] = inputs.secondaryConfigured ? ["primary", "secondary"] : ["primary"];
+  const problems: string[] = [];
+  const cited: string[] = [];
+  for (const role of roles) {
+    const s = inputs.storage.find((x) => x.role === role);
+    if (!s) problems.push(`nothing is known of how the ${role} repository is written`);
+    else if (s.appendOnly) cited.push(`${role}: ${s.location} through ${s.served ?? "an append-only server"}`);
+    else if (/^[a-z][a-z0-9+]*:/i.test(s.location) && !s.location.startsWith("local:"))
+      problems.push(
+        `the ${role} repository ${s.location} is written directly; the agent serves folders only, so make its server refuse deletion (e.g. rest-server --append-only) and keep the deleting credential off this appliance`,
+      );
+    else problems.push(`the ${role} repository ${s.location} is written directly (whoever can write a backup can delete it): set backup.appendOnly: true`);
+  }
+  return {
+    ...base,
+    result: problems.length ? "fail" : "pass",
+    finding: problems.length ? `Not met: ${problems.join("; ")}.` : cited.join("; ") + ".",
+    evidence: { recordIds: [], setIds: [], values: { repositories: inputs.storage } },
+  };
+}
+
 /** Every control, in the order an auditor reads them. */
 export function evaluateControls(inputs: ControlInputs): ControlResult[] {
-  return [backupRpo(inputs), retention(inputs), offsiteCopy(inputs), integrityCheck(inputs), restoreDrill(inputs), encryption(inputs)];
+  return [
+    backupRpo(inputs),
+    retention(inputs),
+    offsiteCopy(inputs),
+    integrityCheck(inputs),
+    restoreDrill(inputs),
+    encryption(inputs),
+    appendOnlyStorage(inputs),
+  ];
 }

@@ -7,6 +7,7 @@ import type { BackupContext } from "../backup-context.ts";
 import {
   controlLookbackHours,
   evaluateControls,
+  repositoryStorage,
   type BackupPolicy,
   type ControlResult,
   type EvidenceFact,
@@ -193,7 +194,15 @@ export async function evidenceReportBuilder(props: {
   const facts = rows.map(factOf);
   const repos = [source.repos.primary, ...(source.repos.secondary ? [source.repos.secondary] : [])];
   const repositories = repos.map((repo) => repositoryEncryption(repo, facts));
-  const controls = evaluateControls({ asOf, policy, secondaryConfigured: !!source.repos.secondary, records: facts, sets: setFacts, encryption: repositories });
+  const controls = evaluateControls({
+    asOf,
+    policy,
+    secondaryConfigured: !!source.repos.secondary,
+    records: facts,
+    sets: setFacts,
+    encryption: repositories,
+    storage: repos.map(repositoryStorage),
+  });
   const inPeriod = records.filter((r) => r.at >= from.toISOString());
 
   return {

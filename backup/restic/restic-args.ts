@@ -2,7 +2,10 @@ import path from "node:path";
 
 export type ResticVerb = "backup" | "cat" | "check" | "copy" | "dump" | "forget" | "init" | "key" | "prune" | "restore" | "snapshots" | "unlock";
 
-/** A restic command line after `-r REPO`: the verb first. */
+/**
+ * A restic command line, the verb first. It never names a repository: restic reads the repository (and the
+ * source of a copy) from RESTIC_REPOSITORY / RESTIC_FROM_REPOSITORY, since a URL can carry credentials.
+ */
 export type VerbArgs = [ResticVerb, ...string[]];
 
 /** restic splits `--tag` values on commas. */
@@ -16,10 +19,10 @@ export function tagList(tags: string[]): string {
  * 0.14 has it; `check`, `prune`, `restore` print text only.
  */
 export const resticArgs = {
-  /** `fromRepo` + `copyChunkerParams`: a second site that deduplicates copies like the first. */
-  init(opts: { fromLocation?: string; copyChunkerParams?: boolean } = {}): VerbArgs {
-    if (opts.copyChunkerParams && !opts.fromLocation) throw new Error("init: copyChunkerParams needs fromRepo");
-    return ["init", ...(opts.fromLocation ? ["--from-repo", opts.fromLocation, ...(opts.copyChunkerParams ? ["--copy-chunker-params"] : [])] : [])];
+  /** `copyChunkerParams` (with a source repository in RESTIC_FROM_REPOSITORY): a second site that deduplicates copies like the first. */
+  init(opts: { fromRepo?: boolean; copyChunkerParams?: boolean } = {}): VerbArgs {
+    if (opts.copyChunkerParams && !opts.fromRepo) throw new Error("init: copyChunkerParams needs fromRepo");
+    return ["init", ...(opts.copyChunkerParams ? ["--copy-chunker-params"] : [])];
   },
   /** One `--tag` per tag: a snapshot carries each; stdin as one file named `filename`, or absolute paths. */
   backup(tags: string[], source: { stdinFilename: string } | { paths: string[] }): VerbArgs {
@@ -39,9 +42,10 @@ export const resticArgs = {
   prune(): VerbArgs {
     return ["prune"];
   },
-  copy(fromLocation: string, snapshotIds: string[]): VerbArgs {
+  /** The source repository goes in RESTIC_FROM_REPOSITORY (restic-process.ts), never here. */
+  copy(snapshotIds: string[]): VerbArgs {
     if (snapshotIds.length === 0) throw new Error("copy: no snapshot given (restic would copy every snapshot)");
-    return ["copy", "--from-repo", fromLocation, ...snapshotIds];
+    return ["copy", ...snapshotIds];
   },
   check(readDataSubset?: string): VerbArgs {
     return ["check", ...(readDataSubset ? ["--read-data-subset", readDataSubset] : [])];

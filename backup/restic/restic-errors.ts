@@ -1,4 +1,4 @@
-import { ChildProcessError } from "../../lib/errors.ts";
+import { ChildProcessError, PlumError } from "../../lib/errors.ts";
 import type { BackupSummary } from "./restic-output.ts";
 
 interface ResticErrorOptions {
@@ -24,6 +24,9 @@ export class ResticError extends ChildProcessError {
 }
 
 export class RepositoryMissingError extends ResticError {}
+
+/** `forget` or `prune` asked of a repository's append-only endpoint: refused before restic runs. */
+export class AppendOnlyRefusedError extends PlumError {}
 export class WrongPasswordError extends ResticError {}
 export class RepositoryLockedError extends ResticError {}
 export class EmptySnapshotError extends ResticError {}

@@ -8,9 +8,9 @@ const RESTIC_MISSING = "install restic (Debian: apt-get install restic) or set t
 export interface ResticRun {
   binary: string;
   repo: Repository;
-  /** The source of `copy` / `init --from-repo`: its password goes in RESTIC_FROM_PASSWORD_FILE. */
+  /** The source of `copy` / `init --copy-chunker-params`: RESTIC_FROM_REPOSITORY and RESTIC_FROM_PASSWORD_FILE. */
   fromRepo?: Repository;
-  /** The verb and its arguments (`-r` is added). */
+  /** The verb and its arguments; the repositories travel in the environment. */
   args: string[];
   stdin?: Readable;
   /** Where stdout goes byte for byte (`dump`); otherwise it is read as lines. */
@@ -36,17 +36,40 @@ export function takeStaleLockMark(location: string): boolean {
 // Variables that could point restic at another repository or password than the ones we pass.
 const INHERITED_RESTIC = /^RESTIC_(PASSWORD|REPOSITORY|FROM_|KEY_HINT)/;
 
-/** The environment of a restic child: ours without any RESTIC_ password or repository, plus the password files. */
-export function resticEnvironment(repo: Repository, fromRepo?: Repository): NodeJS.ProcessEnv {
+/** Where restic reaches a repository: its append-only endpoint when it has one (started on demand), else its location. */
+export async function reachableLocation(repo: Repository): Promise<string> {
+  return repo.appendOnly ? repo.appendOnly.url() : repo.location;
+}
+
+/**
+ * The environment of a restic child: ours without any RESTIC_ password or repository, plus the repositories
+ * (RESTIC_REPOSITORY, RESTIC_FROM_REPOSITORY: a URL may carry credentials, and argv is world-readable in
+ * /proc) and the password files. `reached`: where restic reaches them, when not at their configured locations.
+ */
+export function resticEnvironment(
+  repo: Repository,
+  fromRepo?: Repository,
+  reached: { location: string; fromLocation?: string } = { location: repo.location, fromLocation: fromRepo?.location },
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !INHERITED_RESTIC.test(name)));
+  env.RESTIC_REPOSITORY = reached.location;
   env.RESTIC_PASSWORD_FILE = repo.passwordFile;
-  if (fromRepo) env.RESTIC_FROM_PASSWORD_FILE = fromRepo.passwordFile;
+  if (fromRepo) {
+    env.RESTIC_FROM_REPOSITORY = reached.fromLocation ?? fromRepo.location;
+    env.RESTIC_FROM_PASSWORD_FILE = fromRepo.passwordFile;
+  }
   return env;
 }
 
-/** The command as shown in errors and logs: no secret is ever in argv, and URL credentials are masked. */
-export function displayCommand(run: Pick<ResticRun, "repo" | "args">): string[] {
-  return ["restic", "-r", displayLocation(run.repo.location), ...run.args.map(displayLocation)];
+/**
+ * The command as errors and logs show it, written as the equivalent command line (`-r`, `--from-repo`) with
+ * URL credentials masked. The real argv is the verb and its arguments only: the repositories are in the
+ * environment.
+ */
+export function displayCommand(run: Pick<ResticRun, "repo" | "args" | "fromRepo">): string[] {
+  const [verb, ...rest] = run.args;
+  const from = run.fromRepo ? ["--from-repo", displayLocation(run.fromRepo.location)] : [];
+  return ["restic", "-r", displayLocation(run.repo.location), verb, ...from, ...rest.map(displayLocation)];
 }
 
 /**
@@ -55,8 +78,9 @@ export function displayCommand(run: Pick<ResticRun, "repo" | "args">): string[] 
  */
 export async function runResticProcess(run: ResticRun): Promise<ResticExit> {
   const command = displayCommand(run);
-  const running = startChild([run.binary, "-r", run.repo.location, ...run.args], {
-    env: resticEnvironment(run.repo, run.fromRepo),
+  const reached = { location: await reachableLocation(run.repo), fromLocation: run.fromRepo && (await reachableLocation(run.fromRepo)) };
+  const running = startChild([run.binary, ...run.args], {
+    env: resticEnvironment(run.repo, run.fromRepo, reached),
     shown: command,
     stdin: run.stdin ?? "ignore",
     stdout: run.sink ?? run.onLine ?? "collect",

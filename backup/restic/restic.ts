@@ -4,7 +4,15 @@ import type { Logger } from "../../lib/logger.ts";
 import type { Repository } from "../backup-types.ts";
 import { oneAtATime } from "./one-at-a-time.ts";
 import { resticArgs, type ResticVerb, type VerbArgs } from "./restic-args.ts";
-import { PartialBackupError, ResticError, ResticTimeoutError, RepositoryMissingError, resticErrorFor } from "./restic-errors.ts";
+import {
+  AppendOnlyRefusedError,
+  displayLocation,
+  PartialBackupError,
+  ResticError,
+  ResticTimeoutError,
+  RepositoryMissingError,
+  resticErrorFor,
+} from "./restic-errors.ts";
 import {
   meaningfulLines,
   parseBackupLine,
@@ -60,10 +68,23 @@ interface Call {
 
 type Deadline = { timeoutMs?: number };
 
+/** Deleting through an append-only endpoint cannot work (the server refuses every delete): say so at once and clearly. */
+function refuseOnAppendOnly(repo: Repository, verb: "forget" | "prune"): void {
+  if (!repo.appendOnly) return;
+  throw new AppendOnlyRefusedError(
+    `restic ${verb} refused on the ${repo.role} repository ${displayLocation(repo.location)}: it is served append-only (${repo.appendOnly.served}), which refuses every deletion`,
+    {
+      hint: "forget and prune run only through the repository's maintenance access, in the retention job (`plumctl backup forget`, or on the backup schedule)",
+    },
+  );
+}
+
 /**
  * The restic wrapper: one method per verb, each a single restic process run with an argument array. The
- * password reaches restic only through RESTIC_PASSWORD_FILE (RESTIC_FROM_PASSWORD_FILE for the source of a
- * copy). One command per repository at a time; a command killed at its deadline makes the next one on that
+ * repository reaches restic only through RESTIC_REPOSITORY and its password through RESTIC_PASSWORD_FILE
+ * (RESTIC_FROM_REPOSITORY and RESTIC_FROM_PASSWORD_FILE for the source of a copy). A repository served
+ * append-only (`repo.appendOnly`) is reached at its endpoint, and `forget` and `prune` on it are refused:
+ * they run on its maintenance access (append-only-server.ts, `maintenanceAccess`). One command per repository at a time; a command killed at its deadline makes the next one on that
  * repository run `unlock` first, since the killed restic may have left its lock behind.
  */
 export class Restic {
@@ -89,7 +110,7 @@ export class Restic {
 
   /** A new repository; `fromRepo` + `copyChunkerParams` make it a second site that deduplicates copies like the first. */
   async init(repo: Repository, opts: { fromRepo?: Repository; copyChunkerParams?: boolean } & Deadline = {}): Promise<void> {
-    const args = resticArgs.init({ fromLocation: opts.fromRepo?.location, copyChunkerParams: opts.copyChunkerParams });
+    const args = resticArgs.init({ fromRepo: !!opts.fromRepo, copyChunkerParams: opts.copyChunkerParams });
     await this.execute(repo, { args, fromRepo: opts.fromRepo, timeoutMs: opts.timeoutMs });
   }
 
@@ -119,6 +140,7 @@ export class Restic {
 
   /** Forget these snapshots (full ids); those already gone are skipped. Returns the ids forgotten. */
   async forget(repo: Repository, snapshotIds: string[], opts: Deadline = {}): Promise<string[]> {
+    refuseOnAppendOnly(repo, "forget");
     if (snapshotIds.length === 0) return [];
     const present = new Set((await this.snapshots(repo, opts)).map((s) => s.id));
     const ids = [...new Set(snapshotIds)].filter((id) => present.has(id));
@@ -128,6 +150,7 @@ export class Restic {
 
   /** Remove the data no snapshot uses any more. Text output (restic has no JSON for prune). */
   async prune(repo: Repository, opts: Deadline = {}): Promise<{ output: string[] }> {
+    refuseOnAppendOnly(repo, "prune");
     const exit = await this.execute(repo, { args: resticArgs.prune(), ...opts });
     return { output: meaningfulLines(exit.stdout) };
   }
@@ -138,7 +161,7 @@ export class Restic {
    */
   async copy(from: Repository, to: Repository, snapshotIds: string[], opts: Deadline = {}): Promise<Record<string, string>> {
     if (snapshotIds.length === 0) return {}; // restic copies every snapshot when given none
-    await oneAtATime(`restic:${from.location}`, () => this.execute(to, { args: resticArgs.copy(from.location, snapshotIds), fromRepo: from, ...opts }));
+    await oneAtATime(`restic:${from.location}`, () => this.execute(to, { args: resticArgs.copy(snapshotIds), fromRepo: from, ...opts }));
     const wanted = new Set(snapshotIds);
     const copies: Record<string, string> = {};
     for (const s of await this.snapshots(to)) if (s.original && wanted.has(s.original)) copies[s.original] = s.id;
@@ -229,7 +252,7 @@ export class Restic {
   private execute(repo: Repository, call: Call): Promise<ResticExit> {
     return oneAtATime(`restic:${repo.location}`, async () => {
       if (call.args[0] !== "unlock" && takeStaleLockMark(repo.location)) {
-        this.log?.info({ repository: repo.location }, "restic: the previous command was killed, removing stale locks first");
+        this.log?.info({ repository: displayLocation(repo.location) }, "restic: the previous command was killed, removing stale locks first");
         await this.spawn(repo, { args: resticArgs.unlock() }).catch((err: Error) => this.log?.warn({ err: err.message }, "restic unlock failed"));
       }
       return this.spawn(repo, call);
@@ -249,7 +272,7 @@ export class Restic {
     };
     const started = Date.now();
     const exit = await runResticProcess(run);
-    this.log?.debug({ command: exit.command, exitCode: exit.exitCode, ms: Date.now() - started }, "restic");
+    this.log?.debug({ command: exit.command, appendOnly: !!repo.appendOnly, exitCode: exit.exitCode, ms: Date.now() - started }, "restic");
     if (exit.timedOut) {
       throw new ResticTimeoutError(
         `restic ${call.args[0]} on ${exit.command[2]} ran past its deadline of ${Math.round(run.timeoutMs / 1000)} s and was killed`,

@@ -6,6 +6,7 @@ import type { CheckResult } from "../../product/validation/suite.ts";
 import type { BackupSet } from "../backup-catalogue.ts";
 import type { BackupContext } from "../backup-context.ts";
 import type { Repository, RepositoryRole } from "../backup-types.ts";
+import { displayLocation } from "../restic/restic-errors.ts";
 import { Restic } from "../restic/restic.ts";
 import { backupSetCreator } from "../sets/backup-set-creator.ts";
 import { holdBackupWork } from "../work-lock.ts";
@@ -162,7 +163,9 @@ async function restoreJournaled(
         if (!(await restic.isInitialised(ctx.repos.primary))) {
           await restic.init(ctx.repos.primary);
           outcome.primaryInitialised = true;
-          outcome.notes.push(`the primary repository ${ctx.repos.primary.location} was missing: a new, empty one was initialised to hold the pre-restore set`);
+          outcome.notes.push(
+            `the primary repository ${displayLocation(ctx.repos.primary.location)} was missing: a new, empty one was initialised to hold the pre-restore set`,
+          );
           say(outcome.notes[outcome.notes.length - 1]);
         }
         say("taking a pre-restore set of what is about to be replaced");

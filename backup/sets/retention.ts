@@ -1,6 +1,7 @@
 import { Op } from "sequelize";
 import type { BackupContext } from "../backup-context.ts";
 import type { Repository } from "../backup-types.ts";
+import { maintenanceAccess } from "../restic/append-only-server.ts";
 import { Restic } from "../restic/restic.ts";
 
 export interface RetentionPolicy {
@@ -94,7 +95,8 @@ export interface RetentionOutcome extends RetentionDecision {
  * Apply the configured policy: in the primary and (when it exists) the secondary repository, forget every
  * snapshot of the sets not kept, and those a failed set may have left; prune; mark those sets `forgotten`.
  * Snapshots of sets the catalogue does not know are never touched (a catalogue that lost rows must not
- * make the repositories lose data). Evidence `forget` either way.
+ * make the repositories lose data). Evidence `forget` either way. A repository served append-only is read
+ * through its endpoint and forgotten and pruned through its maintenance access (the folder itself).
  */
 export async function retentionApplier(ctx: BackupContext, opts: { now?: Date; restic?: Restic } = {}): Promise<RetentionOutcome> {
   const restic = opts.restic ?? new Restic({ log: ctx.log });
@@ -109,11 +111,13 @@ export async function retentionApplier(ctx: BackupContext, opts: { now?: Date; r
       if (!repo || !(await restic.isInitialised(repo))) continue;
       await restic.unlock(repo);
       const doomed = (await restic.snapshots(repo, { tags: ["plum-set"] })).filter((s) => s.tags.some((t) => t.startsWith("set:") && toForget.has(t.slice(4))));
+      // The one place that deletes: through the maintenance access, never the append-only endpoint (which refuses).
+      const maintenance = maintenanceAccess(repo);
       const forgotten = await restic.forget(
-        repo,
+        maintenance,
         doomed.map((s) => s.id),
       );
-      if (forgotten.length > 0) await restic.prune(repo);
+      if (forgotten.length > 0) await restic.prune(maintenance);
       snapshotsForgotten[repo.role] = forgotten.length;
     }
     if (decision.forget.length > 0) await ctx.sets.update({ status: "forgotten" }, { where: { id: { [Op.in]: decision.forget }, status: "succeeded" } });

@@ -38,7 +38,7 @@ export async function setCopier(ctx: BackupContext, opts: { setId?: string; rest
       hint: "check that the second site is reachable and that backup.secondary points at it",
     });
   } else {
-    say(`initialising the secondary repository ${secondary.location} with the primary's chunker parameters`);
+    say(`initialising the secondary repository ${displayLocation(secondary.location)} with the primary's chunker parameters`);
     await restic.init(secondary, { fromRepo: primary, copyChunkerParams: true });
   }
   for (const set of sets) {

@@ -2,6 +2,6 @@ import type { PreflightCheck } from "./check.ts";
 import { diskSpace } from "./disk-space.ts";
 import { nodeVersion } from "./node-version.ts";
 import { portsFree } from "./ports.ts";
-import { postgresClientTools, resticTool } from "./tools.ts";
+import { postgresClientTools, rcloneTool, resticTool } from "./tools.ts";
 
-export const ALL_CHECKS: PreflightCheck[] = [nodeVersion, diskSpace, resticTool, postgresClientTools, portsFree];
+export const ALL_CHECKS: PreflightCheck[] = [nodeVersion, diskSpace, resticTool, rcloneTool, postgresClientTools, portsFree];

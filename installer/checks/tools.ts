@@ -34,3 +34,19 @@ export const postgresClientTools: PreflightCheck = {
     return v;
   },
 };
+
+/** rclone, when backup.appendOnly asks the agent to serve the repositories append-only (`rclone serve restic --append-only`). */
+export const rcloneTool: PreflightCheck = {
+  id: "rclone",
+  title: "rclone is installed (append-only repositories, when backup.appendOnly is on)",
+  categories: ["install", "start", "doctor"],
+  async run({ config }) {
+    if (!config.backup.appendOnly) return "not needed: backup.appendOnly is off";
+    const v = await versionOf(["rclone", "version"]);
+    if (!v)
+      throw new PlumError("rclone is not installed, and backup.appendOnly asks for it", {
+        hint: "install it: apt-get install -y rclone (or set backup.appendOnly: false)",
+      });
+    return v;
+  },
+};

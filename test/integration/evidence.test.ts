@@ -23,7 +23,15 @@ import { WebClient } from "../support/web-client.ts";
 
 const run = promisify(execFile);
 const H = 3600_000;
-const CONTROL_NAMES = ["Backup within RPO", "Retention meets policy", "Off-site copy age", "Integrity check passed", "Restore drill passed", "Encryption on"];
+const CONTROL_NAMES = [
+  "Backup within RPO",
+  "Retention meets policy",
+  "Off-site copy age",
+  "Integrity check passed",
+  "Restore drill passed",
+  "Encryption on",
+  "Append-only storage",
+];
 
 /** A set in the catalogue, as the backup agent leaves it after a good run and a copy. */
 function buildSetRow(id: string, hoursAgo: number, overrides: Record<string, unknown> = {}) {
@@ -167,7 +175,8 @@ describe("backup evidence", function () {
       ["secondary", "repository-files", "encrypted", 1],
     ]);
     expect(doc.controls.map((c) => `${c.name}: ${c.result}`)).to.deep.equal(
-      CONTROL_NAMES.map((n) => `${n}: ${n === "Restore drill passed" ? "fail" : "pass"}`),
+      // no drill here, and these repositories are written directly (backup.appendOnly is off)
+      CONTROL_NAMES.map((n) => `${n}: ${n === "Restore drill passed" || n === "Append-only storage" ? "fail" : "pass"}`),
     );
     expect(doc.records).to.have.length(9);
     expect(doc.chain).to.include({ anchor: "0".repeat(64), firstId: 1, lastId: 9, count: 9, lastHash: doc.records[8].hash });
@@ -235,13 +244,13 @@ describe("backup evidence", function () {
       cliEnv,
     );
     expect(res.code, res.stderr).to.equal(0);
-    expect(res.stdout).to.match(new RegExp(`^wrote ${file} and ${file}\\.sig: 9 records, controls 5 of 6 pass\\n`));
+    expect(res.stdout).to.match(new RegExp(`^wrote ${file} and ${file}\\.sig: 9 records, controls 5 of 7 pass\\n`));
     expect(res.stdout).to.include("FAIL  Restore drill passed: Drill 9");
     expect(statSync(file).mode & 0o777).to.equal(0o644);
     expect(statSync(`${file}.sig`).mode & 0o777).to.equal(0o644);
 
     const { stdout: text } = await run("pdftotext", ["-layout", file, "-"]);
-    expect(text).to.include("Backup evidence").and.include("Controls: 5 of 6 pass");
+    expect(text).to.include("Backup evidence").and.include("Controls: 5 of 7 pass");
     for (const name of CONTROL_NAMES) expect(text, name).to.include(name);
     expect(text).to.match(/Backup within RPO\s+PASS\s+A\.8\.13\s+A1\.2/);
     expect(text).to.match(/Restore drill passed\s+FAIL\s+A\.8\.13\s+A1\.3/);

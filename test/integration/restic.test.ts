@@ -133,10 +133,12 @@ describe("restic wrapper (real restic binary)", function () {
     return { restic: new Restic({ binary: shim }), seen: () => readFileSync(record, "utf8") };
   }
 
-  it("never puts the password in argv: only RESTIC_PASSWORD_FILE reaches restic", async () => {
+  it("never puts the password or the repository in argv: RESTIC_PASSWORD_FILE and RESTIC_REPOSITORY reach restic", async () => {
     const recording = recordingRestic("restic-password-shim");
     await recording.restic.snapshots(primary);
     const seen = recording.seen();
+    expect(seen).to.match(/^ARGS snapshots --json$/m);
+    expect(seen).to.contain(`RESTIC_REPOSITORY=${primary.location}`);
     expect(seen).to.contain(`RESTIC_PASSWORD_FILE=${primary.passwordFile}`);
     expect(seen).to.not.contain(readFileSync(primary.passwordFile, "utf8"));
     expect(seen).to.not.match(/^RESTIC_PASSWORD=/m);
@@ -210,7 +212,7 @@ describe("restic wrapper (real restic binary)", function () {
     expect((err as ResticTimeoutError).message).to.contain("ran past its deadline of 2 s");
     const { output } = await recording.restic.prune(primary);
     expect(output.some((l) => l.startsWith("total prune:"))).to.equal(true);
-    const verbs = [...recording.seen().matchAll(/^ARGS -r \S+ (\w+)/gm)].map((m) => m[1]);
+    const verbs = [...recording.seen().matchAll(/^ARGS (\w+)/gm)].map((m) => m[1]);
     expect(verbs).to.deep.equal(["backup", "unlock", "prune"]);
   });
 });

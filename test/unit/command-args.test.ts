@@ -40,7 +40,7 @@ describe("argument builders (the exact argv of every child process)", () => {
     const target = path.resolve("restore-here");
     const table: Array<[string[], string[]]> = [
       [resticArgs.init(), ["init"]],
-      [resticArgs.init({ fromLocation: "/srv/a", copyChunkerParams: true }), ["init", "--from-repo", "/srv/a", "--copy-chunker-params"]],
+      [resticArgs.init({ fromRepo: true, copyChunkerParams: true }), ["init", "--copy-chunker-params"]],
       [
         resticArgs.backup(["set:1", "part:db-plum"], { stdinFilename: "plum.dump" }),
         ["backup", "--json", "--tag", "set:1", "--tag", "part:db-plum", "--stdin", "--stdin-filename", "plum.dump"],
@@ -53,7 +53,7 @@ describe("argument builders (the exact argv of every child process)", () => {
       [resticArgs.snapshots({ tags: ["set:1", "part:files"], ids: ["abcd1234"] }), ["snapshots", "--json", "--tag", "set:1,part:files", "abcd1234"]],
       [resticArgs.forget(["a", "b"]), ["forget", "a", "b"]],
       [resticArgs.prune(), ["prune"]],
-      [resticArgs.copy("/srv/a", ["a"]), ["copy", "--from-repo", "/srv/a", "a"]],
+      [resticArgs.copy(["a"]), ["copy", "a"]],
       [resticArgs.check(), ["check"]],
       [resticArgs.check("2/10"), ["check", "--read-data-subset", "2/10"]],
       [resticArgs.restore("a", "restore-here", ["/x", "/y"]), ["restore", "a", "--target", target, "--include", "/x", "--include", "/y"]],
@@ -69,14 +69,15 @@ describe("argument builders (the exact argv of every child process)", () => {
     expect(() => resticArgs.snapshots({ tags: ["a,b"] })).to.throw('invalid restic tag "a,b"');
     expect(() => resticArgs.backup([""], { paths: ["/x"] })).to.throw('invalid restic tag ""');
     expect(() => resticArgs.backup([], { paths: [] })).to.throw("no path given");
-    expect(() => resticArgs.copy("/srv/a", [])).to.throw("no snapshot given");
+    expect(() => resticArgs.copy([])).to.throw("no snapshot given");
     expect(() => resticArgs.forget([])).to.throw("no snapshot given");
     expect(() => resticArgs.init({ copyChunkerParams: true })).to.throw("copyChunkerParams needs fromRepo");
   });
 
   it("restic: the command as shown masks credentials in every repository URL", () => {
     const repo = { role: "primary" as const, location: "rest:https://u:pw@h/r", passwordFile: "/p" };
-    expect(displayCommand({ repo, args: resticArgs.copy("rest:https://v:pw2@h/s", ["a"]) })).to.deep.equal([
+    const fromRepo = { role: "secondary" as const, location: "rest:https://v:pw2@h/s", passwordFile: "/p" };
+    expect(displayCommand({ repo, fromRepo, args: resticArgs.copy(["a"]) })).to.deep.equal([
       "restic",
       "-r",
       "rest:https://u:***@h/r",

@@ -8,6 +8,7 @@ import {
   type ControlInputs,
   type EvidenceFact,
   type RepositoryEncryption,
+  type RepositoryStorage,
   type SetFact,
 } from "../../backup/evidence/controls.ts";
 
@@ -46,6 +47,13 @@ const encrypted = (role: "primary" | "secondary"): RepositoryEncryption => ({
   configFile: "encrypted",
 });
 
+const appendOnly = (role: "primary" | "secondary"): RepositoryStorage => ({
+  role,
+  location: `/srv/${role}`,
+  appendOnly: true,
+  served: "rclone serve restic --append-only on 127.0.0.1:41987",
+});
+
 /** A healthy appliance: a set every 6 hours for 70 days (none forgotten), copied, checked daily, drilled on Sunday. */
 function buildHealthy(overrides: Partial<ControlInputs> = {}): ControlInputs {
   const sets = Array.from({ length: 70 * 4 }, (_, i) => buildSet(`s${i}`, 2 + i * 6));
@@ -62,6 +70,7 @@ function buildHealthy(overrides: Partial<ControlInputs> = {}): ControlInputs {
       buildRecord("drill", 80, { setId: "s13", detail: { rtoSeconds: 300 } }),
     ],
     encryption: [encrypted("primary"), encrypted("secondary")],
+    storage: [appendOnly("primary"), appendOnly("secondary")],
     ...overrides,
   };
 }
@@ -81,6 +90,7 @@ describe("backup evidence controls", () => {
       ["integrity-check", "pass"],
       ["restore-drill", "pass"],
       ["encryption", "pass"],
+      ["append-only-storage", "pass"],
     ]);
     const [backup, copy, checkPrimary, checkSecondary, drill] = inputs.records;
     expect(results[0].evidence.recordIds).to.deep.equal([backup.id]);
@@ -252,6 +262,31 @@ describe("backup evidence controls", () => {
       );
       const plain: RepositoryEncryption = { ...encrypted("primary"), configFile: "plain-text" };
       expect(control(buildHealthy({ encryption: [plain, encrypted("secondary")] }), "encryption").result).to.equal("fail");
+    });
+  });
+
+  describe("append-only storage", () => {
+    it("passes when every configured repository is written append-only, naming how", () => {
+      const c = control(buildHealthy(), "append-only-storage");
+      expect(c.result).to.equal("pass");
+      expect(c.finding).to.equal(
+        "primary: /srv/primary through rclone serve restic --append-only on 127.0.0.1:41987; secondary: /srv/secondary through rclone serve restic --append-only on 127.0.0.1:41987.",
+      );
+      expect(control(buildHealthy({ secondaryConfigured: false, storage: [appendOnly("primary")] }), "append-only-storage").result).to.equal("pass");
+    });
+
+    it("fails, saying what to do, for a repository written directly, a remote one or one not described", () => {
+      const direct: RepositoryStorage = { role: "primary", location: "/srv/primary", appendOnly: false };
+      expect(control(buildHealthy({ storage: [direct, appendOnly("secondary")] }), "append-only-storage").finding).to.equal(
+        "Not met: the primary repository /srv/primary is written directly (whoever can write a backup can delete it): set backup.appendOnly: true.",
+      );
+      const remote: RepositoryStorage = { role: "secondary", location: "sftp:backup@site-b:/srv/plum", appendOnly: false };
+      const c = control(buildHealthy({ storage: [appendOnly("primary"), remote] }), "append-only-storage");
+      expect(c.result).to.equal("fail");
+      expect(c.finding).to.contain("the secondary repository sftp:backup@site-b:/srv/plum is written directly; the agent serves folders only");
+      expect(control(buildHealthy({ storage: [appendOnly("primary")] }), "append-only-storage").finding).to.equal(
+        "Not met: nothing is known of how the secondary repository is written.",
+      );
     });
   });
 

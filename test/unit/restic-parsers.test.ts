@@ -176,12 +176,15 @@ describe("restic errors", () => {
     expect(displayLocation("rest:https://backup:s3cret@site-b.example:8000/plum")).to.equal("rest:https://backup:***@site-b.example:8000/plum");
     expect(displayLocation("/var/lib/plum/backups/primary")).to.equal("/var/lib/plum/backups/primary");
     const repo = { role: "primary" as const, location: "rest:https://u:pw@h/r", passwordFile: "/p/restic-password" };
-    expect(displayCommand({ repo, args: ["copy", "--from-repo", "rest:https://v:pw2@h/s"] }).join(" ")).to.not.match(/pw2?@/);
+    const fromRepo = { role: "secondary" as const, location: "rest:https://v:pw2@h/s", passwordFile: "/p/other" };
+    expect(displayCommand({ repo, fromRepo, args: ["copy", "a"] }).join(" ")).to.not.match(/pw2?@/);
     const saved = process.env.RESTIC_PASSWORD;
     process.env.RESTIC_PASSWORD = "leaked";
     try {
-      const env = resticEnvironment(repo, { ...repo, role: "secondary", passwordFile: "/p/other" });
+      const env = resticEnvironment(repo, fromRepo);
       expect(env.RESTIC_PASSWORD).to.equal(undefined);
+      expect(env.RESTIC_REPOSITORY).to.equal("rest:https://u:pw@h/r");
+      expect(env.RESTIC_FROM_REPOSITORY).to.equal("rest:https://v:pw2@h/s");
       expect(env.RESTIC_PASSWORD_FILE).to.equal("/p/restic-password");
       expect(env.RESTIC_FROM_PASSWORD_FILE).to.equal("/p/other");
     } finally {

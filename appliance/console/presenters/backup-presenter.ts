@@ -1,5 +1,12 @@
 import type { BackupSet } from "../../../backup/backup-catalogue.ts";
+import type { Repository } from "../../../backup/backup-types.ts";
 import type { EvidenceRow } from "../../../backup/evidence/evidence-log.ts";
+import { displayLocation } from "../../../backup/restic/restic-errors.ts";
+
+/** A repository as the Backups page shows it: credentials in its URL masked, and whether it is written append-only. */
+export function presentRepository(repo: Repository): { location: string; appendOnly: boolean } {
+  return { location: displayLocation(repo.location), appendOnly: !!repo.appendOnly };
+}
 
 function bytes(n: string | number | null | undefined): string {
   const v = Number(n ?? 0);

@@ -10,7 +10,7 @@ import { BadRequestError, HttpError } from "../../../lib/http/http-errors.ts";
 import { startAuditedJob } from "../../audit/backup-job-audit.ts";
 import type { ConsoleContext } from "../console-context.ts";
 import { authorize, can, type Subject } from "../policies.ts";
-import { presentDrill, presentSet } from "../presenters/backup-presenter.ts";
+import { presentDrill, presentRepository, presentSet } from "../presenters/backup-presenter.ts";
 
 export interface ConsoleBackup {
   ctx: BackupContext;
@@ -53,8 +53,8 @@ export function backupRoutes(router: Router, ctx: ConsoleContext, backup: Consol
       jobs: backup.jobs.list().slice(0, 10),
       canRun: can(actor, "operate", "Backup"),
       canRestore: can(actor, "operate", "Restore"),
-      secondary: backup.ctx.repos.secondary?.location,
-      primary: backup.ctx.repos.primary.location,
+      secondary: backup.ctx.repos.secondary && presentRepository(backup.ctx.repos.secondary),
+      primary: presentRepository(backup.ctx.repos.primary),
       lastCheck: lastCheck && { at: lastCheck.at, passed: lastCheck.outcome === "success", subset: (lastCheck.detail as { subset?: string }).subset },
       next: backup.scheduler ? [...backup.scheduler.next].map(([name, at]) => ({ name, at })) : [],
       policy: backup.ctx.config.backup,
