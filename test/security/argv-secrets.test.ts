@@ -198,6 +198,7 @@ describe("security: no secret in any argv (backup, copy, check, restore, upgrade
         pg: ctx.pg,
         database: staging,
         scratch: `${staging}_before`,
+        roles: ctx.config.database.roles,
         runJob: async (request, actor) => {
           if (request.kind !== "restore-copy") throw new Error(`stage asks for restore-copy jobs only, not ${request.kind}`);
           return ops.restoreCopy(request, actor, () => undefined);
