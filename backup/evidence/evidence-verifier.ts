@@ -1,6 +1,7 @@
 import { createPublicKey } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { anchorSignatureValid } from "../../lib/chain-anchors.ts";
 import { canonicalJson, chainHash } from "../../lib/hash-chain.ts";
 import { unzipBundle } from "./evidence-bundle.ts";
 import type { EvidencePin } from "./evidence-pin.ts";
@@ -89,6 +90,25 @@ function signatureCheck(
   return { signature: valid ? "valid" : "invalid", signer, signedBy, problems };
 }
 
+/**
+ * The signed checkpoint the export carries (the evidence chain's head when it was cut, from the appliance's
+ * anchor file): signed by the key that signed the file, naming that key, and agreeing with the records the
+ * file holds. A file whose records were rewritten and re-hashed still has to match a checkpoint it cannot re-sign.
+ */
+function checkpointProblems(report: EvidenceReport, signerPem: string, expectedKey: string): string[] {
+  const checkpoint = report.chain?.checkpoint;
+  if (!checkpoint) return [];
+  const out: string[] = [];
+  if (checkpoint.key !== expectedKey) out.push(`its chain checkpoint (anchor #${checkpoint.seq}) names key ${checkpoint.key}, not ${expectedKey}`);
+  if (!anchorSignatureValid(checkpoint, signerPem)) out.push(`its chain checkpoint (anchor #${checkpoint.seq}) is not signed by the key that signed the file`);
+  const record = Array.isArray(report.records) ? report.records.find((r) => r.id === checkpoint.lastId) : undefined;
+  if (record && record.hash !== checkpoint.lastHash)
+    out.push(`record ${record.id}'s hash does not match the chain checkpoint (anchor #${checkpoint.seq}) taken at ${checkpoint.at}: the chain was rewritten`);
+  if (report.chain?.lastId != null && report.chain.lastId > checkpoint.lastId)
+    out.push(`its records go on to ${report.chain.lastId}, past its chain checkpoint at ${checkpoint.lastId}`);
+  return out;
+}
+
 /** A file that cannot be checked at all (not an export, unreadable, no signature): nothing about it is verified. */
 function refusedVerdict(file: string, opts: VerifyOptions, problem: string): EvidenceVerdict {
   return { ok: false, file, signature: "invalid", signer: opts.pin ? "mismatch" : "unpinned", problems: [problem], pin: opts.pin };
@@ -152,7 +172,7 @@ function verifyJson(file: string, bytes: Buffer, opts: VerifyOptions): EvidenceV
     [{ name: "appliance.publicKeyFingerprint", value: doc.appliance?.publicKeyFingerprint }],
     opts,
   );
-  const problems = [...check.problems, ...chainProblems(doc)];
+  const problems = [...check.problems, ...chainProblems(doc), ...checkpointProblems(doc, signature.publicKey, opts.pin?.fingerprint ?? check.signedBy ?? "")];
   return {
     ok: problems.length === 0,
     file,

@@ -204,6 +204,11 @@ describe("security: a forged evidence export verifies only against the pinned ap
     const res = await verify(forged);
     expect(res.code).to.equal(1);
     expect(res.stderr).to.include(`its appliance.publicKeyFingerprint field names key ${fingerprint}, not the key that signed it, ${forgerFingerprint}`);
+    // The chain checkpoint it carries is the appliance's, signed by the appliance key: the forger cannot re-sign it.
+    const { checkpoint } = (JSON.parse(readFileSync(genuine.json, "utf8")) as EvidenceReport).chain;
+    expect(checkpoint, "the genuine export carries the evidence chain's checkpoint").to.not.equal(undefined);
+    expect(res.stderr).to.include(`its chain checkpoint (anchor #${checkpoint!.seq}) names key ${fingerprint}, not ${forgerFingerprint}`);
+    expect(res.stderr).to.include(`its chain checkpoint (anchor #${checkpoint!.seq}) is not signed by the key that signed the file`);
     const pinned = await verify(forged, ["--fingerprint", fingerprint]);
     expect(pinned.code).to.equal(1);
     expect(pinned.stderr).to.include(`it was signed by key ${forgerFingerprint}, not by the pinned key ${fingerprint} (--fingerprint)`);
