@@ -67,15 +67,16 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
   app.use(express.urlencoded({ extended: false, limit: "64kb" }));
   app.use(cookieParser());
   app.use(sessionLoader(deps.ctx, OPS_COOKIES));
+  const csrf = csrfProtection(deps.sessionKey, deps.secureCookies, OPS_COOKIES);
   if (deps.upgrades) {
     // Only who may import gets to write an upload to disk; everyone else's POST reaches the route as a plain form.
     const mayImport = (res: Response) => {
       const s = signedIn(res);
-      return !!s && !s.user.mustChangePassword && can(s.actor, "operate", "Release");
+      return s && !s.user.mustChangePassword && can(s.actor, "operate", "Release") ? `user:${s.user.username}` : undefined;
     };
-    app.use(bundleUpload({ path: "/releases", allowed: mayImport }));
+    app.use(bundleUpload({ path: "/releases", allowed: mayImport, csrf, staging: deps.upgrades.releases.uploadStaging }));
   }
-  app.use(csrfProtection(deps.sessionKey, deps.secureCookies, OPS_COOKIES));
+  app.use(csrf);
   app.use((_req, res, next) => {
     const s = signedIn(res);
     res.locals.me = s && { username: s.user.username, role: s.user.role, mustChangePassword: s.user.mustChangePassword };
