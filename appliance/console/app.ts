@@ -1,6 +1,6 @@
 import path from "node:path";
 import cookieParser from "cookie-parser";
-import express, { type Express, type Response, type Router } from "express";
+import express, { type Express, type Response } from "express";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../lib/logger.ts";
 import { HttpError } from "../../lib/http/http-errors.ts";
@@ -35,13 +35,8 @@ export interface ConsoleAppDeps {
   metrics: Registry;
   /** The backup agent (pages for backups, restores, drills, evidence signed by `signingKey`). */
   backup?: ConsoleBackup & { signingKey: EvidenceSigningKey };
-  /** The upgrade manager and the releases (pages Releases, Upgrade, History; control API for plumctl). */
+  /** The upgrade manager and the releases (pages Releases, Upgrade, History). */
   upgrades?: ConsoleUpgrades & { releases: ReleaseStore };
-  /**
-   * APIs for machines the agent serves on this listener (its control API for plumctl): mounted before the
-   * console's sessions, CSRF and pages, each with its own authentication.
-   */
-  machineApis?: Array<{ path: string; router: Router }>;
 }
 
 /** The ops console (admins, operators, auditors) and the agent's /metrics. */
@@ -61,8 +56,6 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
   app.get("/metrics", async (_req, res) => {
     res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
-
-  for (const api of deps.machineApis ?? []) app.use(api.path, api.router);
 
   app.use(express.urlencoded({ extended: false, limit: "64kb" }));
   app.use(cookieParser());
