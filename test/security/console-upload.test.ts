@@ -162,9 +162,8 @@ describe("security: console bundle upload", function () {
     mkdirSync(releasesDir, { recursive: true });
     try {
       await runChild(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", releasesDir], { what: "mount (a small file system)", timeoutMs: 30_000 });
-    } catch (err) {
-      console.warn(`skipped: cannot mount a small tmpfs here (${(err as Error).message.split("\n")[0]})`);
-      this.skip();
+    } catch {
+      return this.skip(); // not root (mount is refused): the unit test covers the refusal on a pretended figure
     }
     try {
       const name = fileName();
