@@ -1,5 +1,7 @@
 import { createHmac } from "node:crypto";
+import { chmodSync, rmSync } from "node:fs";
 import http from "node:http";
+import path from "node:path";
 import type { AddressInfo } from "node:net";
 import type { Express } from "express";
 import { Gauge, type Registry } from "prom-client";
@@ -14,6 +16,7 @@ import type { AuditLog } from "./audit/audit-log.ts";
 import type { ApplianceStatus } from "./console/status.ts";
 import type { ReloadOutcome } from "./config-reload.ts";
 import { CONTROL_ACTOR, controlApi } from "./control/control-api.ts";
+import type { ControlAddress } from "./control/control-client.ts";
 import type { ReleaseStore } from "./releases/release-store.ts";
 import type { Production } from "./production.ts";
 import type { RuntimeDriver } from "./runtimes/runtime.ts";
@@ -102,6 +105,47 @@ export async function listenConsole(config: PlumConfig, app: Express): Promise<{
 export async function closeConsole(server: http.Server): Promise<void> {
   server.closeIdleConnections();
   await withDeadline("console to close", 10_000, new Promise((r) => server.close(r))).catch(() => server.closeAllConnections());
+}
+
+/** The longest socket path Linux takes (sun_path is 108 bytes with its NUL); a longer home gets a loopback port. */
+const SOCKET_PATH_MAX = 107;
+
+/**
+ * The control API's own listener: the Unix socket PLUM_HOME/run/control.sock, 0600 and owned by the agent's
+ * user (whoever may open it is already that user or root), so neither the console's port nor any other user on
+ * the host reaches it; the bearer token is still asked for. Where the path is too long for a socket, a loopback
+ * port of its own. A socket left by a killed agent is ours to replace: the agent lock is held.
+ */
+export async function listenControl(runDir: string, app: Express): Promise<{ server: http.Server; address: ControlAddress }> {
+  const server = http.createServer(app);
+  // A job's NDJSON answer lasts as long as the job (a restore: hours); the client sets its own deadline.
+  server.requestTimeout = 0;
+  const socket = path.join(runDir, "control.sock");
+  const useSocket = Buffer.byteLength(socket) <= SOCKET_PATH_MAX;
+  if (useSocket) rmSync(socket, { force: true });
+  const address = await new Promise<ControlAddress>((resolve, reject) => {
+    server.once("error", reject);
+    if (!useSocket) {
+      server.listen(0, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }));
+      return;
+    }
+    // The socket is made 0600 by the umask in force when listen() binds it (synchronously), so no one else
+    // can connect in the moment before the chmod that states it.
+    const umask = process.umask(0o177);
+    try {
+      server.listen(socket, () => resolve({ socket }));
+    } finally {
+      process.umask(umask);
+    }
+  });
+  if ("socket" in address) chmodSync(address.socket, 0o600);
+  return { server, address };
+}
+
+export async function closeControl(server: http.Server, address: ControlAddress): Promise<void> {
+  server.closeIdleConnections();
+  await withDeadline("control listener to close", 10_000, new Promise((r) => server.close(r))).catch(() => server.closeAllConnections());
+  if ("socket" in address) rmSync(address.socket, { force: true });
 }
 
 export async function stopInstances(runtime: RuntimeDriver, audit: AuditLog): Promise<void> {

@@ -27,9 +27,10 @@ import { createConsoleApp } from "./console/app.ts";
 import { firstAdminCreator } from "./console/commands/user-commands.ts";
 import { defineOpsModels } from "./console/models/ops-models.ts";
 import type { ApplianceStatus } from "./console/status.ts";
-import { writeAgentEndpoint } from "./control/control-client.ts";
+import { createControlApp } from "./control/control-api.ts";
+import { writeAgentEndpoint, type ControlAddress } from "./control/control-client.ts";
 import { acquireAgentLock } from "./agent-lock.ts";
-import { applianceStatus, closeConsole, controlRouter, instanceEnv, listenConsole, stopInstances, watch } from "./agent-parts.ts";
+import { applianceStatus, closeConsole, closeControl, controlRouter, instanceEnv, listenConsole, listenControl, stopInstances, watch } from "./agent-parts.ts";
 import { auditForwarding } from "./audit/audit-forwarding.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { auditRecoveredRestores, startAuditedJob } from "./audit/backup-job-audit.ts";
@@ -62,7 +63,8 @@ interface AgentParts {
   catalogue: ReleaseCatalogue;
   upgrades: UpgradeManager;
   consoleApp: Express;
-  urls: { proxy: string; console: string };
+  controlApp: Express;
+  urls: { proxy: string; console: string; control: ControlAddress };
   firstAdmin: { username: string; oneTimePassword: string } | undefined;
 }
 
@@ -84,9 +86,11 @@ export class Agent {
   readonly releases: ReleaseStore;
   readonly catalogue: ReleaseCatalogue;
   readonly upgrades: UpgradeManager;
-  /** The ops console's Express app (served on the console port, the control API mounted in it). */
+  /** The ops console's Express app (served on the console port; it does not answer the control API). */
   readonly consoleApp: Express;
-  readonly urls: { proxy: string; console: string };
+  /** The control API's Express app (served on its own listener, `urls.control`). */
+  readonly controlApp: Express;
+  readonly urls: { proxy: string; console: string; control: ControlAddress };
   readonly firstAdmin: { username: string; oneTimePassword: string } | undefined;
   private stopping?: Promise<void>;
 
@@ -109,6 +113,7 @@ export class Agent {
     this.catalogue = parts.catalogue;
     this.upgrades = parts.upgrades;
     this.consoleApp = parts.consoleApp;
+    this.controlApp = parts.controlApp;
     this.urls = parts.urls;
     this.firstAdmin = parts.firstAdmin;
   }
@@ -323,27 +328,35 @@ export class Agent {
       metrics: registry,
       backup: { ctx: backupCtx, jobs: backupJobs, operations, scheduler, signingKey: secrets },
       upgrades: { manager: upgrades, releases, installed: APP_VERSION },
-      machineApis: [
-        {
-          path: "/control",
-          router: controlRouter({
-            token: secrets.controlToken,
-            jobs: backupJobs,
-            operations,
-            audit,
-            manager: upgrades,
-            releases,
-            reload: (actor) => reloadAgentConfig({ config, audit, log }, actor),
-          }),
-        },
-      ],
     });
+    const controlApp = createControlApp(
+      controlRouter({
+        token: secrets.controlToken,
+        jobs: backupJobs,
+        operations,
+        audit,
+        manager: upgrades,
+        releases,
+        reload: (actor) => reloadAgentConfig({ config, audit, log }, actor),
+      }),
+      log,
+    );
     const consoleUrl = await steps.run(
-      "console and control listener",
+      "console listener",
       () => listenConsole(config, consoleApp),
       ({ server: listener }) => closeConsole(listener),
     );
-    writeAgentEndpoint(layout.runDir, { pid: process.pid, consoleUrl: consoleUrl.url.replace("//0.0.0.0:", "//127.0.0.1:"), proxyUrl });
+    const control = await steps.run(
+      "control listener",
+      () => listenControl(layout.runDir, controlApp),
+      ({ server: listener, address }) => closeControl(listener, address),
+    );
+    writeAgentEndpoint(layout.runDir, {
+      pid: process.pid,
+      consoleUrl: consoleUrl.url.replace("//0.0.0.0:", "//127.0.0.1:"),
+      proxyUrl,
+      control: control.address,
+    });
 
     if (scheduler)
       await steps.run(
@@ -371,7 +384,8 @@ export class Agent {
         catalogue,
         upgrades,
         consoleApp,
-        urls: { proxy: proxyUrl, console: consoleUrl.url },
+        controlApp,
+        urls: { proxy: proxyUrl, console: consoleUrl.url, control: control.address },
         firstAdmin,
       },
       steps,

@@ -5,6 +5,7 @@ import { prepareHome } from "../lib/home.ts";
 import { createLogger } from "../lib/logger.ts";
 import { APP_VERSION } from "../lib/version.ts";
 import { Agent } from "../appliance/agent.ts";
+import { controlAddressText } from "../appliance/control/control-client.ts";
 import { describeReload } from "./config-reload-format.ts";
 
 function banner(agent: Agent): string {
@@ -13,6 +14,7 @@ function banner(agent: Agent): string {
     `  Plum appliance ${APP_VERSION} is running`,
     `    product (edge proxy):  ${agent.urls.proxy}`,
     `    ops console:           ${agent.urls.console}`,
+    `    control (plumctl):     ${controlAddressText(agent.urls.control)}`,
     `    database:              ${agent.pg.embedded ? "embedded" : "external"} PostgreSQL ${agent.pg.serverVersion} at ${agent.pg.host}:${agent.pg.port}`,
     `    PLUM_HOME:             ${agent.config.home}`,
   ];

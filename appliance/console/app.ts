@@ -1,6 +1,6 @@
 import path from "node:path";
 import cookieParser from "cookie-parser";
-import express, { type Express, type Response, type Router } from "express";
+import express, { type Express, type Response } from "express";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../lib/logger.ts";
 import { HttpError } from "../../lib/http/http-errors.ts";
@@ -36,13 +36,8 @@ export interface ConsoleAppDeps {
   metrics: Registry;
   /** The backup agent (pages for backups, restores, drills, evidence signed by `signingKey`). */
   backup?: ConsoleBackup & { signingKey: EvidenceSigningKey };
-  /** The upgrade manager and the releases (pages Releases, Upgrade, History; control API for plumctl). */
+  /** The upgrade manager and the releases (pages Releases, Upgrade, History). */
   upgrades?: ConsoleUpgrades & { releases: ReleaseStore };
-  /**
-   * APIs for machines the agent serves on this listener (its control API for plumctl): mounted before the
-   * console's sessions, CSRF and pages, each with its own authentication.
-   */
-  machineApis?: Array<{ path: string; router: Router }>;
   /** Reverse proxies in front of the console whose X-Forwarded-For counts (console.trustedProxies); none by default. */
   trustedProxies?: TrustedProxies;
 }
@@ -65,20 +60,19 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
     res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
 
-  for (const api of deps.machineApis ?? []) app.use(api.path, api.router);
-
   app.use(express.urlencoded({ extended: false, limit: "64kb" }));
   app.use(cookieParser());
   app.use(sessionLoader(deps.ctx, OPS_COOKIES));
+  const csrf = csrfProtection(deps.sessionKey, deps.secureCookies, OPS_COOKIES);
   if (deps.upgrades) {
     // Only who may import gets to write an upload to disk; everyone else's POST reaches the route as a plain form.
     const mayImport = (res: Response) => {
       const s = signedIn(res);
-      return !!s && !s.user.mustChangePassword && can(s.actor, "operate", "Release");
+      return s && !s.user.mustChangePassword && can(s.actor, "operate", "Release") ? `user:${s.user.username}` : undefined;
     };
-    app.use(bundleUpload({ path: "/releases", allowed: mayImport }));
+    app.use(bundleUpload({ path: "/releases", allowed: mayImport, csrf, staging: deps.upgrades.releases.uploadStaging }));
   }
-  app.use(csrfProtection(deps.sessionKey, deps.secureCookies, OPS_COOKIES));
+  app.use(csrf);
   app.use((_req, res, next) => {
     const s = signedIn(res);
     res.locals.me = s && { username: s.user.username, role: s.user.role, mustChangePassword: s.user.mustChangePassword };

@@ -16,6 +16,8 @@ export interface Asked {
 
 const HOW: Record<string, string> = {
   ECONNREFUSED: "refused the connection",
+  // A control socket file that is not there: the agent is gone (or never made it).
+  ENOENT: "has no control socket",
   ECONNRESET: "reset the connection",
   EPIPE: "closed the connection",
   UND_ERR_SOCKET: "closed the connection",
@@ -91,13 +93,13 @@ function agentState(pid: number): string {
  * what was asked, how the connection ended, what may have happened, and what to run. Undefined when `err` is
  * not the connection failing (a refusal or a bad answer is said as it is).
  */
-export function agentGone(err: unknown, agent: { pid: number; consoleUrl: string }, asked: Asked): AgentGoneError | undefined {
+export function agentGone(err: unknown, agent: { pid: number; at: string }, asked: Asked): AgentGoneError | undefined {
   const how = connectionFailure(err);
   return how ? agentStoppedAnswering(how, agent, asked, err) : undefined;
 }
 
 /** The sentence for an agent that `how` (e.g. "ended its answer early") while doing what was asked. */
-export function agentStoppedAnswering(how: string, agent: { pid: number; consoleUrl: string }, asked: Asked, cause?: unknown): AgentGoneError {
-  const sentence = `the agent stopped answering while ${asked.doing} (it ${how} at ${agent.consoleUrl}); ${agentState(agent.pid)}${asked.risk ? `, and ${asked.risk}` : ""}`;
+export function agentStoppedAnswering(how: string, agent: { pid: number; at: string }, asked: Asked, cause?: unknown): AgentGoneError {
+  const sentence = `the agent stopped answering while ${asked.doing} (it ${how} at ${agent.at}); ${agentState(agent.pid)}${asked.risk ? `, and ${asked.risk}` : ""}`;
   return new AgentGoneError(sentence, { hint: asked.lookAt, cause });
 }

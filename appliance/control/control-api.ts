@@ -1,5 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
-import express, { type NextFunction, type Request, type Response, type Router } from "express";
+import express, { type Express, type NextFunction, type Request, type Response, type Router } from "express";
+import { createBaseApp } from "../../lib/http/base-app.ts";
+import type { Logger } from "../../lib/logger.ts";
 import type { BackupJobs } from "../../backup/jobs/backup-jobs.ts";
 import type { BackupOperations } from "../../backup/jobs/backup-operations.ts";
 import { jobRequestSchema } from "../../backup/jobs/backup-requests.ts";
@@ -22,7 +24,7 @@ function authorised(req: Request, token: string): boolean {
 }
 
 /**
- * The agent's control API for `plumctl` on this host, mounted by the agent on its console listener: start backup
+ * The agent's control API for `plumctl` on this host, served on its own listener (createControlApp): start backup
  * jobs and follow them. Authenticated by the control token in PLUM_HOME/secrets (0600): holding it means being root here.
  * Answers are NDJSON: the job, its progress lines, then the finished job.
  */
@@ -62,6 +64,16 @@ export function controlApi(deps: {
   if (deps.upgrades) router.use(upgradeControl(deps.upgrades, CONTROL_ACTOR));
   if (deps.upgrades) router.use(releaseControl({ upgrades: deps.upgrades, audit: deps.audit }, CONTROL_ACTOR));
   if (deps.reload) router.use(configControl(deps.reload));
-  // Marked for route listings: a machine API (bearer token), not a page of the signed-in console.
-  return Object.assign(router, { machineApi: true });
+  return router;
+}
+
+/**
+ * The control listener's app: the control API under /control and nothing else (no console pages, sessions or
+ * static files). The agent serves it on a Unix socket of its own (agent-parts.ts listenControl).
+ */
+export function createControlApp(router: Router, logger: Logger): Express {
+  const app = createBaseApp(logger);
+  app.use("/control", router);
+  app.use((req, res) => res.status(404).json({ error: `the control API has no ${req.method} ${req.path}` }));
+  return app;
 }

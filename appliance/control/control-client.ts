@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { request as httpRequest, type IncomingMessage } from "node:http";
 import path from "node:path";
 import type { JobView } from "../../backup/jobs/backup-jobs.ts";
 import type { JobRequest } from "../../backup/jobs/backup-requests.ts";
@@ -8,13 +9,26 @@ import { isAlive } from "../../lib/processes.ts";
 import { readControlToken } from "../../lib/secrets.ts";
 import { agentGone, agentStoppedAnswering, askedOf, type Asked } from "./agent-gone.ts";
 
+/**
+ * Where the control API listens: a Unix socket in PLUM_HOME/run (0600, the agent's user), or, where a socket
+ * cannot be made (a path longer than the kernel takes), a loopback port of its own. Never the console's port.
+ */
+export type ControlAddress = { socket: string } | { url: string };
+
 /** Where a running agent listens; written by the agent at start (no secret in it). */
 export interface AgentEndpoint {
   pid: number;
-  /** The console listener, which serves the control API. */
+  /** The console listener (pages only: it does not answer the control API). */
   consoleUrl: string;
   /** The edge proxy (absent in files written by older agents). */
   proxyUrl?: string;
+  /** The control API's own listener (absent in files written by agents that served it on the console's port). */
+  control?: ControlAddress;
+}
+
+/** The control listener in words, for sentences: `unix:/…/run/control.sock` or its URL. */
+export function controlAddressText(address: ControlAddress): string {
+  return "socket" in address ? `unix:${address.socket}` : address.url;
 }
 
 export function writeAgentEndpoint(runDir: string, endpoint: AgentEndpoint): void {
@@ -31,7 +45,7 @@ export function runningAgent(runDir: string): AgentEndpoint | undefined {
 
 /** A running agent and the control token that speaks for the host's root to it. */
 export interface AgentLink {
-  endpoint: AgentEndpoint;
+  endpoint: AgentEndpoint & { control: ControlAddress };
   token: string;
 }
 
@@ -39,7 +53,15 @@ export interface AgentLink {
 export function agentLink(home: string): AgentLink | undefined {
   const layout = homeLayout(home);
   const endpoint = runningAgent(layout.runDir);
-  return endpoint && { endpoint, token: readControlToken(layout.secretsDir) };
+  if (!endpoint) return undefined;
+  if (!endpoint.control)
+    throw new PlumError(
+      `the running agent (pid ${endpoint.pid}) names no control listener in ${path.join(layout.runDir, "agent.json")}: it is older than this plumctl`,
+      {
+        hint: "restart the agent (the plum service) so that it runs this release",
+      },
+    );
+  return { endpoint: endpoint as AgentLink["endpoint"], token: readControlToken(layout.secretsDir) };
 }
 
 /** The link to this PLUM_HOME's running agent, for commands only the agent can carry out. */
@@ -51,35 +73,90 @@ export function requiredAgentLink(home: string): AgentLink {
 
 /** A failure while talking to the agent: the sentence for a connection that went away, else the error as it is. */
 function explained(err: unknown, link: AgentLink, asked: Asked): unknown {
-  return err instanceof PlumError ? err : (agentGone(err, link.endpoint, asked) ?? err);
+  return err instanceof PlumError ? err : (agentGone(err, agentAt(link), asked) ?? err);
+}
+
+const agentAt = (link: AgentLink) => ({ pid: link.endpoint.pid, at: controlAddressText(link.endpoint.control) });
+
+/** The connection ending before the answer did, as node's http says it: closed (FIN) or reset (RST). */
+function endedEarly(socketError: NodeJS.ErrnoException | undefined): Error {
+  if (socketError) return socketError;
+  return Object.assign(new Error("the connection closed before the answer ended"), { code: "EPIPE" });
+}
+
+/** An answer of the control API, its body still to read. */
+interface ControlAnswer {
+  status: number;
+  body: AsyncIterable<Buffer>;
 }
 
 /**
- * The one authorised request to the control API; a refusal becomes a PlumError with the agent's reason and
- * hint, a connection that fails (the agent stopped, crashed or restarts) an AgentGoneError saying what to run.
+ * The one authorised request to the control API, over its socket (or loopback port); a refusal becomes a
+ * PlumError with the agent's reason and hint, a connection that fails (the agent stopped, crashed or restarts)
+ * an AgentGoneError saying what to run.
  */
-async function controlRequest(link: AgentLink, method: "GET" | "POST", route: string, body: unknown, timeoutMs: number): Promise<Response> {
+async function controlRequest(link: AgentLink, method: "GET" | "POST", route: string, body: unknown, timeoutMs: number): Promise<ControlAnswer> {
   const asked = askedOf(method, route, body);
+  const where = link.endpoint.control;
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  let socketError: NodeJS.ErrnoException | undefined;
   try {
-    const res = await fetch(new URL(`/control${route}`, link.endpoint.consoleUrl), {
-      method,
-      headers: { "content-type": "application/json", authorization: `Bearer ${link.token}` },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const target = "socket" in where ? { socketPath: where.socket } : { host: new URL(where.url).hostname, port: Number(new URL(where.url).port) };
+      const req = httpRequest({
+        ...target,
+        method,
+        path: `/control${route}`,
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${link.token}`,
+          ...(payload && { "content-length": String(payload.length) }),
+        },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      req.once("socket", (socket) => socket.on("error", (e: NodeJS.ErrnoException) => (socketError ??= e)));
+      req.once("response", resolve);
+      req.once("error", (e: NodeJS.ErrnoException) => reject(e.message === "socket hang up" ? endedEarly(socketError) : e));
+      req.end(payload);
     });
-    if (res.ok) return res;
-    const refusal = (await res.json().catch(() => ({}))) as { error?: string; hint?: string; detail?: string };
-    throw new PlumError(refusal.error ?? `the agent answered ${res.status}`, { hint: refusal.hint, detail: refusal.detail });
+    const answer: ControlAnswer = {
+      status: res.statusCode ?? 0,
+      body: (async function* () {
+        try {
+          for await (const chunk of res) yield chunk as Buffer;
+        } catch (e) {
+          if ((e as Error).message !== "aborted") throw e;
+          // The socket's own error (a reset) may be reported a moment after the answer was cut off.
+          await new Promise((r) => setTimeout(r, 20));
+          throw endedEarly(socketError);
+        }
+      })(),
+    };
+    if (answer.status >= 200 && answer.status < 300) return answer;
+    const text = (await readAll(answer.body)).toString("utf8");
+    let refusal: { error?: string; hint?: string; detail?: string } = {};
+    try {
+      refusal = JSON.parse(text) ?? {};
+    } catch {
+      // not the control API's JSON: the status says it
+    }
+    throw new PlumError(refusal.error ?? `the agent answered ${answer.status}`, { hint: refusal.hint, detail: refusal.detail });
   } catch (err) {
     throw explained(err, link, asked);
   }
+}
+
+async function readAll(body: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }
 
 /** One call to the running agent's control API: its JSON answer. */
 export async function callAgent<T>(link: AgentLink, method: "GET" | "POST", route: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
   const res = await controlRequest(link, method, route, body, timeoutMs);
   try {
-    return (await res.json()) as T;
+    return JSON.parse((await readAll(res.body)).toString("utf8")) as T;
   } catch (err) {
     throw explained(err, link, askedOf(method, route, body));
   }
@@ -92,8 +169,8 @@ export async function runJobViaAgent(link: AgentLink, request: JobRequest, onPro
   let buffered = "";
   let finished: JobView | undefined;
   try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffered += Buffer.from(chunk).toString("utf8");
+    for await (const chunk of res.body) {
+      buffered += chunk.toString("utf8");
       let nl: number;
       while ((nl = buffered.indexOf("\n")) >= 0) {
         const event = JSON.parse(buffered.slice(0, nl)) as { type: string; line?: string; job?: JobView };
@@ -106,6 +183,6 @@ export async function runJobViaAgent(link: AgentLink, request: JobRequest, onPro
     throw explained(err, link, asked);
   }
   // The answer ended cleanly but without the job's end: the agent let go of the request (it is stopping).
-  if (!finished) throw agentStoppedAnswering("ended its answer before the job's end", link.endpoint, asked);
+  if (!finished) throw agentStoppedAnswering("ended its answer before the job's end", agentAt(link), asked);
   return finished;
 }

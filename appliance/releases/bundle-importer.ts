@@ -6,7 +6,8 @@ import { PlumError } from "../../lib/errors.ts";
 import { sha256OfFile } from "../../lib/file-hashes.ts";
 import { BUNDLE_MEMBERS, parseManifest, type BundleManifest } from "./bundle-manifest.ts";
 import { parseVendorPublicKey, verifySignature } from "./bundle-signing.ts";
-import { parseTarListing, unsafeMember, type TarMember } from "./tar-listing.ts";
+import { parseTarListing, unsafeMembers, type TarMember } from "./tar-listing.ts";
+import { escapingEntries } from "./unpacked-tree.ts";
 
 export type BundleCheck = "format" | "signature" | "checksum" | "upgrade-path" | "duplicate" | "disk" | "key";
 
@@ -76,15 +77,15 @@ function checkOuterMembers(file: string, members: TarMember[]): void {
 }
 
 function checkAppMembers(members: TarMember[]): void {
-  const unsafe = members.map((m) => ({ m, why: unsafeMember(m) })).filter((x) => x.why);
+  const unsafe = unsafeMembers(members);
   if (unsafe.length > 0) {
     throw new BundleRejected(
       "format",
-      `app.tgz holds ${unsafe.length} member(s) that could write outside the release, e.g. ${unsafe[0].m.name}: ${unsafe[0].why}`,
+      `app.tgz holds ${unsafe.length} member(s) that could write outside the release, e.g. ${unsafe[0].member.name}: ${unsafe[0].why}`,
       ASK_VENDOR,
       unsafe
         .slice(0, 10)
-        .map((x) => `${x.m.name}: ${x.why}`)
+        .map((x) => `${x.member.name}: ${x.why}`)
         .join("\n"),
     );
   }
@@ -192,6 +193,19 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
     partial = mkdtempSync(path.join(ctx.releasesDir, `.partial-${manifest.version}-`));
     chmodSync(partial, 0o755); // mkdtemp's 0700 would keep the instances' unprivileged user out of the release
     await runChild(tarExtractArgs(app, partial, { gzip: true }), { what: "tar (unpacking app.tgz)", timeoutMs: 10 * 60_000 });
+    // The listing was read by our parser; what tar really made is checked too, before the folder gets its name.
+    const escaping = await escapingEntries(partial);
+    if (escaping.length > 0) {
+      throw new BundleRejected(
+        "format",
+        `app.tgz unpacked ${escaping.length} entr${escaping.length === 1 ? "y" : "ies"} that lead outside the release, e.g. ${escaping[0].rel} -> ${escaping[0].leadsTo}`,
+        ASK_VENDOR,
+        escaping
+          .slice(0, 10)
+          .map((e) => `${e.rel} -> ${e.leadsTo}`)
+          .join("\n"),
+      );
+    }
     const unpackedVersion = JSON.parse(readFileSync(path.join(partial, "package.json"), "utf8")).version;
     if (unpackedVersion !== manifest.version)
       throw new BundleRejected("format", `app.tgz holds version ${unpackedVersion}, the manifest says ${manifest.version}`, ASK_VENDOR);

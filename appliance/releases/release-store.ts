@@ -119,6 +119,14 @@ export class ReleaseStore {
     });
   }
 
+  /**
+   * Where the console stages an uploaded bundle: a dot-folder of releasesDir (on the releases' own file system,
+   * so its free space is the import's), with that file system's free bytes.
+   */
+  get uploadStaging(): { dir: string; freeBytes(dir: string): number } {
+    return { dir: path.join(this.opts.releasesDir, ".upload"), freeBytes: this.opts.freeBytes ?? freeBytesOn };
+  }
+
   /** Remove imported releases beyond the newest `keep`, sparing `protect` (running, staged, rollback target). Returns the versions removed. */
   prune(protect: string[]): string[] {
     this.sweepLeftovers();

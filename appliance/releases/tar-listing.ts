@@ -66,3 +66,70 @@ export function unsafeMember(member: TarMember): string | undefined {
   }
   return `a member of type "${member.type}" (only files, folders and symlinks within the release are allowed)`;
 }
+
+/** A member's name as a path inside the archive: no leading "./", no trailing "/". */
+const memberPath = (name: string) =>
+  path.posix
+    .normalize(name)
+    .replace(/\/+$/, "")
+    .replace(/^(\.\/)+/, "");
+
+/** The first symlink member that `rel` (a path inside the archive) goes through, not counting `rel` itself. */
+function symlinkOnTheWay(rel: string, symlinks: Set<string>): string | undefined {
+  const parts = rel.split("/");
+  for (let i = 1; i < parts.length; i++) {
+    const prefix = parts.slice(0, i).join("/");
+    if (symlinks.has(prefix)) return prefix;
+  }
+  return undefined;
+}
+
+/**
+ * The symlink member that the link at `rel` to `target` passes through on its way (its last component may
+ * be a link: that one is checked on its own). Walked component by component, not normalised, because
+ * `x/..` is not `.` when `x` is a link.
+ */
+function linkThroughLink(rel: string, target: string, symlinks: Set<string>): string | undefined {
+  const at = path.posix
+    .dirname(rel)
+    .split("/")
+    .filter((c) => c !== "." && c !== "");
+  const steps = target.split("/").filter((c) => c !== "." && c !== "");
+  for (let i = 0; i < steps.length - 1; i++) {
+    if (steps[i] === "..") at.pop();
+    else {
+      at.push(steps[i]);
+      if (symlinks.has(at.join("/"))) return at.join("/");
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Every member of an archive that may not be unpacked, with why: each on its own (unsafeMember), and
+ * together, since where a path lands depends on the links unpacked before it. A member under a symlink
+ * member, or a link whose target goes through one, is refused: `p -> .`, `q -> .`, `p/q/r -> ../..` each look
+ * harmless alone, and together leave `r` pointing at the release folder's grandparent.
+ */
+export function unsafeMembers(members: TarMember[]): { member: TarMember; why: string }[] {
+  const symlinks = new Set(members.filter((m) => m.type === "l").map((m) => memberPath(m.name)));
+  const found: { member: TarMember; why: string }[] = [];
+  for (const member of members) {
+    const alone = unsafeMember(member);
+    if (alone) {
+      found.push({ member, why: alone });
+      continue;
+    }
+    const rel = memberPath(member.name);
+    const under = symlinkOnTheWay(rel, symlinks);
+    if (under) {
+      found.push({ member, why: `a path under the symlink ${under} (a member is never unpacked through a link)` });
+      continue;
+    }
+    if (member.type === "l") {
+      const via = linkThroughLink(rel, member.linkTarget!, symlinks);
+      if (via) found.push({ member, why: `a symlink to ${member.linkTarget} through the symlink ${via} (a link is never followed through another)` });
+    }
+  }
+  return found;
+}

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { expect } from "chai";
 import { AuditLog } from "../../appliance/audit/audit-log.ts";
+import { agentLink, callAgent } from "../../appliance/control/control-client.ts";
 import { clientConfig } from "../../lib/db/database.ts";
 import { openSequelize } from "../../lib/db/sequelize.ts";
 import { plumctl } from "../support/plumctl.ts";
@@ -100,14 +101,12 @@ describe("backups through the agent (plumctl → control API → restic, pg_dump
     const res = await plumctl(["backup", "run", "--kind", "bogus"], env);
     expect(res.code).to.equal(1);
     expect(res.stderr).to.match(/^error: --kind bogus is not valid: use one of manual, scheduled, pre-upgrade$/m);
-    const token = readFileSync(path.join(home, "secrets", "control-token"), "utf8").trim();
-    const direct = await fetch(new URL("/control/jobs", appliance.agent.consoleUrl), {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-      body: JSON.stringify({ kind: "backup", setKind: "bogus" }),
-    });
-    expect(direct.status).to.equal(400);
-    expect(((await direct.json()) as { error: string }).error).to.match(/^setKind: .*"manual"\|"scheduled"\|"pre-upgrade"/);
+    // The agent's own answer, over its control socket with the host's token, as plumctl asks.
+    const direct = await callAgent(agentLink(home)!, "POST", "/jobs", { kind: "backup", setKind: "bogus" }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(direct?.message).to.match(/^setKind: .*"manual"\|"scheduled"\|"pre-upgrade"/);
   });
 
   it("prints the recovery kit on demand (the password, the repositories, the commands) and audits it", async () => {

@@ -80,7 +80,7 @@ describe("plumctl when the agent stops answering mid-request: one sentence and w
       },
     });
     await waitFor("the stand-in to listen", async () => port || undefined, { timeoutMs: 20_000 });
-    writeAgentEndpoint(path.join(home, "run"), { pid: child.pid!, consoleUrl: `http://127.0.0.1:${port}` });
+    writeAgentEndpoint(path.join(home, "run"), { pid: child.pid!, consoleUrl: "http://127.0.0.1:1", control: { url: `http://127.0.0.1:${port}` } });
     running = { child, port, answering: () => answering };
     return running;
   }
@@ -88,7 +88,7 @@ describe("plumctl when the agent stops answering mid-request: one sentence and w
   function expectSentence(res: { code: number; stdout: string; stderr: string }, sentence: RegExp, hint: RegExp): void {
     expect(res.code, res.stderr).to.equal(1);
     const lines = res.stderr.split("\n").filter((l) => !l.startsWith("  … "));
-    expect(lines[0]).to.match(sentence);
+    expect(lines[0], res.stderr).to.match(sentence);
     expect(lines[1]).to.match(hint);
     expect(res.stderr).to.not.match(/TypeError|terminated|fetch failed|\n\s+at /);
   }
@@ -142,7 +142,7 @@ describe("plumctl when the agent stops answering mid-request: one sentence and w
 
     // The agent's file names a live process whose listener is gone: nothing accepts on that port any more.
     const closed = await freePort();
-    writeAgentEndpoint(path.join(home, "run"), { pid: agent.child.pid!, consoleUrl: `http://127.0.0.1:${closed}` });
+    writeAgentEndpoint(path.join(home, "run"), { pid: agent.child.pid!, consoleUrl: "http://127.0.0.1:1", control: { url: `http://127.0.0.1:${closed}` } });
     const upgrade = await plumctl(["upgrade", "start", "0.2.0", "--now"], env);
     expectSentence(
       upgrade,

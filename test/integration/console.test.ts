@@ -17,11 +17,11 @@ interface RouteInfo {
 /** Every route the console app serves, read from Express's own router (nested routers included). */
 function routesOf(app: Express): RouteInfo[] {
   const out: RouteInfo[] = [];
-  type Layer = { route?: { path: string; methods: Record<string, boolean> }; handle?: { stack?: Layer[]; machineApi?: boolean } };
+  type Layer = { route?: { path: string; methods: Record<string, boolean> }; handle?: { stack?: Layer[] } };
   const walk = (stack: Layer[]) => {
     for (const layer of stack) {
       if (layer.route) for (const method of Object.keys(layer.route.methods)) out.push({ method: method.toUpperCase(), path: layer.route.path });
-      else if (layer.handle?.stack && !layer.handle.machineApi) walk(layer.handle.stack); // the control API has its own token
+      else if (layer.handle?.stack) walk(layer.handle.stack);
     }
   };
   walk((app as unknown as { router: { stack: Layer[] } }).router.stack);
@@ -219,12 +219,16 @@ describe("ops console", function () {
     }
   });
 
-  it("keeps the control API (plumctl's) to holders of the control token, whatever the session", async () => {
+  it("keeps the control API (plumctl's) off the console and to holders of the control token, whatever the session", async () => {
     const auditor = await userWithRole("aud3", "auditor");
-    const res = await request(agent.consoleApp).post("/control/jobs").set("Cookie", auditor.cookieHeader()).send({ kind: "backup" });
+    // The console does not serve it at all: a signed-in POST there is a console form without its CSRF token.
+    const onConsole = await request(agent.consoleApp).post("/control/jobs").set("Cookie", auditor.cookieHeader()).send({ kind: "backup" });
+    expect(onConsole.status).to.equal(403);
+    expect(onConsole.text).to.include("missing or wrong CSRF token");
+    const res = await request(agent.controlApp).post("/control/jobs").set("Cookie", auditor.cookieHeader()).send({ kind: "backup" });
     expect(res.status).to.equal(401);
     expect(res.body.error).to.equal("a valid control token is needed (plumctl reads it from PLUM_HOME/secrets/control-token)");
-    const wrong = await request(agent.consoleApp).post("/control/jobs").set("Authorization", "Bearer not-the-token").send({ kind: "backup" });
+    const wrong = await request(agent.controlApp).post("/control/jobs").set("Authorization", "Bearer not-the-token").send({ kind: "backup" });
     expect(wrong.status).to.equal(401);
   });
 });

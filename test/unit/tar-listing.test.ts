@@ -1,5 +1,9 @@
 import { expect } from "chai";
-import { parseTarListing, unsafeMember } from "../../appliance/releases/tar-listing.ts";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parseTarListing, unsafeMember, unsafeMembers, type TarMember } from "../../appliance/releases/tar-listing.ts";
+import { escapingEntries } from "../../appliance/releases/unpacked-tree.ts";
 
 describe("tar listings of release bundles", () => {
   const listing = [
@@ -41,5 +45,45 @@ describe("tar listings of release bundles", () => {
     expect(member("h", "x", "y")).to.match(/^a member of type "h"/);
     expect(member("c", "dev/null")).to.match(/^a member of type "c"/);
     expect(member("-", "bin/x", undefined, "rwsr-xr-x")).to.equal("mode -rwsr-xr-x (set-id or sticky bit)");
+  });
+
+  it("refuses members that only reach outside together: under a symlink member, or a link through another link", () => {
+    const file = (name: string): TarMember => ({ type: "-", mode: "rw-r--r--", size: 0, name });
+    const link = (name: string, linkTarget: string): TarMember => ({ type: "l", mode: "rwxrwxrwx", size: 0, name, linkTarget });
+    const why = (members: TarMember[]) => unsafeMembers(members).map((x) => `${x.member.name}: ${x.why}`);
+    expect(why([link("p", "."), link("q", "."), link("p/q/r", "../..")])).to.deep.equal([
+      "p/q/r: a path under the symlink p (a member is never unpacked through a link)",
+    ]);
+    expect(why([file("./lib/x.js"), link("./lib", "dist")])).to.deep.equal([
+      "./lib/x.js: a path under the symlink lib (a member is never unpacked through a link)",
+    ]);
+    expect(why([link("x", "."), link("y", "x/..")])).to.deep.equal(["y: a symlink to x/.. through the symlink x (a link is never followed through another)"]);
+    expect(why([link("a/x", ".."), link("a/y", "../a/x/../z")])).to.deep.equal([
+      "a/y: a symlink to ../a/x/../z through the symlink a/x (a link is never followed through another)",
+    ]);
+    expect(why([link("evil", "../etc"), file("ok")])).to.deep.equal(["evil: a symlink to ../etc, outside the release"]);
+    // A link to a link (its last step) is fine: that link is checked on its own.
+    expect(why([link("node_modules/.bin/a", "../a/cli.js"), link("node_modules/a/cli.js", "bin/cli.js"), link("b", "node_modules/.bin/a")])).to.deep.equal([]);
+  });
+
+  it("finds the entries of an unpacked tree that really resolve outside it, whatever the listing said", async () => {
+    const root = mkdtempSync(path.join(tmpdir(), "plum-unpacked-"));
+    try {
+      const tree = path.join(root, "release");
+      mkdirSync(path.join(tree, "lib"), { recursive: true });
+      writeFileSync(path.join(tree, "lib", "x.js"), "\n");
+      symlinkSync("lib/x.js", path.join(tree, "inside"));
+      symlinkSync(".", path.join(tree, "p"));
+      symlinkSync("p/..", path.join(tree, "up")); // lexically ".", really the parent
+      symlinkSync("lib/missing", path.join(tree, "dangling"));
+      symlinkSync("../missing", path.join(tree, "lib", "dangling-up"));
+      const found = (await escapingEntries(tree)).sort((a, b) => a.rel.localeCompare(b.rel));
+      expect(found).to.deep.equal([
+        { rel: "lib/dangling-up", leadsTo: "../missing (a symlink to nothing that climbs out of its folder)" },
+        { rel: "up", leadsTo: realpathSync.native(root) },
+      ]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

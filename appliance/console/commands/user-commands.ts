@@ -1,5 +1,5 @@
 import { UniqueConstraintError, ValidationError } from "sequelize";
-import { BadRequestError, HttpError } from "../../../lib/http/http-errors.ts";
+import { BadRequestError, ForbiddenError, HttpError } from "../../../lib/http/http-errors.ts";
 import type { ConsoleContext } from "../console-context.ts";
 import { ROLES, type OpsUser, type Role } from "../models/ops-models.ts";
 import type { Actor } from "../../../lib/http/auth/session-auth.ts";
@@ -15,10 +15,6 @@ async function loadUser(ctx: ConsoleContext, id: number): Promise<OpsUser> {
   const user = await ctx.models.User.findByPk(id);
   if (!user) throw new HttpError(404, `There is no user with id ${id}.`);
   return user;
-}
-
-async function activeAdminCount(ctx: ConsoleContext): Promise<number> {
-  return ctx.models.User.count({ where: { role: "admin", disabledAt: null } });
 }
 
 /** An admin creates a user; the one-time password is returned to be shown once. */
@@ -46,19 +42,35 @@ export async function userCreator(props: { ctx: ConsoleContext; actor: Actor; in
   }
 }
 
-/** An admin changes a user's role or disables/enables the account. The last active admin stays an admin. */
+/**
+ * An admin changes a user's role or disables/enables the account. The last active admin stays an admin: the
+ * check and the change are one transaction that first locks every active admin's row (in id order, so two
+ * updates never deadlock), so two admins demoting each other at once cannot both succeed. The second waits for
+ * the first, then counts again and is refused.
+ */
 export async function userUpdater(props: { ctx: ConsoleContext; actor: Actor; input: { userId: number; role?: string; disabled?: boolean } }) {
   const { ctx, actor, input } = props;
   authorize(actor, "update", "User");
-  const user = await loadUser(ctx, input.userId);
-  const changes: { role?: Role; disabledAt?: Date | null } = {};
-  if (input.role !== undefined && input.role !== user.role) changes.role = parseRole(input.role);
-  if (input.disabled !== undefined && input.disabled !== !!user.disabledAt) changes.disabledAt = input.disabled ? new Date() : null;
-  if (Object.keys(changes).length === 0) return user;
-  const losesAdmin = user.role === "admin" && !user.disabledAt && ((changes.role && changes.role !== "admin") || changes.disabledAt);
-  if (losesAdmin && (await activeAdminCount(ctx)) <= 1)
-    throw new BadRequestError("The user was not saved.", { role: "this is the last active admin: make another admin first" });
-  await ctx.sequelize.transaction(async (transaction) => {
+  const role = input.role === undefined ? undefined : parseRole(input.role);
+  return ctx.sequelize.transaction(async (transaction) => {
+    const admins = await ctx.models.User.findAll({
+      where: { role: "admin", disabledAt: null },
+      order: [["id", "ASC"]],
+      lock: transaction.LOCK.UPDATE,
+      transaction,
+    });
+    // The actor's role was read before the lock: an admin demoted a moment ago by another admin changes nothing.
+    if (actor.role === "admin" && !admins.some((a) => a.id === actor.id))
+      throw new ForbiddenError("You are no longer an active admin (another admin changed your account a moment ago): nothing was changed.");
+    const user = await ctx.models.User.findByPk(input.userId, { lock: transaction.LOCK.UPDATE, transaction });
+    if (!user) throw new HttpError(404, `There is no user with id ${input.userId}.`);
+    const changes: { role?: Role; disabledAt?: Date | null } = {};
+    if (role !== undefined && role !== user.role) changes.role = role;
+    if (input.disabled !== undefined && input.disabled !== !!user.disabledAt) changes.disabledAt = input.disabled ? new Date() : null;
+    if (Object.keys(changes).length === 0) return user;
+    const losesAdmin = user.role === "admin" && !user.disabledAt && ((changes.role && changes.role !== "admin") || changes.disabledAt);
+    if (losesAdmin && admins.filter((a) => a.id !== user.id).length === 0)
+      throw new BadRequestError("The user was not saved.", { role: "this is the last active admin: make another admin first" });
     await user.update(changes, { transaction });
     if (changes.disabledAt) await ctx.models.Session.destroy({ where: { userId: user.id }, transaction });
     await ctx.audit.append(
@@ -70,8 +82,8 @@ export async function userUpdater(props: { ctx: ConsoleContext; actor: Actor; in
       },
       transaction,
     );
+    return user;
   });
-  return user;
 }
 
 /** An admin resets a user's password: a new one-time password, the user's sessions closed, any lockout lifted. */

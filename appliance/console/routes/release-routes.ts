@@ -21,7 +21,7 @@ interface Refusal {
 
 /**
  * The Releases page: what this appliance can run, which one serves production, and the bundle import (the
- * multipart body was parsed by bundleUpload before the CSRF check). Auditors read; operators import.
+ * multipart body was streamed to disk by bundleUpload once sign-in and CSRF were checked). Auditors read; operators import.
  */
 export function releaseRoutes(router: Router, ctx: ConsoleContext, upgrades: ConsoleReleases) {
   const { manager, releases, installed } = upgrades;
