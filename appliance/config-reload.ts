@@ -20,8 +20,8 @@ export const RELOAD_TABLE: Record<string, { takes: Takes; why: string }> = {
   "http.trustedProxies": { takes: "restart", why: "a product instance is given it when it starts" },
   "console.trustedProxies": { takes: "restart", why: "the console is built with it at start" },
   "imports.maxRows": { takes: "restart", why: "a product instance is given it when it starts" },
-  "console.host": { takes: "restart", why: "the console and the control API listen on it" },
-  "console.port": { takes: "restart", why: "the console and the control API listen on it" },
+  "console.host": { takes: "restart", why: "the console listens on it" },
+  "console.port": { takes: "restart", why: "the console listens on it" },
   "console.cookieSecure": { takes: "restart", why: "the console is built with it at start" },
   "console.sessionHours": { takes: "restart", why: "the console is built with it at start" },
   database: { takes: "restart", why: "the agent's connections, the embedded PostgreSQL and every instance's database URL" },
@@ -42,6 +42,7 @@ export const RELOAD_TABLE: Record<string, { takes: Takes; why: string }> = {
   "releases.vendorPublicKey": { takes: "live", why: "read at each import and at each upgrade's verify step" },
   "releases.keep": { takes: "live", why: "read at each prune" },
   upgrades: { takes: "live", why: "read by the upgrade manager at each decision" },
+  audit: { takes: "restart", why: "the chains' checkpointer and the syslog forwarder are built at start" },
   log: { takes: "restart", why: "the logger is built at start" },
 };
 
