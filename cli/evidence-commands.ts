@@ -4,10 +4,9 @@ import { loadConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
 import { homeLayout, resolveHome } from "../lib/paths.ts";
 import { ensureSecrets } from "../lib/secrets.ts";
-import { EVIDENCE_FORMATS, evidenceExporter, evidencePeriod, type EvidenceFormat } from "../backup/evidence/evidence-exporter.ts";
+import { EVIDENCE_FORMATS, type EvidenceFormat } from "../backup/evidence/evidence-formats.ts";
 import { appliancePin, fingerprintAdvice, parseFingerprint, pinFromKeyFile, type EvidencePin } from "../backup/evidence/evidence-pin.ts";
 import { verifyEvidenceFile, type EvidenceVerdict } from "../backup/evidence/evidence-verifier.ts";
-import { withBackupContext } from "./with-backup-context.ts";
 
 /** What a failed verdict amounts to, first: whether the signature holds, then whether its signer is the pinned key. */
 function headline(verdict: EvidenceVerdict): string {
@@ -61,6 +60,11 @@ export function register(program: Command): void {
         throw new PlumError(`--format ${opts.format} is not supported`, { hint: `use one of ${EVIDENCE_FORMATS.join(", ")}` });
       const config = loadConfig();
       const secrets = ensureSecrets(homeLayout(config.home).secretsDir);
+      // Loaded here: `evidence verify`, run by auditors many times over, needs neither the database nor the exporter.
+      const [{ withBackupContext }, { evidenceExporter, evidencePeriod }] = await Promise.all([
+        import("./with-backup-context.ts"),
+        import("../backup/evidence/evidence-exporter.ts"),
+      ]);
       await withBackupContext(config, async (ctx, db) => {
         const { from, to } = evidencePeriod(opts.from, opts.to);
         const out = await evidenceExporter({

@@ -5,11 +5,11 @@ import { PlumError } from "../../lib/errors.ts";
 import { canonicalJson } from "../../lib/hash-chain.ts";
 import { homeLayout } from "../../lib/paths.ts";
 import { evidenceCsv } from "./evidence-csv.ts";
+import type { EvidenceFormat } from "./evidence-formats.ts";
 import { evidenceReportBuilder, type EvidenceReport, type EvidenceSource } from "./evidence-report.ts";
 import { detachedSignature, signBytes, type SigningKeys } from "./evidence-signature.ts";
 
-export const EVIDENCE_FORMATS = ["json", "csv", "pdf"] as const;
-export type EvidenceFormat = (typeof EVIDENCE_FORMATS)[number];
+export { EVIDENCE_FORMATS, type EvidenceFormat } from "./evidence-formats.ts";
 
 export interface EvidenceExport {
   fileName: string;
