@@ -6,14 +6,12 @@ import { clientConfig, connectAdmin, type PgServer } from "../../lib/db/database
 import { clientConfigFromUrl } from "../../lib/db/connection-url.ts";
 import { ensureProductRoles, productRolesSql, type ProductRoles } from "../../lib/db/product-roles.ts";
 import { openSequelize } from "../../lib/db/sequelize.ts";
-import { createLogger } from "../../lib/logger.ts";
 import { environOf } from "../../lib/processes.ts";
-import { createProductApp } from "../../product/app.ts";
 import type { ProductContext } from "../../product/product-context.ts";
 import { testServer } from "../support/databases.ts";
 import { award, buildItem, buildMerchant, buildParticipant, buildProgramme } from "../support/factories.ts";
 import { startInProcessAgent } from "../support/in-process-agent.ts";
-import { TEST_SECURITY } from "../support/product-app.ts";
+import { productContextOn } from "../support/restore-fixtures.ts";
 
 /** What a query's refusal says: its SQLSTATE and message (an accepted query is a finding). */
 async function refusal(client: pg.Client, sql: string): Promise<{ code?: string; message: string }> {
@@ -114,15 +112,7 @@ describe("attack: the product instance's own database credentials", function () 
     let ctx: ProductContext;
     before(() => {
       sequelize = openSequelize(config, { poolMax: 4 });
-      ctx = createProductApp({
-        sequelize,
-        logger: createLogger("test-product", { level: "silent" }),
-        slot: "production",
-        sessionKey: Buffer.alloc(32, 7),
-        secureCookies: true,
-        security: TEST_SECURITY,
-        sessionHours: 12,
-      }).productContext;
+      ctx = productContextOn(sequelize);
     });
     after(() => sequelize?.close());
 
