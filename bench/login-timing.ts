@@ -1,26 +1,18 @@
 // How long a failed sign-in takes for a real account and for a name nobody has (issue 11: the answer's timing
 // must not tell them apart). Prints medians and their ratio; asserts nothing. Run: npx tsx bench/login-timing.ts
 import { sessionOpener } from "../lib/http/auth/session-opener.ts";
-import { createLogger } from "../lib/logger.ts";
 import { clientConfig } from "../lib/db/database.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
-import { createProductApp } from "../product/app.ts";
 import { productUserCreator } from "../product/commands/product-user-creator.ts";
 import { SYSTEM_ACTOR } from "../product/product-context.ts";
-import { benchDatabase, fmt } from "./support.ts";
+import { benchDatabase, benchProductApp, fmt } from "./support.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
 const db = await benchDatabase();
 const sequelize = openSequelize(clientConfig(db.server, db.database), { poolMax: 5 });
-const app = createProductApp({
-  sequelize,
-  logger: createLogger("bench", { level: "silent" }),
-  slot: "production",
-  sessionKey: Buffer.alloc(32, 1),
-  secureCookies: true,
+const app = benchProductApp(sequelize, {
   // No lockout during the run: every attempt does the full work of a wrong password.
   security: { loginMaxFailures: 100, loginWindowSeconds: 1, lockoutSeconds: 1, loginRateLimitPerMinute: 1_000_000 },
-  sessionHours: 1,
 });
 const ctx = app.productContext;
 const account = await productUserCreator({

@@ -4,14 +4,12 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { writeFileSync } from "node:fs";
 import express from "express";
-import { createLogger } from "../lib/logger.ts";
 import { clientConfig } from "../lib/db/database.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
-import { createProductApp } from "../product/app.ts";
 import { merchantCreator } from "../product/commands/merchant-commands.ts";
 import { SYSTEM_ACTOR } from "../product/product-context.ts";
 import { newShareToken, newVoucherCode } from "../product/voucher-codes.ts";
-import { benchDatabase } from "./support.ts";
+import { benchDatabase, benchProductApp } from "./support.ts";
 
 const VOUCHERS = Number(process.env.BENCH_VOUCHERS ?? 100_000);
 const codesFile = process.argv[2];
@@ -25,14 +23,8 @@ async function listen(handler: http.RequestListener): Promise<string> {
 
 const db = await benchDatabase();
 const sequelize = openSequelize(clientConfig(db.server, db.database), { poolMax: 30 });
-const app = createProductApp({
-  sequelize,
-  logger: createLogger("bench", { level: "silent" }),
-  slot: "production",
-  sessionKey: Buffer.alloc(32, 1),
-  secureCookies: true,
+const app = benchProductApp(sequelize, {
   security: { loginMaxFailures: 5, loginWindowSeconds: 60, lockoutSeconds: 300, loginRateLimitPerMinute: 30 },
-  sessionHours: 1,
   posRateLimitPerMinute: 10_000_000, // measure the redemption path, not the limiter
 });
 const ctx = app.productContext;

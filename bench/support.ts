@@ -1,7 +1,9 @@
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import type { Sequelize } from "sequelize";
 import { createLogger } from "../lib/logger.ts";
+import { createProductApp, type ProductAppDeps } from "../product/app.ts";
 import { PRODUCT_MIGRATIONS_DIR } from "../lib/version.ts";
 import { clientConfig, prepareServer, type PgServer } from "../lib/db/database.ts";
 import { EmbeddedPostgres } from "../lib/db/embedded-postgres.ts";
@@ -35,4 +37,17 @@ export async function benchDatabase(port = 55000 + Math.floor(Math.random() * 50
 
 export function fmt(n: number, digits = 1): string {
   return n.toLocaleString("en-GB", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+/** The product app over a bench database (the settings a run measures given in `tune`). */
+export function benchProductApp(sequelize: Sequelize, tune: Partial<ProductAppDeps> & Pick<ProductAppDeps, "security">): ReturnType<typeof createProductApp> {
+  return createProductApp({
+    sequelize,
+    logger: createLogger("bench", { level: "silent" }),
+    slot: "production",
+    sessionKey: Buffer.alloc(32, 1),
+    secureCookies: true,
+    sessionHours: 1,
+    ...tune,
+  });
 }
