@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, sign, verify } from "node:crypto";
+import { createHash, sign, verify } from "node:crypto";
 import { chmodSync, closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import path from "node:path";
 import { QueryTypes, type Sequelize } from "sequelize";
@@ -6,6 +6,7 @@ import { homeLayout } from "./paths.ts";
 import type { Secrets } from "./secrets.ts";
 import { canonicalJson, GENESIS_HASH, type ChainVerdict } from "./hash-chain.ts";
 import { emitChainEvent, type ChainHead, type Checkpoint } from "./hash-chained-log.ts";
+import { publicKeyFingerprint } from "./key-fingerprint.ts";
 
 /**
  * Checkpoints of the hash-chained logs, kept outside the database. A database superuser can switch off the
@@ -55,10 +56,8 @@ export function anchorSettingsOf(home: string, secrets: Pick<Secrets, "signingPr
 }
 
 /** "SHA256:…" of the key's DER, as ssh-keygen prints it (the same fingerprint evidence exports carry). */
-export function keyFingerprint(publicKeyPem: string): string {
-  const der = createPublicKey(publicKeyPem).export({ type: "spki", format: "der" });
-  return "SHA256:" + createHash("sha256").update(der).digest("base64").replace(/=+$/, "");
-}
+/** The anchors name their key as the evidence does. */
+export const keyFingerprint = publicKeyFingerprint;
 
 /** What the signature covers: a fixed prefix (so no other signed document of this key can pass for an anchor) and the fields. */
 export function anchorPayload(a: Omit<ChainAnchor, "signature">): string {

@@ -1,4 +1,5 @@
-import { createHash, createPublicKey, sign, verify } from "node:crypto";
+import { createHash, sign, verify } from "node:crypto";
+import { publicKeyFingerprint } from "../../lib/key-fingerprint.ts";
 
 /** ed25519 signatures by the appliance key: embedded in JSON exports, detached (`FILE.sig`) for CSV and PDF. */
 export interface EmbeddedSignature {
@@ -25,10 +26,7 @@ export interface SigningKeys {
  * appliance: `openssl pkey -pubin -in KEY.pub.pem -outform DER | openssl dgst -sha256 -binary | base64`.
  * Every export's `publicKeyFingerprint` field, the recovery kit, the console and `plumctl evidence` use it.
  */
-export function publicKeyFingerprint(publicKeyPem: string): string {
-  const der = createPublicKey(publicKeyPem).export({ type: "spki", format: "der" });
-  return "SHA256:" + createHash("sha256").update(der).digest("base64").replace(/=+$/, "");
-}
+export { publicKeyFingerprint };
 
 export function signBytes(bytes: Buffer | string, keys: SigningKeys): EmbeddedSignature {
   return { algorithm: "ed25519", publicKey: keys.publicKeyPem, value: sign(null, Buffer.from(bytes), keys.signingKeyPem).toString("base64") };
