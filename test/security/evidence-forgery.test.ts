@@ -90,9 +90,19 @@ describe("security: a forged evidence export verifies only against the pinned ap
       });
   }
 
+  /** The three ways a file is checked against the appliance's key: its fingerprint, its key file, and on the appliance. */
+  const pinnedWays = () =>
+    [
+      [["--fingerprint", fingerprint], elsewhere, "--fingerprint"],
+      [["--key", keyFile], elsewhere, `the key in ${keyFile}`],
+      [[], env, `this appliance's own key, ${keyFile}`],
+    ] as const;
+
   /** A forgery must fail four ways: no pin, the fingerprint, the key file, and on the appliance itself. */
   async function expectRejected(file: string, fieldProblem: string) {
-    const unpinned = await verify(file);
+    const pins = pinnedWays();
+    // The four verifications are four plumctl processes, run side by side.
+    const [unpinned, ...pinnedRuns] = await Promise.all([verify(file), ...pins.map(([args, on]) => verify(file, [...args], on))]);
     expect(unpinned.code, unpinned.stdout).to.equal(1);
     expect(unpinned.stdout).to.equal("");
     expect(unpinned.stderr).to.include(`${file}: NOT verified: signature valid, signer NOT verified\n`);
@@ -101,12 +111,8 @@ describe("security: a forged evidence export verifies only against the pinned ap
     );
     expect(unpinned.stderr).to.include("Pin the signer: --fingerprint SHA256:… as the recovery kit or the console's Evidence page printed it");
 
-    for (const [args, on, source] of [
-      [["--fingerprint", fingerprint], elsewhere, "--fingerprint"],
-      [["--key", keyFile], elsewhere, `the key in ${keyFile}`],
-      [[], env, `this appliance's own key, ${keyFile}`],
-    ] as const) {
-      const pinned = await verify(file, [...args], on);
+    for (const [i, [args, , source]] of pins.entries()) {
+      const pinned = pinnedRuns[i];
       expect(pinned.code, `${args.join(" ")}: ${pinned.stdout}`).to.equal(1);
       expect(pinned.stdout).to.equal("");
       expect(pinned.stderr).to.include(`${file}: NOT verified: signature valid, but by another key than the pinned one\n`);
@@ -116,16 +122,13 @@ describe("security: a forged evidence export verifies only against the pinned ap
   }
 
   async function expectGenuine(file: string, records: string) {
-    for (const [args, on, source] of [
-      [["--fingerprint", fingerprint], elsewhere, "--fingerprint"],
-      [["--key", keyFile], elsewhere, `the key in ${keyFile}`],
-      [[], env, `this appliance's own key, ${keyFile}`],
-    ] as const) {
-      const res = await verify(file, [...args], on);
+    const pins = pinnedWays();
+    const [unpinned, ...runs] = await Promise.all([verify(file), ...pins.map(([args, on]) => verify(file, [...args], on))]);
+    for (const [i, [, , source]] of pins.entries()) {
+      const res = runs[i];
       expect(res.code, res.stderr).to.equal(0);
       expect(res.stdout).to.equal(`${file}: verified, signed by the pinned ed25519 key ${fingerprint} (${source})${records}\n`);
     }
-    const unpinned = await verify(file);
     expect(unpinned.code).to.equal(1);
     expect(unpinned.stderr).to.include(`${file}: NOT verified: signature valid, signer NOT verified\n`);
   }
