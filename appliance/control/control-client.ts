@@ -113,6 +113,9 @@ async function controlRequest(link: AgentLink, method: "GET" | "POST", route: st
           ...(payload && { "content-length": String(payload.length) }),
         },
         signal: AbortSignal.timeout(timeoutMs),
+        // A connection of its own: the socket's error listener below then goes with it, not onto a kept-alive
+        // socket that gathers one per request (Node 20's global agent keeps sockets alive).
+        agent: false,
       });
       req.once("socket", (socket) => socket.on("error", (e: NodeJS.ErrnoException) => (socketError ??= e)));
       req.once("response", resolve);
