@@ -46,7 +46,7 @@ function processTree(root: number): Map<number, string> {
   return tree;
 }
 
-/** Samples the argv of this test's process tree every 20 ms while `work` runs: every distinct command line seen. */
+/** Samples the argv of this test's process tree every 50 ms while `work` runs: every distinct command line seen. */
 async function sampledArgv<T>(work: () => Promise<T>, into: Set<string>): Promise<{ result: T; samples: number }> {
   let running = true;
   let samples = 0;
@@ -54,7 +54,7 @@ async function sampledArgv<T>(work: () => Promise<T>, into: Set<string>): Promis
     while (running) {
       for (const cmdline of processTree(process.pid).values()) if (cmdline) into.add(cmdline);
       samples++;
-      await new Promise((resolve) => setTimeout(resolve, 20)); // every restic, pg_dump, pg_restore and plumctl lives hundreds of ms at least
+      await new Promise((resolve) => setTimeout(resolve, 50)); // every restic, pg_dump, pg_restore and plumctl lives hundreds of ms at least
     }
   })();
   try {
