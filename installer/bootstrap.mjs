@@ -52,6 +52,9 @@ const wanted = [
 if (purpose === "test") wanted.push({ command: "chromium", pkg: "chromium", why: "the browser tests" });
 if (purpose === "test") wanted.push({ command: "rclone", pkg: "rclone", why: "the append-only repository tests (backup.appendOnly)" });
 if (purpose === "test") wanted.push({ command: "pdftotext", pkg: "poppler-utils", why: "the evidence PDF test" });
+// The engine itself (Debian's docker.io, API 1.41): a `docker` on PATH may be a client-only CLI.
+if (purpose === "test") wanted.push({ command: "dockerd", pkg: "docker.io", why: "the docker runtime tests (the test setup starts its own engine)" });
+if (purpose === "test") wanted.push({ command: "docker-compose", pkg: "docker-compose", why: "the docker-compose.onprem.yml test" });
 const missing = wanted.filter((w) => !onPath(w.command));
 if (missing.length > 0) {
   const pkgs = [...new Set(missing.map((m) => m.pkg))];

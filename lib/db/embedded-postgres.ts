@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import {
+  appendFileSync,
   chownSync,
   closeSync,
   existsSync,
@@ -64,6 +65,18 @@ function assertTraversable(target: string, uid: number): void {
   }
 }
 
+/** The pg_hba.conf line that lets product containers on `subnet` in with a password; added once. */
+export function hbaLineForSubnet(subnet: string): string {
+  return `host all all ${subnet} scram-sha-256`;
+}
+
+function allowSubnet(hbaFile: string, subnet: string): void {
+  const line = hbaLineForSubnet(subnet);
+  const current = readFileSync(hbaFile, "utf8");
+  if (!current.split("\n").includes(line))
+    appendFileSync(hbaFile, `${current.endsWith("\n") ? "" : "\n"}# product containers (runtime.kind: docker)\n${line}\n`);
+}
+
 /** One embedded PostgreSQL cluster: a data directory under PLUM_HOME, listening on loopback only. */
 export class EmbeddedPostgres {
   private child?: ChildProcess;
@@ -76,6 +89,11 @@ export class EmbeddedPostgres {
       log: Logger;
       /** More server settings (`-c name=value`); the test suite's throwaway cluster turns durability off with them. */
       settings?: Record<string, string>;
+      /**
+       * Product containers reach the server on their bridge network's gateway: listen there too (never on every
+       * address), and let that subnet in with a password.
+       */
+      containerNetwork?: { gateway: string; subnet: string };
     },
   ) {}
 
@@ -157,13 +175,15 @@ export class EmbeddedPostgres {
     const logFd = openSync(this.opts.logFile, "a", 0o640);
     if (as.uid !== undefined) chownSync(this.opts.logFile, as.uid, as.gid!);
     chmodSync(this.opts.dataDir, 0o700);
+    const network = this.opts.containerNetwork;
+    if (network) allowSubnet(path.join(this.opts.dataDir, "pg_hba.conf"), network.subnet);
     const args = [
       "-D",
       this.opts.dataDir,
       "-p",
       String(this.opts.port),
       "-c",
-      "listen_addresses=127.0.0.1",
+      `listen_addresses=${network ? `127.0.0.1,${network.gateway}` : "127.0.0.1"}`,
       "-c",
       "unix_socket_directories=",
       "-c",

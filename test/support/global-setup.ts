@@ -5,6 +5,15 @@ import path from "node:path";
 import { createLogger } from "../../lib/logger.ts";
 import { EmbeddedPostgres } from "../../lib/db/embedded-postgres.ts";
 import { createTemplateDatabases } from "./databases.ts";
+import {
+  startTestDockerEngine,
+  stopTestDockerEngine,
+  TEST_DOCKER_GATEWAY_ENV,
+  TEST_DOCKER_NETWORK_ENV,
+  TEST_DOCKER_SOCKET_ENV,
+  TEST_DOCKER_SUBNET_ENV,
+  type TestDockerEngine,
+} from "./docker-engine.ts";
 import { freePort } from "./ports.ts";
 import { RUN_DIR_ENV } from "./run-dir.ts";
 
@@ -15,10 +24,18 @@ import { RUN_DIR_ENV } from "./run-dir.ts";
  */
 let cluster: EmbeddedPostgres | undefined;
 let dir: string | undefined;
+let engine: TestDockerEngine | undefined;
 
 export async function mochaGlobalSetup(): Promise<void> {
   dir = mkdtempSync(path.join(tmpdir(), "plum-test-run-"));
   chmodSync(dir, 0o755);
+  // The docker runtime's tests: one engine and one bridge network for the run; the test PostgreSQL listens on
+  // that network's gateway too, where product containers reach it.
+  engine = await startTestDockerEngine(dir);
+  process.env[TEST_DOCKER_SOCKET_ENV] = engine.socketPath;
+  process.env[TEST_DOCKER_NETWORK_ENV] = engine.network;
+  process.env[TEST_DOCKER_GATEWAY_ENV] = engine.gateway;
+  process.env[TEST_DOCKER_SUBNET_ENV] = engine.subnet;
   const port = await freePort();
   const password = randomBytes(18).toString("base64url");
   cluster = new EmbeddedPostgres({
@@ -30,6 +47,7 @@ export async function mochaGlobalSetup(): Promise<void> {
     // A throwaway cluster: no test asserts durability across a crash of this server, so it skips the fsyncs
     // (each CREATE DATABASE and checkpoint would wait for the disk). Agents' own embedded servers keep them.
     settings: { fsync: "off", synchronous_commit: "off", full_page_writes: "off" },
+    containerNetwork: { gateway: engine.gateway, subnet: engine.subnet },
   });
   await cluster.start();
   process.env.PLUM_TEST_PG_PORT = String(port);
@@ -90,5 +108,6 @@ function printSlowestFiles(count: number): void {
 export async function mochaGlobalTeardown(): Promise<void> {
   printSlowestFiles(15);
   await cluster?.stop();
+  if (engine) await stopTestDockerEngine(engine);
   if (dir) rmSync(dir, { recursive: true, force: true });
 }

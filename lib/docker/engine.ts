@@ -1,0 +1,64 @@
+import Docker from "dockerode";
+import { PlumError } from "../errors.ts";
+import { withDeadline } from "../wait.ts";
+
+/**
+ * The Docker engine API version every call speaks. Debian 12's docker.io (20.10) offers 1.41 and refuses
+ * newer ones; a newer engine still answers 1.41.
+ */
+export const DOCKER_API_VERSION = "v1.41";
+export const DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock";
+
+/**
+ * Where the engine listens: an explicit socket, else DOCKER_HOST (`unix://…` only: the appliance talks to a
+ * local engine), else the default socket.
+ */
+export function dockerSocketPath(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (explicit) return explicit;
+  const host = env.DOCKER_HOST;
+  if (!host) return DEFAULT_DOCKER_SOCKET;
+  if (!host.startsWith("unix://")) {
+    throw new PlumError(`DOCKER_HOST=${host} is not a local engine socket`, {
+      hint: "the appliance talks to the engine on its own host: set DOCKER_HOST=unix:///var/run/docker.sock or runtime.docker.socket",
+    });
+  }
+  return host.slice("unix://".length);
+}
+
+/** A dockerode client on the engine's Unix socket, pinned to DOCKER_API_VERSION. */
+export function connectDocker(socketPath?: string): Docker {
+  return new Docker({ socketPath: dockerSocketPath(socketPath), version: DOCKER_API_VERSION });
+}
+
+export interface EngineFacts {
+  socketPath: string;
+  version: string;
+  apiVersion: string;
+  storageDriver: string;
+  dataRoot: string;
+  cgroupVersion: string;
+}
+
+/** Ask the engine who it is, with a deadline; an engine that does not answer is an error with the fix. */
+export async function engineFacts(docker: Docker, socketPath: string, timeoutMs = 5000): Promise<EngineFacts> {
+  try {
+    const [version, info] = await withDeadline(
+      `the Docker engine at ${socketPath} to answer`,
+      timeoutMs,
+      Promise.all([docker.version(), docker.info() as Promise<Record<string, unknown>>]),
+    );
+    return {
+      socketPath,
+      version: version.Version,
+      apiVersion: version.ApiVersion,
+      storageDriver: String(info.Driver ?? ""),
+      dataRoot: String(info.DockerRootDir ?? ""),
+      cgroupVersion: String(info.CgroupVersion ?? ""),
+    };
+  } catch (err) {
+    throw new PlumError(`the Docker engine at ${socketPath} does not answer: ${(err as Error).message}`, {
+      hint: "start it (`systemctl start docker`, or `dockerd &` where systemd does not run), or point runtime.docker.socket at its socket",
+      cause: err,
+    });
+  }
+}
