@@ -11,6 +11,11 @@ export interface ReleaseRef {
   dir: string;
   /** Command and leading arguments that run this release's `plumctl`. */
   command: string[];
+  /**
+   * The release's container image (`plum-product:<version>`, loaded from the bundle's image.tar at import),
+   * for the docker runtime. Unset: the release has none (the agent's own tree, or a bundle built without one).
+   */
+  image?: string;
 }
 
 export interface InstanceSpec {
