@@ -174,11 +174,13 @@ describe("security: a forged evidence export verifies only against the pinned ap
     // Real evidence: a backup set made by the agent with restic, then an export in each format.
     const backup = await plumctl(["backup", "run"], env, 240_000);
     expect(backup.code, backup.stderr).to.equal(0);
-    for (const format of ["json", "csv", "pdf"] as const) {
-      genuine[format] = path.join(dir, `genuine.${format}`);
-      const res = await plumctl(["evidence", "export", "--from", day(-1), "--to", day(0), "--format", format, "--out", genuine[format]], env);
-      expect(res.code, res.stderr).to.equal(0);
-    }
+    // The three exports side by side (each takes its checkpoint under the anchors' advisory lock).
+    const formats = ["json", "csv", "pdf"] as const;
+    for (const format of formats) genuine[format] = path.join(dir, `genuine.${format}`);
+    const exported = await Promise.all(
+      formats.map((format) => plumctl(["evidence", "export", "--from", day(-1), "--to", day(0), "--format", format, "--out", genuine[format]], env)),
+    );
+    for (const res of exported) expect(res.code, res.stderr).to.equal(0);
     auditor = await consoleUser(agent, await signInFirstAdmin(agent), "auditor1", "auditor");
   });
   after(async () => {
