@@ -16,6 +16,21 @@ function headline(verdict: EvidenceVerdict): string {
   return "signed by the pinned key, but its content does not hold together";
 }
 
+/** One file's verdict: a line on stdout when it verifies, else on stderr with each problem and, unpinned, how to pin. */
+function printVerdict(verdict: EvidenceVerdict, unreadable: string | undefined): void {
+  const { file } = verdict;
+  if (verdict.ok) {
+    const records = verdict.records !== undefined ? `; ${verdict.records} record${verdict.records === 1 ? "" : "s"}, hash chain intact` : "";
+    process.stdout.write(`${file}: verified, signed by the pinned ed25519 key ${verdict.signedBy} (${verdict.pin!.source})${records}\n`);
+    return;
+  }
+  const hint =
+    verdict.signer !== "unpinned"
+      ? ""
+      : `  ${unreadable ? `(${unreadable}) ` : ""}Pin the signer: --fingerprint SHA256:… as the recovery kit or the console's Evidence page printed it, or --key with the appliance's public key.\n`;
+  process.stderr.write(`${file}: NOT verified: ${headline(verdict)}\n${verdict.problems.map((p) => `  - ${p}\n`).join("")}${hint}`);
+}
+
 /** The key to check against: --key and/or --fingerprint (which must then agree), else the appliance's own when it is here. */
 function verifyPin(opts: { fingerprint?: string; key?: string }): { pin?: EvidencePin; unreadable?: string } {
   const fromKey = opts.key ? pinFromKeyFile(opts.key) : undefined;
@@ -92,36 +107,26 @@ export function register(program: Command): void {
     });
   evidence
     .command("verify")
-    .argument("<file>", "a .json export, a .csv or .pdf export with FILE.sig beside it, or a console .zip")
+    .argument("<files...>", "a .json export, a .csv or .pdf export with FILE.sig beside it, or a console .zip; several are checked in turn")
     .description(
-      "check an evidence export offline against the appliance's key (never the key inside the file): its signature and, for JSON, its records' hash chain; exits 1 naming what is wrong",
+      "check evidence exports offline against the appliance's key (never the key inside a file): each signature and, for JSON, its records' hash chain; exits 1 naming what is wrong when any file does not verify",
     )
     .option(
       "--fingerprint <SHA256:…>",
       "the appliance key's fingerprint, as the recovery kit, the console's Evidence page and `plumctl evidence fingerprint` print it",
     )
     .option("--key <file>", "the appliance's public key (appliance-signing-key.pub.pem, or the raw key)")
-    .option("--json", "print the verdict as JSON")
+    .option("--json", "print the verdict as JSON (an array of verdicts when several files are given)")
     .addHelpText(
       "after",
       "\nWithout --fingerprint or --key, the appliance's own key is used when this runs on the appliance (PLUM_HOME holds it);\nelsewhere the signer cannot be verified and the command exits 1.",
     )
-    .action((file: string, opts: { fingerprint?: string; key?: string; json?: boolean }) => {
+    .action((files: string[], opts: { fingerprint?: string; key?: string; json?: boolean }) => {
       const { pin, unreadable } = verifyPin(opts);
-      const verdict = verifyEvidenceFile(file, { pin });
-      if (opts.json) process.stdout.write(JSON.stringify(verdict, null, 2) + "\n");
-      else if (verdict.ok)
-        process.stdout.write(
-          `${file}: verified, signed by the pinned ed25519 key ${verdict.signedBy} (${verdict.pin!.source})${verdict.records !== undefined ? `; ${verdict.records} record${verdict.records === 1 ? "" : "s"}, hash chain intact` : ""}\n`,
-        );
-      else {
-        const hint =
-          verdict.signer !== "unpinned"
-            ? ""
-            : `  ${unreadable ? `(${unreadable}) ` : ""}Pin the signer: --fingerprint SHA256:… as the recovery kit or the console's Evidence page printed it, or --key with the appliance's public key.\n`;
-        process.stderr.write(`${file}: NOT verified: ${headline(verdict)}\n${verdict.problems.map((p) => `  - ${p}\n`).join("")}${hint}`);
-      }
-      if (!verdict.ok) process.exitCode = 1;
+      const verdicts = files.map((file) => verifyEvidenceFile(file, { pin }));
+      if (opts.json) process.stdout.write(JSON.stringify(verdicts.length === 1 ? verdicts[0] : verdicts, null, 2) + "\n");
+      else for (const verdict of verdicts) printVerdict(verdict, unreadable);
+      if (verdicts.some((v) => !v.ok)) process.exitCode = 1;
     });
   evidence
     .command("fingerprint")

@@ -89,7 +89,7 @@ export function register(program: Command): void {
         }
         if (count > 0) ran = await migrate({ clientConfig: connection, dir: PRODUCT_MIGRATIONS_DIR, direction: "down", count });
       } else if (server && roles) {
-        ran = await migrateProductDatabase(server, config!.database.productDatabase, roles, { dir: PRODUCT_MIGRATIONS_DIR });
+        ({ ran } = await migrateProductDatabase(server, config!.database.productDatabase, roles, { dir: PRODUCT_MIGRATIONS_DIR }));
       } else {
         ran = await migrate({ clientConfig: connection, dir: PRODUCT_MIGRATIONS_DIR });
       }

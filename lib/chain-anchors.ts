@@ -55,10 +55,6 @@ export function anchorSettingsOf(home: string, secrets: Pick<Secrets, "signingPr
   return { file: homeLayout(home).anchorFile, keys: { signingKeyPem: secrets.signingPrivateKeyPem, publicKeyPem: secrets.signingPublicKeyPem } };
 }
 
-/** "SHA256:…" of the key's DER, as ssh-keygen prints it (the same fingerprint evidence exports carry). */
-/** The anchors name their key as the evidence does. */
-export const keyFingerprint = publicKeyFingerprint;
-
 /** What the signature covers: a fixed prefix (so no other signed document of this key can pass for an anchor) and the fields. */
 export function anchorPayload(a: Omit<ChainAnchor, "signature">): string {
   const { seq, prev, chain, lastId, lastHash, at, reason, key } = a;
@@ -71,7 +67,7 @@ export function lineHash(line: string): string {
 
 export function anchorLine(fields: Omit<ChainAnchor, "key" | "signature">, keys: AnchorKeys): { anchor: ChainAnchor; line: string } {
   if (!keys.signingKeyPem) throw new Error("a checkpoint needs the appliance's signing key");
-  const unsigned = { ...fields, key: keyFingerprint(keys.publicKeyPem) };
+  const unsigned = { ...fields, key: publicKeyFingerprint(keys.publicKeyPem) };
   const anchor: ChainAnchor = { ...unsigned, signature: sign(null, Buffer.from(anchorPayload(unsigned)), keys.signingKeyPem).toString("base64") };
   const { seq, prev, chain, lastId, lastHash, at, reason, key, signature } = anchor;
   return { anchor, line: JSON.stringify({ seq, prev, chain, lastId, lastHash, at, reason, key, signature }) };
@@ -120,7 +116,7 @@ export function verifyAnchorText(file: string, text: string, publicKeyPem: strin
   const lines = text.split("\n");
   const cut = lines.at(-1) !== "";
   if (!cut) lines.pop();
-  const fingerprint = keyFingerprint(publicKeyPem);
+  const fingerprint = publicKeyFingerprint(publicKeyPem);
   let prevHash = GENESIS_HASH;
   let prevSeq = 0;
   lines.forEach((line, i) => {

@@ -1,5 +1,6 @@
 import dgram from "node:dgram";
 import net from "node:net";
+import { hostname } from "node:os";
 import type { Logger } from "./logger.ts";
 
 /** RFC 5424 facility codes by the names syslog daemons use (13 is "log audit"). */
@@ -41,6 +42,19 @@ export interface SyslogMessage {
   msgId: string;
   data: StructuredElement[];
   text: string;
+}
+
+/** What every message of one sender carries: facility, app-name and, unless given, this host and this process. */
+export interface SyslogHeader {
+  facility: FacilityName;
+  appName: string;
+  hostname?: string;
+  procId?: string | number;
+}
+
+/** A message of `header`'s sender: the one place the header fields are filled in. */
+export function syslogMessage(header: SyslogHeader, m: Pick<SyslogMessage, "severity" | "time" | "msgId" | "data" | "text">): SyslogMessage {
+  return { facility: header.facility, hostname: header.hostname ?? hostname(), appName: header.appName, procId: header.procId ?? process.pid, ...m };
 }
 
 /** The private enterprise number RFC 5612 reserves for documentation and examples: our SD-IDs are name@32473. */

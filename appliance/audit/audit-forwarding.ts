@@ -1,25 +1,18 @@
-import { hostname } from "node:os";
 import type { Sequelize } from "sequelize";
 import type { ChainAnchor } from "../../lib/chain-anchors.ts";
 import type { PlumConfig } from "../../lib/config.ts";
 import { canonicalJson } from "../../lib/hash-chain.ts";
 import { chainEvents, type ChainedRow, type Checkpoint } from "../../lib/hash-chained-log.ts";
 import type { Logger } from "../../lib/logger.ts";
-import { formatRfc5424, SD_ENTERPRISE, SyslogForwarder, type FacilityName, type SyslogMessage } from "../../lib/syslog.ts";
-
-type Header = { facility: FacilityName; appName: string; hostname?: string; procId?: number };
+import { formatRfc5424, SD_ENTERPRISE, SyslogForwarder, syslogMessage, type SyslogHeader, type SyslogMessage } from "../../lib/syslog.ts";
 
 /** An audit event as a syslog message: the chain's id and hash in structured data, the event in words. */
-export function auditEventMessage(row: ChainedRow<Record<string, unknown>>, h: Header): SyslogMessage {
+export function auditEventMessage(row: ChainedRow<Record<string, unknown>>, h: SyslogHeader): SyslogMessage {
   const outcome = String(row.outcome ?? "success");
   const detail = row.detail && typeof row.detail === "object" && Object.keys(row.detail).length ? ` ${canonicalJson(row.detail)}` : "";
-  return {
-    facility: h.facility,
+  return syslogMessage(h, {
     severity: outcome === "success" ? "notice" : "warning",
     time: row.at,
-    hostname: h.hostname ?? hostname(),
-    appName: h.appName,
-    procId: h.procId ?? process.pid,
     msgId: "audit",
     data: [
       {
@@ -37,19 +30,15 @@ export function auditEventMessage(row: ChainedRow<Record<string, unknown>>, h: H
       },
     ],
     text: `${String(row.actor)} ${String(row.action)}${row.target ? ` ${String(row.target)}` : ""}: ${outcome}${detail}`,
-  };
+  });
 }
 
 /** A signed checkpoint as a syslog message: a collector then holds each anchor, out of reach of the appliance's root. */
-export function checkpointMessage(anchor: Checkpoint, h: Header): SyslogMessage {
+export function checkpointMessage(anchor: Checkpoint, h: SyslogHeader): SyslogMessage {
   const a = anchor as Partial<ChainAnchor> & Checkpoint;
-  return {
-    facility: h.facility,
+  return syslogMessage(h, {
     severity: "info",
     time: new Date(a.at),
-    hostname: h.hostname ?? hostname(),
-    appName: h.appName,
-    procId: h.procId ?? process.pid,
     msgId: "checkpoint",
     data: [
       {
@@ -66,22 +55,18 @@ export function checkpointMessage(anchor: Checkpoint, h: Header): SyslogMessage 
       },
     ],
     text: `checkpoint #${a.seq} of ${a.chain}: rows up to ${a.lastId} (${a.reason})`,
-  };
+  });
 }
 
 /** A refused checkpoint (the chain was rewritten in the database), as an alert. */
-export function rewriteMessage(chain: string, message: string, h: Header): SyslogMessage {
-  return {
-    facility: h.facility,
+export function rewriteMessage(chain: string, message: string, h: SyslogHeader): SyslogMessage {
+  return syslogMessage(h, {
     severity: "alert",
     time: new Date(),
-    hostname: h.hostname ?? hostname(),
-    appName: h.appName,
-    procId: h.procId ?? process.pid,
     msgId: "rewrite",
     data: [{ id: `anchor@${SD_ENTERPRISE}`, params: [["chain", chain]] }],
     text: message,
-  };
+  });
 }
 
 /** Forwarding of one process's audit events and checkpoints; `close` flushes for a moment and stops. */
@@ -97,7 +82,7 @@ export function auditForwarding(config: PlumConfig, log: Logger, appName: string
   const settings = config.audit.syslog;
   if (!settings) return undefined;
   const forwarder = new SyslogForwarder({ target: settings.target, log, queueLimit: settings.queue });
-  const header: Header = { facility: settings.facility, appName };
+  const header: SyslogHeader = { facility: settings.facility, appName };
   const watched: Array<() => void> = [];
   return {
     forwarder,

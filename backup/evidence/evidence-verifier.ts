@@ -90,17 +90,39 @@ function signatureCheck(
   return { signature: valid ? "valid" : "invalid", signer, signedBy, problems };
 }
 
+/** The fields a chain checkpoint carries, and the type of each (what a missing or mistyped field is reported against). */
+const CHECKPOINT_FIELDS = {
+  seq: "integer",
+  prev: "string",
+  chain: "string",
+  lastId: "integer",
+  lastHash: "string",
+  at: "string",
+  reason: "string",
+  key: "string",
+  signature: "string",
+} as const;
+
 /**
  * The signed checkpoint the export carries (the evidence chain's head when it was cut, from the appliance's
- * anchor file): signed by the key that signed the file, naming that key, and agreeing with the records the
- * file holds. A file whose records were rewritten and re-hashed still has to match a checkpoint it cannot re-sign.
+ * anchor file): every field present, signed by the key that signed the file, naming the key it is checked
+ * against (`expectedKey`: the pin, else the file's signer; none when neither is known, itself a problem), and
+ * agreeing with the records the file holds. A file whose records were rewritten and re-hashed still has to
+ * match a checkpoint it cannot re-sign.
  */
-function checkpointProblems(report: EvidenceReport, signerPem: string, expectedKey: string): string[] {
+function checkpointProblems(report: EvidenceReport, signerPem: string, expectedKey: string | undefined): string[] {
   const checkpoint = report.chain?.checkpoint;
   if (!checkpoint) return [];
+  const name = `its chain checkpoint (anchor #${Number.isInteger(checkpoint.seq) ? checkpoint.seq : "?"})`;
+  const fields = checkpoint as unknown as Record<string, unknown>;
+  const missing = Object.entries(CHECKPOINT_FIELDS)
+    .filter(([field, type]) => (type === "integer" ? !Number.isInteger(fields[field]) : typeof fields[field] !== "string" || fields[field] === ""))
+    .map(([field, type]) => `${field} (${type === "integer" ? "an integer" : "a string"})`);
+  if (missing.length > 0) return [`${name} lacks ${missing.join(", ")}: it cannot be checked, so the records it should cover are not anchored`];
   const out: string[] = [];
-  if (checkpoint.key !== expectedKey) out.push(`its chain checkpoint (anchor #${checkpoint.seq}) names key ${checkpoint.key}, not ${expectedKey}`);
-  if (!anchorSignatureValid(checkpoint, signerPem)) out.push(`its chain checkpoint (anchor #${checkpoint.seq}) is not signed by the key that signed the file`);
+  if (expectedKey === undefined) out.push(`${name} cannot be checked against a key: none is pinned and the file's own public key is not a valid ed25519 key`);
+  else if (checkpoint.key !== expectedKey) out.push(`${name} names key ${checkpoint.key}, not ${expectedKey}`);
+  if (!anchorSignatureValid(checkpoint, signerPem)) out.push(`${name} is not signed by the key that signed the file`);
   const record = Array.isArray(report.records) ? report.records.find((r) => r.id === checkpoint.lastId) : undefined;
   if (record && record.hash !== checkpoint.lastHash)
     out.push(`record ${record.id}'s hash does not match the chain checkpoint (anchor #${checkpoint.seq}) taken at ${checkpoint.at}: the chain was rewritten`);
@@ -172,7 +194,7 @@ function verifyJson(file: string, bytes: Buffer, opts: VerifyOptions): EvidenceV
     [{ name: "appliance.publicKeyFingerprint", value: doc.appliance?.publicKeyFingerprint }],
     opts,
   );
-  const problems = [...check.problems, ...chainProblems(doc), ...checkpointProblems(doc, signature.publicKey, opts.pin?.fingerprint ?? check.signedBy ?? "")];
+  const problems = [...check.problems, ...chainProblems(doc), ...checkpointProblems(doc, signature.publicKey, opts.pin?.fingerprint ?? check.signedBy)];
   return {
     ok: problems.length === 0,
     file,

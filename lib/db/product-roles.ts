@@ -129,9 +129,11 @@ export async function ensureProductRoles(server: PgServer, roles: ProductRoles):
     );
 }
 
+const closeDatabaseSql = (database: string) => `revoke all on database ${q(database)} from public`;
+
 /** Close a database to PUBLIC (no CONNECT, no TEMPORARY): only its owner, superusers and roles granted CONNECT. */
 export async function closeDatabase(c: pg.ClientBase, database: string): Promise<void> {
-  await c.query(`revoke all on database ${q(database)} from public`);
+  await c.query(closeDatabaseSql(database));
 }
 
 /** The admin databases (plum_ops and the like): closed to every role but the agent's own user. */
@@ -175,37 +177,79 @@ async function foreignOwned(c: pg.ClientBase, owner: string): Promise<string[]> 
   return [...relations.rows, ...routines.rows, ...types.rows].map((r) => r.stmt);
 }
 
+/** The grants of a product database, in order; the hand-over of foreign-owned objects goes at HAND_OVER. */
+const HAND_OVER = "-- hand over what migrate does not own";
+function privilegeStatements(database: string, names: RoleNames, hasMigrationsTable: boolean): string[] {
+  const app = q(names.app);
+  const migrate = q(names.migrate);
+  return [
+    closeDatabaseSql(database),
+    // TEMPORARY: the validation suites keep their scratch rows in temporary tables.
+    `grant connect, temporary on database ${q(database)} to ${app}, ${migrate}`,
+    `alter schema public owner to ${migrate}`,
+    "revoke create on schema public from public",
+    `grant usage on schema public to ${app}`,
+    HAND_OVER,
+    `grant select, insert, update, delete on all tables in schema public to ${app}`,
+    `grant usage, select on all sequences in schema public to ${app}`,
+    // The migrations' bookkeeping is read by the product (/readyz: the schema version), written by migrations only.
+    ...(hasMigrationsTable ? [`revoke insert, update, delete on pgmigrations from ${app}`] : []),
+    `alter default privileges for role ${migrate} in schema public grant select, insert, update, delete on tables to ${app}`,
+    `alter default privileges for role ${migrate} in schema public grant usage, select on sequences to ${app}`,
+  ];
+}
+
+/**
+ * What a product database's comment says once its grants are applied: a hash of the statements (the role names
+ * in them), so that a start finding the same marker skips them, and a release of the agent that changes the
+ * grants applies them again. The database name is left out: a restored copy renamed into place keeps its marker.
+ */
+export function privilegesMarker(names: RoleNames): string {
+  const statements = privilegeStatements("<database>", names, true).join(";\n");
+  return `plum product grants sha256:${createHash("sha256").update(statements).digest("hex").slice(0, 32)}`;
+}
+
+/** The marker the product database carries (its comment), undefined when it has none or does not exist. */
+export async function privilegesMarkerOf(server: PgServer, database: string): Promise<string | undefined> {
+  const c = await connectAdmin(server);
+  try {
+    const { rows } = await c.query<{ marker: string | null }>("select shobj_description(oid, 'pg_database') as marker from pg_database where datname = $1", [
+      database,
+    ]);
+    return rows[0]?.marker ?? undefined;
+  } finally {
+    await c.end();
+  }
+}
+
 /**
  * The one place a product database gets its ownership and grants: after the agent's migrations, on a restored
  * copy before it is swapped in, on the staging copy, after a release's migrations. Idempotent. Objects a
  * superuser owns (an appliance from before these roles, a restore with --no-owner) are handed to `migrate` one
  * by one, inside this database only. Tables a later migration creates get the app's grants by default privileges.
+ * Ends by writing the marker (`privilegesMarker`) into the database's comment, in the same transaction.
  */
 export async function applyProductPrivileges(server: PgServer, database: string, names: RoleNames): Promise<{ reassigned: number }> {
   const c = new pg.Client(clientConfig(server, database));
   c.on("error", () => undefined);
   await c.connect();
-  const app = q(names.app);
-  const migrate = q(names.migrate);
   try {
     await ensureRolesExist(c, names);
     await c.query("begin");
-    await closeDatabase(c, database);
-    // TEMPORARY: the validation suites keep their scratch rows in temporary tables.
-    await c.query(`grant connect, temporary on database ${q(database)} to ${app}, ${migrate}`);
-    await c.query(`alter schema public owner to ${migrate}`);
-    await c.query("revoke create on schema public from public");
-    await c.query(`grant usage on schema public to ${app}`);
-    const handOver = await foreignOwned(c, names.migrate);
-    for (const stmt of handOver) await c.query(stmt);
-    await c.query(`grant select, insert, update, delete on all tables in schema public to ${app}`);
-    await c.query(`grant usage, select on all sequences in schema public to ${app}`);
-    // The migrations' bookkeeping is read by the product (/readyz: the schema version), written by migrations only.
-    if ((await c.query("select to_regclass('public.pgmigrations') as t")).rows[0].t) await c.query(`revoke insert, update, delete on pgmigrations from ${app}`);
-    await c.query(`alter default privileges for role ${migrate} in schema public grant select, insert, update, delete on tables to ${app}`);
-    await c.query(`alter default privileges for role ${migrate} in schema public grant usage, select on sequences to ${app}`);
+    const hasMigrationsTable = Boolean((await c.query("select to_regclass('public.pgmigrations') as t")).rows[0].t);
+    let reassigned = 0;
+    for (const stmt of privilegeStatements(database, names, hasMigrationsTable)) {
+      if (stmt !== HAND_OVER) {
+        await c.query(stmt);
+        continue;
+      }
+      const handOver = await foreignOwned(c, names.migrate);
+      for (const h of handOver) await c.query(h);
+      reassigned = handOver.length;
+    }
+    await c.query(`comment on database ${q(database)} is ${lit(privilegesMarker(names))}`);
     await c.query("commit");
-    return { reassigned: handOver.length };
+    return { reassigned };
   } catch (err) {
     await c.query("rollback").catch(() => undefined);
     throw new PlumError(`could not give database "${database}" to the roles ${names.migrate} and ${names.app}: ${(err as Error).message}`, {
@@ -228,13 +272,24 @@ export function productRolesOf(names: RoleNames, secretsDir: string): ProductRol
 /**
  * The product database made ready for the product: the roles set up, everything handed to `migrate` (an
  * appliance from before these roles has its tables owned by the superuser), the migrations of `dir` run AS
- * `migrate`, and the grants applied again. The agent's start and `plumctl migrate` beside it.
+ * `migrate`, and the grants applied again. The agent's start and `plumctl migrate` beside it. A database whose
+ * marker says its grants are this release's set is not given them again unless a migration ran.
  */
-export async function migrateProductDatabase(server: PgServer, database: string, roles: ProductRoles, opts: { dir: string; log?: Logger }): Promise<string[]> {
+export async function migrateProductDatabase(
+  server: PgServer,
+  database: string,
+  roles: ProductRoles,
+  opts: { dir: string; log?: Logger },
+): Promise<{ ran: string[]; privileges: "applied" | "unchanged" }> {
   const names = { app: roles.app.name, migrate: roles.migrate.name };
   await ensureProductRoles(server, roles);
-  await applyProductPrivileges(server, database, names);
+  const current = (await privilegesMarkerOf(server, database)) === privilegesMarker(names);
+  if (!current) await applyProductPrivileges(server, database, names);
   const ran = await migrate({ clientConfig: clientConfig(roleServer(server, roles.migrate), database), dir: opts.dir, log: opts.log });
+  if (current && ran.length === 0) {
+    opts.log?.debug({ database }, "the product database's grants are this release's set: not applied again");
+    return { ran, privileges: "unchanged" };
+  }
   await applyProductPrivileges(server, database, names);
-  return ran;
+  return { ran, privileges: "applied" };
 }

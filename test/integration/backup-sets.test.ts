@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable, Writable } from "node:stream";
@@ -20,7 +20,7 @@ import { waitFor } from "../../lib/wait.ts";
 import { clientConfig } from "../../lib/db/database.ts";
 import { standaloneContext } from "../../product/standalone-context.ts";
 import { award, buildItem, buildMerchant, buildParticipant, buildProgramme } from "../support/factories.ts";
-import { startBackupEnv } from "../support/backup-env.ts";
+import { resticLocks, startBackupEnv } from "../support/backup-env.ts";
 
 const restic = new Restic();
 
@@ -51,12 +51,6 @@ async function rowCounts(ctx: BackupContext, database: string): Promise<Record<s
     await client.end();
   }
 }
-
-/*
- * The locks restic honours: files named by their id. A restic killed while it writes one leaves a temporary
- * `<id>-tmp-<n>` beside them, which restic never reads as a lock.
- */
-const locksOf = (ctx: BackupContext) => readdirSync(path.join(ctx.repos.primary.location, "locks")).filter((name) => /^[0-9a-f]{64}$/.test(name));
 
 describe("backup sets (real PostgreSQL, pg_dump and restic)", function () {
   this.timeout(180_000);
@@ -164,7 +158,7 @@ describe("backup sets (real PostgreSQL, pg_dump and restic)", function () {
         const line = readFileSync(pids, "utf8")
           .split("\n")
           .find((l) => l.includes(" backup "));
-        return line && locksOf(ctx).length > 0 ? Number(line.split(" ")[0]) : undefined;
+        return line && resticLocks(ctx.repos.primary.location).length > 0 ? Number(line.split(" ")[0]) : undefined;
       },
       { timeoutMs: 20_000 },
     );
@@ -174,7 +168,7 @@ describe("backup sets (real PostgreSQL, pg_dump and restic)", function () {
     const failed = (await ctx.sets.findAll({ where: { status: "failed" }, order: [["startedAt", "ASC"]] })).at(-1)!;
     expect(failed.error).to.contain("killed by SIGKILL");
     expect(await restic.snapshots(ctx.repos.primary, { tags: [`set:${failed.id}`] })).to.deep.equal([]);
-    expect(locksOf(ctx)).to.deep.equal([]);
+    expect(resticLocks(ctx.repos.primary.location)).to.deep.equal([]);
     expect((await backupSetCreator({ ctx, kind: "scheduled", startedBy: "test" })).status).to.equal("succeeded");
   });
 
@@ -189,15 +183,15 @@ describe("backup sets (real PostgreSQL, pg_dump and restic)", function () {
         this.push(randomBytes(1 << 16));
       },
     }).pipe(child.stdin);
-    await waitFor("the other restic's lock", async () => (locksOf(ctx).length > 0 ? true : undefined), { timeoutMs: 20_000 });
+    await waitFor("the other restic's lock", async () => (resticLocks(ctx.repos.primary.location).length > 0 ? true : undefined), { timeoutMs: 20_000 });
     const exited = new Promise((resolve) => child.on("close", resolve));
     process.kill(child.pid!, "SIGKILL");
     await exited;
     takeStaleLockMark(ctx.repos.primary.location); // nothing of this process knew that restic
-    expect(locksOf(ctx)).to.have.length(1);
+    expect(resticLocks(ctx.repos.primary.location)).to.have.length(1);
     const set = await backupSetCreator({ ctx, kind: "manual", startedBy: "test" });
     expect(set.status).to.equal("succeeded");
-    expect(locksOf(ctx)).to.deep.equal([]);
+    expect(resticLocks(ctx.repos.primary.location)).to.deep.equal([]);
   });
 
   it("copies every succeeded set to the secondary, found there again by tags, once", async () => {

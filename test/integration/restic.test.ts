@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { PassThrough, Readable, Writable } from "node:stream";
@@ -16,6 +16,7 @@ import {
 } from "../../backup/restic/restic-errors.ts";
 import { Restic } from "../../backup/restic/restic.ts";
 import { waitFor } from "../../lib/wait.ts";
+import { resticLocks } from "../support/backup-env.ts";
 
 /** Endless input whose chunks differ (so restic keeps writing): for kills and deadlines. */
 function endlessInput(): Readable {
@@ -191,9 +192,7 @@ describe("restic wrapper (real restic binary)", function () {
     });
     child.stdin.on("error", () => undefined);
     endlessInput().pipe(child.stdin);
-    // The locks restic honours are named by their id; one killed while writing it leaves `<id>-tmp-<n>` instead.
-    const lockDir = path.join(primary.location, "locks");
-    const locks = () => readdirSync(lockDir).filter((name) => /^[0-9a-f]{64}$/.test(name));
+    const locks = () => resticLocks(primary.location);
     await waitFor("restic's lock", async () => (locks().length > 0 ? true : undefined), { timeoutMs: 20_000 });
     const exited = new Promise((resolve) => child.on("close", resolve));
     process.kill(child.pid!, "SIGKILL");

@@ -57,6 +57,16 @@ function forgedCsv(genuine: Buffer, keys: SigningKeys): Buffer {
   return Buffer.from(lines.join("\n"));
 }
 
+/** What a multi-file `evidence verify` says of `file`: its headline and the indented lines below it. */
+function verdictOf(output: string, file: string): string {
+  const lines = output.split("\n");
+  const at = lines.findIndex((l) => l.startsWith(`${file}: `));
+  if (at < 0) return "";
+  let end = at + 1;
+  while (end < lines.length && lines[end].startsWith("  ")) end++;
+  return lines.slice(at, end).join("\n") + "\n";
+}
+
 const recordCount = (n: number) => `; ${n} record${n === 1 ? "" : "s"}, hash chain intact`;
 
 describe("security: a forged evidence export verifies only against the pinned appliance key", function () {
@@ -76,7 +86,9 @@ describe("security: a forged evidence export verifies only against the pinned ap
   const genuine: Record<"json" | "csv" | "pdf", string> = { json: "", csv: "", pdf: "" };
   const day = (offsetDays: number) => new Date(Date.now() + offsetDays * 86400_000).toISOString().slice(0, 10);
 
-  const verify = (file: string, args: string[] = [], on = elsewhere) => plumctl(["evidence", "verify", file, ...args], on);
+  /** One `plumctl evidence verify` of every file given (the CLI takes several, each judged on its own). */
+  const verify = (files: string | string[], args: string[] = [], on = elsewhere) =>
+    plumctl(["evidence", "verify", ...(Array.isArray(files) ? files : [files]), ...args], on);
 
   function download(url: string) {
     return request(agent.consoleApp)
@@ -98,39 +110,54 @@ describe("security: a forged evidence export verifies only against the pinned ap
       [[], env, `this appliance's own key, ${keyFile}`],
     ] as const;
 
-  /** A forgery must fail four ways: no pin, the fingerprint, the key file, and on the appliance itself. */
-  async function expectRejected(file: string, fieldProblem: string) {
+  /** Each of the four ways (no pin, then the pinned ones) as one process over all `files`, side by side. */
+  const everyWay = (files: string[]) => Promise.all([verify(files), ...pinnedWays().map(([args, on]) => verify(files, [...args], on))]);
+
+  /**
+   * Forgeries must fail four ways: no pin, the fingerprint, the key file, and on the appliance itself. Each way is
+   * one process over all the forged files; each file's verdict is read from its own lines. Returns the runs, the
+   * pinned ones in pinnedWays() order.
+   */
+  async function expectRejected(forged: Array<[file: string, fieldProblem: string]>) {
     const pins = pinnedWays();
-    // The four verifications are four plumctl processes, run side by side.
-    const [unpinned, ...pinnedRuns] = await Promise.all([verify(file), ...pins.map(([args, on]) => verify(file, [...args], on))]);
+    const [unpinned, ...pinnedRuns] = await everyWay(forged.map(([file]) => file));
     expect(unpinned.code, unpinned.stdout).to.equal(1);
     expect(unpinned.stdout).to.equal("");
-    expect(unpinned.stderr).to.include(`${file}: NOT verified: signature valid, signer NOT verified\n`);
-    expect(unpinned.stderr).to.include(
-      `no key is pinned, so its signer is NOT verified: it names its own key, ${forgerFingerprint}, and anyone can make a key and sign with it`,
-    );
-    expect(unpinned.stderr).to.include("Pin the signer: --fingerprint SHA256:… as the recovery kit or the console's Evidence page printed it");
-
+    for (const [file] of forged) {
+      const said = verdictOf(unpinned.stderr, file);
+      expect(said).to.include(`${file}: NOT verified: signature valid, signer NOT verified\n`);
+      expect(said).to.include(
+        `no key is pinned, so its signer is NOT verified: it names its own key, ${forgerFingerprint}, and anyone can make a key and sign with it`,
+      );
+      expect(said).to.include("Pin the signer: --fingerprint SHA256:… as the recovery kit or the console's Evidence page printed it");
+    }
     for (const [i, [args, , source]] of pins.entries()) {
       const pinned = pinnedRuns[i];
       expect(pinned.code, `${args.join(" ")}: ${pinned.stdout}`).to.equal(1);
       expect(pinned.stdout).to.equal("");
-      expect(pinned.stderr).to.include(`${file}: NOT verified: signature valid, but by another key than the pinned one\n`);
-      expect(pinned.stderr).to.include(`it was signed by key ${forgerFingerprint}, not by the pinned key ${fingerprint} (${source})`);
-      expect(pinned.stderr).to.include(`its ${fieldProblem} field names key ${forgerFingerprint}, not the pinned key ${fingerprint}`);
+      for (const [file, fieldProblem] of forged) {
+        const said = verdictOf(pinned.stderr, file);
+        expect(said, `${args.join(" ")}: ${pinned.stderr}`).to.include(`${file}: NOT verified: signature valid, but by another key than the pinned one\n`);
+        expect(said).to.include(`it was signed by key ${forgerFingerprint}, not by the pinned key ${fingerprint} (${source})`);
+        expect(said).to.include(`its ${fieldProblem} field names key ${forgerFingerprint}, not the pinned key ${fingerprint}`);
+      }
     }
+    return pinnedRuns;
   }
 
-  async function expectGenuine(file: string, records: string) {
+  /** Genuine exports verify the three pinned ways (one process each over all of them, exit 0) and not unpinned. */
+  async function expectGenuine(genuineFiles: Array<[file: string, records: string]>) {
     const pins = pinnedWays();
-    const [unpinned, ...runs] = await Promise.all([verify(file), ...pins.map(([args, on]) => verify(file, [...args], on))]);
+    const [unpinned, ...runs] = await everyWay(genuineFiles.map(([file]) => file));
     for (const [i, [, , source]] of pins.entries()) {
       const res = runs[i];
       expect(res.code, res.stderr).to.equal(0);
-      expect(res.stdout).to.equal(`${file}: verified, signed by the pinned ed25519 key ${fingerprint} (${source})${records}\n`);
+      expect(res.stdout).to.equal(
+        genuineFiles.map(([file, records]) => `${file}: verified, signed by the pinned ed25519 key ${fingerprint} (${source})${records}\n`).join(""),
+      );
     }
     expect(unpinned.code).to.equal(1);
-    expect(unpinned.stderr).to.include(`${file}: NOT verified: signature valid, signer NOT verified\n`);
+    for (const [file] of genuineFiles) expect(verdictOf(unpinned.stderr, file)).to.include(`${file}: NOT verified: signature valid, signer NOT verified\n`);
   }
 
   before(async () => {
@@ -147,11 +174,13 @@ describe("security: a forged evidence export verifies only against the pinned ap
     // Real evidence: a backup set made by the agent with restic, then an export in each format.
     const backup = await plumctl(["backup", "run"], env, 240_000);
     expect(backup.code, backup.stderr).to.equal(0);
-    for (const format of ["json", "csv", "pdf"] as const) {
-      genuine[format] = path.join(dir, `genuine.${format}`);
-      const res = await plumctl(["evidence", "export", "--from", day(-1), "--to", day(0), "--format", format, "--out", genuine[format]], env);
-      expect(res.code, res.stderr).to.equal(0);
-    }
+    // The three exports side by side (each takes its checkpoint under the anchors' advisory lock).
+    const formats = ["json", "csv", "pdf"] as const;
+    for (const format of formats) genuine[format] = path.join(dir, `genuine.${format}`);
+    const exported = await Promise.all(
+      formats.map((format) => plumctl(["evidence", "export", "--from", day(-1), "--to", day(0), "--format", format, "--out", genuine[format]], env)),
+    );
+    for (const res of exported) expect(res.code, res.stderr).to.equal(0);
     auditor = await consoleUser(agent, await signInFirstAdmin(agent), "auditor1", "auditor");
   });
   after(async () => {
@@ -162,12 +191,17 @@ describe("security: a forged evidence export verifies only against the pinned ap
   it("prints one fingerprint everywhere an auditor can take it: plumctl, the recovery kit, the console, and openssl's own computation", async () => {
     expect(fingerprint).to.match(/^SHA256:[A-Za-z0-9+/]{43}$/);
     const advice = `Keep this fingerprint where the appliance cannot change it (with the recovery kit, in the audit file): check any evidence export with \`plumctl evidence verify FILE --fingerprint ${fingerprint}\`.`;
-    const printed = await plumctl(["evidence", "fingerprint"], env);
+    // The four plumctl runs side by side.
+    const [printed, byKey, kit, off] = await Promise.all([
+      plumctl(["evidence", "fingerprint"], env),
+      plumctl(["evidence", "fingerprint", "--key", keyFile], elsewhere),
+      plumctl(["backup", "recovery-kit"], env),
+      plumctl(["evidence", "fingerprint"], elsewhere),
+    ]);
     expect(printed.code, printed.stderr).to.equal(0);
     expect(printed.stdout).to.equal(`${fingerprint}\n${advice}\n`);
-    expect((await plumctl(["evidence", "fingerprint", "--key", keyFile], elsewhere)).stdout).to.equal(`${fingerprint}\n${advice}\n`);
+    expect(byKey.stdout).to.equal(`${fingerprint}\n${advice}\n`);
 
-    const kit = await plumctl(["backup", "recovery-kit"], env);
     expect(kit.code, kit.stderr).to.equal(0);
     expect(kit.stdout).to.include(`Evidence signing key (ed25519) fingerprint:\n  ${fingerprint}\n  ${advice}\n`);
 
@@ -183,7 +217,6 @@ describe("security: a forged evidence export verifies only against the pinned ap
     const hex = /= ([0-9a-f]{64})\s*$/.exec(digest.stdout)![1];
     expect(`SHA256:${Buffer.from(hex, "hex").toString("base64").replace(/=+$/, "")}`).to.equal(fingerprint);
 
-    const off = await plumctl(["evidence", "fingerprint"], elsewhere);
     expect(off.code).to.equal(1);
     expect(off.stderr).to.include(`there is no appliance signing key in ${path.join(elsewhere.PLUM_HOME, "secrets")}`);
   });
@@ -197,14 +230,13 @@ describe("security: a forged evidence export verifies only against the pinned ap
     expect(report.appliance.publicKeyFingerprint).to.equal(fingerprint);
     const forged = path.join(dir, "forged.json");
     writeFileSync(forged, forgedJson(readFileSync(genuine.json), forger));
-    await expectRejected(forged, "appliance.publicKeyFingerprint");
-    await expectGenuine(genuine.json, recordCount(report.records.length));
+    await Promise.all([expectRejected([[forged, "appliance.publicKeyFingerprint"]]), expectGenuine([[genuine.json, recordCount(report.records.length)]])]);
   });
 
   it("JSON: a forgery that left the appliance's fingerprint in its field is caught by the cross-check even without a pin", async () => {
     const forged = path.join(dir, "forged-field-kept.json");
     writeFileSync(forged, forgedJson(readFileSync(genuine.json), forger, false));
-    const res = await verify(forged);
+    const [res, pinned] = await Promise.all([verify(forged), verify(forged, ["--fingerprint", fingerprint])]);
     expect(res.code).to.equal(1);
     expect(res.stderr).to.include(`its appliance.publicKeyFingerprint field names key ${fingerprint}, not the key that signed it, ${forgerFingerprint}`);
     // The chain checkpoint it carries is the appliance's, signed by the appliance key: the forger cannot re-sign it.
@@ -212,7 +244,6 @@ describe("security: a forged evidence export verifies only against the pinned ap
     expect(checkpoint, "the genuine export carries the evidence chain's checkpoint").to.not.equal(undefined);
     expect(res.stderr).to.include(`its chain checkpoint (anchor #${checkpoint!.seq}) names key ${fingerprint}, not ${forgerFingerprint}`);
     expect(res.stderr).to.include(`its chain checkpoint (anchor #${checkpoint!.seq}) is not signed by the key that signed the file`);
-    const pinned = await verify(forged, ["--fingerprint", fingerprint]);
     expect(pinned.code).to.equal(1);
     expect(pinned.stderr).to.include(`it was signed by key ${forgerFingerprint}, not by the pinned key ${fingerprint} (--fingerprint)`);
   });
@@ -223,11 +254,9 @@ describe("security: a forged evidence export verifies only against the pinned ap
     expect(bytes.toString()).not.to.match(/^control,[^\n]*,FAIL,/m);
     writeFileSync(forged, bytes);
     writeFileSync(`${forged}.sig`, detachedSignature("forged.csv", bytes, forger));
-    await expectRejected(forged, "forged.csv.sig publicKeyFingerprint");
-    expect((await verify(forged, ["--fingerprint", fingerprint])).stderr).to.include(
-      `its public_key_fingerprint field names key ${forgerFingerprint}, not the pinned key ${fingerprint}`,
-    );
-    await expectGenuine(genuine.csv, "");
+    const [[byFingerprint]] = await Promise.all([expectRejected([[forged, "forged.csv.sig publicKeyFingerprint"]]), expectGenuine([[genuine.csv, ""]])]);
+    // The --fingerprint run (pinnedWays' first) also names the CSV's own fingerprint row.
+    expect(byFingerprint.stderr).to.include(`its public_key_fingerprint field names key ${forgerFingerprint}, not the pinned key ${fingerprint}`);
   });
 
   it("PDF: a forged PDF with every control passing and its own .sig is refused; the genuine pair verifies", async () => {
@@ -236,8 +265,7 @@ describe("security: a forged evidence export verifies only against the pinned ap
     const forged = path.join(dir, "forged.pdf");
     writeFileSync(forged, bytes);
     writeFileSync(`${forged}.sig`, detachedSignature("forged.pdf", bytes, forger));
-    await expectRejected(forged, "forged.pdf.sig publicKeyFingerprint");
-    await expectGenuine(genuine.pdf, "");
+    await Promise.all([expectRejected([[forged, "forged.pdf.sig publicKeyFingerprint"]]), expectGenuine([[genuine.pdf, ""]])]);
   });
 
   it("console downloads: a zip with a forged PDF or CSV inside, and a forged JSON download, are refused; the genuine downloads verify", async () => {
@@ -246,6 +274,7 @@ describe("security: a forged evidence export verifies only against the pinned ap
     expect(json.status).to.equal(200);
     const report = JSON.parse((json.body as Buffer).toString("utf8")) as EvidenceReport;
     const zips: Record<string, string> = {};
+    const forgeries: Array<[string, string]> = [];
     for (const format of ["pdf", "csv"] as const) {
       const zip = await download(`/evidence/export?${period}&format=${format}`);
       expect(zip.status).to.equal(200);
@@ -262,16 +291,18 @@ describe("security: a forged evidence export verifies only against the pinned ap
           { name: `${doc.name}.sig`, bytes: detachedSignature(doc.name, bytes, forger) },
         ]),
       );
-      await expectRejected(forgedZip, `${doc.name}.sig publicKeyFingerprint`);
+      forgeries.push([forgedZip, `${doc.name}.sig publicKeyFingerprint`]);
     }
     const forgedJsonFile = path.join(dir, "console-forged.json");
     writeFileSync(forgedJsonFile, forgedJson(json.body as Buffer, forger));
-    await expectRejected(forgedJsonFile, "appliance.publicKeyFingerprint");
+    forgeries.push([forgedJsonFile, "appliance.publicKeyFingerprint"]);
 
     const jsonFile = path.join(dir, "console.json");
     writeFileSync(jsonFile, json.body as Buffer);
-    await expectGenuine(jsonFile, recordCount(report.records.length));
-    for (const zipFile of Object.values(zips)) await expectGenuine(zipFile, "");
+    await Promise.all([
+      expectRejected(forgeries),
+      expectGenuine([[jsonFile, recordCount(report.records.length)], ...Object.values(zips).map((zipFile): [string, string] => [zipFile, ""])]),
+    ]);
   });
 
   it("takes the pin as PEM, DER or the raw key; refuses a private key, a malformed fingerprint, and a key and fingerprint that disagree", async () => {
@@ -284,28 +315,28 @@ describe("security: a forged evidence export verifies only against the pinned ap
       "key.hex": raw.toString("hex") + "\n",
       "key.b64": raw.toString("base64") + "\n",
     };
-    for (const [name, content] of Object.entries(forms)) {
-      const file = path.join(dir, name);
-      writeFileSync(file, content);
-      const res = await verify(genuine.json, ["--key", file]);
-      expect(res.code, `${name}: ${res.stderr}`).to.equal(0);
-    }
-
+    for (const [name, content] of Object.entries(forms)) writeFileSync(path.join(dir, name), content);
     const privateKey = path.join(dir, "private.pem");
     writeFileSync(privateKey, forger.signingKeyPem);
-    const refused = await verify(genuine.json, ["--key", privateKey]);
+    const forgerKeyFile = path.join(dir, "forger.pub.pem");
+    writeFileSync(forgerKeyFile, forger.publicKeyPem);
+    // Each pin is its own process (a pin is per run), all side by side.
+    const [refused, malformed, disagree, ...byForm] = await Promise.all([
+      verify(genuine.json, ["--key", privateKey]),
+      verify(genuine.json, ["--fingerprint", "SHA256:abc"]),
+      verify(genuine.json, ["--key", forgerKeyFile, "--fingerprint", fingerprint]),
+      ...Object.keys(forms).map((name) => verify(genuine.json, ["--key", path.join(dir, name)])),
+    ]);
+    for (const [i, name] of Object.keys(forms).entries()) expect(byForm[i].code, `${name}: ${byForm[i].stderr}`).to.equal(0);
+
     expect(refused.code).to.equal(1);
     expect(refused.stderr).to.include(`${privateKey} holds a private key`);
     expect(refused.stderr).to.include("a private key must never leave the appliance");
 
-    const malformed = await verify(genuine.json, ["--fingerprint", "SHA256:abc"]);
     expect(malformed.code).to.equal(1);
     expect(malformed.stderr).to.include('"SHA256:abc" is not an evidence key fingerprint');
     expect(malformed.stderr).to.include("SHA256: followed by 43 characters of base64");
 
-    const forgerKeyFile = path.join(dir, "forger.pub.pem");
-    writeFileSync(forgerKeyFile, forger.publicKeyPem);
-    const disagree = await verify(genuine.json, ["--key", forgerKeyFile, "--fingerprint", fingerprint]);
     expect(disagree.code).to.equal(1);
     expect(disagree.stderr).to.include(`--key ${forgerKeyFile} is key ${forgerFingerprint} but --fingerprint names ${fingerprint}: they are not the same key`);
   });

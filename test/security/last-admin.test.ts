@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { QueryTypes } from "sequelize";
 import type { Agent } from "../../appliance/agent.ts";
+import { SESSION_ENDED } from "../../lib/http/auth/session-auth.ts";
 import { consoleUser, signInFirstAdmin, TEST_PASSWORD } from "../support/console-users.ts";
 import { startInProcessAgent } from "../support/in-process-agent.ts";
 import type { WebClient } from "../support/web-client.ts";
@@ -55,11 +56,6 @@ describe("security: the last admin under concurrent demotions", function () {
   }
 
   const REFUSALS = [LAST_ADMIN, "You are no longer an active admin", "Your role (operator) may not"];
-  /**
-   * When one admin's disabling lands first, the other's sessions are ended with it, so the other's form no
-   * longer belongs to a live session and is refused by the CSRF check (403) before it reaches the users page.
-   */
-  const SESSION_ENDED = "This form has expired or did not come from this site";
 
   /** Who sends which change at once: each admin on the other, or one admin on both. */
   const SCENARIOS = [
@@ -103,13 +99,35 @@ describe("security: the last admin under concurrent demotions", function () {
           `round ${round}: one change wins (${said})`,
         ).to.have.length(1);
         const loser = answers.find((r) => r.status !== 303)!;
-        expect(loser.status, `round ${round}`).to.be.oneOf([400, 403]);
-        const refusals = "disabled" in form ? [...REFUSALS, SESSION_ENDED] : REFUSALS;
-        expect(
-          refusals.some((t) => loser.text.includes(t)),
-          `round ${round}: the loser is told why: ${/data-testid="error-message">([^<]*)</.exec(loser.text)?.[1] ?? /class="error"[^>]*>([^<]*)</.exec(loser.text)?.[1] ?? loser.text.slice(-500)}`,
-        ).to.equal(true);
+        const why = `round ${round}: the loser is told why: ${/data-testid="error-message">([^<]*)</.exec(loser.text)?.[1] ?? /class="error"[^>]*>([^<]*)</.exec(loser.text)?.[1] ?? loser.text.slice(-500)}`;
+        // When one admin's disabling lands first, the other's sessions end with it: that form is told its session ended.
+        if ("disabled" in form && loser.status === 401) expect(loser.text, why).to.include(SESSION_ENDED);
+        else {
+          expect(loser.status, `round ${round}`).to.be.oneOf([400, 403]);
+          expect(
+            REFUSALS.some((t) => loser.text.includes(t)),
+            why,
+          ).to.equal(true);
+        }
       }
     });
   }
+
+  it("a form posted from a session an admin ended (the account disabled) is told the session ended, not that the form expired", async () => {
+    await ready();
+    const disabled = await first.post(`/users/${ids.second}`, { disabled: "true" }, tokens.first);
+    expect(disabled.status).to.equal(303);
+    const late = await second.post(`/users/${ids.first}`, { role: "operator" }, tokens.second);
+    expect(late.status).to.equal(401);
+    expect(late.text).to.include(SESSION_ENDED);
+    expect(late.text).to.not.include("This form has expired");
+    expect(await activeAdmins()).to.deep.equal(["admin"]);
+    // Signed out: a page sends it to the sign-in form, and a form with no token at all is still a CSRF refusal.
+    const page = await second.get("/users");
+    expect(page.status).to.equal(303);
+    expect(page.headers.location).to.equal("/login?next=%2Fusers");
+    const tokenless = await second.post(`/users/${ids.first}`, { role: "operator" }, "");
+    expect(tokenless.status).to.equal(403);
+    expect(tokenless.text).to.include("This form has expired or did not come from this site");
+  });
 });

@@ -16,7 +16,6 @@ import { buildTestBundle, testVendorKeys } from "../support/test-bundles.ts";
 describe("upgrades survive the agent being killed (SIGKILL) before and after promotion", function () {
   this.timeout(600_000);
   let appliance: RunningAppliance;
-  let env: Record<string, string>;
   let ops: Sequelize;
   let journal: UpgradeJournal;
   let outDir: string;
@@ -32,8 +31,7 @@ describe("upgrades survive the agent being killed (SIGKILL) before and after pro
     appliance = await RunningAppliance.start({
       env: { PLUM_VENDOR_PUBLIC_KEY: testVendorKeys().publicKeyPem, PLUM_UPGRADE_PROMOTION: "now", PLUM_UPGRADE_SOAK_SECONDS: "6" },
     });
-    env = appliance.env;
-    const imported = await plumctl(["release", "import", bundle], env, 120_000);
+    const imported = await plumctl(["release", "import", bundle], appliance.env, 120_000);
     expect(imported.code, imported.stderr).to.equal(0);
     ops = openSequelize(clientConfig(appliance.dbs.server, appliance.dbs.ops), { poolMax: 2 });
     journal = new UpgradeJournal(ops);
@@ -46,7 +44,7 @@ describe("upgrades survive the agent being killed (SIGKILL) before and after pro
 
   /** Start an upgrade, and SIGKILL the agent the moment the journal says `step` started. */
   async function killDuring(step: string): Promise<Upgrade> {
-    const started = await plumctl(["upgrade", "start", "0.2.0", "--now", "--no-follow"], env);
+    const started = await plumctl(["upgrade", "start", "0.2.0", "--now", "--no-follow"], appliance.env);
     expect(started.code, started.stderr).to.equal(0);
     const u = (await journal.latest())!;
     await waitFor(
@@ -111,7 +109,7 @@ describe("upgrades survive the agent being killed (SIGKILL) before and after pro
     expect(row.detail.checks.length).to.be.greaterThan(0);
     expect(row.detail.checks.every((c) => c.passed)).to.equal(true);
 
-    const back = await plumctl(["rollback", "--to", "0.1.0"], env, 240_000);
+    const back = await plumctl(["rollback", "--to", "0.1.0"], appliance.env, 240_000);
     expect(back.code, back.stdout + back.stderr).to.equal(0);
     expect((await appliance.served()).version).to.equal("0.1.0");
   });

@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync } from "node:fs";
 import path from "node:path";
 import type { Sequelize } from "sequelize";
 import { backupContextFor, type BackupContext, type ProductionRelease } from "../../backup/backup-context.ts";
@@ -10,6 +10,14 @@ import { openSequelize } from "../../lib/db/sequelize.ts";
 import { APP_VERSION, expectedSchemaVersion, PRODUCT_MIGRATIONS_DIR } from "../../lib/version.ts";
 import { removeHome, tempHome } from "./agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "./databases.ts";
+
+/**
+ * The locks restic honours in the repository at `location`: files of `locks/` named by their 64-hex id. A restic
+ * killed while it writes one leaves a temporary `<id>-tmp-<n>` beside them, which restic never reads as a lock.
+ */
+export function resticLocks(location: string): string[] {
+  return readdirSync(path.join(location, "locks")).filter((name) => /^[0-9a-f]{64}$/.test(name));
+}
 
 /**
  * A backup context on fresh migrated databases of the test cluster, with a temp PLUM_HOME (secrets made),

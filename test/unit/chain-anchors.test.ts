@@ -1,7 +1,8 @@
 import { expect } from "chai";
 import { generateKeyPairSync } from "node:crypto";
-import { anchorLine, anchorPayload, keyFingerprint, lineHash, verifyAnchorText, type AnchorKeys, type ChainAnchor } from "../../lib/chain-anchors.ts";
+import { anchorLine, anchorPayload, lineHash, verifyAnchorText, type AnchorKeys, type ChainAnchor } from "../../lib/chain-anchors.ts";
 import { GENESIS_HASH } from "../../lib/hash-chain.ts";
+import { publicKeyFingerprint } from "../../lib/key-fingerprint.ts";
 
 function keys(): AnchorKeys {
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
@@ -43,7 +44,7 @@ describe("chain anchors: the anchor file's format", () => {
     const lines = file(k, 2);
     const first = JSON.parse(lines[0]) as ChainAnchor;
     expect(Object.keys(first)).to.deep.equal(["seq", "prev", "chain", "lastId", "lastHash", "at", "reason", "key", "signature"]);
-    expect(first).to.include({ seq: 1, prev: GENESIS_HASH, chain: "audit_log", lastId: 10, reason: "rows", key: keyFingerprint(k.publicKeyPem) });
+    expect(first).to.include({ seq: 1, prev: GENESIS_HASH, chain: "audit_log", lastId: 10, reason: "rows", key: publicKeyFingerprint(k.publicKeyPem) });
     expect((JSON.parse(lines[1]) as ChainAnchor).prev).to.equal(lineHash(lines[0]));
     expect(anchorPayload(first)).to.match(/^plum-chain-anchor\/1\n\{"at":"2026-12-01T00:00:00.000Z","chain":"audit_log","key":"SHA256:/);
   });
@@ -88,7 +89,7 @@ describe("chain anchors: the anchor file's format", () => {
       `line 2 (anchor #2, backup_evidence row 20) does not link to line 1: a line before it was edited, replaced or inserted`,
     );
     expect(verifyAnchorText("f", text([lines[0], foreign[1]]), k.publicKeyPem).problems[1]).to.equal(
-      `line 2 (anchor #2, backup_evidence row 20) names key ${keyFingerprint(other.publicKeyPem)}, not the appliance key ${keyFingerprint(k.publicKeyPem)}`,
+      `line 2 (anchor #2, backup_evidence row 20) names key ${publicKeyFingerprint(other.publicKeyPem)}, not the appliance key ${publicKeyFingerprint(k.publicKeyPem)}`,
     );
     expect(verifyAnchorText("f", text([lines[0], "hello"]), k.publicKeyPem).problems).to.deep.equal(['line 2 is not an anchor: "hello"']);
     expect(verifyAnchorText("f", lines[0] + "\n" + lines[1].slice(0, 40), k.publicKeyPem).problems).to.deep.equal([

@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { ConfigError, loadConfig } from "../../lib/config.ts";
-import { formatRfc5424, octetCounted, parseSyslogTarget, type SyslogMessage } from "../../lib/syslog.ts";
+import { hostname } from "node:os";
+import { formatRfc5424, octetCounted, parseSyslogTarget, syslogMessage, type SyslogMessage } from "../../lib/syslog.ts";
 
 const base: SyslogMessage = {
   facility: "authpriv",
@@ -44,6 +45,12 @@ describe("syslog: RFC 5424 messages and their framing", () => {
     expect(Buffer.byteLength(m)).to.be.at.most(300);
     expect(Buffer.byteLength(m)).to.be.at.least(299);
     expect(m).to.match(/\[audit@32473 chain="audit_log" id="42" hash="ab12"\] \uFEFFé+$/);
+  });
+
+  it("fills one sender's header into each message: this host and this process unless named", () => {
+    const { facility, appName, hostname: host, procId, ...rest } = base;
+    expect(syslogMessage({ facility, appName, hostname: host, procId }, rest)).to.deep.equal(base);
+    expect(syslogMessage({ facility, appName }, rest)).to.deep.equal({ ...base, hostname: hostname(), procId: process.pid });
   });
 
   it("frames a message for TCP with its length in bytes (RFC 6587 octet counting)", () => {

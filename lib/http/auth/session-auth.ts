@@ -35,7 +35,16 @@ export function cookieOptions(secure: boolean, maxAgeMs?: number): CookieOptions
   return { httpOnly: true, secure, sameSite: "strict", path: "/", ...(maxAgeMs ? { maxAge: maxAgeMs } : {}) };
 }
 
-/** Load the session named by the cookie (unexpired, user not disabled) into res.locals.signedIn. */
+/**
+ * What a form posted from a session that has since ended is told (its user signed out elsewhere, the session
+ * expired, or an admin disabled the account or closed its sessions): the form's token was that session's.
+ */
+export const SESSION_ENDED = "Your session has ended (you were signed out, it expired, or an admin disabled your account): sign in again.";
+
+/**
+ * Load the session named by the cookie (unexpired, user not disabled) into res.locals.signedIn; a cookie that
+ * names no live session marks the request `sessionEnded`, so that its form is refused with why.
+ */
 export function sessionLoader(ctx: AuthContext, cookies: AuthCookies) {
   return async (req: Request, res: Response, next: NextFunction) => {
     const token = req.cookies?.[cookies.session];
@@ -44,6 +53,8 @@ export function sessionLoader(ctx: AuthContext, cookies: AuthCookies) {
       const user = session && (await ctx.models.User.findByPk(session.userId));
       if (session && user && !user.disabledAt) {
         res.locals.signedIn = { user, session, actor: { id: user.id, username: user.username, role: user.role } } satisfies SignedIn;
+      } else {
+        res.locals.sessionEnded = true;
       }
     }
     next();
@@ -65,7 +76,8 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 /**
  * CSRF protection for every state-changing request. Signed in: the token is derived from the session's own
  * secret. Signed out (the sign-in form): from a random cookie. Either way an HMAC under the appliance's
- * session key, so a token cannot be forged without the server's secret.
+ * session key, so a token cannot be forged without the server's secret. A wrong token from a request whose
+ * session cookie names an ended session is answered 401 SESSION_ENDED, the cookie cleared.
  */
 export function csrfProtection(sessionKey: Buffer, secureCookies: boolean, cookies: AuthCookies) {
   return (req: Request, res: Response, next: NextFunction) => {
@@ -89,6 +101,11 @@ export function csrfProtection(sessionKey: Buffer, secureCookies: boolean, cooki
     const inQuery = req.is("multipart/form-data") && typeof req.query._csrf === "string" ? req.query._csrf : undefined;
     const given = (req.body && typeof req.body._csrf === "string" ? req.body._csrf : undefined) ?? req.get("x-csrf-token") ?? inQuery;
     if (!given || !sameToken(given, expected)) {
+      // Signed out since the form was served: its token was the ended session's, so say that rather than "expired form".
+      if (res.locals.sessionEnded && given) {
+        res.clearCookie(cookies.session, cookieOptions(secureCookies));
+        return next(new HttpError(401, SESSION_ENDED));
+      }
       return next(new HttpError(403, "This form has expired or did not come from this site (missing or wrong CSRF token). Reload the page and try again."));
     }
     next();
