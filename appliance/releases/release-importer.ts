@@ -77,6 +77,7 @@ export async function releaseImporter(props: {
       schemaVersion: manifest.schemaVersion,
       minimumVersion: manifest.minimumVersion,
       sha256: manifest.artefacts.map((a) => `${a.name}:${a.sha256}`),
+      ...(manifest.image && { image: `${manifest.image.tag} ${manifest.image.id}` }),
     },
   });
   return manifest;
