@@ -29,8 +29,9 @@ export interface ImportContext {
   isPresent(version: string): boolean;
   freeBytes(dir: string): number;
   /**
-   * Set when the appliance runs its instances as containers (runtime.kind: docker): a bundle must then carry
-   * an image, which is loaded once every artefact is verified, before the release gets its folder.
+   * Set when the appliance runs its instances as containers (runtime.kind: docker): a bundle's image is loaded
+   * once every artefact is verified, before the release gets its folder. (A bundle without one still imports:
+   * the docker runtime runs it from its folder, mounted read-only, where the agent runs on the host.)
    */
   images?: ImportImages;
 }
@@ -127,18 +128,11 @@ function verifyManifest(dir: string, publicKey: ReturnType<typeof parseVendorPub
 }
 
 /** Whether the image the manifest names and the image.tar the bundle holds go together. */
-function checkImageMembers(manifest: BundleManifest, outer: TarMember[], ctx: ImportContext): void {
+function checkImageMembers(manifest: BundleManifest, outer: TarMember[]): void {
   const held = outer.some((m) => m.name === IMAGE_MEMBER);
   if (manifest.image && !held)
     throw new BundleRejected("format", `the manifest names the image ${manifest.image.tag}, but the bundle holds no ${IMAGE_MEMBER}`, ASK_VENDOR);
   if (!manifest.image && held) throw new BundleRejected("format", `the bundle holds ${IMAGE_MEMBER}, which its signed manifest does not list`, ASK_VENDOR);
-  if (ctx.images && !manifest.image) {
-    throw new BundleRejected(
-      "image",
-      `${manifest.version} carries no container image, and this appliance runs its instances as containers (runtime.kind: docker)`,
-      "ask the vendor for the bundle built with images (`npm run bundle -- --images`), or run the process runtime (runtime.kind: process)",
-    );
-  }
 }
 
 /** Extract one artefact of the bundle into `dir` and check its size and sha256 against the signed manifest. */
@@ -216,7 +210,7 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
   try {
     await runChild(tarExtractArgs(file, work, { members: ["manifest.json", "manifest.sig"] }), { what: "tar (extracting the manifest)", timeoutMs: 60_000 });
     const manifest = verifyManifest(work, publicKey);
-    checkImageMembers(manifest, outer, ctx);
+    checkImageMembers(manifest, outer);
     if (manifest.image && ctx.images) {
       try {
         await ctx.images.ready();

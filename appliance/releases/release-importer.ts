@@ -10,11 +10,10 @@ import { ReleaseStore } from "./release-store.ts";
 
 /**
  * The image engine of a config whose runtime is docker (`runtime.kind: docker`, `runtime.docker.socket`,
- * `runtime.docker.imageRepository`); undefined for the process runtime. Read from the config object as it is,
- * with the defaults, so it holds whether or not the loader knows the runtime keys yet.
+ * `runtime.docker.imageRepository`); undefined for the process runtime.
  */
 export function releaseImageEngine(config: PlumConfig): ReleaseImageEngine | undefined {
-  const runtime = (config as unknown as { runtime?: { kind?: string; docker?: { socket?: string; imageRepository?: string } } }).runtime;
+  const runtime = config.runtime as Partial<PlumConfig["runtime"]> | undefined;
   if (runtime?.kind !== "docker") return undefined;
   return {
     ...(runtime.docker?.socket && { socketPath: runtime.docker.socket }),

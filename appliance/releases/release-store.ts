@@ -44,7 +44,7 @@ export interface ReleaseStoreOptions {
   freeBytes?: (dir: string) => number;
   /**
    * Set when product instances run as containers (runtime.kind: docker): an import loads the release's image
-   * into this engine (and refuses a bundle without one), and `ref` names the image in its repository.
+   * into this engine, and `ref` names the image in its repository.
    */
   images?: ReleaseImageEngine;
   /** Told what pruning did to each pruned release's image (tags it left say why). */
@@ -94,6 +94,11 @@ function installedManifest(): BundleManifest {
  */
 export class ReleaseStore {
   constructor(private readonly opts: ReleaseStoreOptions) {}
+
+  /** Whether imports load images (the runtime is docker). */
+  get loadsImages(): boolean {
+    return this.opts.images !== undefined;
+  }
 
   /** Imported releases, newest version first. */
   private imported(): ReleaseInfo[] {

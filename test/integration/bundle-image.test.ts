@@ -9,7 +9,9 @@ import { BundleRejected } from "../../appliance/releases/bundle-importer.ts";
 import { parseManifest, type BundleManifest } from "../../appliance/releases/bundle-manifest.ts";
 import { parseVendorPublicKey, verifySignature } from "../../appliance/releases/bundle-signing.ts";
 import { CONTAINER_APP_DIR, CONTAINER_NODE, CONTAINER_UID } from "../../appliance/releases/container-image.ts";
+import { releaseCatalogueFor } from "../../appliance/releases/release-catalogue.ts";
 import { releaseImporter } from "../../appliance/releases/release-importer.ts";
+import type { PlumConfig } from "../../lib/config.ts";
 import { imageIdOf, LOADED_IMAGE_FILE, readLoadedImage } from "../../appliance/releases/release-images.ts";
 import { ReleaseStore } from "../../appliance/releases/release-store.ts";
 import { runChild } from "../../lib/child-process.ts";
@@ -78,9 +80,9 @@ describe("bundle images: image.tar built, verified, loaded, pruned", function ()
   async function dockerAppliance(): Promise<Agent> {
     agent = await startInProcessAgent((config) => {
       config.releases.vendorPublicKey = keys.publicKeyPem;
-      Object.assign(config, {
-        runtime: { ...(config as { runtime?: object }).runtime, kind: "docker", docker: { socket: socketPath, network: testDocker().network } },
-      });
+      config.runtime.kind = "docker";
+      config.runtime.docker.socket = socketPath;
+      config.runtime.docker.network = testDocker().network;
     });
     return agent.agent;
   }
@@ -127,27 +129,24 @@ describe("bundle images: image.tar built, verified, loaded, pruned", function ()
     expect(folderListing(releasesDir)).to.deep.equal(before);
   });
 
-  it("refuses a bundle whose manifest names no image on a docker-runtime appliance, and one that drops image.tar", async () => {
+  it("refuses a bundle that drops image.tar its manifest names, or holds one its manifest does not list", async () => {
     const app = agent!.agent;
     const releasesDir = homeLayout(app.config.home).releasesDir;
     const before = folderListing(releasesDir);
-    const imageless = await rewriteBundle(bundle, path.join(work, "imageless.tar"), (dir) => {
-      rmSync(path.join(dir, "image.tar"));
+    const dropped = await rewriteBundle(bundle, path.join(work, "dropped.tar"), (dir) => rmSync(path.join(dir, "image.tar")));
+    const format = await app.releases.import(dropped, { currentVersion: APP_VERSION }).catch((e: unknown) => e as BundleRejected);
+    expect(format).to.be.instanceOf(BundleRejected);
+    expect((format as BundleRejected).check).to.equal("format");
+    expect((format as BundleRejected).message).to.equal(`the manifest names the image ${tag}, but the bundle holds no image.tar`);
+    const unlisted = await rewriteBundle(bundle, path.join(work, "unlisted.tar"), (dir) =>
       resignManifest(dir, keys.privateKey, (m) => {
         delete m.image;
         m.artefacts = (m.artefacts as { name: string }[]).filter((a) => a.name !== "image.tar");
-      });
-    });
-    const refusal = await app.releases.import(imageless, { currentVersion: APP_VERSION }).catch((e: unknown) => e as BundleRejected);
-    expect(refusal).to.be.instanceOf(BundleRejected);
-    expect((refusal as BundleRejected).check).to.equal("image");
-    expect((refusal as BundleRejected).message).to.equal(
-      `${version} carries no container image, and this appliance runs its instances as containers (runtime.kind: docker)`,
+      }),
     );
-    const dropped = await rewriteBundle(bundle, path.join(work, "dropped.tar"), (dir) => rmSync(path.join(dir, "image.tar")));
-    const format = await app.releases.import(dropped, { currentVersion: APP_VERSION }).catch((e: unknown) => e as BundleRejected);
-    expect((format as BundleRejected).check).to.equal("format");
-    expect((format as BundleRejected).message).to.equal(`the manifest names the image ${tag}, but the bundle holds no image.tar`);
+    const extra = await app.releases.import(unlisted, { currentVersion: APP_VERSION }).catch((e: unknown) => e as BundleRejected);
+    expect((extra as BundleRejected).check).to.equal("format");
+    expect((extra as BundleRejected).message).to.equal("the bundle holds image.tar, which its signed manifest does not list");
     expect(folderListing(releasesDir)).to.deep.equal(before);
     expect(await imageIdOf(docker, tag)).to.equal(undefined);
   });
@@ -187,9 +186,12 @@ describe("bundle images: image.tar built, verified, loaded, pruned", function ()
     expect(existsSync(path.join(dir, LOADED_IMAGE_FILE))).to.equal(false);
     expect(await imageIdOf(docker, tag)).to.equal(undefined);
 
-    // Switched to docker: the kept image.tar is checked again and loaded.
+    // Switched to docker: an upgrade's verify step checks the kept image.tar again and loads it.
     const dockerStore = new ReleaseStore({ releasesDir, keep: 0, vendorPublicKey: keys.publicKeyPem, images: { socketPath } });
-    expect(await dockerStore.ensureImage(version)).to.equal(tag);
+    const config = { releases: { vendorPublicKey: keys.publicKeyPem }, runtime: { kind: "docker" } } as unknown as PlumConfig;
+    expect(await releaseCatalogueFor(dockerStore, config).recheck(version, APP_VERSION)).to.include(
+      `image: ${tag} in the engine, with the id its manifest signs`,
+    );
     expect(await imageIdOf(docker, tag)).to.equal(manifest.image!.id);
     expect(await dockerStore.ensureImage(version)).to.equal(tag); // present: nothing loaded twice
     expect(readLoadedImage(dir)?.tags).to.deep.equal([tag]);
@@ -198,6 +200,26 @@ describe("bundle images: image.tar built, verified, loaded, pruned", function ()
     rmSync(path.join(dir, LOADED_IMAGE_FILE));
     expect(await dockerStore.prune([])).to.deep.equal([version]);
     expect(await imageIdOf(docker, tag)).to.equal(manifest.image!.id);
+  });
+
+  it("imports a bundle built without images on docker as before: nothing loaded, no image in its ref", async () => {
+    const releasesDir = path.join(work, "releases-imageless");
+    mkdirSync(releasesDir);
+    const imageless = await rewriteBundle(bundle, path.join(work, "imageless.tar"), (dir) => {
+      rmSync(path.join(dir, "image.tar"));
+      resignManifest(dir, keys.privateKey, (m) => {
+        delete m.image;
+        m.artefacts = (m.artefacts as { name: string }[]).filter((a) => a.name !== "image.tar");
+      });
+    });
+    const imagesBefore = (await docker.listImages()).map((i) => i.Id).sort();
+    const store = new ReleaseStore({ releasesDir, keep: 3, vendorPublicKey: keys.publicKeyPem, images: { socketPath } });
+    expect((await store.import(imageless, { currentVersion: APP_VERSION })).image).to.equal(undefined);
+    const ref = store.ref(version);
+    expect(ref).not.to.have.property("image");
+    expect(existsSync(path.join(ref.dir, "image.tar"))).to.equal(false);
+    expect(await store.ensureImage(version)).to.equal(undefined);
+    expect((await docker.listImages()).map((i) => i.Id).sort()).to.deep.equal(imagesBefore);
   });
 
   it("refuses to load a kept image.tar changed after import", async () => {
