@@ -1,4 +1,4 @@
-// `npm run bundle -- --version X.Y.Z [--out DIR] [--minimum-version A.B.C] [--key FILE]`: build and sign a release bundle.
+// `npm run bundle -- --version X.Y.Z [--out DIR] [--minimum-version A.B.C] [--key FILE] [--images [--docker-socket PATH]]`: build and sign a release bundle.
 import { createPublicKey } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
@@ -8,12 +8,15 @@ import { APP_ROOT } from "../lib/paths.ts";
 import { buildBundle } from "../appliance/releases/bundle-builder.ts";
 import { generateDevSigningKey, loadVendorSigningKey, publicKeyPem } from "../appliance/releases/bundle-signing.ts";
 
-const USAGE = `usage: npm run bundle -- --version X.Y.Z [--out DIR] [--minimum-version A.B.C] [--key FILE]
+const USAGE = `usage: npm run bundle -- --version X.Y.Z [--out DIR] [--minimum-version A.B.C] [--key FILE] [--images [--docker-socket PATH]]
   --version          the release's version (semver)
   --out              where plum-X.Y.Z.tar is written (default: dist/bundles)
   --minimum-version  the oldest installed version it upgrades from (default: major.minor.0 of package.json's version)
   --key              the vendor's ed25519 signing key, PEM PKCS#8, mode 0600 (or PLUM_VENDOR_SIGNING_KEY_FILE);
-                     without either, a development key in .bundle-keys/ signs it`;
+                     without either, a development key in .bundle-keys/ signs it
+  --images           also build the release's container image (plum-product:X.Y.Z) with the local Docker engine and
+                     ship it as image.tar, its sha256 and id in the signed manifest (no registry, no base image)
+  --docker-socket    the engine's socket for --images (default: DOCKER_HOST=unix://…, else /var/run/docker.sock)`;
 
 const DEV_KEY = path.join(APP_ROOT, ".bundle-keys", "dev-vendor.key");
 
@@ -31,11 +34,14 @@ async function main(): Promise<void> {
       out: { type: "string" },
       "minimum-version": { type: "string" },
       key: { type: "string" },
+      images: { type: "boolean" },
+      "docker-socket": { type: "string" },
       help: { type: "boolean" },
     },
   });
   if (values.help) return void process.stdout.write(USAGE + "\n");
   if (!values.version) throw new PlumError("--version is required", { hint: USAGE });
+  if (values["docker-socket"] && !values.images) throw new PlumError("--docker-socket is for --images", { hint: USAGE });
   const { file: keyFile, dev } = signingKeyFile(values.key);
   const signingKey = loadVendorSigningKey(keyFile);
   if (dev) {
@@ -49,13 +55,19 @@ async function main(): Promise<void> {
     minimumVersion: values["minimum-version"],
     outDir: path.resolve(values.out ?? path.join(APP_ROOT, "dist", "bundles")),
     signingKey,
+    images: values.images,
+    dockerSocket: values["docker-socket"],
   });
   const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
+  const s = (ms: number) => (ms / 1000).toFixed(1);
   process.stdout.write(
     `${built.file}\n` +
       `  version ${built.manifest.version} (upgrades from ${built.manifest.minimumVersion}), schema ${built.manifest.schemaVersion}\n` +
       `  app.tgz ${mib(built.appBytes)} MiB, sha256 ${built.manifest.artefacts[0].sha256}\n` +
-      `  built in ${(built.timings.totalMs / 1000).toFixed(1)} s (compile ${(built.timings.compileMs / 1000).toFixed(1)} s, pack ${(built.timings.packMs / 1000).toFixed(1)} s)\n`,
+      (built.manifest.image
+        ? `  image.tar ${mib(built.imageBytes ?? 0)} MiB, sha256 ${built.manifest.artefacts.find((a) => a.name === "image.tar")?.sha256}: ${built.manifest.image.tag} ${built.manifest.image.id}\n`
+        : "") +
+      `  built in ${s(built.timings.totalMs)} s (compile ${s(built.timings.compileMs)} s, pack ${s(built.timings.packMs)} s${built.timings.imageMs !== undefined ? `, image ${s(built.timings.imageMs)} s` : ""})\n`,
   );
 }
 

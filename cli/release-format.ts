@@ -60,6 +60,7 @@ export function releaseDetail(release: ReleaseInfo): string {
     ["suites", m.suites.join(", ") || "none"],
     ["migrations", String(m.migrations.length)],
     ["created", m.createdAt],
+    ...(m.image ? [["image", `${m.image.tag} ${m.image.id}`]] : []),
   ]);
   return `${facts}\n${changesBlock(release, true)}`;
 }

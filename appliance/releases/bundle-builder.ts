@@ -9,10 +9,12 @@ import { sha256OfFile } from "../../lib/file-hashes.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
 import { expectedSchemaVersion, migrationNames } from "../../lib/version.ts";
 import { SUITES } from "../../product/validation/suites.ts";
-import { BUNDLE_MEMBERS, bundleFileName, manifestBytes, type BundleManifest } from "./bundle-manifest.ts";
+import { bundleFileName, bundleMembers, IMAGE_MEMBER, manifestBytes, type BundleManifest } from "./bundle-manifest.ts";
 import { sign } from "./bundle-signing.ts";
 import { releaseDataChanges } from "./migration-data-changes.ts";
 import { productionModules } from "./production-modules.ts";
+import { productImageTag } from "./container-image.ts";
+import { buildReleaseImage, reachableDocker, releaseImageLabels } from "./release-images.ts";
 import { releaseChangesIn } from "./release-changes.ts";
 
 /** Folders tsc compiles (tsconfig.build.json); files in them that are not code are runtime assets. */
@@ -37,15 +39,30 @@ export interface BundleBuildOptions {
   compressionLevel?: number;
   /** A dist/ already compiled from sourceDir (by compileDist), reused instead of running tsc again. */
   compiledDist?: string;
+  /**
+   * Also build the release's container image from exactly what app.tgz holds and ship it as image.tar
+   * (`docker save` format), its sha256, tag and id in the signed manifest. Needs a Docker engine.
+   */
+  images?: boolean;
+  /** The engine's socket for `images` (default: DOCKER_HOST, else /var/run/docker.sock). */
+  dockerSocket?: string;
+  /**
+   * Where a caller that builds one tree many times (tests) keeps images: given the build (which writes
+   * image.tar to the file it is handed and resolves with the image id), it answers with an image.tar and its
+   * id, built now or earlier for the same tree and version.
+   */
+  imageCache?: (build: (file: string) => Promise<string>) => Promise<{ file: string; id: string }>;
 }
 
 export interface BuiltBundle {
   file: string;
   manifest: BundleManifest;
   appBytes: number;
+  /** image.tar's size, when built with images. */
+  imageBytes?: number;
   /** Statements of the migrations the builder could not read for the data-change declaration, by migration. */
   unreadDataChanges: string[];
-  timings: { compileMs: number; packMs: number; totalMs: number };
+  timings: { compileMs: number; packMs: number; imageMs?: number; totalMs: number };
 }
 
 /** tsc run by this node on the release's own build config. */
@@ -83,9 +100,14 @@ export function gzipArgs(level: number): string[] {
   return ["gzip", `-${level}`, "-n"];
 }
 
-/** The outer bundle tar, its members in BUNDLE_MEMBERS order as listed (not sorted by name). */
-export function bundleTarArgs(file: string, bundleDir: string): string[] {
-  return ["tar", "-c", "-f", file, ...TAR_NORMALISE.filter((o) => o !== "--sort=name"), "-C", bundleDir, ...BUNDLE_MEMBERS];
+/** The outer bundle tar, its members in bundle order as listed (not sorted by name): image.tar last, when there is one. */
+export function bundleTarArgs(file: string, bundleDir: string, withImage = false): string[] {
+  return ["tar", "-c", "-f", file, ...TAR_NORMALISE.filter((o) => o !== "--sort=name"), "-C", bundleDir, ...bundleMembers(withImage)];
+}
+
+/** app.tgz unpacked as it is, modes included (not masked by the builder's umask): the tree the image carries. */
+export function appUnpackArgs(app: string, dir: string): string[] {
+  return ["tar", "-x", "-z", "-p", "-f", app, "-C", dir, "--no-same-owner"];
 }
 
 /**
@@ -172,6 +194,13 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
   const changes = releaseChangesIn(sourceDir, opts.version);
   const migrationsDir = path.join(sourceDir, "migrations");
   const dataChanges = await releaseDataChanges(migrationsDir);
+  // Before the long work: an engine that does not answer is known in a second, not after the compile.
+  const engine = opts.images
+    ? await reachableDocker(
+        opts.dockerSocket,
+        "--images builds the release's image with a local Docker engine: start dockerd, or point --docker-socket (or DOCKER_HOST=unix://…) at its socket; without --images the bundle needs none",
+      )
+    : undefined;
 
   const work = mkdtempSync(path.join(tmpdir(), "plum-bundle-"));
   try {
@@ -194,19 +223,56 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
     const app = path.join(bundleDir, "app.tgz");
     await tarGzip(appTarArgs({ stage, distParent, sourceDir, modules }), app, { level: opts.compressionLevel ?? 6, timeoutMs: 10 * 60_000 });
     const appBytes = statSync(app).size;
+    const schemaVersion = expectedSchemaVersion(migrationsDir);
+    const packed = Date.now();
+
+    let image: { id: string; tag: string; labels: Record<string, string>; sha256: string; bytes: number } | undefined;
+    if (engine) {
+      const imageFile = path.join(bundleDir, IMAGE_MEMBER);
+      const build = async (file: string) => {
+        const tree = path.join(work, "image-app");
+        mkdirSync(tree);
+        try {
+          await runChild(appUnpackArgs(app, tree), { what: "tar (unpacking app.tgz for the image)", timeoutMs: 10 * 60_000 });
+          return (await buildReleaseImage(engine.docker, { appDir: tree, version: opts.version, schemaVersion, file, workDir: work })).id;
+        } finally {
+          rmSync(tree, { recursive: true, force: true });
+        }
+      };
+      let id: string;
+      if (opts.imageCache) {
+        const cached = await opts.imageCache(build);
+        copyFileSync(cached.file, imageFile);
+        id = cached.id;
+      } else {
+        id = await build(imageFile);
+      }
+      image = {
+        id,
+        tag: productImageTag(opts.version),
+        labels: releaseImageLabels({ version: opts.version, schemaVersion }),
+        sha256: await sha256OfFile(imageFile),
+        bytes: statSync(imageFile).size,
+      };
+    }
+    const imaged = Date.now();
 
     const manifest: BundleManifest = {
       format: 1,
       name: "plum",
       version: opts.version,
-      schemaVersion: expectedSchemaVersion(migrationsDir),
+      schemaVersion,
       minimumVersion,
       createdAt: new Date().toISOString(),
-      artefacts: [{ name: "app.tgz", sha256: await sha256OfFile(app), bytes: appBytes }],
+      artefacts: [
+        { name: "app.tgz", sha256: await sha256OfFile(app), bytes: appBytes },
+        ...(image ? [{ name: IMAGE_MEMBER, sha256: image.sha256, bytes: image.bytes }] : []),
+      ],
       suites,
       migrations: migrationNames(migrationsDir),
       ...(changes && { changes }),
       dataChanges,
+      ...(image && { image: { file: IMAGE_MEMBER, tag: image.tag, id: image.id, labels: image.labels } }),
     };
     const bytes = manifestBytes(manifest);
     writeFileSync(path.join(bundleDir, "manifest.json"), bytes);
@@ -217,7 +283,7 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
     // Written aside and renamed: a half-written bundle never carries the final name.
     const partial = `${file}.partial-${randomBytes(4).toString("hex")}`;
     try {
-      await runChild(bundleTarArgs(partial, bundleDir), { what: "tar (writing the bundle)", timeoutMs: 5 * 60_000 });
+      await runChild(bundleTarArgs(partial, bundleDir, image !== undefined), { what: "tar (writing the bundle)", timeoutMs: 5 * 60_000 });
       renameSync(partial, file);
     } finally {
       rmSync(partial, { force: true });
@@ -228,8 +294,14 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
       file,
       manifest,
       appBytes,
+      ...(image && { imageBytes: image.bytes }),
       unreadDataChanges,
-      timings: { compileMs: compiled - started, packMs: finished - compiled, totalMs: finished - started },
+      timings: {
+        compileMs: compiled - started,
+        packMs: finished - compiled - (imaged - packed),
+        ...(image && { imageMs: imaged - packed }),
+        totalMs: finished - started,
+      },
     };
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -4,12 +4,13 @@ import semver from "semver";
 import { runChild } from "../../lib/child-process.ts";
 import { PlumError } from "../../lib/errors.ts";
 import { sha256OfFile } from "../../lib/file-hashes.ts";
-import { BUNDLE_MEMBERS, parseManifest, type BundleManifest } from "./bundle-manifest.ts";
+import { BUNDLE_MEMBERS, IMAGE_MEMBER, parseManifest, type BundleManifest } from "./bundle-manifest.ts";
 import { parseVendorPublicKey, verifySignature } from "./bundle-signing.ts";
+import { LOADED_IMAGE_FILE } from "./release-images.ts";
 import { parseTarListing, unsafeMembers, type TarMember } from "./tar-listing.ts";
 import { escapingEntries } from "./unpacked-tree.ts";
 
-export type BundleCheck = "format" | "signature" | "checksum" | "upgrade-path" | "duplicate" | "disk" | "key";
+export type BundleCheck = "format" | "signature" | "checksum" | "upgrade-path" | "duplicate" | "disk" | "key" | "image";
 
 /** A bundle the appliance will not import; `check` names the verification that failed. Nothing was changed. */
 export class BundleRejected extends PlumError {
@@ -27,6 +28,20 @@ export interface ImportContext {
   /** Whether a version is already imported or installed. */
   isPresent(version: string): boolean;
   freeBytes(dir: string): number;
+  /**
+   * Set when the appliance runs its instances as containers (runtime.kind: docker): a bundle's image is loaded
+   * once every artefact is verified, before the release gets its folder. (A bundle without one still imports:
+   * the docker runtime runs it from its folder, mounted read-only, where the agent runs on the host.)
+   */
+  images?: ImportImages;
+}
+
+/** How an import puts a release's image into the engine, and takes it back when the import fails after all. */
+export interface ImportImages {
+  /** Throws (with a hint) when the engine does not answer: asked before anything is extracted. */
+  ready(): Promise<void>;
+  /** Load the verified image.tar of `manifest`'s release; resolves with what to write as the release's record of it. */
+  load(file: string, manifest: BundleManifest): Promise<{ record: (releaseDir: string) => void; undo: () => Promise<void> }>;
 }
 
 const MIB = 1024 * 1024;
@@ -61,7 +76,8 @@ async function listTar(file: string, gzip: boolean, what: string): Promise<TarMe
 
 function checkOuterMembers(file: string, members: TarMember[]): void {
   const names = members.map((m) => m.name);
-  const exact = names.length === BUNDLE_MEMBERS.length && BUNDLE_MEMBERS.every((n) => names.includes(n));
+  const expected: string[] = names.includes(IMAGE_MEMBER) ? [...BUNDLE_MEMBERS, IMAGE_MEMBER] : [...BUNDLE_MEMBERS];
+  const exact = names.length === expected.length && expected.every((n) => names.includes(n));
   if (!exact) {
     throw new BundleRejected(
       "format",
@@ -92,7 +108,8 @@ function checkAppMembers(members: TarMember[]): void {
   const names = new Set(members.map((m) => m.name.replace(/\/$/, "")));
   const missing = REQUIRED_IN_APP.filter((n) => !names.has(n));
   if (missing.length > 0) throw new BundleRejected("format", `app.tgz lacks ${missing.join(", ")}: it is not a Plum release`, ASK_VENDOR);
-  for (const own of BUNDLE_MEMBERS)
+  // image-loaded.json is the appliance's record of the image it loaded: pruning acts on it, so a bundle never brings one.
+  for (const own of [...BUNDLE_MEMBERS, IMAGE_MEMBER, LOADED_IMAGE_FILE])
     if (names.has(own)) throw new BundleRejected("format", `app.tgz holds its own ${own}, which would hide the verified one`, ASK_VENDOR);
 }
 
@@ -110,23 +127,32 @@ function verifyManifest(dir: string, publicKey: ReturnType<typeof parseVendorPub
   return parsed.manifest;
 }
 
-async function verifyAppArchive(file: string, dir: string, manifest: BundleManifest, listed: TarMember): Promise<string> {
-  const expected = manifest.artefacts.find((a) => a.name === "app.tgz");
-  if (!expected) throw new BundleRejected("format", "the manifest lists no app.tgz", ASK_VENDOR);
-  const mismatch = (actual: string) =>
-    new BundleRejected("checksum", `app.tgz does not match the signed manifest: ${actual}`, `the bundle was damaged or altered on the way: ${ASK_VENDOR}`);
-  // Checked on the listing first, so a bundle padded with a huge app.tgz is refused before it is written out.
-  if (listed.size !== expected.bytes) throw mismatch(`${listed.size} bytes, the manifest says ${expected.bytes}`);
-  await runChild(tarExtractArgs(file, dir, { members: ["app.tgz"] }), { what: "tar (extracting app.tgz)", timeoutMs: 10 * 60_000 });
-  const app = path.join(dir, "app.tgz");
-  const size = statSync(app).size;
-  if (size !== expected.bytes) throw mismatch(`${size} bytes, the manifest says ${expected.bytes}`);
-  const sha256 = await sha256OfFile(app);
-  if (sha256 !== expected.sha256) throw mismatch(`sha256 ${sha256}, the manifest says ${expected.sha256}`);
-  return app;
+/** Whether the image the manifest names and the image.tar the bundle holds go together. */
+function checkImageMembers(manifest: BundleManifest, outer: TarMember[]): void {
+  const held = outer.some((m) => m.name === IMAGE_MEMBER);
+  if (manifest.image && !held)
+    throw new BundleRejected("format", `the manifest names the image ${manifest.image.tag}, but the bundle holds no ${IMAGE_MEMBER}`, ASK_VENDOR);
+  if (!manifest.image && held) throw new BundleRejected("format", `the bundle holds ${IMAGE_MEMBER}, which its signed manifest does not list`, ASK_VENDOR);
 }
 
-function checkPlacement(manifest: BundleManifest, appBytes: number, ctx: ImportContext): void {
+/** Extract one artefact of the bundle into `dir` and check its size and sha256 against the signed manifest. */
+async function verifyArtefact(file: string, dir: string, manifest: BundleManifest, name: string, listed: TarMember): Promise<string> {
+  const expected = manifest.artefacts.find((a) => a.name === name);
+  if (!expected) throw new BundleRejected("format", `the manifest lists no ${name}`, ASK_VENDOR);
+  const mismatch = (actual: string) =>
+    new BundleRejected("checksum", `${name} does not match the signed manifest: ${actual}`, `the bundle was damaged or altered on the way: ${ASK_VENDOR}`);
+  // Checked on the listing first, so a bundle padded with a huge member is refused before it is written out.
+  if (listed.size !== expected.bytes) throw mismatch(`${listed.size} bytes, the manifest says ${expected.bytes}`);
+  await runChild(tarExtractArgs(file, dir, { members: [name] }), { what: `tar (extracting ${name})`, timeoutMs: 10 * 60_000 });
+  const extracted = path.join(dir, name);
+  const size = statSync(extracted).size;
+  if (size !== expected.bytes) throw mismatch(`${size} bytes, the manifest says ${expected.bytes}`);
+  const sha256 = await sha256OfFile(extracted);
+  if (sha256 !== expected.sha256) throw mismatch(`sha256 ${sha256}, the manifest says ${expected.sha256}`);
+  return extracted;
+}
+
+function checkPlacement(manifest: BundleManifest, appBytes: number, imageBytes: number, ctx: ImportContext): void {
   if (!semver.gte(ctx.currentVersion, manifest.minimumVersion)) {
     throw new BundleRejected(
       "upgrade-path",
@@ -138,12 +164,13 @@ function checkPlacement(manifest: BundleManifest, appBytes: number, ctx: ImportC
     throw new BundleRejected("duplicate", `release ${manifest.version} is already on this appliance`, "nothing to do: `plumctl release list` shows it");
   }
   const free = ctx.freeBytes(ctx.releasesDir);
-  const needed = diskNeeded(appBytes);
+  // image.tar stays in the release's folder (moved there, not copied), so a later switch to docker can load it.
+  const needed = diskNeeded(appBytes) + imageBytes;
   if (free < needed) {
     const mib = (n: number) => `${Math.floor(n / MIB)} MiB`;
     throw new BundleRejected(
       "disk",
-      `${mib(free)} free on ${ctx.releasesDir}, ${mib(needed)} needed to import ${manifest.version} (3 × its ${mib(appBytes)} app.tgz + 200 MiB)`,
+      `${mib(free)} free on ${ctx.releasesDir}, ${mib(needed)} needed to import ${manifest.version} (3 × its ${mib(appBytes)} app.tgz + 200 MiB${imageBytes ? ` + its ${mib(imageBytes)} image.tar` : ""})`,
       "free space there (`plumctl release list`, then prune old releases) and import again",
     );
   }
@@ -151,8 +178,10 @@ function checkPlacement(manifest: BundleManifest, appBytes: number, ctx: ImportC
 
 /**
  * Verify a bundle and unpack it as releasesDir/VERSION: key, format, signature, checksum, upgrade path,
- * duplicate, disk, in that order. Work happens in dot-folders of releasesDir (same file system, so the
- * final rename is atomic); whatever fails, releasesDir is left as it was.
+ * duplicate, disk, in that order; image.tar (when the bundle has one) is checked against the manifest like
+ * app.tgz before anything is unpacked or loaded, kept in the release's folder, and loaded into the engine
+ * when `ctx.images` is set. Work happens in dot-folders of releasesDir (same file system, so the final
+ * rename is atomic); whatever fails, releasesDir is left as it was and no image stays loaded.
  */
 export async function importBundle(file: string, ctx: ImportContext): Promise<BundleManifest> {
   if (!ctx.vendorPublicKey) {
@@ -177,16 +206,22 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
   const work = mkdtempSync(path.join(ctx.releasesDir, ".import-"));
   let partial: string | undefined;
   let imported = false;
+  let loaded: Awaited<ReturnType<ImportImages["load"]>> | undefined;
   try {
     await runChild(tarExtractArgs(file, work, { members: ["manifest.json", "manifest.sig"] }), { what: "tar (extracting the manifest)", timeoutMs: 60_000 });
     const manifest = verifyManifest(work, publicKey);
-    const app = await verifyAppArchive(
-      file,
-      work,
-      manifest,
-      outer.find((m) => m.name === "app.tgz")!,
-    );
-    checkPlacement(manifest, statSync(app).size, ctx);
+    checkImageMembers(manifest, outer);
+    if (manifest.image && ctx.images) {
+      try {
+        await ctx.images.ready();
+      } catch (err) {
+        throw new BundleRejected("image", `${manifest.version}'s image cannot be loaded: ${(err as Error).message}`, (err as PlumError).hint ?? "");
+      }
+    }
+    const listed = (name: string) => outer.find((m) => m.name === name)!;
+    const app = await verifyArtefact(file, work, manifest, "app.tgz", listed("app.tgz"));
+    checkPlacement(manifest, statSync(app).size, manifest.image ? listed(IMAGE_MEMBER).size : 0, ctx);
+    const image = manifest.image ? await verifyArtefact(file, work, manifest, IMAGE_MEMBER, listed(IMAGE_MEMBER)) : undefined;
     checkAppMembers(await listTar(app, true, "app.tgz"));
 
     // Its own folder: two imports of one version at once never unpack into each other.
@@ -209,6 +244,15 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
     const unpackedVersion = JSON.parse(readFileSync(path.join(partial, "package.json"), "utf8")).version;
     if (unpackedVersion !== manifest.version)
       throw new BundleRejected("format", `app.tgz holds version ${unpackedVersion}, the manifest says ${manifest.version}`, ASK_VENDOR);
+    if (image) renameSync(image, path.join(partial, IMAGE_MEMBER));
+    if (image && ctx.images) {
+      try {
+        loaded = await ctx.images.load(path.join(partial, IMAGE_MEMBER), manifest);
+      } catch (err) {
+        throw new BundleRejected("image", `${manifest.version}'s image was not loaded: ${(err as Error).message}`, (err as PlumError).hint ?? ASK_VENDOR);
+      }
+      loaded.record(partial);
+    }
     for (const name of ["manifest.json", "manifest.sig"]) copyFileSync(path.join(work, name), path.join(partial, name));
     try {
       renameSync(partial, path.join(ctx.releasesDir, manifest.version));
@@ -223,6 +267,7 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
     imported = true;
     return manifest;
   } finally {
+    if (!imported) await loaded?.undo();
     rmSync(work, { recursive: true, force: true });
     if (partial) rmSync(partial, { recursive: true, force: true });
     if (!imported && createdReleasesDir && readdirSync(ctx.releasesDir).length === 0) rmdirSync(ctx.releasesDir);

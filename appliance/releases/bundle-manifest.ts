@@ -5,6 +5,12 @@ import { migrationDataChangesSchema } from "../../lib/db/data-changes.ts";
 const version = z.string().refine((v) => semver.valid(v) === v, "is not a semantic version (X.Y.Z)");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "is not a sha256 in hex");
 const migrationName = z.string().regex(/^\d+[\w.-]*$/, "is not a migration name");
+const imageId = z.string().regex(/^sha256:[0-9a-f]{64}$/, "is not an image id (sha256:<64 hex>)");
+// repository:tag as docker names them, lower case, no registry host.
+const imageTag = z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*:[\w][\w.-]{0,127}$/, "is not an image tag (repository:tag)");
+
+/** The bundle member that holds the release's container image (`docker save` format), when built with images. */
+export const IMAGE_MEMBER = "image.tar" as const;
 
 /** At most this many characters of changelog ride in a manifest (which may be 1 MiB in all). */
 export const CHANGES_MAX_CHARS = 64 * 1024;
@@ -30,35 +36,68 @@ export type ReleaseChanges = z.infer<typeof releaseChangesSchema>;
  * What `manifest.json` in a release bundle says. Its exact bytes in the tar are what `manifest.sig` signs, so
  * nothing re-serialises a manifest before verifying it.
  */
-export const bundleManifestSchema = z.strictObject({
-  format: z.literal(1),
-  name: z.literal("plum"),
-  version,
-  /** The newest product migration: what `pgmigrations` holds once this release has migrated. */
-  schemaVersion: z.string().min(1),
-  /** The oldest installed version this release upgrades from. */
-  minimumVersion: version,
-  createdAt: z.iso.datetime(),
-  artefacts: z.array(z.strictObject({ name: z.enum(["app.tgz"]), sha256, bytes: z.number().int().nonnegative() })).min(1),
-  /** Validation suites the upgrade runs against staging. */
-  suites: z.array(z.string().regex(/^[a-z][a-z0-9-]*$/)),
-  /** Product migrations, oldest first. */
-  migrations: z.array(migrationName),
-  /** Optional: bundles built before the changelog existed carry none and still import. */
-  changes: releaseChangesSchema.optional(),
-  /**
-   * What each product migration changes in the data, by migration name (derived by the builder, the rest stated
-   * by the migration): the upgrade's data-diff gate refuses any difference on staging that none covers. Optional:
-   * bundles built before it carry none and still import; the gate then shows what it measured and holds the
-   * promotion for an admin's approval.
-   */
-  dataChanges: z.record(migrationName, migrationDataChangesSchema).optional(),
+/**
+ * The release's container image, built from exactly the tree app.tgz holds: `tag` is what `docker load` of
+ * image.tar names (`plum-product:<version>`), `id` what the engine must report once it is loaded. Its sha256 and
+ * size are image.tar's entry in `artefacts`, checked like app.tgz's before anything is loaded.
+ */
+export const releaseImageSchema = z.strictObject({
+  file: z.literal(IMAGE_MEMBER),
+  tag: imageTag,
+  id: imageId,
+  /** The labels the image carries (io.plum.version and the like; never secrets). */
+  labels: z.record(z.string().regex(/^[a-z0-9.-]+$/), z.string().max(256)).optional(),
 });
+
+export type ReleaseImage = z.infer<typeof releaseImageSchema>;
+
+export const bundleManifestSchema = z
+  .strictObject({
+    format: z.literal(1),
+    name: z.literal("plum"),
+    version,
+    /** The newest product migration: what `pgmigrations` holds once this release has migrated. */
+    schemaVersion: z.string().min(1),
+    /** The oldest installed version this release upgrades from. */
+    minimumVersion: version,
+    createdAt: z.iso.datetime(),
+    artefacts: z.array(z.strictObject({ name: z.enum(["app.tgz", IMAGE_MEMBER]), sha256, bytes: z.number().int().nonnegative() })).min(1),
+    /** Validation suites the upgrade runs against staging. */
+    suites: z.array(z.string().regex(/^[a-z][a-z0-9-]*$/)),
+    /** Product migrations, oldest first. */
+    migrations: z.array(migrationName),
+    /** Optional: bundles built before the changelog existed carry none and still import. */
+    changes: releaseChangesSchema.optional(),
+    /**
+     * What each product migration changes in the data, by migration name (derived by the builder, the rest stated
+     * by the migration): the upgrade's data-diff gate refuses any difference on staging that none covers. Optional:
+     * bundles built before it carry none and still import; the gate then shows what it measured and holds the
+     * promotion for an admin's approval.
+     */
+    dataChanges: z.record(migrationName, migrationDataChangesSchema).optional(),
+    /**
+     * The container image shipped as image.tar (`npm run bundle -- --images`). Optional: a bundle built without
+     * images (every bundle before them) carries none, holds no image.tar, and imports as before.
+     */
+    image: releaseImageSchema.optional(),
+  })
+  .superRefine((m, ctx) => {
+    const names = m.artefacts.map((a) => a.name);
+    for (const name of new Set(names))
+      if (names.filter((n) => n === name).length > 1) ctx.addIssue({ code: "custom", path: ["artefacts"], message: `lists ${name} more than once` });
+    if (m.image && !names.includes(IMAGE_MEMBER)) ctx.addIssue({ code: "custom", path: ["artefacts"], message: `lists no ${IMAGE_MEMBER}, which image names` });
+    if (!m.image && names.includes(IMAGE_MEMBER)) ctx.addIssue({ code: "custom", path: ["image"], message: `is missing, yet artefacts list ${IMAGE_MEMBER}` });
+  });
 
 export type BundleManifest = z.infer<typeof bundleManifestSchema>;
 
-/** The bundle's members, in the order they are written: nothing else may be in the outer tar. */
+/** The bundle's members, in the order they are written: nothing else may be in the outer tar (but image.tar, last, when built with images). */
 export const BUNDLE_MEMBERS = ["manifest.json", "manifest.sig", "app.tgz"] as const;
+
+/** The members of a bundle with or without its image, in the order they are written. */
+export function bundleMembers(withImage: boolean): string[] {
+  return withImage ? [...BUNDLE_MEMBERS, IMAGE_MEMBER] : [...BUNDLE_MEMBERS];
+}
 
 /** The bytes written as manifest.json (and signed). */
 export function manifestBytes(manifest: BundleManifest): Buffer {

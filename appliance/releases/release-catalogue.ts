@@ -32,6 +32,12 @@ export function releaseCatalogueFor(store: ReleaseStore, config: PlumConfig): Re
           });
         }
         checks.push("signature: the stored manifest is signed by the pinned vendor key");
+        // On docker, the image must be in the engine before staging starts: one imported under the process
+        // runtime (or an engine emptied since) is loaded now from the image.tar kept in its folder, checked again.
+        if (store.loadsImages) {
+          const tag = await store.ensureImage(version);
+          if (tag) checks.push(`image: ${tag} in the engine, with the id its manifest signs`);
+        }
       }
       if (!semver.gte(currentVersion, manifest.minimumVersion)) {
         throw new PlumError(`${version} upgrades from ${manifest.minimumVersion} or newer; production runs ${currentVersion}`, {

@@ -5,7 +5,21 @@ import { homeLayout } from "../../lib/paths.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { BundleManifest } from "./bundle-manifest.ts";
 import { BundleRejected } from "./bundle-importer.ts";
+import type { ReleaseImageEngine } from "./release-images.ts";
 import { ReleaseStore } from "./release-store.ts";
+
+/**
+ * The image engine of a config whose runtime is docker (`runtime.kind: docker`, `runtime.docker.socket`,
+ * `runtime.docker.imageRepository`); undefined for the process runtime.
+ */
+export function releaseImageEngine(config: PlumConfig): ReleaseImageEngine | undefined {
+  const runtime = config.runtime as Partial<PlumConfig["runtime"]> | undefined;
+  if (runtime?.kind !== "docker") return undefined;
+  return {
+    ...(runtime.docker?.socket && { socketPath: runtime.docker.socket }),
+    ...(runtime.docker?.imageRepository && { repository: runtime.docker.imageRepository }),
+  };
+}
 
 /**
  * This appliance's release store, reading the pinned vendor key and `keep` from the live config at each
@@ -19,6 +33,9 @@ export function releaseStoreFor(config: PlumConfig): ReleaseStore {
     },
     get vendorPublicKey() {
       return config.releases.vendorPublicKey;
+    },
+    get images() {
+      return releaseImageEngine(config);
     },
   });
 }
@@ -59,6 +76,7 @@ export async function releaseImporter(props: {
       schemaVersion: manifest.schemaVersion,
       minimumVersion: manifest.minimumVersion,
       sha256: manifest.artefacts.map((a) => `${a.name}:${a.sha256}`),
+      ...(manifest.image && { image: `${manifest.image.tag} ${manifest.image.id}` }),
     },
   });
   return manifest;

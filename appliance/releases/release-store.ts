@@ -2,15 +2,29 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync } from "node:fs";
 import path from "node:path";
 import semver from "semver";
+import { connectDocker, dockerSocketPath } from "../../lib/docker/engine.ts";
 import { PlumError } from "../../lib/errors.ts";
+import { sha256OfFile } from "../../lib/file-hashes.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
 import { APP_VERSION, expectedSchemaVersion, migrationNames, PRODUCT_MIGRATIONS_DIR } from "../../lib/version.ts";
 import { SUITES } from "../../product/validation/suites.ts";
 import type { ReleaseRef } from "../runtimes/runtime.ts";
-import { parseManifest, type BundleManifest } from "./bundle-manifest.ts";
-import { importBundle } from "./bundle-importer.ts";
+import { withDeadline } from "../../lib/wait.ts";
+import { IMAGE_MEMBER, parseManifest, type BundleManifest } from "./bundle-manifest.ts";
+import { importBundle, type ImportImages } from "./bundle-importer.ts";
 import { currentRelease } from "./current-release.ts";
 import { releaseChangesIn } from "./release-changes.ts";
+import {
+  imageIdOf,
+  loadReleaseImage,
+  reachableDocker,
+  readLoadedImage,
+  releaseImageTag,
+  removeLoadedImage,
+  writeLoadedImage,
+  type ImageRemoval,
+  type ReleaseImageEngine,
+} from "./release-images.ts";
 
 export interface ReleaseInfo {
   version: string;
@@ -28,7 +42,18 @@ export interface ReleaseStoreOptions {
   vendorPublicKey?: string;
   /** Free bytes on a folder's file system (tests pretend a full disk). */
   freeBytes?: (dir: string) => number;
+  /**
+   * Set when product instances run as containers (runtime.kind: docker): an import loads the release's image
+   * into this engine, and `ref` names the image in its repository.
+   */
+  images?: ReleaseImageEngine;
+  /** Told what pruning did to each pruned release's image (tags it left say why). */
+  onImageRemoval?: (version: string, outcome: ImageRemoval) => void;
 }
+
+const ENGINE_HINT =
+  "start the Docker engine (`systemctl start docker`, or `dockerd &` where systemd does not run), or point runtime.docker.socket at its socket, then try again";
+const IMAGE_REMOVAL_TIMEOUT_MS = 60_000;
 
 const LEFTOVER_AGE_MS = 3600_000;
 
@@ -70,6 +95,11 @@ function installedManifest(): BundleManifest {
 export class ReleaseStore {
   constructor(private readonly opts: ReleaseStoreOptions) {}
 
+  /** Whether imports load images (the runtime is docker). */
+  get loadsImages(): boolean {
+    return this.opts.images !== undefined;
+  }
+
   /** Imported releases, newest version first. */
   private imported(): ReleaseInfo[] {
     if (!existsSync(this.opts.releasesDir)) return [];
@@ -101,7 +131,41 @@ export class ReleaseStore {
   ref(version: string): ReleaseRef {
     if (version === APP_VERSION) return currentRelease();
     const release = this.find(version);
-    return { version, dir: release.dir, command: [process.execPath, path.join(release.dir, "bin", "plumctl.js")] };
+    return {
+      version,
+      dir: release.dir,
+      command: [process.execPath, path.join(release.dir, "bin", "plumctl.js")],
+      ...(release.manifest.image && { image: releaseImageTag(version, this.opts.images) }),
+    };
+  }
+
+  /**
+   * The release's image in the engine, loaded from the image.tar kept in its folder when the engine lacks it
+   * (a release imported while the runtime was `process`, or an engine emptied since); image.tar's sha256 is
+   * checked against the stored manifest again first. Resolves with the tag; undefined for a release without an image.
+   */
+  async ensureImage(version: string): Promise<string | undefined> {
+    if (version === APP_VERSION) return undefined;
+    const release = this.find(version);
+    const image = release.manifest.image;
+    if (!image) return undefined;
+    const engine = this.opts.images ?? {};
+    const { docker, socketPath } = await reachableDocker(engine.socketPath, ENGINE_HINT);
+    const tag = releaseImageTag(version, engine);
+    if ((await imageIdOf(docker, tag)) === image.id) return tag;
+    const file = path.join(release.dir, IMAGE_MEMBER);
+    const expected = release.manifest.artefacts.find((a) => a.name === IMAGE_MEMBER);
+    const actual = existsSync(file) ? await sha256OfFile(file) : "absent";
+    if (!expected || actual !== expected.sha256) {
+      throw new PlumError(`the ${IMAGE_MEMBER} kept for ${version} does not match its signed manifest (sha256 ${actual})`, {
+        hint: `the release folder was changed after import: remove ${release.dir} and import the bundle again`,
+      });
+    }
+    const loaded = await loadReleaseImage(docker, socketPath, file, image, version, engine);
+    const earlier = readLoadedImage(release.dir);
+    const tags = [...new Set([...(earlier?.socketPath === socketPath && earlier.id === image.id ? earlier.tags : []), ...loaded.tags])];
+    writeLoadedImage(release.dir, { ...loaded, tags });
+    return tag;
   }
 
   manifest(version: string): BundleManifest {
@@ -110,12 +174,14 @@ export class ReleaseStore {
 
   /** Verify and unpack a bundle (see importBundle); throws BundleRejected naming the check that failed. */
   import(file: string, opts: { currentVersion: string }): Promise<BundleManifest> {
+    const engine = this.opts.images;
     return importBundle(file, {
       releasesDir: this.opts.releasesDir,
       vendorPublicKey: this.opts.vendorPublicKey,
       currentVersion: opts.currentVersion,
       isPresent: (v) => this.has(v),
       freeBytes: this.opts.freeBytes ?? freeBytesOn,
+      ...(engine && { images: importImages(engine) }),
     });
   }
 
@@ -127,18 +193,30 @@ export class ReleaseStore {
     return { dir: path.join(this.opts.releasesDir, ".upload"), freeBytes: this.opts.freeBytes ?? freeBytesOn };
   }
 
-  /** Remove imported releases beyond the newest `keep`, sparing `protect` (running, staged, rollback target). Returns the versions removed. */
-  prune(protect: string[]): string[] {
+  /**
+   * Remove imported releases beyond the newest `keep`, sparing `protect` (running, staged, rollback target),
+   * and the images this appliance loaded for them (only those: see removeLoadedImage). Returns the versions removed.
+   */
+  async prune(protect: string[]): Promise<string[]> {
     this.sweepLeftovers();
     const removed: string[] = [];
-    this.imported().forEach((release, index) => {
-      if (index < this.opts.keep || protect.includes(release.version)) return;
+    for (const [index, release] of this.imported().entries()) {
+      if (index < this.opts.keep || protect.includes(release.version)) continue;
+      const loaded = readLoadedImage(release.dir);
       // Renamed first: a removal cut short leaves a dot-folder, never a half release under its version.
       const doomed = path.join(this.opts.releasesDir, `.removing-${release.version}-${randomBytes(4).toString("hex")}`);
       renameSync(release.dir, doomed);
       rmSync(doomed, { recursive: true, force: true });
       removed.push(release.version);
-    });
+      if (loaded) {
+        const outcome = await withDeadline(
+          `the image of ${release.version} to be removed`,
+          IMAGE_REMOVAL_TIMEOUT_MS,
+          removeLoadedImage(connectDocker(loaded.socketPath), loaded),
+        ).catch((err: unknown): ImageRemoval => ({ removed: [], kept: loaded.tags.map((tag) => ({ tag, why: (err as Error).message })) }));
+        this.opts.onImageRemoval?.(release.version, outcome);
+      }
+    }
     return removed;
   }
 
@@ -164,4 +242,22 @@ export class ReleaseStore {
     }
     return release;
   }
+}
+
+/** How an import of this store loads images: the engine asked first, the load undone when the import fails after it. */
+function importImages(engine: ReleaseImageEngine): ImportImages {
+  const socketPath = dockerSocketPath(engine.socketPath);
+  return {
+    async ready() {
+      await reachableDocker(socketPath, ENGINE_HINT);
+    },
+    async load(file, manifest) {
+      const docker = connectDocker(socketPath);
+      const loaded = await loadReleaseImage(docker, socketPath, file, manifest.image!, manifest.version, engine);
+      return {
+        record: (releaseDir) => writeLoadedImage(releaseDir, loaded),
+        undo: async () => void (await removeLoadedImage(docker, loaded)),
+      };
+    },
+  };
 }

@@ -25,7 +25,7 @@ export interface ReleaseCatalogue {
   /** Check again, before anything changes: signature of the stored manifest, checksums, upgrade path, disk. */
   recheck(version: string, currentVersion: string): Promise<string[]>;
   /** Keep the newest releases and the protected ones; returns what was removed. */
-  prune(protect: string[]): string[];
+  prune(protect: string[]): Promise<string[]>;
 }
 
 /** The production slot as the upgrade drives it (the agent's `Production`). Releases are named by version. */

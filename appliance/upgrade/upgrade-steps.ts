@@ -206,6 +206,6 @@ export function downMigrate(host: UpgradeHost, newer: string, older: string): Pr
 export async function completeStep(host: UpgradeHost, u: Upgrade): Promise<Record<string, unknown>> {
   await host.production.stop(u.fromVersion);
   await host.staging.drop();
-  const pruned = host.releases.prune([u.toVersion, u.fromVersion]);
+  const pruned = await host.releases.prune([u.toVersion, u.fromVersion]);
   return { stopped: `production@${u.fromVersion}`, pruned };
 }

@@ -299,10 +299,10 @@ describe("release bundles: build, verify, import, list, prune", function () {
     utimesSync(path.join(releasesDir, ".partial-9.9.9"), new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000));
     mkdirSync(path.join(releasesDir, ".import-running"));
 
-    expect(prunable.prune([next])).to.deep.equal([newer[0]]);
+    expect(await prunable.prune([next])).to.deep.equal([newer[0]]);
     expect(prunable.list().map((r) => r.version)).to.deep.equal([newer[1], next, APP_VERSION]);
     expect(readdirSync(releasesDir).sort()).to.deep.equal([".import-running", newer[1], next].sort());
-    expect(prunable.prune([next])).to.deep.equal([]);
+    expect(await prunable.prune([next])).to.deep.equal([]);
     expect(() => prunable.ref(newer[0])).to.throw(`release ${newer[0]} is not on this appliance`);
   });
 });

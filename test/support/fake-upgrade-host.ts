@@ -181,7 +181,7 @@ export class FakeUpgradeHost implements UpgradeHost {
     recheck: (version, current) => this.act(`releases.recheck ${version} from ${current}`, () => [`signature: ${version} is the vendor's`]),
     prune: (protect) => {
       this.world.calls.push(`releases.prune keep ${protect.join(",")}`);
-      return [];
+      return Promise.resolve([]);
     },
   };
 

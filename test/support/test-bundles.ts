@@ -8,6 +8,7 @@ import { runChild } from "../../lib/child-process.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
 import { isAlive } from "../../lib/processes.ts";
 import { waitFor } from "../../lib/wait.ts";
+import { testDocker } from "./docker-engine.ts";
 import { runSharedDir, runTempDir } from "./run-dir.ts";
 
 /** What a release is built from: the sources, never node_modules, .plum or a stale dist. */
@@ -64,14 +65,15 @@ function lockHolderAlive(lock: string): boolean {
 /**
  * One entry of the run's compiled-code cache (in the run's folder, shared by the --parallel workers), made
  * once: the first worker to need it builds it under a lock (an exclusive mkdir); the others wait for it.
+ * `kind` names the cache and what an entry holds (a compiled dist/, or a release image).
  */
-async function cachedEntry(key: string, build: (distDir: string) => Promise<void>): Promise<string> {
-  const entry = path.join(runSharedDir("dist-cache"), key);
+async function cachedEntry(key: string, build: (outDir: string) => Promise<void>, kind: { cache: string; holds: string } = DIST_CACHE): Promise<string> {
+  const entry = path.join(runSharedDir(kind.cache), key);
   const lock = `${entry}.building`;
   const outcome = await waitFor(
-    "a compiled dist/ in the run's cache",
+    `a ${kind.holds} in the run's cache`,
     async (): Promise<{ failed?: unknown } | undefined> => {
-      if (existsSync(path.join(entry, "dist"))) return {};
+      if (existsSync(path.join(entry, kind.holds))) return {};
       try {
         mkdirSync(lock);
       } catch {
@@ -80,7 +82,7 @@ async function cachedEntry(key: string, build: (distDir: string) => Promise<void
       }
       try {
         writeFileSync(path.join(lock, "pid"), String(process.pid));
-        await build(path.join(lock, "dist"));
+        await build(path.join(lock, kind.holds));
         rmSync(path.join(lock, "pid"));
         renameSync(lock, entry);
         return {};
@@ -92,7 +94,29 @@ async function cachedEntry(key: string, build: (distDir: string) => Promise<void
     { timeoutMs: 300_000, maxDelayMs: 500 },
   );
   if (outcome.failed) throw outcome.failed;
-  return path.join(entry, "dist");
+  return path.join(entry, kind.holds);
+}
+
+const DIST_CACHE = { cache: "dist-cache", holds: "dist" };
+const IMAGE_CACHE = { cache: "image-cache", holds: "image" };
+
+/**
+ * The builder's image cache for one test tree: an image.tar and its id per tree and version, built once a run
+ * (a docker import and save of some 200 MB) and shared by the workers; the engine keeps none of them.
+ */
+function imageCacheFor(tree: string, version: string): NonNullable<Parameters<typeof buildBundle>[0]["imageCache"]> {
+  const key = createHash("sha256").update(hashTree(tree, TREE)).update(`\0${version}\0${process.execPath}`).digest("hex");
+  return async (build) => {
+    const dir = await cachedEntry(
+      key,
+      async (out) => {
+        mkdirSync(out);
+        writeFileSync(path.join(out, "id"), await build(path.join(out, "image.tar")));
+      },
+      IMAGE_CACHE,
+    );
+    return { file: path.join(dir, "image.tar"), id: readFileSync(path.join(dir, "id"), "utf8") };
+  };
 }
 
 /** Every file under `names` (files or folders) of `root`, relative to it. */
@@ -209,6 +233,8 @@ export async function buildTestBundle(opts: {
   patch?: (treeDir: string) => void;
   key: KeyObject | string;
   outDir: string;
+  /** Also ship the release's image as image.tar (built with the run's engine, testDocker(); cached per tree and version). */
+  images?: boolean;
 }): Promise<string> {
   const tree = tempDir("plum-test-tree-");
   try {
@@ -223,6 +249,7 @@ export async function buildTestBundle(opts: {
       sourceDir: tree,
       compiledDist: await cachedDist(tree),
       compressionLevel: 1,
+      ...(opts.images && { images: true, dockerSocket: testDocker().socketPath, imageCache: imageCacheFor(tree, opts.version) }),
     });
     return built.file;
   } finally {
@@ -263,10 +290,10 @@ export function resignManifest(dir: string, key: KeyObject, edit: (manifest: Rec
   writeFileSync(path.join(dir, "manifest.sig"), sign(bytes, key) + "\n");
 }
 
-/** A copy of a bundle with one byte in the middle of app.tgz flipped (same size, wrong sha256). */
-export function withFlippedAppByte(file: string, outFile: string): Promise<string> {
+/** A copy of a bundle with one byte in the middle of `member` (app.tgz unless told) flipped: same size, wrong sha256. */
+export function withFlippedAppByte(file: string, outFile: string, member = "app.tgz"): Promise<string> {
   return rewriteBundle(file, outFile, (dir) => {
-    const app = path.join(dir, "app.tgz");
+    const app = path.join(dir, member);
     const bytes = readFileSync(app);
     bytes[Math.floor(bytes.length / 2)] ^= 0xff;
     writeFileSync(app, bytes);
