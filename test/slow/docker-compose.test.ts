@@ -37,6 +37,7 @@ describe("docker-compose.onprem.yml: the appliance on a Docker host", function (
   let consoleUrl: string;
   let firstPassword: string;
   let backupSet: string;
+  const rules: string[][] = [];
 
   function compose(args: string[], what: string, timeoutMs = 300_000): Promise<ChildExit> {
     return runChild(["docker-compose", "--no-ansi", "-p", project, "-f", COMPOSE_FILE, ...args], { env, timeoutMs, what: `docker-compose ${what}` });
@@ -64,6 +65,29 @@ describe("docker-compose.onprem.yml: the appliance on a Docker host", function (
       throw new Error(`${(err as Error).message}\n${logs?.stdout ?? ""}`);
     });
   }
+  /**
+   * The run's engine has --iptables=false, so it adds no rule letting the containers of a bridge reach each
+   * other; where the host's FORWARD policy is DROP (left by an engine that had iptables) and br_netfilter
+   * is loaded, the agent's container and its instances cannot talk. Allow it on this project's bridge only,
+   * as an engine with iptables does; the rule goes in after().
+   */
+  async function allowOwnBridge(): Promise<void> {
+    const forward = await runChild(["iptables", "-S", "FORWARD"], {
+      timeoutMs: 10_000,
+      what: "iptables -S FORWARD",
+      missingHint: "apt-get install -y iptables",
+    });
+    if (!/^-P FORWARD DROP$/m.test(forward.stdout)) return;
+    const id = ((await docker.getNetwork(network).inspect()) as { Id: string }).Id;
+    const bridge = `br-${id.slice(0, 12)}`;
+    const rule = ["FORWARD", "-i", bridge, "-o", bridge, "-m", "comment", "--comment", `plum-test ${project}`, "-j", "ACCEPT"];
+    await runChild(["iptables", "-I", ...rule], { timeoutMs: 10_000, what: "iptables -I (the test bridge)" });
+    rules.push(rule);
+  }
+  async function upDetached(what: string): Promise<void> {
+    await compose(["up", "-d"], what);
+    await allowOwnBridge();
+  }
   function consoleClient(): WebClient {
     return new WebClient(consoleUrl as unknown as Express); // supertest takes a base URL as well as an app
   }
@@ -85,7 +109,6 @@ describe("docker-compose.onprem.yml: the appliance on a Docker host", function (
       PLUM_HTTP_PUBLISH: `127.0.0.1:${httpPort}`,
       PLUM_CONSOLE_PUBLISH_PORT: String(consolePort),
       PLUM_CONSOLE_COOKIE_SECURE: "false",
-      PLUM_RUNTIME: "process",
     });
 
     const bundle = await buildTestBundle({ version, key: testVendorKeys().privateKey, outDir: work });
@@ -102,6 +125,7 @@ describe("docker-compose.onprem.yml: the appliance on a Docker host", function (
       ?.getImage(tag)
       .remove({ force: true })
       .catch(() => undefined);
+    for (const rule of rules) await runChild(["iptables", "-D", ...rule], { timeoutMs: 10_000, okCodes: [0, 1] }).catch(() => undefined);
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -118,7 +142,7 @@ describe("docker-compose.onprem.yml: the appliance on a Docker host", function (
   });
 
   it("`up -d` from the loaded image brings the appliance up: /healthz 200 through the published port, the engine's healthcheck healthy", async () => {
-    await compose(["up", "-d"], "up -d");
+    await upDetached("up -d");
     await healthyThroughPort();
     await waitFor(
       "the agent container's healthcheck to say healthy",
@@ -132,6 +156,16 @@ describe("docker-compose.onprem.yml: the appliance on a Docker host", function (
     expect(Object.keys(agent.NetworkSettings.Networks)).to.include(network);
     expect(agent.Mounts.find((m) => m.Destination === "/var/lib/plum")?.Name).to.equal(`${project}_plum-data`);
     expect(agent.HostConfig.Init).to.equal(true);
+
+    // The docker runtime: production runs in a container beside the agent's, from the agent image, unprivileged.
+    const [instance] = await docker.listContainers({
+      filters: JSON.stringify({ label: ["io.plum.role=instance", "io.plum.slot=production"], network: [network] }),
+    });
+    expect(instance, "a production instance container on the project's network").to.not.equal(undefined);
+    const instanceInfo = await docker.getContainer(instance.Id).inspect();
+    expect(instanceInfo.Config.Image).to.equal(tag);
+    expect(instanceInfo.Config.User).to.equal("10001:10001");
+    expect(instanceInfo.HostConfig.ReadonlyRootfs).to.equal(true);
 
     const login = await fetch(`${consoleUrl}/login`);
     expect(login.status, "the console through its loopback port").to.equal(200);
@@ -162,7 +196,7 @@ describe("docker-compose.onprem.yml: the appliance on a Docker host", function (
     expect(await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`com.docker.compose.project=${project}`] }) })).to.have.length(0);
     expect((await docker.getVolume(`${project}_plum-data`).inspect()).Name, "down keeps the named volume").to.equal(`${project}_plum-data`);
 
-    await compose(["up", "-d"], "up -d (again)");
+    await upDetached("up -d (again)");
     await healthyThroughPort();
 
     const logs = await compose(["logs", "--no-color", "agent"], "logs");
