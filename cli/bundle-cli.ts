@@ -5,6 +5,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { describeError, PlumError } from "../lib/errors.ts";
 import { APP_ROOT } from "../lib/paths.ts";
+import { writeAgentImages } from "../appliance/releases/agent-images-output.ts";
 import { buildBundle } from "../appliance/releases/bundle-builder.ts";
 import { generateDevSigningKey, loadVendorSigningKey, publicKeyPem } from "../appliance/releases/bundle-signing.ts";
 
@@ -16,7 +17,9 @@ const USAGE = `usage: npm run bundle -- --version X.Y.Z [--out DIR] [--minimum-v
                      without either, a development key in .bundle-keys/ signs it
   --images           also build the release's container image (plum-product:X.Y.Z) with the local Docker engine and
                      ship it as image.tar, its sha256 and id in the signed manifest (no registry, no base image)
-  --docker-socket    the engine's socket for --images (default: DOCKER_HOST=unix://…, else /var/run/docker.sock)`;
+  --docker-socket    the engine's socket for --images (default: DOCKER_HOST=unix://…, else /var/run/docker.sock)
+                     with --images, the agent's image plum-appliance:X.Y.Z is also saved as
+                     plum-appliance-X.Y.Z.images.tar next to the bundle (docker load -i it on the Docker host)`;
 
 const DEV_KEY = path.join(APP_ROOT, ".bundle-keys", "dev-vendor.key");
 
@@ -69,6 +72,13 @@ async function main(): Promise<void> {
         : "") +
       `  built in ${s(built.timings.totalMs)} s (compile ${s(built.timings.compileMs)} s, pack ${s(built.timings.packMs)} s${built.timings.imageMs !== undefined ? `, image ${s(built.timings.imageMs)} s` : ""})\n`,
   );
+  if (values.images) {
+    const images = await writeAgentImages(built.file, built.manifest.version, { dockerSocket: values["docker-socket"] });
+    process.stdout.write(
+      `${images.file}\n  ${images.tag}: ${mib(images.size)} MiB in the engine, ${mib(images.fileBytes)} MiB saved, built in ${(images.buildMs / 1000).toFixed(1)} s\n` +
+        `  on the Docker host: docker load -i ${path.basename(images.file)}\n`,
+    );
+  }
 }
 
 try {

@@ -1,4 +1,15 @@
-import { chmodSync, copyFileSync, createReadStream, createWriteStream, mkdirSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  createReadStream,
+  createWriteStream,
+  mkdirSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import type Docker from "dockerode";
@@ -47,13 +58,18 @@ export function lddPaths(output: string): string[] {
   return paths;
 }
 
-/** The libraries node and the addons under `trees` load, each at the path the dynamic loader looks for it. */
-export async function runtimeLibraries(binaries: string[]): Promise<string[]> {
+/**
+ * The libraries node and the addons under `trees` load, each at the path the dynamic loader looks for it.
+ * Libraries found inside `within` (a tree that goes into the image whole, e.g. the PostgreSQL binaries'
+ * own lib/ reached through their `$ORIGIN` run path) are left out: they come along with that tree.
+ */
+export async function runtimeLibraries(binaries: string[], within?: string): Promise<string[]> {
   const libs = new Set<string>();
+  const inside = within && realpathSync(within) + path.sep;
   for (const binary of binaries) {
     const exit = await runChild(["ldd", binary], { what: `ldd ${binary}`, timeoutMs: 30_000, okCodes: [0, 1], missingHint: "ldd ships with libc-bin" });
     if (exit.exitCode !== 0) continue; // a statically linked addon: nothing to add
-    for (const lib of lddPaths(exit.stdout)) libs.add(lib);
+    for (const lib of lddPaths(exit.stdout)) if (!inside || !path.resolve(lib).startsWith(inside)) libs.add(lib);
   }
   return [...libs].sort();
 }
@@ -67,8 +83,16 @@ export interface ImageSpec {
   labels?: Record<string, string>;
   /** Extra files to add, by their path inside the image (e.g. the agent's tools). */
   extraFiles?: { from: string; to: string; mode?: number }[];
+  /** Executables inside appDir (relative paths) whose libraries must be in the image too, e.g. the PostgreSQL server. */
+  binaries?: string[];
+  /** Symbolic links to make, by their path inside the image, e.g. a command on PATH. */
+  links?: { path: string; target: string }[];
+  /** Users besides root and the unprivileged CONTAINER_UID in the image's /etc/passwd (each with a group of its own). */
+  users?: { name: string; uid: number; home?: string }[];
   /** USER of the image; default the unprivileged CONTAINER_UID. */
   user?: string;
+  /** CMD of the image (the arguments to plumctl); default ["serve"]. */
+  cmd?: string[];
   env?: Record<string, string>;
   timeoutMs?: number;
 }
@@ -84,7 +108,7 @@ export function importChanges(spec: ImageSpec): string[] {
     `WORKDIR ${CONTAINER_APP_DIR}`,
     ...Object.entries(env).map(([k, v]) => `ENV ${k}=${v}`),
     `ENTRYPOINT ["${CONTAINER_NODE}", "${CONTAINER_APP_DIR}/bin/plumctl.js"]`,
-    `CMD ["serve"]`,
+    `CMD ${JSON.stringify(spec.cmd ?? ["serve"])}`,
     `EXPOSE ${CONTAINER_PORT}`,
     ...Object.entries(spec.labels ?? {}).map(([k, v]) => `LABEL ${k}=${JSON.stringify(v)}`),
   ];
@@ -111,10 +135,29 @@ export function rootfsTarArgs(stage: string, appDir: string): string[] {
   ];
 }
 
+/** The image's /etc/passwd and /etc/group: root, the unprivileged CONTAINER_UID, then `users`. */
+export function passwdFiles(users: NonNullable<ImageSpec["users"]> = []): { passwd: string; group: string } {
+  const all = [{ name: "root", uid: 0, home: "/" }, { name: "plum", uid: CONTAINER_UID, home: CONTAINER_APP_DIR }, ...users];
+  for (const u of all) {
+    if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(u.name)) throw new PlumError(`"${u.name}" is not a user name for an image's /etc/passwd`);
+    if (all.filter((o) => o.name === u.name || o.uid === u.uid).length > 1) throw new PlumError(`the image's users repeat the name or uid of "${u.name}"`);
+  }
+  return {
+    passwd: all.map((u) => `${u.name}:x:${u.uid}:${u.uid}:${u.name}:${u.home ?? "/nonexistent"}:/sbin/nologin\n`).join(""),
+    group: all.map((u) => `${u.name}:x:${u.uid}:\n`).join(""),
+  };
+}
+
 /** The runtime part of the root filesystem in `stage`: node, its libraries, passwd/group, /tmp. */
-async function stageRuntime(stage: string, appDir: string, extraFiles: ImageSpec["extraFiles"] = []): Promise<void> {
+async function stageRuntime(stage: string, spec: ImageSpec): Promise<void> {
+  const { appDir, extraFiles = [] } = spec;
   const node = realpathSync(process.execPath);
-  const binaries = [node, ...nativeAddons(appDir), ...extraFiles.filter((f) => (f.mode ?? 0o644) & 0o111).map((f) => f.from)];
+  const binaries = [
+    node,
+    ...nativeAddons(appDir),
+    ...(spec.binaries ?? []).map((b) => path.join(appDir, b)),
+    ...extraFiles.filter((f) => (f.mode ?? 0o644) & 0o111).map((f) => f.from),
+  ];
   const put = (from: string, to: string, mode?: number) => {
     const dest = path.join(stage, to);
     mkdirSync(path.dirname(dest), { recursive: true });
@@ -122,14 +165,17 @@ async function stageRuntime(stage: string, appDir: string, extraFiles: ImageSpec
     if (mode !== undefined) chmodSync(dest, mode);
   };
   put(node, CONTAINER_NODE, 0o755);
-  for (const lib of await runtimeLibraries(binaries)) put(lib, lib);
+  for (const lib of await runtimeLibraries(binaries, appDir)) put(lib, lib);
   for (const file of extraFiles) put(file.from, file.to, file.mode);
+  for (const link of spec.links ?? []) {
+    const at = path.join(stage, link.path);
+    mkdirSync(path.dirname(at), { recursive: true });
+    symlinkSync(link.target, at);
+  }
   mkdirSync(path.join(stage, "etc"), { recursive: true });
-  writeFileSync(
-    path.join(stage, "etc", "passwd"),
-    `root:x:0:0:root:/:/sbin/nologin\nplum:x:${CONTAINER_UID}:${CONTAINER_GID}:plum:${CONTAINER_APP_DIR}:/sbin/nologin\n`,
-  );
-  writeFileSync(path.join(stage, "etc", "group"), `root:x:0:\nplum:x:${CONTAINER_GID}:\n`);
+  const { passwd, group } = passwdFiles(spec.users);
+  writeFileSync(path.join(stage, "etc", "passwd"), passwd);
+  writeFileSync(path.join(stage, "etc", "group"), group);
   mkdirSync(path.join(stage, "tmp"), { recursive: true });
   chmodSync(path.join(stage, "tmp"), 0o1777);
 }
@@ -153,7 +199,7 @@ export async function buildImage(docker: Docker, spec: ImageSpec, workDir: strin
   rmSync(stage, { recursive: true, force: true });
   mkdirSync(stage, { recursive: true });
   try {
-    await stageRuntime(stage, spec.appDir, spec.extraFiles);
+    await stageRuntime(stage, spec);
     const [repo, tag] = spec.tag.split(":");
     const tar = startChild(rootfsTarArgs(stage, spec.appDir), { stdout: "pipe", timeoutMs });
     const imported = withDeadline(
