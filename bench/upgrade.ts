@@ -10,7 +10,7 @@
 //   BENCH_SOAK_SECONDS (default 20), BENCH_STAGE_ONLY=1 (only the stage figures, no load phases)
 // The load is closed-loop (each connection sends its next request when the last one is answered): autocannon's
 // own rate limit sends each second's share in a burst, which would put queueing of its own into every figure.
-import { mkdtempSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
@@ -28,6 +28,9 @@ const SMALL = Number(process.env.BENCH_SMALL ?? 2_000);
 const LARGE = Number(process.env.BENCH_LARGE ?? 50_000);
 const HUGE = Number(process.env.BENCH_HUGE ?? 0);
 const STAGE_ONLY = process.env.BENCH_STAGE_ONLY === "1";
+const LOAD_ONLY = process.env.BENCH_LOAD_ONLY === "1";
+/** A folder to write each phase's requests (CSV), the agent's output and the instance logs into, for a closer look. */
+const DUMP_DIR = process.env.BENCH_DUMP_DIR;
 const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 20);
 const CONNECTIONS = 50;
 const WINDOW_MS = 2_000;
@@ -251,6 +254,104 @@ function startPoller(proxyUrl: string) {
   return handle;
 }
 
+interface LagSample {
+  at: number;
+  /** The agent's (edge proxy's) longest event-loop delay since the last sample, ms. */
+  agentMs?: number;
+  /** The serving instance's (its /metrics through the proxy), and which version it is. */
+  instanceMs?: number;
+  instanceVersion?: string;
+  /** CPU ms used since the sample before: per process (agent, bench, each instance by id) and the whole machine's busy share. */
+  cpu: Record<string, number>;
+  machineBusy?: number;
+}
+
+/** utime + stime of a process in ms (clock ticks of 10 ms), from /proc; undefined once it is gone. */
+function cpuMsOf(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+function machineTicks(): { busy: number; total: number } {
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  return { busy: total - cpu[3] - cpu[4], total };
+}
+
+/**
+ * BENCH_DUMP_DIR only: every 250 ms, the longest event-loop delay since the sample before in the agent (its
+ * console's /metrics) and in the instance that serves (/metrics through the proxy; prom-client resets the
+ * histogram at each scrape).
+ */
+function startLagSampler(app: Appliance) {
+  const lags: LagSample[] = [];
+  let stopped = !DUMP_DIR;
+  const maxLag = (text: string, name: string) => {
+    const m = new RegExp(`^${name}\\{?[^\\n]*?\\}? ([0-9.e+-]+)$`, "m").exec(text);
+    return m ? Number(m[1]) * 1000 : undefined;
+  };
+  const scrape = async (url: string) => {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      return await res.text();
+    } catch {
+      return "";
+    }
+  };
+  const last: Record<string, number> = {};
+  let lastMachine = machineTicks();
+  const cpuSince = (): Record<string, number> => {
+    const pids: Record<string, number> = { agent: app.agent.agentPid(), bench: process.pid };
+    for (const line of app.agent.output().split("\n")) {
+      const m = /"instance":"([^"]+)","pid":(\d+)/.exec(line);
+      if (m && line.includes("instance started")) pids[m[1]] = Number(m[2]);
+    }
+    const out: Record<string, number> = {};
+    for (const [name, pid] of Object.entries(pids)) {
+      const ms = cpuMsOf(pid);
+      if (ms === undefined) continue;
+      const key = `${name}:${pid}`;
+      if (last[key] !== undefined) out[name] = ms - last[key];
+      last[key] = ms;
+    }
+    return out;
+  };
+  const done = (async () => {
+    while (!stopped) {
+      const at = Date.now();
+      const cpu = cpuSince();
+      const machine = machineTicks();
+      const machineBusy = (machine.busy - lastMachine.busy) / Math.max(1, machine.total - lastMachine.total);
+      lastMachine = machine;
+      const [agent, instance] = await Promise.all([
+        scrape(new URL("/metrics", app.agent.consoleUrl).href),
+        scrape(new URL("/metrics", app.agent.proxyUrl).href),
+      ]);
+      lags.push({
+        at,
+        agentMs: maxLag(agent, "plum_agent_nodejs_eventloop_lag_max_seconds"),
+        instanceMs: maxLag(instance, "nodejs_eventloop_lag_max_seconds"),
+        instanceVersion: /nodejs_eventloop_lag_max_seconds\{[^}]*version="([^"]+)"/.exec(instance)?.[1],
+        cpu,
+        machineBusy,
+      });
+      await sleep(Math.max(0, at + 250 - Date.now()));
+    }
+  })();
+  return {
+    lags,
+    async finish() {
+      stopped = true;
+      await withDeadline("the event-loop sampler to stop", 10_000, done);
+      return lags;
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------- phases
 
 interface Switch {
@@ -270,6 +371,7 @@ interface PhaseFigures {
   switches: Switch[];
   /** Lines the agent wrote during the phase about requests it could not pass on, with their time. */
   proxyWarnings: Array<{ at: number; line: string }>;
+  lags: LagSample[];
   /** When the load generator was stopped: it drops the requests it has in flight, which the proxy then logs. */
   loadStoppedAt: number;
   upgrade: Upgrade;
@@ -300,6 +402,7 @@ async function underLoad(
   const outputBefore = app.agent.output().length;
   const load = startLoad(app.agent.proxyUrl);
   const poller = startPoller(app.agent.proxyUrl);
+  const lagSampler = startLagSampler(app);
   let results: autocannon.Result[];
   let polls: Poll[];
   let loadStoppedAt: number;
@@ -310,6 +413,7 @@ async function underLoad(
   } finally {
     loadStoppedAt = Date.now();
     [results, polls] = await Promise.all([load.finish(), poller.finish()]);
+    await lagSampler.finish();
   }
   await sleep(1_000); // the agent's log lines about the dropped requests arrive a moment later
   const during = app.agent.output().slice(outputBefore);
@@ -328,8 +432,18 @@ async function underLoad(
       .filter((l) => /upstream request failed|did not stop in time/.test(l))
       .map((line) => ({ at: Number(/"time":(\d+)/.exec(line)?.[1] ?? 0), line })),
     loadStoppedAt,
+    lags: lagSampler.lags,
     logged: loggedSwitches(during),
   };
+}
+
+/**
+ * When the proxy switched to `to`: the agent's own "edge proxy switched" line (the assignment itself); the report's
+ * times come later (a promote step's end is after the audit entry, a manual rollback's after the drain and stop).
+ */
+function switchOf(logged: Array<{ at: number; to: string }>, label: string, to: string, reportAt: string | undefined, reportSource: string): Switch {
+  const line = logged.find((l) => l.to === to);
+  return line ? { label, at: line.at, source: 'agent log "edge proxy switched"' } : { label, at: iso(reportAt), source: reportSource };
 }
 
 function iso(at: string | undefined): number {
@@ -405,6 +519,8 @@ function relative(f: PhaseFigures, at: number): string {
 // The test support builds bundles and the compiled plumctl in a run folder, as mocha's global setup makes one.
 if (!process.env[RUN_DIR_ENV]) {
   process.env[RUN_DIR_ENV] = mkdtempSync(path.join(tmpdir(), "plum-bench-run-"));
+  // As mocha's global setup does: instances run as an unprivileged user (as root), who must reach the compiled tree.
+  chmodSync(process.env[RUN_DIR_ENV], 0o755);
   scratch.add(process.env[RUN_DIR_ENV]);
 }
 const bundleDir = mkdtempSync(path.join(tmpdir(), "plum-bench-bundles-"));
@@ -456,7 +572,7 @@ try {
   if (!STAGE_ONLY) await loadPhases(v2, v3);
 
   // (2) Stage time by database size, without load and without a soak: a fresh appliance each.
-  for (const [label, participants] of [["small", SMALL], ["large", LARGE], ...(HUGE > 0 ? [["huge", HUGE] as const] : [])] as const) {
+  for (const [label, participants] of LOAD_ONLY ? [] : ([["small", SMALL], ["large", LARGE], ...(HUGE > 0 ? [["huge", HUGE] as const] : [])] as const)) {
     if (interrupted) break;
     process.stdout.write(`\n${label} appliance for the stage time (${participants.toLocaleString("en-GB")} participants, no load)…\n`);
     const app = await startAppliance(participants, 0);
@@ -477,17 +593,32 @@ async function loadPhases(v2: string, v3: string): Promise<void> {
   const small = await startAppliance(SMALL, SOAK_SECONDS);
   await cli(small, ["release", "import", v2], 180_000);
   await cli(small, ["release", "import", v3], 180_000);
+  try {
+    await switchPhases(small);
+  } finally {
+    dump(small);
+  }
+  await stopAppliance(small);
+}
 
+async function switchPhases(small: Appliance): Promise<void> {
   {
-    const p = await underLoad(small, "promote 0.1.0 → 0.2.0", () => cli(small, ["upgrade", "start", "0.2.0", "--now"], PHASE_DEADLINE_S * 1000));
+    // Exit 1: the soak rolled the promotion back (a figure too: what the switch did to latency, judged by the agent).
+    const p = await underLoad(small, "promote 0.1.0 → 0.2.0", () => cli(small, ["upgrade", "start", "0.2.0", "--now"], PHASE_DEADLINE_S * 1000, [0, 1]));
     const u = await latest(small);
     const f: PhaseFigures = {
       ...p,
       upgrade: u,
-      switches: [{ label: "promote → 0.2.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" }],
+      switches: [switchOf(p.logged, "promote → 0.2.0", "production@0.2.0", u.report.steps.promote?.finishedAt, "report steps.promote.finishedAt")],
     };
     phases.push(f);
     stageFigures("small, under load", SMALL, u);
+    if (u.status !== "completed") {
+      process.stdout.write(
+        `  the promotion did not complete (${u.status}: ${u.report.soak?.breach ?? u.report.rollback?.reason ?? "?"}); the other phases need 0.2.0 serving\n`,
+      );
+      return;
+    }
   }
   {
     // 0.3.0's /healthz fails 3 s after it starts in production: 3 failed checks in a row breach the soak.
@@ -500,8 +631,8 @@ async function loadPhases(v2: string, v3: string): Promise<void> {
       ...p,
       upgrade: u,
       switches: [
-        { label: "promote → 0.3.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" },
-        { label: "rollback (breach) → 0.2.0", at: iso(rb?.trafficBackAt), source: "report rollback.trafficBackAt" },
+        switchOf(p.logged, "promote → 0.3.0", "production@0.3.0", u.report.steps.promote?.finishedAt, "report steps.promote.finishedAt"),
+        switchOf(p.logged, "rollback (breach) → 0.2.0", "production@0.2.0", rb?.trafficBackAt, "report rollback.trafficBackAt"),
       ],
     };
     if (rb?.breachAt) {
@@ -522,21 +653,57 @@ async function loadPhases(v2: string, v3: string): Promise<void> {
   {
     const p = await underLoad(small, "manual rollback 0.2.0 → 0.1.0", () => cli(small, ["rollback", "--to", "0.1.0"], PHASE_DEADLINE_S * 1000));
     const u = await latest(small);
-    // The report has no switch time for a manual rollback (its promote step goes on to drain and stop the old
-    // instance), so the agent's own "edge proxy switched" log line is used; the step's end if it is missing.
-    const logged = p.logged.find((l) => l.to === "production@0.1.0");
     const f: PhaseFigures = {
       ...p,
       upgrade: u,
-      switches: [
-        logged
-          ? { label: "manual rollback → 0.1.0", at: logged.at, source: 'agent log "edge proxy switched"' }
-          : { label: "manual rollback → 0.1.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" },
-      ],
+      switches: [switchOf(p.logged, "manual rollback → 0.1.0", "production@0.1.0", u.report.steps.promote?.finishedAt, "report steps.promote.finishedAt")],
     };
     phases.push(f);
   }
-  await stopAppliance(small);
+}
+
+/** BENCH_DUMP_DIR: every request of each phase (completion time, ms, status, path, version), the agent's output (its
+ * one-time passwords left out) and the instance logs, with the switch times, for a look at one request at a time. */
+function dump(app: Appliance): void {
+  if (!DUMP_DIR) return;
+  mkdirSync(DUMP_DIR, { recursive: true });
+  phases.forEach((f, k) => {
+    const lines = ["at,ms,status,path,version"];
+    for (let i = 0; i < f.samples.at.length; i++)
+      lines.push(`${f.samples.at[i]},${f.samples.ms[i]},${f.samples.status[i]},${f.samples.path[i]},${f.samples.version[i]}`);
+    writeFileSync(path.join(DUMP_DIR, `phase-${k + 1}.csv`), lines.join("\n") + "\n");
+    writeFileSync(
+      path.join(DUMP_DIR, `phase-${k + 1}-lag.csv`),
+      [
+        "at,agentMs,instanceMs,instanceVersion,machineBusy,cpuMs",
+        ...f.lags.map(
+          (l) =>
+            `${l.at},${l.agentMs ?? ""},${l.instanceMs ?? ""},${l.instanceVersion ?? ""},${l.machineBusy?.toFixed(2) ?? ""},${Object.entries(l.cpu)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(" ")}`,
+        ),
+      ].join("\n") + "\n",
+    );
+  });
+  writeFileSync(
+    path.join(DUMP_DIR, "switches.json"),
+    JSON.stringify(
+      phases.map((f) => ({ name: f.name, switches: f.switches })),
+      null,
+      2,
+    ),
+  );
+  writeFileSync(
+    path.join(DUMP_DIR, "agent.log"),
+    app.agent
+      .output()
+      .split("\n")
+      .filter((l) => !/password|secret|token/i.test(l))
+      .join("\n"),
+  );
+  const logs = path.join(app.agent.home, "logs", "instances");
+  if (existsSync(logs)) cpSync(logs, path.join(DUMP_DIR, "instances"), { recursive: true });
+  process.stdout.write(`  requests and logs written to ${DUMP_DIR}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------- report
