@@ -741,6 +741,10 @@ async function switchPhases(small: Appliance): Promise<void> {
     // Exit 1: the soak rolled the promotion back (a figure too: what the switch did to latency, judged by the agent).
     const p = await underLoad(small, "promote 0.1.0 → 0.2.0", () => cli(small, ["upgrade", "start", "0.2.0", "--now"], PHASE_DEADLINE_S * 1000, [0, 1]));
     const u = await latest(small);
+    if (!p.logged.some((l) => l.to === "production@0.2.0") && !u.report.steps.promote?.finishedAt) {
+      process.stdout.write(`  the upgrade never switched to 0.2.0 (${u.status} at ${u.step}: ${u.error ?? "?"}); the other phases need 0.2.0 serving\n`);
+      return;
+    }
     const f: PhaseFigures = {
       ...p,
       upgrade: u,
