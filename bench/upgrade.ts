@@ -42,6 +42,9 @@ const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 20);
 const CONNECTIONS = 50;
 const WINDOW_MS = 2_000;
 const POLL_MS = 20;
+/** The switch goals: the longest request within ±2 s of a switch, in ms and against the steady 2 s before. */
+const GOAL_MS = 250;
+const GOAL_RATIO = 1.5;
 /** Load before an upgrade starts and after it settles, so each switch sits inside steady traffic. */
 const LEAD_MS = 3_000;
 const TAIL_MS = 3_000;
@@ -857,9 +860,6 @@ function steadyLongest(f: PhaseFigures, at: number): number {
   }
   return longest;
 }
-
-const GOAL_MS = 250;
-const GOAL_RATIO = 1.5;
 
 /** Both drivers' figures in one table each, a column set per driver. */
 function sideBySide(): void {
