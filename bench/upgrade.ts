@@ -4,13 +4,18 @@
 // completed within ±2 s of it and the longest of them; the time from a soak breach to the old version serving
 // (the report's figure and one measured from outside by polling /version); and stage times, with the data-diff
 // gate's fingerprinting as a share of the stage step (goal: at most 25 %). Asserts nothing.
-// Loopback only; the load and every wait have deadlines. Run: npx tsx bench/upgrade.ts
+// Loopback only (the docker driver's instances sit on a bridge network of the bench's own dockerd, in namespaces
+// it made); the load and every wait have deadlines. Run: npx tsx bench/upgrade.ts [--driver process|docker|both]
+//   --driver: the runtime driver of the agents (default both: process first, then docker on a dockerd the bench
+//   starts and stops, its data root in the bench's run folder); the summary prints both side by side, each
+//   switch's longest request against the steady 2 s before its window (goals: ≤ 250 ms and ≤ 1.5×), and for
+//   docker the container start → instance answering /healthz (goal ≤ 3 s)
 //   BENCH_SMALL (participants, default 2,000), BENCH_LARGE (default 50,000: a 58 MiB product database),
 //   BENCH_HUGE (participants for a third stage case, default none: 900,000 gives 886 MiB; demo data alone ~4 min),
 //   BENCH_SOAK_SECONDS (default 20), BENCH_STAGE_ONLY=1 (only the stage figures, no load phases)
 // The load is closed-loop (each connection sends its next request when the last one is answered): autocannon's
 // own rate limit sends each second's share in a burst, which would put queueing of its own into every figure.
-import { mkdtempSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
@@ -21,6 +26,8 @@ import { plumctl } from "../test/support/plumctl.ts";
 import { freePort } from "../test/support/ports.ts";
 import { addMigration, compose, unhealthyInProductionAfter } from "../test/support/release-patches.ts";
 import { RUN_DIR_ENV } from "../test/support/run-dir.ts";
+import { startTestDockerEngine, stopTestDockerEngine, type TestDockerEngine } from "../test/support/docker-engine.ts";
+import { connectDocker } from "../lib/docker/engine.ts";
 import { buildTestBundle, testVendorKeys } from "../test/support/test-bundles.ts";
 import { fmt } from "./support.ts";
 
@@ -28,10 +35,16 @@ const SMALL = Number(process.env.BENCH_SMALL ?? 2_000);
 const LARGE = Number(process.env.BENCH_LARGE ?? 50_000);
 const HUGE = Number(process.env.BENCH_HUGE ?? 0);
 const STAGE_ONLY = process.env.BENCH_STAGE_ONLY === "1";
+const LOAD_ONLY = process.env.BENCH_LOAD_ONLY === "1";
+/** A folder to write each phase's requests (CSV), the agent's output and the instance logs into, for a closer look. */
+const DUMP_DIR = process.env.BENCH_DUMP_DIR;
 const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 20);
 const CONNECTIONS = 50;
 const WINDOW_MS = 2_000;
 const POLL_MS = 20;
+/** The switch goals: the longest request within ±2 s of a switch, in ms and against the steady 2 s before. */
+const GOAL_MS = 250;
+const GOAL_RATIO = 1.5;
 /** Load before an upgrade starts and after it settles, so each switch sits inside steady traffic. */
 const LEAD_MS = 3_000;
 const TAIL_MS = 3_000;
@@ -45,6 +58,18 @@ const V2_MIGRATION = addMigration(
   "drop table release_notes; alter table participants drop column nickname",
 );
 const V3_MIGRATION = addMigration("1732000000600_badges", "create table badges (id serial primary key, name text not null)", "drop table badges");
+
+type Driver = "process" | "docker";
+
+function driversFrom(argv: string[]): Driver[] {
+  const i = argv.indexOf("--driver");
+  const given = i >= 0 ? argv[i + 1] : (argv.find((a) => a.startsWith("--driver="))?.slice("--driver=".length) ?? "both");
+  if (given === "both") return ["process", "docker"];
+  if (given === "process" || given === "docker") return [given];
+  process.stderr.write(`--driver ${given ?? ""}: say process, docker or both (the default)\n`);
+  process.exit(2);
+}
+const DRIVERS = driversFrom(process.argv.slice(2));
 
 // The agent must use its own embedded PostgreSQL in the temp home, never a database this shell points at.
 delete process.env.PLUM_DATABASE_URL;
@@ -61,8 +86,92 @@ async function cleanUp(): Promise<void> {
     await a.stop("SIGINT", 60_000).catch((err) => process.stderr.write(`agent did not stop cleanly: ${(err as Error).message}\n`));
     agents.delete(a);
   }
+  if (engine) {
+    containerStarts?.stop();
+    await stopTestDockerEngine(engine).catch((err) => process.stderr.write(`the bench's dockerd did not stop cleanly: ${(err as Error).message}\n`));
+    engine = undefined;
+  }
   for (const dir of scratch) removeHome(dir);
   scratch.clear();
+}
+
+// ---------------------------------------------------------------------------------------------- docker
+
+let engine: TestDockerEngine | undefined;
+/** The agents' environment for the driver being measured. */
+let driverEnv: Record<string, string> = {};
+
+interface ContainerEvent {
+  at: number;
+  action: string;
+  instance: string;
+}
+
+/** The engine's start and health events of the appliance's instance containers, with the engine's own clock. */
+function watchContainers(socketPath: string) {
+  const events: ContainerEvent[] = [];
+  let stream: NodeJS.ReadableStream | undefined;
+  let stopped = false;
+  const filters = { type: ["container"], event: ["start", "health_status"], label: ["io.plum.role=instance"] };
+  void (connectDocker(socketPath).getEvents({ filters: JSON.stringify(filters) } as never) as unknown as Promise<NodeJS.ReadableStream>)
+    .then((s) => {
+      stream = s;
+      if (stopped) return (s as unknown as { destroy(): void }).destroy();
+      let buffered = "";
+      s.on("data", (chunk: Buffer) => {
+        buffered += chunk.toString("utf8");
+        let nl;
+        while ((nl = buffered.indexOf("\n")) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          try {
+            const e = JSON.parse(line) as { Action: string; timeNano: number; Actor: { Attributes: Record<string, string> } };
+            events.push({ at: e.timeNano / 1e6, action: e.Action, instance: e.Actor.Attributes["io.plum.instance"] ?? "?" });
+          } catch {
+            /* not a JSON line */
+          }
+        }
+      });
+      s.on("error", () => undefined);
+    })
+    .catch((err: Error) => process.stderr.write(`no engine events: ${(err as Error).message}\n`));
+  return {
+    events,
+    stop() {
+      stopped = true;
+      (stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
+    },
+  };
+}
+let containerStarts: ReturnType<typeof watchContainers> | undefined;
+
+interface StartFigure {
+  instance: string;
+  /** Engine "start" event → the runtime's "instance started" line (its probe of /healthz answered). */
+  toHealthzMs?: number;
+  /** Engine "start" event → Docker's own healthcheck reported healthy (its first check runs one interval in). */
+  toDockerHealthyMs?: number;
+}
+
+/** For each container started: how long until it answered, from the engine's events and the agent's log. */
+function startFigures(events: ContainerEvent[], agentOutput: string): StartFigure[] {
+  const started: Array<{ at: number; instance: string }> = [];
+  for (const line of agentOutput.split("\n")) {
+    if (!line.includes('"instance started"')) continue;
+    try {
+      const e = JSON.parse(line) as { time: number; instance: string };
+      started.push({ at: e.time, instance: e.instance });
+    } catch {
+      /* not a JSON line */
+    }
+  }
+  return events
+    .filter((e) => e.action === "start")
+    .map((e) => {
+      const healthz = started.find((x) => x.instance === e.instance && x.at >= e.at);
+      const healthy = events.find((x) => x.instance === e.instance && x.at >= e.at && x.action === "health_status: healthy");
+      return { instance: e.instance, toHealthzMs: healthz && healthz.at - e.at, toDockerHealthyMs: healthy && healthy.at - e.at };
+    });
 }
 
 let interrupted = false;
@@ -105,6 +214,7 @@ async function startAppliance(participants: number, soakSeconds: number): Promis
     PLUM_PG_PORT: String(await freePort()),
     PLUM_UPGRADE_PROMOTION: "now",
     PLUM_UPGRADE_SOAK_SECONDS: String(soakSeconds),
+    ...driverEnv,
   };
   const agent = await startAgentProcess({ home, env, timeoutMs: 180_000 });
   agents.add(agent);
@@ -251,6 +361,104 @@ function startPoller(proxyUrl: string) {
   return handle;
 }
 
+interface LagSample {
+  at: number;
+  /** The agent's (edge proxy's) longest event-loop delay since the last sample, ms. */
+  agentMs?: number;
+  /** The serving instance's (its /metrics through the proxy), and which version it is. */
+  instanceMs?: number;
+  instanceVersion?: string;
+  /** CPU ms used since the sample before: per process (agent, bench, each instance by id) and the whole machine's busy share. */
+  cpu: Record<string, number>;
+  machineBusy?: number;
+}
+
+/** utime + stime of a process in ms (clock ticks of 10 ms), from /proc; undefined once it is gone. */
+function cpuMsOf(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+function machineTicks(): { busy: number; total: number } {
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  return { busy: total - cpu[3] - cpu[4], total };
+}
+
+/**
+ * BENCH_DUMP_DIR only: every 250 ms, the longest event-loop delay since the sample before in the agent (its
+ * console's /metrics) and in the instance that serves (/metrics through the proxy; prom-client resets the
+ * histogram at each scrape).
+ */
+function startLagSampler(app: Appliance) {
+  const lags: LagSample[] = [];
+  let stopped = !DUMP_DIR;
+  const maxLag = (text: string, name: string) => {
+    const m = new RegExp(`^${name}\\{?[^\\n]*?\\}? ([0-9.e+-]+)$`, "m").exec(text);
+    return m ? Number(m[1]) * 1000 : undefined;
+  };
+  const scrape = async (url: string) => {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      return await res.text();
+    } catch {
+      return "";
+    }
+  };
+  const last: Record<string, number> = {};
+  let lastMachine = machineTicks();
+  const cpuSince = (): Record<string, number> => {
+    const pids: Record<string, number> = { agent: app.agent.agentPid(), bench: process.pid };
+    for (const line of app.agent.output().split("\n")) {
+      const m = /"instance":"([^"]+)","pid":(\d+)/.exec(line);
+      if (m && line.includes("instance started")) pids[m[1]] = Number(m[2]);
+    }
+    const out: Record<string, number> = {};
+    for (const [name, pid] of Object.entries(pids)) {
+      const ms = cpuMsOf(pid);
+      if (ms === undefined) continue;
+      const key = `${name}:${pid}`;
+      if (last[key] !== undefined) out[name] = ms - last[key];
+      last[key] = ms;
+    }
+    return out;
+  };
+  const done = (async () => {
+    while (!stopped) {
+      const at = Date.now();
+      const cpu = cpuSince();
+      const machine = machineTicks();
+      const machineBusy = (machine.busy - lastMachine.busy) / Math.max(1, machine.total - lastMachine.total);
+      lastMachine = machine;
+      const [agent, instance] = await Promise.all([
+        scrape(new URL("/metrics", app.agent.consoleUrl).href),
+        scrape(new URL("/metrics", app.agent.proxyUrl).href),
+      ]);
+      lags.push({
+        at,
+        agentMs: maxLag(agent, "plum_agent_nodejs_eventloop_lag_max_seconds"),
+        instanceMs: maxLag(instance, "nodejs_eventloop_lag_max_seconds"),
+        instanceVersion: /nodejs_eventloop_lag_max_seconds\{[^}]*version="([^"]+)"/.exec(instance)?.[1],
+        cpu,
+        machineBusy,
+      });
+      await sleep(Math.max(0, at + 250 - Date.now()));
+    }
+  })();
+  return {
+    lags,
+    async finish() {
+      stopped = true;
+      await withDeadline("the event-loop sampler to stop", 10_000, done);
+      return lags;
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------- phases
 
 interface Switch {
@@ -270,6 +478,7 @@ interface PhaseFigures {
   switches: Switch[];
   /** Lines the agent wrote during the phase about requests it could not pass on, with their time. */
   proxyWarnings: Array<{ at: number; line: string }>;
+  lags: LagSample[];
   /** When the load generator was stopped: it drops the requests it has in flight, which the proxy then logs. */
   loadStoppedAt: number;
   upgrade: Upgrade;
@@ -300,6 +509,7 @@ async function underLoad(
   const outputBefore = app.agent.output().length;
   const load = startLoad(app.agent.proxyUrl);
   const poller = startPoller(app.agent.proxyUrl);
+  const lagSampler = startLagSampler(app);
   let results: autocannon.Result[];
   let polls: Poll[];
   let loadStoppedAt: number;
@@ -310,6 +520,7 @@ async function underLoad(
   } finally {
     loadStoppedAt = Date.now();
     [results, polls] = await Promise.all([load.finish(), poller.finish()]);
+    await lagSampler.finish();
   }
   await sleep(1_000); // the agent's log lines about the dropped requests arrive a moment later
   const during = app.agent.output().slice(outputBefore);
@@ -328,8 +539,18 @@ async function underLoad(
       .filter((l) => /upstream request failed|did not stop in time/.test(l))
       .map((line) => ({ at: Number(/"time":(\d+)/.exec(line)?.[1] ?? 0), line })),
     loadStoppedAt,
+    lags: lagSampler.lags,
     logged: loggedSwitches(during),
   };
+}
+
+/**
+ * When the proxy switched to `to`: the agent's own "edge proxy switched" line (the assignment itself); the report's
+ * times come later (a promote step's end is after the audit entry, a manual rollback's after the drain and stop).
+ */
+function switchOf(logged: Array<{ at: number; to: string }>, label: string, to: string, reportAt: string | undefined, reportSource: string): Switch {
+  const line = logged.find((l) => l.to === to);
+  return line ? { label, at: line.at, source: 'agent log "edge proxy switched"' } : { label, at: iso(reportAt), source: reportSource };
 }
 
 function iso(at: string | undefined): number {
@@ -405,12 +626,14 @@ function relative(f: PhaseFigures, at: number): string {
 // The test support builds bundles and the compiled plumctl in a run folder, as mocha's global setup makes one.
 if (!process.env[RUN_DIR_ENV]) {
   process.env[RUN_DIR_ENV] = mkdtempSync(path.join(tmpdir(), "plum-bench-run-"));
+  // As mocha's global setup does: instances run as an unprivileged user (as root), who must reach the compiled tree.
+  chmodSync(process.env[RUN_DIR_ENV], 0o755);
   scratch.add(process.env[RUN_DIR_ENV]);
 }
 const bundleDir = mkdtempSync(path.join(tmpdir(), "plum-bench-bundles-"));
 scratch.add(bundleDir);
-const phases: PhaseFigures[] = [];
-const stages: Array<{
+let phases: PhaseFigures[] = [];
+type StageRow = {
   label: string;
   participants: number;
   stageSeconds?: number;
@@ -421,7 +644,9 @@ const stages: Array<{
   fingerprintBefore?: number;
   fingerprintAfter?: number;
   fingerprintRows?: number;
-}> = [];
+};
+let stages: StageRow[] = [];
+const runs: Array<{ driver: Driver; phases: PhaseFigures[]; stages: StageRow[]; starts: StartFigure[] }> = [];
 
 /** The stage figures of an upgrade's report, with the product database size from the verify step's disk check. */
 function stageFigures(label: string, participants: number, u: Upgrade) {
@@ -452,42 +677,90 @@ try {
     outDir: bundleDir,
   });
 
-  // (1) Small database: promote, a soak breach that rolls back, a manual rollback, each under load.
-  if (!STAGE_ONLY) await loadPhases(v2, v3);
-
-  // (2) Stage time by database size, without load and without a soak: a fresh appliance each.
-  for (const [label, participants] of [["small", SMALL], ["large", LARGE], ...(HUGE > 0 ? [["huge", HUGE] as const] : [])] as const) {
+  for (const driver of DRIVERS) {
     if (interrupted) break;
-    process.stdout.write(`\n${label} appliance for the stage time (${participants.toLocaleString("en-GB")} participants, no load)…\n`);
-    const app = await startAppliance(participants, 0);
-    await cli(app, ["release", "import", v2], 180_000);
-    const started = Date.now();
-    await cli(app, ["upgrade", "start", "0.2.0", "--now"], PHASE_DEADLINE_S * 1000);
-    process.stdout.write(`  upgrade to 0.2.0 in ${fmt((Date.now() - started) / 1000)} s\n`);
-    stageFigures(`${label}, no load`, participants, await latest(app));
-    await stopAppliance(app);
+    process.stdout.write(`\n##### runtime driver: ${driver}\n`);
+    phases = [];
+    stages = [];
+    driverEnv = {};
+    if (driver === "docker") {
+      const started = Date.now();
+      engine = await startTestDockerEngine(process.env[RUN_DIR_ENV]!, { reuse: false });
+      process.stdout.write(`  dockerd of the bench answering in ${fmt((Date.now() - started) / 1000)} s (network ${engine.network})\n`);
+      driverEnv = { PLUM_RUNTIME: "docker", PLUM_DOCKER_SOCKET: engine.socketPath, PLUM_DOCKER_NETWORK: engine.network };
+      containerStarts = watchContainers(engine.socketPath);
+    }
+    let agentOutput = "";
+    // (1) Small database: promote, a soak breach that rolls back, a manual rollback, each under load.
+    if (!STAGE_ONLY) agentOutput += await loadPhases(v2, v3);
+
+    // (2) Stage time by database size, without load and without a soak: a fresh appliance each.
+    for (const [label, participants] of LOAD_ONLY ? [] : ([["small", SMALL], ["large", LARGE], ...(HUGE > 0 ? [["huge", HUGE] as const] : [])] as const)) {
+      if (interrupted) break;
+      process.stdout.write(`\n${label} appliance for the stage time (${participants.toLocaleString("en-GB")} participants, no load)…\n`);
+      const app = await startAppliance(participants, 0);
+      await cli(app, ["release", "import", v2], 180_000);
+      const started = Date.now();
+      await cli(app, ["upgrade", "start", "0.2.0", "--now"], PHASE_DEADLINE_S * 1000);
+      process.stdout.write(`  upgrade to 0.2.0 in ${fmt((Date.now() - started) / 1000)} s\n`);
+      stageFigures(`${label}, no load`, participants, await latest(app));
+      agentOutput += app.agent.output();
+      await stopAppliance(app);
+    }
+    const starts = containerStarts ? startFigures(containerStarts.events, agentOutput) : [];
+    runs.push({ driver, phases, stages, starts });
+    process.stdout.write(`\n##### ${driver}: figures\n`);
+    report();
+    if (engine) {
+      containerStarts?.stop();
+      containerStarts = undefined;
+      await stopTestDockerEngine(engine);
+      engine = undefined;
+    }
   }
-  report();
+  sideBySide();
 } finally {
   if (!interrupted) await cleanUp();
 }
 
-async function loadPhases(v2: string, v3: string): Promise<void> {
+/** The load phases on one small appliance; returns the agent's output (for the container start figures). */
+async function loadPhases(v2: string, v3: string): Promise<string> {
   process.stdout.write(`\nsmall appliance (${SMALL.toLocaleString("en-GB")} participants, soak ${SOAK_SECONDS} s)…\n`);
   const small = await startAppliance(SMALL, SOAK_SECONDS);
   await cli(small, ["release", "import", v2], 180_000);
   await cli(small, ["release", "import", v3], 180_000);
+  try {
+    await switchPhases(small);
+  } finally {
+    dump(small);
+  }
+  const output = small.agent.output();
+  await stopAppliance(small);
+  return output;
+}
 
+async function switchPhases(small: Appliance): Promise<void> {
   {
-    const p = await underLoad(small, "promote 0.1.0 → 0.2.0", () => cli(small, ["upgrade", "start", "0.2.0", "--now"], PHASE_DEADLINE_S * 1000));
+    // Exit 1: the soak rolled the promotion back (a figure too: what the switch did to latency, judged by the agent).
+    const p = await underLoad(small, "promote 0.1.0 → 0.2.0", () => cli(small, ["upgrade", "start", "0.2.0", "--now"], PHASE_DEADLINE_S * 1000, [0, 1]));
     const u = await latest(small);
+    if (!p.logged.some((l) => l.to === "production@0.2.0") && !u.report.steps.promote?.finishedAt) {
+      process.stdout.write(`  the upgrade never switched to 0.2.0 (${u.status} at ${u.step}: ${u.error ?? "?"}); the other phases need 0.2.0 serving\n`);
+      return;
+    }
     const f: PhaseFigures = {
       ...p,
       upgrade: u,
-      switches: [{ label: "promote → 0.2.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" }],
+      switches: [switchOf(p.logged, "promote → 0.2.0", "production@0.2.0", u.report.steps.promote?.finishedAt, "report steps.promote.finishedAt")],
     };
     phases.push(f);
     stageFigures("small, under load", SMALL, u);
+    if (u.status !== "completed") {
+      process.stdout.write(
+        `  the promotion did not complete (${u.status}: ${u.report.soak?.breach ?? u.report.rollback?.reason ?? "?"}); the other phases need 0.2.0 serving\n`,
+      );
+      return;
+    }
   }
   {
     // 0.3.0's /healthz fails 3 s after it starts in production: 3 failed checks in a row breach the soak.
@@ -500,8 +773,8 @@ async function loadPhases(v2: string, v3: string): Promise<void> {
       ...p,
       upgrade: u,
       switches: [
-        { label: "promote → 0.3.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" },
-        { label: "rollback (breach) → 0.2.0", at: iso(rb?.trafficBackAt), source: "report rollback.trafficBackAt" },
+        switchOf(p.logged, "promote → 0.3.0", "production@0.3.0", u.report.steps.promote?.finishedAt, "report steps.promote.finishedAt"),
+        switchOf(p.logged, "rollback (breach) → 0.2.0", "production@0.2.0", rb?.trafficBackAt, "report rollback.trafficBackAt"),
       ],
     };
     if (rb?.breachAt) {
@@ -522,24 +795,133 @@ async function loadPhases(v2: string, v3: string): Promise<void> {
   {
     const p = await underLoad(small, "manual rollback 0.2.0 → 0.1.0", () => cli(small, ["rollback", "--to", "0.1.0"], PHASE_DEADLINE_S * 1000));
     const u = await latest(small);
-    // The report has no switch time for a manual rollback (its promote step goes on to drain and stop the old
-    // instance), so the agent's own "edge proxy switched" log line is used; the step's end if it is missing.
-    const logged = p.logged.find((l) => l.to === "production@0.1.0");
     const f: PhaseFigures = {
       ...p,
       upgrade: u,
-      switches: [
-        logged
-          ? { label: "manual rollback → 0.1.0", at: logged.at, source: 'agent log "edge proxy switched"' }
-          : { label: "manual rollback → 0.1.0", at: iso(u.report.steps.promote?.finishedAt), source: "report steps.promote.finishedAt" },
-      ],
+      switches: [switchOf(p.logged, "manual rollback → 0.1.0", "production@0.1.0", u.report.steps.promote?.finishedAt, "report steps.promote.finishedAt")],
     };
     phases.push(f);
   }
-  await stopAppliance(small);
+}
+
+/** BENCH_DUMP_DIR: every request of each phase (completion time, ms, status, path, version), the agent's output (its
+ * one-time passwords left out) and the instance logs, with the switch times, for a look at one request at a time. */
+function dump(app: Appliance): void {
+  if (!DUMP_DIR) return;
+  const dir = path.join(DUMP_DIR, driverEnv.PLUM_RUNTIME ?? "process");
+  mkdirSync(dir, { recursive: true });
+  phases.forEach((f, k) => {
+    const lines = ["at,ms,status,path,version"];
+    for (let i = 0; i < f.samples.at.length; i++)
+      lines.push(`${f.samples.at[i]},${f.samples.ms[i]},${f.samples.status[i]},${f.samples.path[i]},${f.samples.version[i]}`);
+    writeFileSync(path.join(dir, `phase-${k + 1}.csv`), lines.join("\n") + "\n");
+    writeFileSync(
+      path.join(dir, `phase-${k + 1}-lag.csv`),
+      [
+        "at,agentMs,instanceMs,instanceVersion,machineBusy,cpuMs",
+        ...f.lags.map(
+          (l) =>
+            `${l.at},${l.agentMs ?? ""},${l.instanceMs ?? ""},${l.instanceVersion ?? ""},${l.machineBusy?.toFixed(2) ?? ""},${Object.entries(l.cpu)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(" ")}`,
+        ),
+      ].join("\n") + "\n",
+    );
+  });
+  writeFileSync(
+    path.join(dir, "switches.json"),
+    JSON.stringify(
+      phases.map((f) => ({ name: f.name, switches: f.switches })),
+      null,
+      2,
+    ),
+  );
+  writeFileSync(
+    path.join(dir, "agent.log"),
+    app.agent
+      .output()
+      .split("\n")
+      .filter((l) => !/password|secret|token/i.test(l))
+      .join("\n"),
+  );
+  const logs = path.join(app.agent.home, "logs", "instances");
+  if (existsSync(logs)) cpSync(logs, path.join(dir, "instances"), { recursive: true });
+  process.stdout.write(`  requests and logs written to ${dir}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------- report
+
+/** The longest request that completed in the steady 2 s before a switch's window ([-4 s, -2 s) from it). */
+function steadyLongest(f: PhaseFigures, at: number): number {
+  let longest = 0;
+  for (let i = 0; i < f.samples.at.length; i++) {
+    const offset = f.samples.at[i] - at;
+    if (offset >= -2 * WINDOW_MS && offset < -WINDOW_MS) longest = Math.max(longest, f.samples.ms[i]);
+  }
+  return longest;
+}
+
+/** Both drivers' figures in one table each, a column set per driver. */
+function sideBySide(): void {
+  if (runs.length === 0) return;
+  const out: string[] = ["", `=== side by side: ${runs.map((r) => r.driver).join(" | ")} ===`];
+  const n = (x: number) => x.toLocaleString("en-GB");
+  const cell = (parts: string[], widths: number[]) => parts.map((p, i) => p.padStart(widths[i])).join(" ");
+  const names = [...new Set(runs.flatMap((r) => r.phases.map((f) => f.name)))];
+  if (names.length > 0) {
+    const w = [8, 7, 7, 12];
+    out.push(`${"phase".padEnd(36)}${runs.map((r) => ` | ${cell([r.driver, "", "", ""], w)}`).join("")}`);
+    out.push(`${"".padEnd(36)}${runs.map(() => ` | ${cell(["sent", "non-2xx", "errors", "outcome"], w)}`).join("")}`);
+    for (const name of names) {
+      out.push(
+        `${name.padEnd(36)}${runs
+          .map((r) => {
+            const f = r.phases.find((x) => x.name === name);
+            return ` | ${cell(f ? [n(f.sent), n(f.non2xx), n(f.errors + f.timeouts), f.upgrade.status] : ["-", "-", "-", "not run"], w)}`;
+          })
+          .join("")}`,
+      );
+    }
+    out.push(
+      "",
+      `longest request within ±${WINDOW_MS / 1000} s of each switch, against the longest of the steady 2 s before that window (goals: ≤ ${GOAL_MS} ms and ≤ ${GOAL_RATIO}×)`,
+    );
+    const w2 = [9, 8, 8, 6, 5];
+    const labels = [...new Set(runs.flatMap((r) => r.phases.flatMap((f) => f.switches.map((x) => x.label))))];
+    out.push(`${"switch".padEnd(28)}${runs.map((r) => ` | ${cell([r.driver, "", "", "", ""], w2)}`).join("")}`);
+    out.push(`${"".padEnd(28)}${runs.map(() => ` | ${cell(["completed", "longest", "steady", "ratio", "goal"], w2)}`).join("")}`);
+    for (const label of labels) {
+      out.push(
+        `${label.padEnd(28)}${runs
+          .map((r) => {
+            const f = r.phases.find((x) => x.switches.some((y) => y.label === label));
+            const sw = f?.switches.find((y) => y.label === label);
+            if (!f || !sw) return ` | ${cell(["-", "-", "-", "-", "-"], w2)}`;
+            const win = aroundSwitch(f, sw.at);
+            const steady = steadyLongest(f, sw.at);
+            const ratio = steady > 0 ? win.longestMs / steady : Infinity;
+            const met = win.non2xx === 0 && win.socketErrors === 0 && win.longestMs <= GOAL_MS && ratio <= GOAL_RATIO;
+            return ` | ${cell([n(win.completed), `${Math.round(win.longestMs)} ms`, `${Math.round(steady)} ms`, `${fmt(ratio, 2)}×`, met ? "met" : "missed"], w2)}`;
+          })
+          .join("")}`,
+      );
+    }
+  }
+  for (const r of runs.filter((x) => x.starts.length > 0)) {
+    const healthz = r.starts.flatMap((x) => (x.toHealthzMs !== undefined ? [x.toHealthzMs] : [])).sort((a, b) => a - b);
+    const healthy = r.starts.flatMap((x) => (x.toDockerHealthyMs !== undefined ? [x.toDockerHealthyMs] : [])).sort((a, b) => a - b);
+    const summary = (xs: number[]) =>
+      xs.length > 0 ? `median ${fmt(xs[Math.floor(xs.length / 2)] / 1000, 2)} s, longest ${fmt(xs[xs.length - 1] / 1000, 2)} s over ${xs.length}` : "none seen";
+    out.push(
+      "",
+      `${r.driver}: container start to healthy (goal ≤ 3 s)`,
+      `  engine "start" → the instance answers /healthz (the runtime's probe): ${summary(healthz)}`,
+      `  engine "start" → Docker's own healthcheck healthy (first check one 5 s interval in): ${summary(healthy)}`,
+      `  per container: ${r.starts.map((x) => `${x.instance} ${x.toHealthzMs !== undefined ? fmt(x.toHealthzMs / 1000, 2) : "?"} s`).join(", ")}`,
+    );
+  }
+  process.stdout.write(out.join("\n") + "\n");
+}
 function report(): void {
   const out: string[] = [];
   const row = (cells: Array<string | number>, widths: number[]) =>

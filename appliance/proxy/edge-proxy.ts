@@ -22,6 +22,10 @@ interface Target extends Upstream {
   inFlight: number;
 }
 
+const MAX_SOCKETS = 256;
+/** How long a peak of requests in flight counts when a warm-up sizes its connections (two such windows). */
+const PEAK_WINDOW_MS = 30_000;
+
 // Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection, not to be forwarded.
 const HOP_BY_HOP = new Set([
   "connection",
@@ -110,15 +114,39 @@ export class EdgeProxy {
     if (warmed && warmed.url === upstream.url) return warmed;
     warmed?.agent.destroy();
     const url = new URL(upstream.url);
-    return { ...upstream, host: url.hostname, port: Number(url.port), agent: new http.Agent({ keepAlive: true, maxSockets: 256 }), inFlight: 0 };
+    return { ...upstream, host: url.hostname, port: Number(url.port), agent: new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS }), inFlight: 0 };
+  }
+
+  /** Requests in flight now (on every upstream), and the most at once in the current and the previous window. */
+  private inFlightNow = 0;
+  private peakInFlight = { current: 0, previous: 0, windowStart: Date.now() };
+
+  private notePeak(): void {
+    const now = Date.now();
+    const p = this.peakInFlight;
+    if (now - p.windowStart >= PEAK_WINDOW_MS) {
+      p.previous = now - p.windowStart >= 2 * PEAK_WINDOW_MS ? 0 : p.current;
+      p.current = 0;
+      p.windowStart = now;
+    }
+    p.current = Math.max(p.current, this.inFlightNow);
+  }
+
+  /** The most requests the proxy had in flight at once lately (30 to 60 s): what a new upstream must take at once. */
+  recentPeakInFlight(): number {
+    this.notePeak();
+    return Math.max(this.peakInFlight.current, this.peakInFlight.previous);
   }
 
   /**
-   * Before a switch: open `connections` kept-alive connections to the upstream and send each a few requests to
-   * `path`, so the first requests after the switch neither wait for new sockets nor for the instance's cold
-   * code paths. Best effort, with a deadline: a failed warm-up only means a colder switch.
+   * Before a switch: open kept-alive connections to the upstream and send each a few requests to `path`, so the
+   * first requests after the switch neither wait for new sockets nor for the instance's cold code paths. It opens
+   * at least `connections`, and as many as the proxy lately had requests in flight at once, with a quarter more:
+   * a busy instance accepts about one new connection per turn of its event loop, so each connection the
+   * traffic still lacks at the switch holds a request for one more turn (hundreds of ms on two loaded cores).
+   * Best effort, with a deadline: a failed warm-up only means a colder switch.
    */
-  async warm(upstream: Upstream, opts: { connections?: number; rounds?: number; path?: string; timeoutMs?: number } = {}): Promise<void> {
+  async warm(upstream: Upstream, opts: { connections?: number; rounds?: number; path?: string; timeoutMs?: number } = {}): Promise<{ connections: number }> {
     const target = this.targetFor(upstream);
     this.prepared.set(upstream.id, target);
     const timeoutMs = opts.timeoutMs ?? 5_000;
@@ -136,11 +164,14 @@ export class EdgeProxy {
         req.on("error", () => resolve());
         req.end();
       });
+    const connections = Math.min(MAX_SOCKETS, Math.max(opts.connections ?? 32, Math.ceil(this.recentPeakInFlight() * 1.25)));
     await Promise.all(
-      Array.from({ length: opts.connections ?? 32 }, async () => {
+      Array.from({ length: connections }, async () => {
         for (let i = 0; i < (opts.rounds ?? 3); i++) await once();
       }),
     );
+    this.opts.log.info({ upstream: upstream.id, connections }, "edge proxy warmed");
+    return { connections };
   }
   private maintenance?: string;
 
@@ -192,11 +223,14 @@ export class EdgeProxy {
       return;
     }
     target.inFlight++;
+    this.inFlightNow++;
+    this.notePeak();
     let finished = false;
     const finish = () => {
       if (finished) return;
       finished = true;
       target.inFlight--;
+      this.inFlightNow--;
       if (target.inFlight === 0 && this.retired.get(target.id) === target) this.forget(target);
     };
     const remote = req.socket.remoteAddress ?? "";

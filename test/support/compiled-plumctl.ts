@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, renameSync, symlinkSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, realpathSync, renameSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { APP_ROOT } from "../../lib/paths.ts";
 import { checkoutDist } from "./test-bundles.ts";
@@ -25,7 +25,9 @@ export async function compiledPlumctl(): Promise<string> {
   if (existsSync(bin)) return bin;
   for (const name of ["package.json", "CHANGELOG.md"]) copyFileSync(path.join(APP_ROOT, name), path.join(root, name));
   link(path.join(APP_ROOT, "web"), path.join(root, "web"));
-  link(path.join(APP_ROOT, "node_modules"), path.join(root, "node_modules"));
+  // To the real folder (a worktree's node_modules may itself be a link): the docker runtime mounts a release's
+  // outward links at the folder they name, which must be where the modules are.
+  link(realpathSync(path.join(APP_ROOT, "node_modules")), path.join(root, "node_modules"));
   mkdirSync(path.join(root, "bin"), { recursive: true });
   const staged = `${bin}.${process.pid}`;
   copyFileSync(path.join(APP_ROOT, "bin", "plumctl.js"), staged);

@@ -37,12 +37,14 @@ async function answers(socketPath: string): Promise<boolean> {
  * The engine the docker tests use: PLUM_TEST_DOCKER_SOCKET, else one that answers on the default socket,
  * else a dockerd this run starts as its child (data root in the run folder, its own socket, no iptables
  * rules and no default bridge, so it disturbs nothing on the host and two runs can share a machine).
+ * `reuse: false` (the benchmarks): always a dockerd of its own, whatever answers elsewhere.
  */
-export async function startTestDockerEngine(runDir: string): Promise<TestDockerEngine> {
-  const given = process.env[TEST_DOCKER_SOCKET_ENV];
+export async function startTestDockerEngine(runDir: string, opts: { reuse?: boolean } = {}): Promise<TestDockerEngine> {
+  const reuse = opts.reuse ?? true;
+  const given = reuse ? process.env[TEST_DOCKER_SOCKET_ENV] : undefined;
   let socketPath = given ?? DEFAULT_DOCKER_SOCKET;
   let child: ChildProcess | undefined;
-  if (!(await answers(socketPath))) {
+  if (!reuse || !(await answers(socketPath))) {
     if (given) throw new PlumError(`${TEST_DOCKER_SOCKET_ENV}=${given}: no Docker engine answers there`, { hint: "start it, or unset the variable" });
     if (process.getuid?.() !== 0) {
       throw new PlumError("no Docker engine answers and the tests are not run as root, so they cannot start one", {

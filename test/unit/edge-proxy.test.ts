@@ -206,6 +206,30 @@ describe("edge proxy", () => {
     }
   });
 
+  it("warms as many connections as it lately had requests in flight at once, with a quarter more", async () => {
+    const held: http.ServerResponse[] = [];
+    const a = await upstream("a", (_req, res) => held.push(res));
+    const next = await upstream("next", (req, res) => res.end(`next:${req.url}`));
+    let connections = 0;
+    next.server.on("connection", () => connections++);
+    try {
+      proxy.switchTo({ id: "production@1", version: "1", url: a.url });
+      const inFlight = Array.from({ length: 20 }, (_, i) => fetch(`${base}/held/${i}`).then((r) => r.text()));
+      await waitFor("20 requests in flight on the first instance", async () => (held.length === 20 ? true : undefined), { timeoutMs: 10_000 });
+      for (const res of held) res.end("a");
+      expect(await Promise.all(inFlight)).to.deep.equal(Array.from({ length: 20 }, () => "a"));
+      // Nothing is in flight now: the peak of 20 still sizes the warm-up (a connection short at the switch
+      // would hold a request until the busy new instance accepts it).
+      const warmed = await proxy.warm({ id: "production@2", version: "2", url: next.url }, { connections: 4, rounds: 1 });
+      expect(warmed.connections).to.equal(25);
+      expect(connections).to.equal(25);
+    } finally {
+      a.server.closeAllConnections();
+      next.server.closeAllConnections();
+      await Promise.all([a.close(), next.close()]);
+    }
+  });
+
   it("answers 502 with the request id when the instance is gone", async () => {
     const a = await upstream("a");
     proxy.switchTo({ id: "production@1", version: "1", url: a.url });
