@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import path from "node:path";
+import { Writable } from "node:stream";
 import type Docker from "dockerode";
 import { PlumError, TimeoutError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logger.ts";
@@ -534,6 +535,27 @@ export class DockerRuntime implements RuntimeDriver {
     this.exitListeners.push(listener);
   }
 
+  /** The container's stdout and stderr from its first byte, collected until its stream ends (with a deadline). */
+  private async attachOutput(container: Docker.Container): Promise<{ collected(): Promise<{ stdout: string; stderr: string }> }> {
+    const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as NodeJS.ReadableStream;
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const sink = (into: Buffer[]) => new Writable({ write: (chunk: Buffer, _enc, done) => (into.push(chunk), done()) });
+    this.docker.modem.demuxStream(stream, sink(out), sink(err));
+    const ended = new Promise<void>((resolve) => {
+      stream.once("end", () => resolve());
+      stream.once("close", () => resolve());
+      stream.once("error", () => resolve());
+    });
+    return {
+      collected: async () => {
+        await withDeadline("the command container's output to end", 15_000, ended).catch(() => undefined);
+        (stream as unknown as { destroy?: () => void }).destroy?.();
+        return { stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") };
+      },
+    };
+  }
+
   /** A release's command as a one-off container with the instances' image and hardening, removed after; killed at the deadline. */
   async exec(release: ReleaseRef, args: string[], opts: { env: Record<string, string>; timeoutMs: number }): Promise<ExecResult> {
     await this.prepare();
@@ -554,6 +576,9 @@ export class DockerRuntime implements RuntimeDriver {
     } as Docker.ContainerCreateOptions);
     const started = Date.now();
     try {
+      // Attached before it starts, as `docker run` does: the log driver may not hold the last lines yet when
+      // the wait returns, and a command's last line (its JSON verdict) is what the caller reads.
+      const output = await this.attachOutput(container);
       const waited = container.wait();
       await container.start();
       let result: { StatusCode: number };
@@ -568,8 +593,7 @@ export class DockerRuntime implements RuntimeDriver {
         }
         throw err;
       }
-      const buf = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
-      const { stdout, stderr } = demuxLogs(buf);
+      const { stdout, stderr } = await output.collected();
       return { code: result.StatusCode, stdout, stderr, seconds: (Date.now() - started) / 1000 };
     } finally {
       await container.remove({ force: true }).catch(() => undefined);

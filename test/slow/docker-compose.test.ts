@@ -37,7 +37,6 @@ describe("docker-compose.onprem.yml: the appliance on a Docker host", function (
   let consoleUrl: string;
   let firstPassword: string;
   let backupSet: string;
-  const rules: string[][] = [];
 
   function compose(args: string[], what: string, timeoutMs = 300_000): Promise<ChildExit> {
     return runChild(["docker-compose", "--no-ansi", "-p", project, "-f", COMPOSE_FILE, ...args], { env, timeoutMs, what: `docker-compose ${what}` });
@@ -65,28 +64,8 @@ describe("docker-compose.onprem.yml: the appliance on a Docker host", function (
       throw new Error(`${(err as Error).message}\n${logs?.stdout ?? ""}`);
     });
   }
-  /**
-   * The run's engine has --iptables=false, so it adds no rule letting the containers of a bridge reach each
-   * other; where the host's FORWARD policy is DROP (left by an engine that had iptables) and br_netfilter
-   * is loaded, the agent's container and its instances cannot talk. Allow it on this project's bridge only,
-   * as an engine with iptables does; the rule goes in after().
-   */
-  async function allowOwnBridge(): Promise<void> {
-    const forward = await runChild(["iptables", "-S", "FORWARD"], {
-      timeoutMs: 10_000,
-      what: "iptables -S FORWARD",
-      missingHint: "apt-get install -y iptables",
-    });
-    if (!/^-P FORWARD DROP$/m.test(forward.stdout)) return;
-    const id = ((await docker.getNetwork(network).inspect()) as { Id: string }).Id;
-    const bridge = `br-${id.slice(0, 12)}`;
-    const rule = ["FORWARD", "-i", bridge, "-o", bridge, "-m", "comment", "--comment", `plum-test ${project}`, "-j", "ACCEPT"];
-    await runChild(["iptables", "-I", ...rule], { timeoutMs: 10_000, what: "iptables -I (the test bridge)" });
-    rules.push(rule);
-  }
   async function upDetached(what: string): Promise<void> {
     await compose(["up", "-d"], what);
-    await allowOwnBridge();
   }
   function consoleClient(): WebClient {
     return new WebClient(consoleUrl as unknown as Express); // supertest takes a base URL as well as an app
@@ -125,7 +104,6 @@ describe("docker-compose.onprem.yml: the appliance on a Docker host", function (
       ?.getImage(tag)
       .remove({ force: true })
       .catch(() => undefined);
-    for (const rule of rules) await runChild(["iptables", "-D", ...rule], { timeoutMs: 10_000, okCodes: [0, 1] }).catch(() => undefined);
     if (work) rmSync(work, { recursive: true, force: true });
   });
 

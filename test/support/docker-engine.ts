@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from "node:f
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import type Docker from "dockerode";
+import { runChild } from "../../lib/child-process.ts";
 import { connectDocker, DEFAULT_DOCKER_SOCKET } from "../../lib/docker/engine.ts";
 import { PlumError } from "../../lib/errors.ts";
 import { isAlive } from "../../lib/processes.ts";
@@ -21,6 +22,22 @@ export interface TestDockerEngine {
   subnet: string;
   /** Set when the setup started dockerd itself: stopped (and its data root removed with the run folder) at the end. */
   child?: ChildProcess;
+  /** The FORWARD rule the setup added for its engine's address pool (see allowPool), removed at the end. */
+  forwardRule?: string[];
+}
+
+/**
+ * An engine without iptables adds no rule letting containers on one of its bridges reach each other (the
+ * agent's container and its instances, a validation container and the staged instance). Where the host's
+ * FORWARD policy is DROP (an engine with iptables ran here before) and bridged traffic passes through
+ * iptables, allow the run engine's own address pool to itself, as an engine with iptables does per bridge.
+ */
+async function allowPool(pool: string): Promise<string[] | undefined> {
+  const forward = await runChild(["iptables", "-S", "FORWARD"], { timeoutMs: 10_000, okCodes: [0, 1, 3, 4] }).catch(() => undefined);
+  if (!forward || !/^-P FORWARD DROP$/m.test(forward.stdout)) return undefined; // no iptables, or nothing dropped
+  const rule = ["FORWARD", "-s", pool, "-d", pool, "-m", "comment", "--comment", "plum test run", "-j", "ACCEPT"];
+  await runChild(["iptables", "-I", ...rule], { timeoutMs: 10_000, what: "iptables -I FORWARD (the test engine's address pool)" });
+  return rule;
 }
 
 async function answers(socketPath: string): Promise<boolean> {
@@ -44,6 +61,7 @@ export async function startTestDockerEngine(runDir: string, opts: { reuse?: bool
   const given = reuse ? process.env[TEST_DOCKER_SOCKET_ENV] : undefined;
   let socketPath = given ?? DEFAULT_DOCKER_SOCKET;
   let child: ChildProcess | undefined;
+  let forwardRule: string[] | undefined;
   if (!reuse || !(await answers(socketPath))) {
     if (given) throw new PlumError(`${TEST_DOCKER_SOCKET_ENV}=${given}: no Docker engine answers there`, { hint: "start it, or unset the variable" });
     if (process.getuid?.() !== 0) {
@@ -55,7 +73,8 @@ export async function startTestDockerEngine(runDir: string, opts: { reuse?: bool
     mkdirSync(dir, { recursive: true });
     socketPath = path.join(dir, "docker.sock");
     // A /16 of 10.x unlikely to be in use, cut into /24 networks.
-    const pool = `base=10.${randomInt(200, 250)}.0.0/16,size=24`;
+    const base = `10.${randomInt(200, 250)}.0.0/16`;
+    const pool = `base=${base},size=24`;
     const log = openSync(path.join(dir, "dockerd.log"), "a");
     child = spawn(
       "dockerd",
@@ -82,12 +101,13 @@ export async function startTestDockerEngine(runDir: string, opts: { reuse?: bool
       },
       { timeoutMs: 60_000, firstDelayMs: 200, maxDelayMs: 500 },
     );
+    forwardRule = await allowPool(base);
   }
   const docker = connectDocker(socketPath);
   const network = `plum-test-${randomBytes(4).toString("hex")}`;
   const created = await docker.createNetwork({ Name: network, Driver: "bridge", CheckDuplicate: true, Labels: { "io.plum.test-run": "true" } });
   const ipam = ((await created.inspect()) as { IPAM: { Config: { Subnet: string; Gateway: string }[] } }).IPAM.Config[0];
-  return { socketPath, network, gateway: ipam.Gateway, subnet: ipam.Subnet, child };
+  return { socketPath, network, gateway: ipam.Gateway, subnet: ipam.Subnet, child, forwardRule };
 }
 
 /** Containers still on the run's network, removed; then the network; then the engine the run started. */
@@ -106,6 +126,7 @@ export async function stopTestDockerEngine(engine: TestDockerEngine): Promise<vo
     .getNetwork(engine.network)
     .remove()
     .catch(() => undefined);
+  if (engine.forwardRule) await runChild(["iptables", "-D", ...engine.forwardRule], { timeoutMs: 10_000, okCodes: [0, 1] }).catch(() => undefined);
   const child = engine.child;
   if (!child?.pid) return;
   process.kill(child.pid, "SIGTERM");
