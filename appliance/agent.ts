@@ -14,7 +14,6 @@ import { EmbeddedPostgres } from "../lib/db/embedded-postgres.ts";
 import { migrate } from "../lib/db/migrate.ts";
 import { closeAdminDatabases, migrateProductDatabase, productRolesOf, roleServer } from "../lib/db/product-roles.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
-import { systemUser } from "../lib/system-user.ts";
 import { appendOnlyServersFor, backupContextFor } from "../backup/backup-context.ts";
 import { assertSafeToCreateProductDatabase, recoveryLines, restoreRecovery } from "../backup/restore/restore-recovery.ts";
 import { BackupJobs } from "../backup/jobs/backup-jobs.ts";
@@ -41,7 +40,7 @@ import type { ReleaseStore } from "./releases/release-store.ts";
 import { productionReleaseAtRest } from "./releases/production-release.ts";
 import { releaseStoreFor } from "./releases/release-importer.ts";
 import { reloadAgentConfig, type ReloadOutcome } from "./config-reload.ts";
-import { ProcessRuntime } from "./runtimes/process-runtime.ts";
+import { runtimeFor } from "./runtimes/runtime-for.ts";
 import type { RuntimeDriver } from "./runtimes/runtime.ts";
 import { StartList } from "./start-list.ts";
 import type { ReleaseCatalogue } from "./upgrade/upgrade-host.ts";
@@ -135,6 +134,15 @@ export class Agent {
       () => acquireAgentLock(layout.runDir),
       (lock) => lock.release(),
     );
+    // Before PostgreSQL: product containers reach it on their network, where it must listen too.
+    const { runtime, containerNetwork } = await steps.run(
+      "runtime engine",
+      async () => {
+        const runtime = await runtimeFor(config, layout, log);
+        return { runtime, containerNetwork: await runtime.prepare?.() };
+      },
+      ({ runtime }) => runtime.dispose?.(),
+    );
     await steps.run(
       "postgresql",
       async () => {
@@ -145,6 +153,7 @@ export class Agent {
           password: secrets.postgresPassword,
           logFile: path.join(layout.logsDir, "postgres.log"),
           log,
+          containerNetwork,
         });
         await embedded.start();
         return embedded;
@@ -189,20 +198,11 @@ export class Agent {
     );
     const ctx = { sequelize, models: defineOpsModels(sequelize), audit, security: config.security, sessionHours: config.console.sessionHours };
 
-    const { runtime, recovered } = await steps.run(
+    const { recovered } = await steps.run(
       "runtime",
       async () => {
-        const runtime = new ProcessRuntime({
-          runDir: layout.runDir,
-          logDir: path.join(layout.logsDir, "instances"),
-          log,
-          stopTimeoutMs: config.instances.stopTimeoutSeconds * 1000,
-          startTimeoutMs: config.instances.healthTimeoutSeconds * 1000,
-          applianceId: layout.home,
-          runAs: await systemUser(config.instances.user, log, "to run product instances"),
-          commandsRunAs: await systemUser(config.instances.commandUser, log, "to run release commands apart from the instances"),
-        });
-        // Orphaned instances go first: one still connected to the product database would hold up a swap back.
+        // Orphaned instances go first (docker: running containers are adopted, they kept serving): one still
+        // connected to the product database would hold up a swap back.
         return { runtime, recovered: await runtime.recover() };
       },
       ({ runtime }) => stopInstances(runtime, audit),

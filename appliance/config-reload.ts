@@ -26,6 +26,7 @@ export const RELOAD_TABLE: Record<string, { takes: Takes; why: string }> = {
   "console.sessionHours": { takes: "restart", why: "the console is built with it at start" },
   database: { takes: "restart", why: "the agent's connections, the embedded PostgreSQL and every instance's database URL" },
   instances: { takes: "restart", why: "the runtime driver is built with these timeouts at start" },
+  runtime: { takes: "restart", why: "the runtime driver (process or docker) and its engine, network and limits are chosen at start" },
   security: { takes: "restart", why: "the console's sign-in limits and every product instance take it at start" },
   "backup.primary": { takes: "restart", why: "the backup agent names its repositories at start" },
   "backup.secondary": { takes: "restart", why: "the backup agent names its repositories at start" },

@@ -89,8 +89,13 @@ export class Production {
 
   /** The release's production instance, running and ready: the one already running, or a new one. */
   async ensureWarm(release: ReleaseRef): Promise<InstanceInfo> {
+    const { runtime, productDatabase } = this.deps;
     const id = instanceId("production", release.version);
-    return this.deps.runtime.list().find((i) => i.id === id) ?? (await this.startReady("production", release, this.deps.productDatabase));
+    const running = runtime.list().find((i) => i.id === id);
+    // A container a restarted agent adopted keeps serving, unless it was started with another configuration.
+    if (running && (runtime.sameEnv?.(id, this.deps.instanceEnv(productDatabase)) ?? true)) return running;
+    if (running) await this.stopInstance(id, "started with an earlier configuration");
+    return this.startReady("production", release, productDatabase);
   }
 
   /**

@@ -115,6 +115,38 @@ const schema = z.strictObject({
         .default("plum-release"),
     })
     .prefault({}),
+  runtime: z
+    .strictObject({
+      /** How product instances run: child processes of the agent, or containers on a Docker engine. */
+      kind: z.enum(["process", "docker"]).default("process"),
+      docker: z
+        .strictObject({
+          /** The engine's Unix socket; default DOCKER_HOST (unix://…) or /var/run/docker.sock. */
+          socket: z.string().min(1).optional(),
+          /** The private bridge network product containers join (created if missing). */
+          network: z
+            .string()
+            .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/)
+            .default("plum-instances"),
+          /** Repository of the releases' images (loaded from their bundles' image.tar). */
+          imageRepository: z
+            .string()
+            .regex(/^[a-z0-9][a-z0-9._/-]{0,127}$/)
+            .default("plum-product"),
+          /** Memory limit of each product container, in MiB. */
+          memoryMb: z.number().int().min(64).max(1_048_576).default(512),
+          /** CPUs each product container may use (fractions allowed). */
+          cpus: z.number().min(0.1).max(256).default(1),
+          /**
+           * The image of the agent's own release when the agent itself runs in a container (docker-compose.onprem.yml):
+           * the agent image, which runs `plumctl serve` as well. Unset on a host: the agent's own folder is mounted
+           * read-only into a runtime image made from its node binary.
+           */
+          selfImage: z.string().min(1).optional(),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   security: z
     .strictObject({
       loginMaxFailures: z.number().int().min(1).max(100).default(5),
@@ -254,6 +286,13 @@ const HINTS: Record<string, string> = {
   "instances.user": "a system user name for product instances when the agent runs as root, e.g. plum-app (env PLUM_INSTANCE_USER)",
   "instances.commandUser":
     "a system user name, not the instances' one, for a release's migrations and validation suites when the agent runs as root, e.g. plum-release (env PLUM_INSTANCE_COMMAND_USER)",
+  "runtime.kind": "process (instances as child processes of the agent) or docker (instances as containers on the host's Docker engine) (env PLUM_RUNTIME)",
+  "runtime.docker.socket": "the Docker engine's Unix socket, e.g. /var/run/docker.sock (env PLUM_DOCKER_SOCKET)",
+  "runtime.docker.network": "a Docker network name for product containers, e.g. plum-instances (env PLUM_DOCKER_NETWORK)",
+  "runtime.docker.imageRepository": "a lower-case image repository for releases' images, e.g. plum-product",
+  "runtime.docker.memoryMb": "the memory limit of each product container in MiB, at least 64, e.g. 512",
+  "runtime.docker.cpus": "the CPUs each product container may use, from 0.1, e.g. 1",
+  "runtime.docker.selfImage": "the image of the agent's own release when the agent runs in a container, e.g. plum-appliance:0.1.0 (env PLUM_DOCKER_SELF_IMAGE)",
   "instances.healthTimeoutSeconds": "seconds to wait for a product instance to become healthy, e.g. 60",
   "instances.stopTimeoutSeconds": "seconds to wait for a product instance to stop before it is killed, e.g. 20",
   "security.loginMaxFailures": "failed sign-ins allowed per window before a temporary lockout, e.g. 5",
@@ -315,6 +354,10 @@ const ENV: Array<{ name: string; path: string[]; type: "int" | "string" | "bool"
   { name: "PLUM_DATABASE_MIGRATE_ROLE", path: ["database", "roles", "migrate"], type: "string" },
   { name: "PLUM_INSTANCE_USER", path: ["instances", "user"], type: "string" },
   { name: "PLUM_INSTANCE_COMMAND_USER", path: ["instances", "commandUser"], type: "string" },
+  { name: "PLUM_RUNTIME", path: ["runtime", "kind"], type: "string" },
+  { name: "PLUM_DOCKER_SOCKET", path: ["runtime", "docker", "socket"], type: "string" },
+  { name: "PLUM_DOCKER_NETWORK", path: ["runtime", "docker", "network"], type: "string" },
+  { name: "PLUM_DOCKER_SELF_IMAGE", path: ["runtime", "docker", "selfImage"], type: "string" },
   { name: "PLUM_HEALTH_TIMEOUT_SECONDS", path: ["instances", "healthTimeoutSeconds"], type: "int" },
   { name: "PLUM_VENDOR_PUBLIC_KEY", path: ["releases", "vendorPublicKey"], type: "string" },
   { name: "PLUM_UPGRADE_PROMOTION", path: ["upgrades", "promotion"], type: "string" },
@@ -436,6 +479,14 @@ instances:
   stopTimeoutSeconds: 20
   user: plum-app  # as root, instances run as this system user (created if missing)
   commandUser: plum-release  # as root, a release's migrations and validation suites run as this one
+runtime:
+  kind: process   # or docker: instances as hardened containers on this host's Docker engine
+  docker:
+    # socket: /var/run/docker.sock
+    network: plum-instances
+    imageRepository: plum-product
+    memoryMb: 512
+    cpus: 1
 security:
   loginMaxFailures: 5
   loginWindowSeconds: 60

@@ -92,6 +92,7 @@ export function importChanges(spec: ImageSpec): string[] {
 
 /** The tar of the root filesystem: the staged runtime files as they are, the app tree under app/. */
 export function rootfsTarArgs(stage: string, appDir: string): string[] {
+  const app = readdirSync(appDir).sort();
   return [
     "tar",
     "-c",
@@ -106,11 +107,7 @@ export function rootfsTarArgs(stage: string, appDir: string): string[] {
     "-C",
     stage,
     ...readdirSync(stage).sort(),
-    "-C",
-    appDir,
-    ...readdirSync(appDir)
-      .sort()
-      .map((n) => `./${n}`),
+    ...(app.length > 0 ? ["-C", appDir, ...app.map((n) => `./${n}`)] : []),
   ];
 }
 

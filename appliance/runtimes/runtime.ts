@@ -1,6 +1,6 @@
 /**
  * How the agent runs product instances. Production and the upgrade host adapter speak only this interface;
- * `process` (child processes from unpacked releases) implements it today, `docker` (dockerode) next.
+ * `process` (child processes from unpacked releases) and `docker` (containers through dockerode) implement it.
  */
 export type Slot = "production" | "staging";
 
@@ -69,6 +69,18 @@ export interface RuntimeDriver {
    * Secrets go in `env`, never `args`. Resolves whatever the exit code; rejects only when it cannot run or overran.
    */
   exec(release: ReleaseRef, args: string[], opts: { env: Record<string, string>; timeoutMs: number }): Promise<ExecResult>;
+  /**
+   * Where instances reach services of the agent's host (its PostgreSQL), for a runtime whose instances are not
+   * on the host's loopback: the database listens there too. Called once, before the database starts.
+   */
+  prepare?(): Promise<{ gateway: string; subnet: string } | undefined>;
+  /**
+   * Whether the running instance `id` was started with exactly `env`: false for one a restarted agent adopted
+   * from before a configuration change (restart it). Absent: instances never outlive the agent.
+   */
+  sameEnv?(id: string, env: Record<string, string>): boolean;
+  /** The agent is stopping: end what the runtime watches (the instances are stopped one by one before). */
+  dispose?(): Promise<void>;
 }
 
 export function instanceId(slot: Slot, version: string): string {
