@@ -556,7 +556,9 @@ export class DockerRuntime implements RuntimeDriver {
     } as Docker.ContainerCreateOptions);
     const started = Date.now();
     try {
-      const waited = container.wait();
+      // Asked before the start so that a quick exit is not missed: "next-exit", since the default
+      // ("not-running") answers at once for a container not started yet (code 0, and no output to read).
+      const waited = container.wait({ condition: "next-exit" });
       await container.start();
       let result: { StatusCode: number };
       try {
