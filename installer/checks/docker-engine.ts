@@ -1,6 +1,5 @@
 import { statfsSync, statSync } from "node:fs";
 import path from "node:path";
-import type { PlumConfig } from "../../lib/config.ts";
 import { connectDocker, dockerSocketPath, engineFacts, type EngineFacts } from "../../lib/docker/engine.ts";
 import { PlumError, TimeoutError } from "../../lib/errors.ts";
 import type { PreflightCheck } from "./check.ts";
@@ -11,15 +10,6 @@ export const MIN_API_VERSION: readonly [number, number] = [1, 41];
 export const EXPECTED_STORAGE_DRIVER = "overlay2";
 /** Images of the kept releases (about 100 MB each), their one-off command containers and some room to load the next. */
 export const NEEDED_DATA_ROOT_GIB = 2;
-
-/** `runtime.kind` and `runtime.docker.socket`, read so that a configuration without these keys means the process runtime. */
-function runtimeOf(config: PlumConfig): { kind: string; socket?: string } {
-  const runtime = (config as { runtime?: { kind?: string; docker?: { socket?: string } } }).runtime;
-  return {
-    kind: runtime?.kind ?? process.env.PLUM_RUNTIME ?? "process",
-    socket: runtime?.docker?.socket ?? process.env.PLUM_DOCKER_SOCKET,
-  };
-}
 
 /** "20.10.24+dfsg1" → [20, 10]; undefined when it does not start with two numbers. */
 function majorMinor(version: string): [number, number] | undefined {
@@ -136,8 +126,8 @@ export const dockerEngine: PreflightCheck = {
   title: "the Docker engine (when runtime.kind is docker): answers, 20.10 or newer (API 1.41), overlay2, room in its data root",
   categories: ["doctor"],
   async run({ config }) {
-    const runtime = runtimeOf(config);
-    if (runtime.kind !== "docker") return `not needed: runtime.kind is ${runtime.kind}`;
-    return checkDockerEngine(dockerSocketPath(runtime.socket));
+    const { kind, docker } = config.runtime;
+    if (kind !== "docker") return `not needed: runtime.kind is ${kind}`;
+    return checkDockerEngine(dockerSocketPath(docker.socket));
   },
 };

@@ -48,8 +48,9 @@ describe("doctor: the Docker engine check (runtime.kind docker)", function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function configWith(runtime: unknown): PlumConfig {
-    return { ...loadConfig({ PLUM_HOME: path.join(dir, "home") }), runtime } as PlumConfig;
+  /** The configuration loadConfig gives for these settings (plum.yaml's runtime keys, here from their env names). */
+  function configWith(env: Record<string, string>): PlumConfig {
+    return loadConfig({ PLUM_HOME: path.join(dir, "home"), ...env });
   }
 
   it("is a doctor check", () => {
@@ -60,7 +61,7 @@ describe("doctor: the Docker engine check (runtime.kind docker)", function () {
   it("reports the test engine's version, API, storage driver and the free space in its data root", async () => {
     const { socketPath } = testDocker();
     const facts = await engineFacts(connectDocker(socketPath), socketPath);
-    const found = await dockerEngine.run({ config: configWith({ kind: "docker", docker: { socket: socketPath } }) });
+    const found = await dockerEngine.run({ config: configWith({ PLUM_RUNTIME: "docker", PLUM_DOCKER_SOCKET: socketPath }) });
     expect(found).to.be.a("string");
     expect(found).to.contain(`Docker ${facts.version} (API ${facts.apiVersion}) at ${socketPath}`);
     expect(found).to.contain(`storage driver ${facts.storageDriver}`);
@@ -70,22 +71,13 @@ describe("doctor: the Docker engine check (runtime.kind docker)", function () {
     else expect(found).not.to.contain("warning");
   });
 
-  it("is not needed with the process runtime (or no runtime key at all)", async () => {
-    expect(await dockerEngine.run({ config: configWith({ kind: "process", docker: { socket: path.join(dir, "none.sock") } }) })).to.equal(
-      "not needed: runtime.kind is process",
-    );
-    const saved = process.env.PLUM_RUNTIME;
-    delete process.env.PLUM_RUNTIME;
-    try {
-      expect(await dockerEngine.run({ config: configWith(undefined) })).to.equal("not needed: runtime.kind is process");
-    } finally {
-      if (saved !== undefined) process.env.PLUM_RUNTIME = saved;
-    }
+  it("is not needed with the process runtime (the default)", async () => {
+    expect(await dockerEngine.run({ config: configWith({ PLUM_DOCKER_SOCKET: path.join(dir, "none.sock") }) })).to.equal("not needed: runtime.kind is process");
   });
 
   it("fails with the fix when no socket is at the configured path", async () => {
     const socketPath = path.join(dir, "absent", "docker.sock");
-    const err = await failure(dockerEngine.run({ config: configWith({ kind: "docker", docker: { socket: socketPath } }) }));
+    const err = await failure(dockerEngine.run({ config: configWith({ PLUM_RUNTIME: "docker", PLUM_DOCKER_SOCKET: socketPath }) }));
     expect(err.message).to.equal(`no Docker engine socket at ${socketPath}`);
     expect(err.hint).to.contain("apt-get install -y docker.io").and.to.contain("runtime.docker.socket");
   });
