@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
@@ -357,15 +357,17 @@ export class DockerRuntime implements RuntimeDriver {
 
   /**
    * A release folder mounted read-only at /app, and the real folder of each top-level link in it that points
-   * outside (a checkout's node_modules may be one), at its own path, so the link resolves inside.
+   * outside (a checkout's node_modules may be one) at the path the link names, so the link resolves inside
+   * (that path may itself be a link on the host: a worktree's node_modules linked to the main checkout's).
    */
   private releaseBinds(dir: string): string[] {
     const binds = [`${realpathSync(dir)}:${CONTAINER_APP_DIR}:ro`];
     for (const name of readdirSync(dir)) {
       const full = path.join(dir, name);
       if (!lstatSync(full).isSymbolicLink()) continue;
-      const target = realpathSync(full);
-      binds.push(`${target}:${target}:ro`);
+      const named = readlinkSync(full);
+      const inside = path.isAbsolute(named) ? named : path.posix.resolve(CONTAINER_APP_DIR, named);
+      binds.push(`${realpathSync(full)}:${inside}:ro`);
     }
     return binds;
   }
@@ -579,7 +581,9 @@ export class DockerRuntime implements RuntimeDriver {
       // Attached before it starts, as `docker run` does: the log driver may not hold the last lines yet when
       // the wait returns, and a command's last line (its JSON verdict) is what the caller reads.
       const output = await this.attachOutput(container);
-      const waited = container.wait();
+      // Asked before the start so that a quick exit is not missed: "next-exit", since the default
+      // ("not-running") answers at once for a container not started yet (code 0, and no output to read).
+      const waited = container.wait({ condition: "next-exit" });
       await container.start();
       let result: { StatusCode: number };
       try {

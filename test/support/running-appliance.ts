@@ -1,14 +1,18 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import type Docker from "dockerode";
 import pg from "pg";
 import { agentLink, callAgent } from "../../appliance/control/control-client.ts";
+import { applianceTag, LABEL } from "../../appliance/runtimes/docker-runtime.ts";
 import { UpgradeJournal } from "../../appliance/upgrade/upgrade-journal.ts";
 import { clientConfig } from "../../lib/db/database.ts";
 import { openSequelize } from "../../lib/db/sequelize.ts";
+import { connectDocker } from "../../lib/docker/engine.ts";
 import { homeLayout } from "../../lib/paths.ts";
 import { demoDataLoader } from "../../product/demo/demo-data.ts";
 import { removeHome, startAgentProcess, tempHome, type AgentProcess } from "./agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "./databases.ts";
+import { testDocker } from "./docker-engine.ts";
 import { plumctl } from "./plumctl.ts";
 
 /** An upgrade as the control API answers it (JSON: dates as strings, the report as the journal stores it). */
@@ -23,6 +27,44 @@ export interface UpgradeView {
   error: string | null;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the report is read as the journal stores it
   report: Record<string, any>;
+}
+
+export type RuntimeKind = "process" | "docker";
+
+/** The agent settings that pick a runtime: nothing for the default process runtime. */
+function runtimeEnv(kind: RuntimeKind): Record<string, string> {
+  if (kind === "process") return {};
+  const docker = testDocker();
+  return { PLUM_RUNTIME: "docker", PLUM_DOCKER_SOCKET: docker.socketPath, PLUM_DOCKER_NETWORK: docker.network };
+}
+
+/** A product container of an appliance on the docker runtime, from `docker inspect`. */
+export interface ProductContainer {
+  id: string;
+  name: string;
+  slot: string;
+  version: string;
+  image: string;
+  running: boolean;
+  /** State.StartedAt: unchanged while the container has not been restarted. */
+  startedAt: string;
+  restartCount: number;
+  networks: string[];
+  inspect: Docker.ContainerInspectInfo;
+}
+
+/** Remove every container of the appliance at `home` (docker runtime), running or not. */
+async function removeContainersOf(home: string): Promise<void> {
+  const docker = connectDocker(testDocker().socketPath);
+  const listed = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABEL.appliance}=${applianceTag(home)}`] }) }).catch(() => []);
+  await Promise.all(
+    listed.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
 }
 
 export interface UpgradeStatusView {
@@ -46,23 +88,34 @@ export class RunningAppliance {
     /** The settings the agent starts with (besides its databases and home). */
     readonly agentEnv: Record<string, string>,
     public agent: AgentProcess,
+    /** How its product instances run. */
+    readonly runtime: RuntimeKind = "process",
   ) {
     this.env = { ...dbs.env, ...agentEnv, PLUM_HOME: home };
   }
 
-  /** `env`: the agent's settings, or a function of its PLUM_HOME that gives them. */
+  /**
+   * `env`: the agent's settings, or a function of its PLUM_HOME that gives them. `runtime: "docker"`: product
+   * instances are containers on the test run's engine and network (testDocker()).
+   */
   static async start(
-    opts: { env?: Record<string, string> | ((home: string) => Record<string, string>); migrated?: boolean; demoParticipants?: number } = {},
+    opts: {
+      env?: Record<string, string> | ((home: string) => Record<string, string>);
+      migrated?: boolean;
+      demoParticipants?: number;
+      runtime?: RuntimeKind;
+    } = {},
   ): Promise<RunningAppliance> {
     const home = tempHome();
     const dbs = await freshDatabases({ migrated: opts.migrated ?? true });
-    const agentEnv = typeof opts.env === "function" ? opts.env(home) : (opts.env ?? {});
+    const agentEnv = { ...runtimeEnv(opts.runtime ?? "process"), ...(typeof opts.env === "function" ? opts.env(home) : (opts.env ?? {})) };
     try {
       const agent = await startAgentProcess({ home, env: { ...dbs.env, ...agentEnv } });
-      const appliance = new RunningAppliance(home, dbs, agentEnv, agent);
+      const appliance = new RunningAppliance(home, dbs, agentEnv, agent, opts.runtime);
       if (opts.demoParticipants) await appliance.seedDemoData(opts.demoParticipants);
       return appliance;
     } catch (err) {
+      if (opts.runtime === "docker") await removeContainersOf(home);
       await dbs.drop();
       removeHome(home);
       throw err;
@@ -127,12 +180,45 @@ export class RunningAppliance {
     return (await this.query("select 1 from pg_database where datname = $1", [`${this.dbs.product}_staging`])).rowCount === 1;
   }
 
-  /** The instances the runtime has running in the production slot (its pid records). */
+  /** The instances the runtime has running in the production slot (its pid records; docker: its container records). */
   productionInstances(): string[] {
-    const dir = path.join(homeLayout(this.home).runDir, "instances");
+    const dir = path.join(homeLayout(this.home).runDir, this.runtime === "docker" ? "containers" : "instances");
     return readdirSync(dir)
       .map((f) => (JSON.parse(readFileSync(path.join(dir, f), "utf8")) as { id: string }).id)
       .filter((id) => id.startsWith("production@"));
+  }
+
+  /** Docker runtime: this appliance's containers (instances and one-off commands, running or not), by name. */
+  async containers(): Promise<ProductContainer[]> {
+    const docker = connectDocker(testDocker().socketPath);
+    const listed = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABEL.appliance}=${applianceTag(this.home)}`] }) });
+    const found: ProductContainer[] = [];
+    for (const c of listed) {
+      const inspect = await docker
+        .getContainer(c.Id)
+        .inspect()
+        .catch(() => undefined); // removed since the listing
+      if (!inspect) continue;
+      const labels = inspect.Config.Labels ?? {};
+      found.push({
+        id: inspect.Id,
+        name: inspect.Name.replace(/^\//, ""),
+        slot: labels[LABEL.slot],
+        version: labels[LABEL.version],
+        image: inspect.Config.Image,
+        running: inspect.State.Running,
+        startedAt: inspect.State.StartedAt,
+        restartCount: inspect.RestartCount,
+        networks: Object.keys(inspect.NetworkSettings.Networks ?? {}),
+        inspect,
+      });
+    }
+    return found.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The docker network product containers join (the test run's). */
+  dockerNetwork(): string {
+    return testDocker().network;
   }
 
   /**
@@ -162,13 +248,14 @@ export class RunningAppliance {
   }
 
   /**
-   * The appliance the e2e upgrade suites start: the run's vendor key pinned, promotion at once, an 8 s soak,
-   * 200 demo participants.
+   * The appliance the e2e upgrade suites start: the run's vendor key pinned, promotion at once, an 8 s soak
+   * (unless `soakSeconds`), 200 demo participants, on the process runtime unless `runtime`.
    */
-  static forUpgrades(vendorPublicKeyPem: string): Promise<RunningAppliance> {
+  static forUpgrades(vendorPublicKeyPem: string, opts: { runtime?: RuntimeKind; soakSeconds?: number } = {}): Promise<RunningAppliance> {
     return RunningAppliance.start({
-      env: { PLUM_VENDOR_PUBLIC_KEY: vendorPublicKeyPem, PLUM_UPGRADE_PROMOTION: "now", PLUM_UPGRADE_SOAK_SECONDS: "8" },
+      env: { PLUM_VENDOR_PUBLIC_KEY: vendorPublicKeyPem, PLUM_UPGRADE_PROMOTION: "now", PLUM_UPGRADE_SOAK_SECONDS: String(opts.soakSeconds ?? 8) },
       demoParticipants: 200,
+      runtime: opts.runtime,
     });
   }
 
@@ -186,6 +273,8 @@ export class RunningAppliance {
   async stop(): Promise<void> {
     await this.#product?.end().catch(() => undefined);
     await this.agent.stop("SIGTERM");
+    // Containers outlive their agent (one killed, or a test that failed half-way): none of this appliance stays.
+    if (this.runtime === "docker") await removeContainersOf(this.home);
     await this.dbs.drop();
     removeHome(this.home);
   }
