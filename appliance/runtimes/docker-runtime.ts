@@ -337,7 +337,7 @@ export class DockerRuntime implements RuntimeDriver {
   sameEnv(id: string, env: Record<string, string>): boolean {
     try {
       const record = JSON.parse(readFileSync(this.recordFile(id), "utf8")) as ContainerRecord;
-      return record.envDigest === envDigest(this.containerEnv(id, env));
+      return record.envDigest === envDigest(this.instanceEnv(id, env));
     } catch {
       return false;
     }
@@ -409,6 +409,18 @@ export class DockerRuntime implements RuntimeDriver {
     return out;
   }
 
+  /** An instance container's whole environment: what the agent gives it, and where it listens. */
+  private instanceEnv(id: string, env: Record<string, string>): Record<string, string> {
+    const [slot, version] = id.split("@");
+    return this.containerEnv(id, {
+      ...env,
+      PLUM_INSTANCE_SLOT: slot,
+      PLUM_INSTANCE_VERSION: version,
+      PLUM_INSTANCE_HOST: "0.0.0.0",
+      PLUM_INSTANCE_PORT: String(CONTAINER_PORT),
+    });
+  }
+
   private labels(role: "instance" | "command", slot: Slot | "command", version: string, id: string): Record<string, string> {
     return { [LABEL.appliance]: this.tag, [LABEL.role]: role, [LABEL.instance]: id, [LABEL.slot]: slot, [LABEL.version]: version };
   }
@@ -431,13 +443,7 @@ export class DockerRuntime implements RuntimeDriver {
     const { image, binds } = await this.imageFor(spec.release);
     const name = containerName(this.tag, spec.slot, spec.release.version);
     await this.removeLeftover(name);
-    const env = this.containerEnv(id, {
-      ...spec.env,
-      PLUM_INSTANCE_SLOT: spec.slot,
-      PLUM_INSTANCE_VERSION: spec.release.version,
-      PLUM_INSTANCE_HOST: "0.0.0.0",
-      PLUM_INSTANCE_PORT: String(CONTAINER_PORT),
-    });
+    const env = this.instanceEnv(id, spec.env);
     const stopSeconds = Math.max(1, Math.round(this.opts.stopTimeoutMs / 1000));
     const container = await this.docker.createContainer({
       name,

@@ -2,8 +2,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import pg from "pg";
-import { clientConfig } from "../../lib/db/database.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
 import { plumctl } from "../support/plumctl.ts";
 import { addMigration, compose, unhealthyInProductionAfter, V2_MIGRATION } from "../support/release-patches.ts";
@@ -17,7 +15,7 @@ const V3_MIGRATION = addMigration("1732000000600_badges", "create table badges (
  * runtime image with the release folder mounted read-only; `{ images: true }` (buildTestBundle's option once
  * bundles carry image.tar): each release's own image.
  */
-const BUNDLE_EXTRAS: { images?: boolean } = {};
+const BUNDLE_EXTRAS: { images?: boolean } = { images: true };
 
 /**
  * The upgrade state machine on the docker runtime, end to end: product instances are containers on the test
@@ -58,23 +56,6 @@ describe("upgrades on the docker runtime: promote, SIGKILL mid-soak, soak-breach
     rmSync(outDir, { recursive: true, force: true });
   });
 
-  /** Write a programme every 50 ms until stopped: rows "written during the upgrade". */
-  function writer(prefix: string) {
-    let n = 0;
-    let stop = false;
-    const done = (async () => {
-      const client = new pg.Client(clientConfig(appliance.dbs.server, appliance.dbs.product));
-      await client.connect();
-      while (!stop) {
-        await client.query("insert into programmes (name, kind) values ($1, 'recognition')", [`${prefix}-${++n}`]);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      await client.end();
-      return n;
-    })();
-    return { stop: () => ((stop = true), done) };
-  }
-
   /** The one running container of the production slot, and that it serves what the edge proxy answers. */
   async function servingContainer(version: string): Promise<ProductContainer> {
     expect((await appliance.served()).version).to.equal(version);
@@ -92,7 +73,7 @@ describe("upgrades on the docker runtime: promote, SIGKILL mid-soak, soak-breach
 
   it("v1 → v2 promotes onto a container: data written before and during the upgrade all there", async () => {
     const before = await appliance.count("select count(*) as n from participants");
-    const w = writer("during-v2");
+    const w = appliance.writer("during-v2");
     const res = await plumctl(["upgrade", "start", "0.2.0", "--now"], env, 300_000);
     const written = await w.stop();
     const s = await appliance.upgradeStatus();

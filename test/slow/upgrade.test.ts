@@ -2,9 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import pg from "pg";
 import { waitFor } from "../../lib/wait.ts";
-import { clientConfig } from "../../lib/db/database.ts";
 import { Restic } from "../../backup/restic/restic.ts";
 import { opsRows } from "../support/ops-rows.ts";
 import { plumctl } from "../support/plumctl.ts";
@@ -39,23 +37,6 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
     rmSync(outDir, { recursive: true, force: true });
   });
 
-  /** Write a programme every 50 ms until stopped: rows "written during the upgrade". */
-  function writer(prefix: string) {
-    let n = 0;
-    let stop = false;
-    const done = (async () => {
-      const client = new pg.Client(clientConfig(appliance.dbs.server, appliance.dbs.product));
-      await client.connect();
-      while (!stop) {
-        await client.query("insert into programmes (name, kind) values ($1, 'recognition')", [`${prefix}-${++n}`]);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      await client.end();
-      return n;
-    })();
-    return { stop: () => ((stop = true), done) };
-  }
-
   it("imports a signed bundle and lists it", async () => {
     const res = await plumctl(["release", "import", bundles.v2], appliance.env, 120_000);
     expect(res.code, res.stderr).to.equal(0);
@@ -66,7 +47,7 @@ describe("upgrades: verify → snapshot → stage → validate → promote → s
   it("v1 → v2 completes: /version is v2, the data written before and during the upgrade is all there", async () => {
     const schemaV1 = await appliance.schema();
     const before = await appliance.count("select count(*) as n from participants");
-    const w = writer("during-v2");
+    const w = appliance.writer("during-v2");
     const res = await plumctl(["upgrade", "start", "0.2.0", "--now"], appliance.env, 300_000);
     const written = await w.stop();
     expect(res.code, res.stdout + res.stderr).to.equal(0);

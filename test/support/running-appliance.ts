@@ -166,6 +166,23 @@ export class RunningAppliance {
     return Number((await this.query<{ n: string }>(sql, params)).rows[0].n);
   }
 
+  /** Write a programme every 50 ms until stopped, on a connection of its own: rows "written during the upgrade". */
+  writer(prefix: string): { stop(): Promise<number> } {
+    let n = 0;
+    let stop = false;
+    const done = (async () => {
+      const client = new pg.Client(clientConfig(this.dbs.server, this.dbs.product));
+      await client.connect();
+      while (!stop) {
+        await client.query("insert into programmes (name, kind) values ($1, 'recognition')", [`${prefix}-${++n}`]);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await client.end();
+      return n;
+    })();
+    return { stop: () => ((stop = true), done) };
+  }
+
   /** The newest migration of the product database. */
   async schema(): Promise<string> {
     return (await this.query<{ name: string }>("select name from pgmigrations order by run_on desc, id desc limit 1")).rows[0].name;
