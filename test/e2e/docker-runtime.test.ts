@@ -30,7 +30,7 @@ describe("docker runtime: production in a hardened container", function () {
       config.runtime.docker.socket = engine.socketPath;
       config.runtime.docker.network = engine.network;
       config.runtime.docker.memoryMb = 384;
-      config.runtime.docker.cpus = 0.5;
+      config.runtime.docker.cpus = 1.5;
     });
     agent = running.agent;
   });
@@ -66,7 +66,7 @@ describe("docker runtime: production in a hardened container", function () {
     expect(info.HostConfig.SecurityOpt).to.deep.equal(["no-new-privileges"]);
     expect(info.HostConfig.Memory).to.equal(384 * 1024 * 1024);
     expect(info.HostConfig.MemorySwap).to.equal(384 * 1024 * 1024);
-    expect(info.HostConfig.NanoCpus).to.equal(0.5e9);
+    expect(info.HostConfig.NanoCpus).to.equal(1.5e9);
     expect(info.HostConfig.PidsLimit).to.equal(512);
     expect(Object.keys(info.HostConfig.Tmpfs ?? {})).to.deep.equal(["/tmp"]);
     expect(info.HostConfig.NetworkMode).to.equal(testDocker().network);
@@ -149,7 +149,7 @@ describe("docker runtime: production in a hardened container", function () {
       network: testDocker().network,
       ownReleaseDir: currentRelease().dir,
       memoryMb: 384,
-      cpus: 0.5,
+      cpus: 1.5,
       runDir: layout.runDir,
       log: createLogger("test-runtime", { level: "silent" }),
       stopTimeoutMs: 10_000,

@@ -11,11 +11,10 @@ import { buildTestBundle, testVendorKeys } from "../support/test-bundles.ts";
 const V3_MIGRATION = addMigration("1732000000600_badges", "create table badges (id serial primary key, name text not null)", "drop table badges");
 
 /**
- * What the bundles carry besides app.tgz. `{}`: no image.tar, so the docker runtime runs each release from its
- * runtime image with the release folder mounted read-only; `{ images: true }` (buildTestBundle's option once
- * bundles carry image.tar): each release's own image.
+ * Both ways a release runs on containers: 0.2.0 from its own image (the bundle's image.tar, loaded at import),
+ * 0.3.1 and the agent's own 0.1.0 from the runtime image with their folder mounted read-only (a bundle without
+ * an image; one image build fewer, the slowest part of this file).
  */
-const BUNDLE_EXTRAS: { images?: boolean } = { images: true };
 
 /**
  * The upgrade state machine on the docker runtime, end to end: product instances are containers on the test
@@ -33,9 +32,8 @@ describe("upgrades on the docker runtime: promote, SIGKILL mid-soak, soak-breach
     outDir = mkdtempSync(path.join(tmpdir(), "plum-docker-upgrade-bundles-"));
     const { privateKey, publicKeyPem } = testVendorKeys();
     const [v2, v3] = await Promise.all([
-      buildTestBundle({ ...BUNDLE_EXTRAS, version: "0.2.0", patch: V2_MIGRATION, key: privateKey, outDir }),
+      buildTestBundle({ images: true, version: "0.2.0", patch: V2_MIGRATION, key: privateKey, outDir }),
       buildTestBundle({
-        ...BUNDLE_EXTRAS,
         version: "0.3.1",
         patch: compose(V2_MIGRATION, V3_MIGRATION, unhealthyInProductionAfter(1500)),
         key: privateKey,
@@ -86,7 +84,8 @@ describe("upgrades on the docker runtime: promote, SIGKILL mid-soak, soak-breach
     expect(written).to.be.greaterThan(10);
     expect(await appliance.count("select count(*) as n from programmes where name like 'during-v2-%'")).to.equal(written);
     expect(await appliance.stagingExists(), "staging dropped").to.equal(false);
-    await servingContainer("0.2.0");
+    // 0.2.0 runs from the image its bundle carried; 0.1.0 ran from the runtime image with its folder mounted.
+    expect((await servingContainer("0.2.0")).image).to.equal("plum-product:0.2.0");
     // The old release's container and the staging ones are gone, not left stopped.
     expect((await appliance.containers()).map((c) => `${c.slot}@${c.version}`)).to.deep.equal(["production@0.2.0"]);
   });
