@@ -27,7 +27,7 @@ import { freePort } from "../test/support/ports.ts";
 import { addMigration, compose, unhealthyInProductionAfter } from "../test/support/release-patches.ts";
 import { RUN_DIR_ENV } from "../test/support/run-dir.ts";
 import { startTestDockerEngine, stopTestDockerEngine, type TestDockerEngine } from "../test/support/docker-engine.ts";
-import { connectDocker } from "../lib/docker/engine.ts";
+import { connectDocker, watchEngineEvents } from "../lib/docker/engine.ts";
 import { buildTestBundle, testVendorKeys } from "../test/support/test-bundles.ts";
 import { fmt } from "./support.ts";
 
@@ -110,38 +110,14 @@ interface ContainerEvent {
 /** The engine's start and health events of the appliance's instance containers, with the engine's own clock. */
 function watchContainers(socketPath: string) {
   const events: ContainerEvent[] = [];
-  let stream: NodeJS.ReadableStream | undefined;
-  let stopped = false;
   const filters = { type: ["container"], event: ["start", "health_status"], label: ["io.plum.role=instance"] };
-  void (connectDocker(socketPath).getEvents({ filters: JSON.stringify(filters) } as never) as unknown as Promise<NodeJS.ReadableStream>)
-    .then((s) => {
-      stream = s;
-      if (stopped) return (s as unknown as { destroy(): void }).destroy();
-      let buffered = "";
-      s.on("data", (chunk: Buffer) => {
-        buffered += chunk.toString("utf8");
-        let nl;
-        while ((nl = buffered.indexOf("\n")) >= 0) {
-          const line = buffered.slice(0, nl);
-          buffered = buffered.slice(nl + 1);
-          try {
-            const e = JSON.parse(line) as { Action: string; timeNano: number; Actor: { Attributes: Record<string, string> } };
-            events.push({ at: e.timeNano / 1e6, action: e.Action, instance: e.Actor.Attributes["io.plum.instance"] ?? "?" });
-          } catch {
-            /* not a JSON line */
-          }
-        }
-      });
-      s.on("error", () => undefined);
-    })
-    .catch((err: Error) => process.stderr.write(`no engine events: ${(err as Error).message}\n`));
-  return {
-    events,
-    stop() {
-      stopped = true;
-      (stream as unknown as { destroy?(): void } | undefined)?.destroy?.();
-    },
-  };
+  const watch = watchEngineEvents(
+    connectDocker(socketPath),
+    filters,
+    (e) => events.push({ at: (e.timeNano ?? 0) / 1e6, action: e.Action ?? "?", instance: e.Actor?.Attributes?.["io.plum.instance"] ?? "?" }),
+    (err) => err && process.stderr.write(`no engine events: ${err.message}\n`),
+  );
+  return { events, stop: () => watch.stop() };
 }
 let containerStarts: ReturnType<typeof watchContainers> | undefined;
 

@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import type Docker from "dockerode";
+import { watchEngineEvents, type EngineEvent } from "../../lib/docker/engine.ts";
 import { PlumError, TimeoutError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
@@ -152,7 +153,7 @@ export class DockerRuntime implements RuntimeDriver {
   private readonly tag: string;
   private host?: HostAddress;
   private selfContainer?: string;
-  private events?: NodeJS.ReadableStream;
+  private events?: { stop(): void };
   private closed = false;
   private runtimeImage?: Promise<string>;
 
@@ -246,34 +247,19 @@ export class DockerRuntime implements RuntimeDriver {
   private watchEvents(): void {
     if (this.closed || this.events) return;
     const filters = { type: ["container"], event: ["die"], label: [`${LABEL.appliance}=${this.tag}`] };
-    void (this.docker.getEvents({ filters: JSON.stringify(filters) } as never) as unknown as Promise<NodeJS.ReadableStream>)
-      .then((stream) => {
-        if (this.closed) return (stream as unknown as { destroy(): void }).destroy();
-        this.events = stream;
-        let buffered = "";
-        stream.on("data", (chunk: Buffer) => {
-          buffered += chunk.toString("utf8");
-          let nl;
-          while ((nl = buffered.indexOf("\n")) >= 0) {
-            const line = buffered.slice(0, nl);
-            buffered = buffered.slice(nl + 1);
-            if (line.trim()) this.onEvent(JSON.parse(line));
-          }
-        });
-        const again = () => {
-          this.events = undefined;
-          if (!this.closed) setTimeout(() => this.watchEvents(), 1000).unref();
-        };
-        stream.once("end", again);
-        stream.once("error", again);
-      })
-      .catch(() => {
+    this.events = watchEngineEvents(
+      this.docker,
+      filters,
+      (event) => this.onEvent(event),
+      () => {
+        this.events = undefined;
         if (!this.closed) setTimeout(() => this.watchEvents(), 1000).unref();
-      });
+      },
+    );
   }
 
-  private onEvent(event: { id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } }): void {
-    const containerId = event.Actor?.ID ?? event.id;
+  private onEvent(event: EngineEvent): void {
+    const containerId = event.Actor?.ID ?? event.id ?? "";
     for (const [id, running] of this.running) {
       if (running.containerId !== containerId || running.stopping) continue;
       this.running.delete(id);
@@ -287,7 +273,7 @@ export class DockerRuntime implements RuntimeDriver {
 
   async dispose(): Promise<void> {
     this.closed = true;
-    (this.events as unknown as { destroy?: () => void } | undefined)?.destroy?.();
+    this.events?.stop();
     this.events = undefined;
   }
 

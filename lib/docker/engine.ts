@@ -62,3 +62,65 @@ export async function engineFacts(docker: Docker, socketPath: string, timeoutMs 
     });
   }
 }
+
+/** One event of the engine's /events stream (the fields the appliance reads). */
+export interface EngineEvent {
+  id?: string;
+  Action?: string;
+  timeNano?: number;
+  Actor?: { ID?: string; Attributes?: Record<string, string> };
+}
+
+/**
+ * Follow the engine's events matching `filters`, one JSON object per line, until `stop()`. `onEnd` is told when
+ * the stream ends or breaks, or could not be opened (the caller decides whether to watch again).
+ */
+export function watchEngineEvents(
+  docker: Docker,
+  filters: Record<string, string[]>,
+  onEvent: (event: EngineEvent) => void,
+  onEnd: (err?: Error) => void = () => undefined,
+): { stop(): void } {
+  let stream: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
+  let stopped = false;
+  void (docker.getEvents({ filters: JSON.stringify(filters) } as never) as unknown as Promise<NodeJS.ReadableStream>).then(
+    (s) => {
+      stream = s;
+      if (stopped) return stream.destroy?.();
+      let buffered = "";
+      s.on("data", (chunk: Buffer) => {
+        buffered += chunk.toString("utf8");
+        let nl;
+        while ((nl = buffered.indexOf("\n")) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (!line) continue;
+          let event: EngineEvent;
+          try {
+            event = JSON.parse(line) as EngineEvent;
+          } catch {
+            continue; // not a JSON line
+          }
+          onEvent(event);
+        }
+      });
+      let ended = false;
+      const end = (err?: Error) => {
+        if (ended || stopped) return;
+        ended = true;
+        onEnd(err);
+      };
+      s.once("end", () => end());
+      s.once("error", (err: Error) => end(err));
+    },
+    (err: Error) => {
+      if (!stopped) onEnd(err);
+    },
+  );
+  return {
+    stop() {
+      stopped = true;
+      stream?.destroy?.();
+    },
+  };
+}
