@@ -238,11 +238,6 @@ export class DockerRuntime implements RuntimeDriver {
     }
   }
 
-  /** Where instances reach the agent's host; known after prepare(). */
-  get hostAddress(): HostAddress | undefined {
-    return this.host;
-  }
-
   /** The engine's die/oom events for this appliance's containers: an instance that exits unasked is reported. */
   private watchEvents(): void {
     if (this.closed || this.events) return;
