@@ -1,16 +1,13 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { auditRecoveredRestores, startAuditedJob } from "../appliance/audit/backup-job-audit.ts";
+import type { JobView } from "../backup/jobs/backup-jobs.ts";
 import { agentLink, callAgent, requiredAgentLink, runJobViaAgent } from "../appliance/control/control-client.ts";
 import { loadConfig, type PlumConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
 import { CODE_ROOT } from "../lib/paths.ts";
-import { BackupJobs, type JobView } from "../backup/jobs/backup-jobs.ts";
-import { backupOperationsFor } from "../backup/jobs/backup-operations-impl.ts";
 import { jobRequestSchema, type JobRequest } from "../backup/jobs/backup-requests.ts";
 import { recoveryKit } from "../backup/recovery-kit.ts";
-import { assertSafeToCreateProductDatabase, recoveryLines, restoreRecovery, useAsProductDatabase } from "../backup/restore/restore-recovery.ts";
 import { presentJobLine, presentSetLine } from "./backup-format.ts";
 import { withBackupContext } from "./with-backup-context.ts";
 
@@ -42,6 +39,12 @@ async function runJob(config: PlumConfig, input: Record<string, unknown>, opts: 
     job = await runJobViaAgent(link, request, progress);
   } else {
     if (request.kind === "restore") process.stderr.write("  (no agent is running: restoring directly; start the appliance afterwards)\n");
+    // The job machinery is loaded only on this path: through the agent the CLI needs none of it.
+    const [{ BackupJobs }, { backupOperationsFor }, { startAuditedJob }] = await Promise.all([
+      import("../backup/jobs/backup-jobs.ts"),
+      import("../backup/jobs/backup-operations-impl.ts"),
+      import("../appliance/audit/backup-job-audit.ts"),
+    ]);
     job = await withBackupContext(config, async (ctx, db) => {
       const jobs = new BackupJobs();
       const { job: running, audited } = await startAuditedJob({ jobs, operations: backupOperationsFor(ctx), audit: db.audit }, request, "cli");
@@ -159,6 +162,10 @@ export function register(program: Command): void {
         throw new PlumError("the agent is running: it finishes or undoes interrupted restores when it starts", {
           hint: "stop the agent first, then run plumctl restore recover",
         });
+      const [{ assertSafeToCreateProductDatabase, recoveryLines, restoreRecovery, useAsProductDatabase }, { auditRecoveredRestores }] = await Promise.all([
+        import("../backup/restore/restore-recovery.ts"),
+        import("../appliance/audit/backup-job-audit.ts"),
+      ]);
       const lines = await withBackupContext(config, async (ctx, db) => {
         const used = opts.use ? [await useAsProductDatabase(ctx, opts.use)] : [];
         const recovery = await restoreRecovery({ ctx, by: "plumctl restore recover" });

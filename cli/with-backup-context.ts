@@ -2,7 +2,6 @@ import type { PlumConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/logger.ts";
 import { backupContextFor, type BackupContext } from "../backup/backup-context.ts";
 import { withOpsDatabase, type OpsDatabase } from "../appliance/ops-database.ts";
-import { productionReleaseAtRest } from "../appliance/releases/production-release.ts";
 
 /** The backup agent's context as a CLI command sees it (over plum_ops, opened and closed around `work`). */
 export function withBackupContext<T>(config: PlumConfig, work: (ctx: BackupContext, db: OpsDatabase) => Promise<T>): Promise<T> {
@@ -12,7 +11,8 @@ export function withBackupContext<T>(config: PlumConfig, work: (ctx: BackupConte
       log: createLogger("plumctl", { level: "warn" }),
       pg: db.server,
       opsSequelize: db.sequelize,
-      production: () => productionReleaseAtRest(config, db.sequelize),
+      // Loaded when a set is taken: it reaches the release store (and the engine client), which a `backup list` never needs.
+      production: async () => (await import("../appliance/releases/production-release.ts")).productionReleaseAtRest(config, db.sequelize),
     });
     try {
       return await work(ctx, db);
