@@ -1,3 +1,4 @@
+import { createInterface } from "node:readline";
 import Docker from "dockerode";
 import { PlumError } from "../errors.ts";
 import { withDeadline } from "../wait.ts";
@@ -87,22 +88,15 @@ export function watchEngineEvents(
     (s) => {
       stream = s;
       if (stopped) return stream.destroy?.();
-      let buffered = "";
-      s.on("data", (chunk: Buffer) => {
-        buffered += chunk.toString("utf8");
-        let nl;
-        while ((nl = buffered.indexOf("\n")) >= 0) {
-          const line = buffered.slice(0, nl).trim();
-          buffered = buffered.slice(nl + 1);
-          if (!line) continue;
-          let event: EngineEvent;
-          try {
-            event = JSON.parse(line) as EngineEvent;
-          } catch {
-            continue; // not a JSON line
-          }
-          onEvent(event);
+      createInterface({ input: s, crlfDelay: Infinity }).on("line", (line: string) => {
+        if (!line.trim()) return;
+        let event: EngineEvent;
+        try {
+          event = JSON.parse(line) as EngineEvent;
+        } catch {
+          return; // not a JSON line
         }
+        onEvent(event);
       });
       let ended = false;
       const end = (err?: Error) => {
