@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { loadConfig } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
 import { prepareHome } from "../lib/home.ts";
+import { homeLayout } from "../lib/paths.ts";
 import { createLogger } from "../lib/logger.ts";
 import { APP_VERSION } from "../lib/version.ts";
 import { Agent } from "../appliance/agent.ts";
@@ -18,7 +19,10 @@ function banner(agent: Agent): string {
     `    database:              ${agent.pg.embedded ? "embedded" : "external"} PostgreSQL ${agent.pg.serverVersion} at ${agent.pg.host}:${agent.pg.port}`,
     `    PLUM_HOME:             ${agent.config.home}`,
   ];
-  if (agent.firstAdmin) {
+  if (agent.firstAdmin && process.env.PLUM_SERVICE === "1") {
+    // A service's output is its journal: a password there would be readable long after. plumctl install prints one.
+    lines.push("", "  First start: the ops console's admin has a one-time password; `plumctl user reset-password admin` gives a new one.");
+  } else if (agent.firstAdmin) {
     lines.push(
       "",
       "  First start: sign in to the ops console as",
@@ -38,7 +42,7 @@ export function register(program: Command): void {
     .action(async () => {
       const { secrets } = prepareHome();
       const config = loadConfig();
-      const log = createLogger("agent", { level: config.log.level, logDir: `${config.home}/logs` });
+      const log = createLogger("agent", { level: config.log.level, logDir: homeLayout(config.home).logsDir });
       const agent = await Agent.start(config, secrets, log);
       process.stdout.write(banner(agent) + "\n");
       let signals = 0;

@@ -1,4 +1,4 @@
-// `npm run bundle -- --version X.Y.Z [--out DIR] [--minimum-version A.B.C] [--key FILE] [--images [--docker-socket PATH]]`: build and sign a release bundle.
+// `npm run bundle -- --version X.Y.Z [--out DIR] [--minimum-version A.B.C] [--key FILE] [--images [--docker-socket PATH]] [--install]`: build and sign a release bundle (or the offline install bundle).
 import { createPublicKey } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
@@ -7,6 +7,7 @@ import { describeError, PlumError } from "../lib/errors.ts";
 import { APP_ROOT } from "../lib/paths.ts";
 import { writeAgentImages } from "../appliance/releases/agent-images-output.ts";
 import { buildBundle } from "../appliance/releases/bundle-builder.ts";
+import { buildInstallBundle } from "../installer/install-bundle-builder.ts";
 import { generateDevSigningKey, loadVendorSigningKey, publicKeyPem } from "../appliance/releases/bundle-signing.ts";
 
 const USAGE = `usage: npm run bundle -- --version X.Y.Z [--out DIR] [--minimum-version A.B.C] [--key FILE] [--images [--docker-socket PATH]]
@@ -19,7 +20,9 @@ const USAGE = `usage: npm run bundle -- --version X.Y.Z [--out DIR] [--minimum-v
                      ship it as image.tar, its sha256 and id in the signed manifest (no registry, no base image)
   --docker-socket    the engine's socket for --images (default: DOCKER_HOST=unix://…, else /var/run/docker.sock)
                      with --images, the agent's image plum-appliance:X.Y.Z is also saved as
-                     plum-appliance-X.Y.Z.images.tar next to the bundle (docker load -i it on the Docker host)`;
+                     plum-appliance-X.Y.Z.images.tar next to the bundle (docker load -i it on the Docker host)
+  --install          build plum-install-X.Y.Z.tar instead: the offline installer for a Debian 12 host (the appliance,
+                     its Node runtime and the Debian packages it needs, fetched now with apt-get download; signed)`;
 
 const DEV_KEY = path.join(APP_ROOT, ".bundle-keys", "dev-vendor.key");
 
@@ -39,6 +42,7 @@ async function main(): Promise<void> {
       key: { type: "string" },
       images: { type: "boolean" },
       "docker-socket": { type: "string" },
+      install: { type: "boolean" },
       help: { type: "boolean" },
     },
   });
@@ -52,6 +56,25 @@ async function main(): Promise<void> {
       `signing with the development key ${path.relative(process.cwd(), keyFile)}; its public key:\n${publicKeyPem(createPublicKey(signingKey))}`,
     );
     process.stdout.write("pin it on the appliance as releases.vendorPublicKey in plum.yaml (or PLUM_VENDOR_PUBLIC_KEY) to import bundles it signed\n");
+  }
+  if (values.install) {
+    if (values.images || values["minimum-version"])
+      throw new PlumError("--install builds the install bundle: --images and --minimum-version are for release bundles", { hint: USAGE });
+    const built = await buildInstallBundle({
+      version: values.version,
+      outDir: path.resolve(values.out ?? path.join(APP_ROOT, "dist", "bundles")),
+      signingKey,
+      debCache: path.join(APP_ROOT, ".bundle-cache", "debs"),
+    });
+    const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
+    process.stdout.write(
+      `${built.file}\n` +
+        `  ${mib(built.bytes)} MiB: plum ${built.manifest.version} (schema ${built.manifest.schemaVersion}), node ${built.manifest.node}, ${built.manifest.packages.length} Debian packages\n` +
+        `  vendor key fingerprint (publish it with the release): ${built.fingerprint}\n` +
+        `  on the host: tar -xf ${path.basename(built.file)} install.sh && sudo sh install.sh --fingerprint ${built.fingerprint}\n` +
+        `  built in ${(built.timings.totalMs / 1000).toFixed(1)} s\n`,
+    );
+    return;
   }
   const built = await buildBundle({
     version: values.version,

@@ -398,7 +398,7 @@ function setPath(target: Record<string, unknown>, path: string[], value: unknown
 /** Load plum.yaml from PLUM_HOME, overlay the environment, validate. Throws ConfigError listing every bad key. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): PlumConfig {
   const home = resolveHome(env);
-  const configFile = homeLayout(home).configFile;
+  const configFile = homeLayout(home, env).configFile;
   let raw: Record<string, unknown> = {};
   if (existsSync(configFile)) {
     const doc = parseDocument(readFileSync(configFile, "utf8"));

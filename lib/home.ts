@@ -5,7 +5,7 @@ import { ensureSecrets, type Secrets } from "./secrets.ts";
 
 /** Create PLUM_HOME on first use: folders, a commented plum.yaml, and the secrets (mode 0600). */
 export function prepareHome(env: NodeJS.ProcessEnv = process.env): { layout: HomeLayout; secrets: Secrets; created: boolean } {
-  const layout = homeLayout(resolveHome(env));
+  const layout = homeLayout(resolveHome(env), env);
   const created = !existsSync(layout.configFile);
   mkdirSync(layout.home, { recursive: true, mode: 0o750 });
   // The embedded PostgreSQL runs as its own OS user and must be able to enter PLUM_HOME to reach pgdata/.

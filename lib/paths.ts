@@ -15,13 +15,18 @@ export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.PLUM_HOME && env.PLUM_HOME !== "" ? env.PLUM_HOME : ".plum");
 }
 
-export function homeLayout(home: string) {
+/**
+ * Where everything of one appliance lives. A checkout keeps it all under PLUM_HOME; an installed host keeps
+ * plum.yaml in /etc/plum and the logs in /var/log/plum, named by PLUM_CONFIG_FILE and PLUM_LOG_DIR (the
+ * service unit and the installed plumctl set both).
+ */
+export function homeLayout(home: string, env: NodeJS.ProcessEnv = process.env) {
   return {
     home,
-    configFile: path.join(home, "plum.yaml"),
+    configFile: env.PLUM_CONFIG_FILE ? path.resolve(env.PLUM_CONFIG_FILE) : path.join(home, "plum.yaml"),
     secretsDir: path.join(home, "secrets"),
     pgData: path.join(home, "pgdata"),
-    logsDir: path.join(home, "logs"),
+    logsDir: env.PLUM_LOG_DIR ? path.resolve(env.PLUM_LOG_DIR) : path.join(home, "logs"),
     runDir: path.join(home, "run"),
     filesDir: path.join(home, "files"),
     releasesDir: path.join(home, "releases"),

@@ -114,7 +114,7 @@ export function appUnpackArgs(app: string, dir: string): string[] {
  * `tar -c … | gzip -LEVEL > file`, both with argument arrays: tar's own --use-compress-program would hand
  * the level to /bin/sh, and gzip in a second process compresses while tar reads.
  */
-async function tarGzip(tarArgv: string[], file: string, opts: { level: number; timeoutMs: number }): Promise<void> {
+export async function tarGzip(tarArgv: string[], file: string, opts: { level: number; timeoutMs: number }): Promise<void> {
   const tar = startChild(tarArgv, { stdout: "pipe", timeoutMs: opts.timeoutMs });
   const gzip = startChild(gzipArgs(opts.level), { stdin: tar.stdout!, stdout: createWriteStream(file, { mode: 0o644 }), timeoutMs: opts.timeoutMs });
   const [gzipped, tarred] = await Promise.allSettled([gzip.exit, tar.exit]);

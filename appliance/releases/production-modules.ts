@@ -18,9 +18,10 @@ interface LockEntry {
  * The node_modules paths a release ships, read from package-lock.json (no npm run, same answer every time):
  * every package not marked `dev`, minus NOT_SHIPPED, that is installed (optional packages of other
  * platforms are not). `include` are whole folders to pack; `exclude` are folders nested in them that must
- * not come along (dev-only or not shipped).
+ * not come along (dev-only or not shipped). `embeddedPostgres`: ship the PostgreSQL binaries too (the
+ * install bundle's agent runs them).
  */
-export function productionModules(sourceDir: string): { include: string[]; exclude: string[] } {
+export function productionModules(sourceDir: string, opts: { embeddedPostgres?: boolean } = {}): { include: string[]; exclude: string[] } {
   const lockFile = path.join(sourceDir, "package-lock.json");
   let packages: Record<string, LockEntry>;
   try {
@@ -34,7 +35,7 @@ export function productionModules(sourceDir: string): { include: string[]; exclu
     throw new PlumError(`${lockFile} has no "packages" (lockfile version 1?)`, { hint: "run `npm install` with npm 7 or newer" });
   const isShipped = (key: string) => {
     const entry = packages[key];
-    return entry !== undefined && !entry.dev && !entry.link && !NOT_SHIPPED.test(key);
+    return entry !== undefined && !entry.dev && !entry.link && (opts.embeddedPostgres || !NOT_SHIPPED.test(key));
   };
   const keys = Object.keys(packages)
     .filter((k) => k.startsWith("node_modules/"))

@@ -15,8 +15,9 @@ export const resticTool: PreflightCheck = {
   id: "restic",
   title: "restic is installed (backups)",
   categories: ["install", "doctor"],
-  async run() {
+  async run({ install }) {
     const v = await versionOf(["restic", "version"]);
+    if (!v && install?.packages.includes("restic")) return "not installed yet: the install bundle carries it";
     if (!v) throw new PlumError("restic is not installed", { hint: "install it: apt-get install -y restic" });
     return v;
   },
@@ -26,8 +27,9 @@ export const postgresClientTools: PreflightCheck = {
   id: "postgresql-client",
   title: "pg_dump and pg_restore 15 or newer (backups, staging copies)",
   categories: ["install", "doctor"],
-  async run() {
+  async run({ install }) {
     const v = await versionOf(["pg_dump", "--version"]);
+    if (!v && install?.packages.includes("postgresql-client-15")) return "not installed yet: the install bundle carries postgresql-client-15";
     if (!v) throw new PlumError("pg_dump is not installed", { hint: "install it: apt-get install -y postgresql-client" });
     const major = Number(/(\d+)\.\d+/.exec(v)?.[1] ?? 0);
     if (major < 15) throw new PlumError(`${v} is older than the PostgreSQL 15 server`, { hint: "install postgresql-client-15 or newer" });
