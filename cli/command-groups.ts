@@ -21,6 +21,7 @@ export const COMMAND_GROUPS: CommandGroup[] = [
   { commands: ["backup", "restore", "drill"], load: () => import("./backup-commands.ts") },
   { commands: ["doctor"], load: () => import("./doctor-command.ts") },
   { commands: ["install", "uninstall", "wait-ready"], load: () => import("./install-commands.ts") },
+  { commands: ["support-bundle"], load: () => import("./support-command.ts") },
   { commands: ["evidence"], load: () => import("./evidence-commands.ts") },
   { commands: ["release"], load: () => import("./release-commands.ts") },
   { commands: ["upgrade", "rollback"], load: () => import("./upgrade-commands.ts") },

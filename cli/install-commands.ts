@@ -22,7 +22,7 @@ import { INSTALL_PATHS, releaseDirOf } from "../installer/install-layout.ts";
 import { waitUntilServing } from "../installer/serving.ts";
 import { runTasks, taskLog, type TaskEvent } from "../installer/tasks.ts";
 import { purgeTargets, uninstallTasks, type UninstallOutcome } from "../installer/uninstall.ts";
-import type { CheckResult } from "../installer/checks/index.ts";
+import type { DoctorResult } from "../appliance/support/support-bundle.ts";
 
 const HOST_ADMIN = { id: 0, username: "cli", role: "admin" as const };
 
@@ -30,9 +30,10 @@ function requireRoot(what: string): void {
   if (userInfo().uid !== 0) throw new PlumError(`${what} changes the host: run it as root`, { hint: `sudo plumctl ${what}` });
 }
 
-function printChecks(results: CheckResult[]): void {
+function printChecks(results: DoctorResult[]): void {
   for (const r of results) {
-    process.stdout.write(`${r.ok ? "ok  " : "FAIL"}  ${r.title}${r.said ? ` — ${r.said}` : ""}\n`);
+    const said = r.ok ? r.found : r.error;
+    process.stdout.write(`${r.ok ? "ok  " : "FAIL"}  ${r.title}${said ? ` — ${said}` : ""}\n`);
     if (!r.ok && r.hint) process.stdout.write(`      hint: ${r.hint}\n`);
   }
 }

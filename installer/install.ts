@@ -4,7 +4,8 @@ import { parseDocument } from "yaml";
 import { runChild } from "../lib/child-process.ts";
 import { DEFAULT_CONFIG_YAML, loadConfig, type PlumConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
-import { type CheckResult, runChecks } from "./checks/index.ts";
+import type { DoctorResult } from "../appliance/support/support-bundle.ts";
+import { runChecks } from "./checks/run-checks.ts";
 import { installFromBundle, removePackages } from "./debian-packages.ts";
 import type { InstallManifest } from "./install-bundle-builder.ts";
 import { configFileOf, currentLinkOf, installedEnvironment, plumctlWrapper, releaseDirOf, type InstallPaths } from "./install-layout.ts";
@@ -64,8 +65,8 @@ export function installedConfig(p: InstallPaths): PlumConfig {
 }
 
 export class InstallChecksFailed extends PlumError {
-  readonly results: CheckResult[];
-  constructor(results: CheckResult[]) {
+  readonly results: DoctorResult[];
+  constructor(results: DoctorResult[]) {
     const failed = results.filter((r) => !r.ok);
     super(`${failed.length} install check${failed.length === 1 ? "" : "s"} failed: nothing was changed`, {
       hint: "fix each failure above and run the install again",
@@ -75,7 +76,7 @@ export class InstallChecksFailed extends PlumError {
 }
 
 /** The install category of checks, before anything changes; throws InstallChecksFailed listing every failure. */
-export async function installChecks(p: InstallPaths, source: InstallSource): Promise<CheckResult[]> {
+export async function installChecks(p: InstallPaths, source: InstallSource): Promise<DoctorResult[]> {
   const results = await runChecks("install", {
     config: installedConfig(p),
     install: { packages: source.packages, releaseBytes: source.releaseBytes, builtAt: source.builtAt, optDir: p.optDir },

@@ -1,9 +1,11 @@
 import { statfsSync } from "node:fs";
+import path from "node:path";
 import type { PlumConfig } from "../../lib/config.ts";
 import { connectAdmin, connectionUrl, type PgServer } from "../../lib/db/database.ts";
 import { applyProductPrivileges, roleServer, type ProductRoles } from "../../lib/db/product-roles.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { homeLayout } from "../../lib/paths.ts";
+import { supportBundleWriter } from "../support/support-bundle.ts";
 import type { AgentJobRequest } from "../../backup/jobs/backup-requests.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { Production } from "../production.ts";
@@ -22,6 +24,11 @@ export function stagingDatabaseOf(config: PlumConfig): string {
 /** The snapshot restored once more beside staging, for the data-diff gate's row-by-row comparison (then dropped). */
 export function gateScratchDatabaseOf(config: PlumConfig): string {
   return `${stagingDatabaseOf(config)}_before`;
+}
+
+/** Where the agent writes the support bundles of failed and rolled-back upgrades. */
+export function supportDirOf(config: PlumConfig): string {
+  return path.join(config.home, "support");
 }
 
 /**
@@ -108,6 +115,10 @@ export function agentUpgradeHost(deps: {
     },
     async restoreProduction(setId, actor) {
       await deps.runJob({ kind: "restore", setId, db: true, files: false, from: "primary" }, actor);
+    },
+    // In PLUM_HOME/support (0700), beside nothing the product reads; the doctor checks live above this layer.
+    async supportBundle() {
+      return (await supportBundleWriter({ config, dir: supportDirOf(config) })).file;
     },
   };
 }

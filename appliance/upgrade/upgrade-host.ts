@@ -104,4 +104,6 @@ export interface UpgradeHost {
   snapshot(actor: string): Promise<{ setId: string; takenAt: Date }>;
   /** Restore a set's product database over production (the backup agent's restore: detach, swap, re-attach). */
   restoreProduction(setId: string, actor: string): Promise<void>;
+  /** Write a support bundle (appliance/support) for an upgrade that failed or rolled back; the file's path. */
+  supportBundle(upgradeId: number, status: string): Promise<string>;
 }

@@ -33,6 +33,8 @@ export interface UpgradeReport {
     restoreConfirmedBy?: string;
     restoredAt?: string;
   };
+  /** The support bundle written when the upgrade failed, aborted or rolled back (or why none could be). */
+  supportBundle?: { file: string; writtenAt: string } | { error: string; writtenAt: string };
 }
 
 export interface DataGateReport {

@@ -26,6 +26,9 @@ export function windowOpen(cron: string, minutes: number, now = new Date()): boo
  * plum_ops and written to the audit log, so a restarted agent resumes (promote, soak, rollback, complete) or
  * undoes (anything before promote) an interrupted upgrade.
  */
+/** How an upgrade may end that a vendor will want to see. */
+const UNSUCCESSFUL: Upgrade["status"][] = ["failed", "aborted", "rolled-back"];
+
 export class UpgradeManager {
   private driving?: Promise<void>;
   private queued?: number;
@@ -208,6 +211,7 @@ export class UpgradeManager {
   private async loop(id: number): Promise<void> {
     try {
       await this.steps(id);
+      await this.bundleIfUnsuccessful(id);
     } catch (err) {
       // Nothing may leave an upgrade unfinished for ever (it holds the lock): an unexpected error ends it as failed.
       this.host.log.error({ err, upgrade: id }, "upgrade driver stopped with an error");
@@ -217,7 +221,35 @@ export class UpgradeManager {
       await this.host.audit
         .append({ actor: "agent", action: "upgrade.failed", target: `upgrade:${id}`, outcome: "failure", detail: { error: (err as Error).message } })
         .catch(() => undefined);
+      await this.bundleIfUnsuccessful(id).catch(() => undefined);
     }
+  }
+
+  /**
+   * An upgrade that ended failed, aborted or rolled back leaves a support bundle for the vendor, written after its
+   * last state so the bundle holds the whole report; its path goes into the report (the console links it). A
+   * bundle that cannot be written is said in the report; it never changes how the upgrade ended.
+   */
+  private async bundleIfUnsuccessful(id: number): Promise<void> {
+    const u = await this.journal.get(id);
+    if (!u || !UNSUCCESSFUL.includes(u.status) || u.report.supportBundle) return;
+    const writtenAt = () => new Date().toISOString();
+    let supportBundle: NonNullable<Upgrade["report"]["supportBundle"]>;
+    try {
+      supportBundle = { file: await this.host.supportBundle(id, u.status), writtenAt: writtenAt() };
+    } catch (err) {
+      this.host.log.error({ err, upgrade: id }, "the support bundle of an unsuccessful upgrade could not be written");
+      supportBundle = { error: (err as Error).message, writtenAt: writtenAt() };
+    }
+    const latest = (await this.journal.get(id)) ?? u;
+    await this.journal.update(id, { report: { ...latest.report, supportBundle } });
+    await this.host.audit.append({
+      actor: "agent",
+      action: "upgrade.support-bundle",
+      target: `upgrade:${id}`,
+      outcome: "file" in supportBundle ? "success" : "failure",
+      detail: supportBundle,
+    });
   }
 
   private async steps(id: number): Promise<void> {

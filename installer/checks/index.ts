@@ -1,4 +1,4 @@
-import type { CheckCategory, CheckContext, PreflightCheck } from "./check.ts";
+import type { PreflightCheck } from "./check.ts";
 import { clock } from "./clock.ts";
 import { memory } from "./memory.ts";
 import { operatingSystem } from "./operating-system.ts";
@@ -22,27 +22,3 @@ export const ALL_CHECKS: PreflightCheck[] = [
   portsFree,
   dockerEngine,
 ];
-
-export interface CheckResult {
-  id: string;
-  title: string;
-  ok: boolean;
-  /** What it found (ok), or what is wrong (failed). */
-  said: string;
-  hint?: string;
-}
-
-/** Run every check of `category` (all of them, never stopping at the first failure). */
-export async function runChecks(category: CheckCategory, ctx: CheckContext): Promise<CheckResult[]> {
-  const results: CheckResult[] = [];
-  for (const check of ALL_CHECKS.filter((c) => c.categories.includes(category))) {
-    try {
-      const found = await check.run(ctx);
-      results.push({ id: check.id, title: check.title, ok: true, said: found ?? "" });
-    } catch (err) {
-      const e = err as Error & { hint?: string };
-      results.push({ id: check.id, title: check.title, ok: false, said: e.message, ...(e.hint && { hint: e.hint }) });
-    }
-  }
-  return results;
-}

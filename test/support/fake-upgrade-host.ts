@@ -67,6 +67,10 @@ export class FakeWorld {
     freeBytes: (10 * 2 ** 30) as number | undefined,
   };
   generation = 0;
+  /** How the "agent" writes the support bundle of an unsuccessful upgrade; by default a path and no file. */
+  writeSupportBundle: (upgradeId: number, status: string) => Promise<string> = async (id) => `/nonexistent/support-bundle-of-upgrade-${id}.tar.gz`;
+  /** The support bundles asked for, by upgrade id (not in `calls`: they follow the upgrade's end). */
+  readonly supportBundles: number[] = [];
   private readonly faults: Array<{ prefix: string; fault: Fault }> = [];
   private crashed?: (call: string) => void;
 
@@ -287,6 +291,12 @@ export class FakeUpgradeHost implements UpgradeHost {
     });
   }
 
+  async supportBundle(upgradeId: number, status: string): Promise<string> {
+    if (this.generation !== this.world.generation) return never();
+    this.world.supportBundles.push(upgradeId);
+    return this.world.writeSupportBundle(upgradeId, status);
+  }
+
   restoreProduction(setId: string, actor: string) {
     return this.act(`restoreProduction ${setId} by ${actor}`, () => {
       this.world.schema.production = this.world.snapshots.get(setId);
@@ -341,7 +351,7 @@ export const V2 = { version: "0.2.0", schemaVersion: "1732000000500_release-note
  * The test bed of the upgrade-manager tests: one migrated plum_ops database of the test cluster for the file
  * (a real journal, a real audit log), reset between tests (no unfinished upgrade, no production pointer).
  */
-export function upgradeTestBed(): { readonly sequelize: Sequelize } {
+export function upgradeTestBed(): { readonly sequelize: Sequelize; readonly dbs: FreshDatabases } {
   let dbs: FreshDatabases | undefined;
   let sequelize: Sequelize | undefined;
   before(async () => {
@@ -359,6 +369,9 @@ export function upgradeTestBed(): { readonly sequelize: Sequelize } {
   return {
     get sequelize() {
       return sequelize!;
+    },
+    get dbs() {
+      return dbs!;
     },
   };
 }

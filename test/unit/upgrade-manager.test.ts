@@ -1,5 +1,12 @@
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { expect } from "chai";
 import { AuditLog } from "../../appliance/audit/audit-log.ts";
+import { supportBundleWriter } from "../../appliance/support/support-bundle.ts";
+import { runChild } from "../../lib/child-process.ts";
+import { loadConfig } from "../../lib/config.ts";
+import { waitFor } from "../../lib/wait.ts";
 import { bootAgent, expectAtRest, expectRefusal, FakeWorld, finished, settled, upgradeTestBed, V1, V2 } from "../support/fake-upgrade-host.ts";
 
 /**
@@ -109,6 +116,38 @@ describe("upgrade manager (fake host, real journal)", function () {
     expect(done.report.steps.validate.outcome).to.equal("failed");
     expect(done.report.suites?.release).to.have.length(2);
     await expectAtRest(world, bed.sequelize, { serves: V1.version, schema: V1.schemaVersion });
+  });
+
+  it("a failed upgrade leaves a support bundle, written after its end, whose path is in its report", async () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), "plum-upgrade-bundle-"));
+    try {
+      const config = loadConfig({ PLUM_HOME: home, ...bed.dbs.env });
+      world.writeSupportBundle = async () => (await supportBundleWriter({ config, dir: path.join(home, "support") })).file;
+      world.behaviour.releaseSuitesPass = false;
+      const { manager, journal } = await bootAgent(world, bed.sequelize, V1.version);
+      const u = await manager.start({ version: V2.version, actor: "cli", installed: V1.version });
+      const done = await waitFor(
+        "the support bundle in the report",
+        async () => ((await journal.get(u.id))?.report.supportBundle ? journal.get(u.id) : undefined),
+        {
+          timeoutMs: 20_000,
+        },
+      );
+      await manager.stop();
+      expect(done!.status).to.equal("aborted");
+      const written = done!.report.supportBundle as { file: string };
+      expect(written.file.startsWith(path.join(home, "support"))).to.equal(true);
+      expect(statSync(written.file).mode & 0o777).to.equal(0o600);
+      expect(world.supportBundles).to.deep.equal([u.id]);
+      // The bundle holds the upgrade as it ended: written after the last state, before its own path was added.
+      const listed = await runChild(["tar", "-x", "-z", "-O", "-f", written.file, "upgrades/upgrades.json"], { timeoutMs: 10_000 });
+      const inBundle = JSON.parse(listed.stdout).upgrades.find((x: { id: number }) => x.id === u.id);
+      expect([inBundle.status, inBundle.error]).to.deep.equal(["aborted", done!.error]);
+      const [audited] = await new AuditLog(bed.sequelize).list({ action: "upgrade.support-bundle", limit: 1 });
+      expect(audited.target).to.equal(`upgrade:${u.id}`);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it("refuses too little disk for a staging copy, with the measured numbers", async () => {
