@@ -20,6 +20,7 @@ export const COMMAND_GROUPS: CommandGroup[] = [
   { commands: ["validate", "migrate", "demo-data"], load: () => import("./product-commands.ts") },
   { commands: ["backup", "restore", "drill"], load: () => import("./backup-commands.ts") },
   { commands: ["doctor"], load: () => import("./doctor-command.ts") },
+  { commands: ["status"], load: () => import("./status-command.ts") },
   { commands: ["evidence"], load: () => import("./evidence-commands.ts") },
   { commands: ["release"], load: () => import("./release-commands.ts") },
   { commands: ["upgrade", "rollback"], load: () => import("./upgrade-commands.ts") },

@@ -1,4 +1,4 @@
-import { statfsSync } from "node:fs";
+import { diskSpaceOf, gib } from "../../lib/disk-space.ts";
 import { PlumError } from "../../lib/errors.ts";
 import type { PreflightCheck } from "./check.ts";
 
@@ -9,8 +9,7 @@ export const diskSpace: PreflightCheck = {
   title: `at least ${NEEDED_GIB} GiB free for PLUM_HOME`,
   categories: ["install", "doctor"],
   async run({ config }) {
-    const st = statfsSync(config.home);
-    const freeGiB = (st.bavail * st.bsize) / 2 ** 30;
+    const freeGiB = gib(diskSpaceOf(config.home).freeBytes);
     if (freeGiB < NEEDED_GIB) {
       throw new PlumError(`${freeGiB.toFixed(1)} GiB free on ${config.home}, ${NEEDED_GIB} GiB needed`, {
         hint: "free some space or set PLUM_HOME to a larger volume",
