@@ -43,6 +43,7 @@ import { reloadAgentConfig, type ReloadOutcome } from "./config-reload.ts";
 import { runtimeFor } from "./runtimes/runtime-for.ts";
 import type { RuntimeDriver } from "./runtimes/runtime.ts";
 import { StartList } from "./start-list.ts";
+import { statusGatherer } from "./status/status-gatherer.ts";
 import type { ReleaseCatalogue } from "./upgrade/upgrade-host.ts";
 import { agentUpgradeHost } from "./upgrade/upgrade-host-adapter.ts";
 import { UpgradeJournal } from "./upgrade/upgrade-journal.ts";
@@ -318,13 +319,14 @@ export class Agent {
     const runScheduled = (request: AgentJobRequest) => backupJobs.done(startJob(backupJobs, operations, request, "scheduler").id);
     backupMetrics(registry, backupCtx);
     const scheduler = config.backup.scheduler ? new BackupScheduler(scheduledTasks(config.backup, backupCtx.repos, runScheduled), log) : undefined;
+    const appliance = () => applianceStatus({ config, pg, runtime, production, urls: { proxy: proxyUrl }, startedAt });
     const consoleApp = createConsoleApp({
       ctx,
       logger: log,
       sessionKey: secrets.sessionKey,
       secureCookies: config.console.cookieSecure,
       trustedProxies: config.console.trustedProxies,
-      status: () => applianceStatus({ config, pg, runtime, production, urls: { proxy: proxyUrl }, startedAt }),
+      status: appliance,
       metrics: registry,
       backup: { ctx: backupCtx, jobs: backupJobs, operations, scheduler, signingKey: secrets },
       upgrades: { manager: upgrades, releases, installed: APP_VERSION },
@@ -338,6 +340,7 @@ export class Agent {
         manager: upgrades,
         releases,
         reload: (actor) => reloadAgentConfig({ config, audit, log }, actor),
+        status: statusGatherer({ config, appliance, opsSequelize: sequelize, backup: backupCtx, journal }),
       }),
       log,
     );

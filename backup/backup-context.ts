@@ -7,6 +7,7 @@ import type { PgServer } from "../lib/db/database.ts";
 import { backupSetModel } from "./backup-catalogue.ts";
 import type { Repository } from "./backup-types.ts";
 import { EvidenceLog } from "./evidence/evidence-log.ts";
+import { primaryRepositoryLocation } from "./repository-location.ts";
 import { AppendOnlyServers } from "./restic/append-only-server.ts";
 
 /** The release production runs and the schema version it expects (what a set is tagged with, not the agent's version). */
@@ -51,7 +52,7 @@ export function backupContextFor(opts: {
 }): BackupContext {
   const layout = homeLayout(opts.config.home);
   const passwordFile = path.join(layout.secretsDir, "restic-password");
-  const primary = opts.config.backup.primary ?? path.join(opts.config.home, "backups", "primary");
+  const primary = primaryRepositoryLocation(opts.config);
   const servers = opts.config.backup.appendOnly ? (opts.appendOnly ?? appendOnlyServersFor(opts.config, opts.log)) : undefined;
   const served = (repo: Repository) => (servers ? servers.serve(repo) : repo);
   return {

@@ -22,6 +22,7 @@ export const COMMAND_GROUPS: CommandGroup[] = [
   { commands: ["doctor"], load: () => import("./doctor-command.ts") },
   { commands: ["install", "uninstall", "wait-ready"], load: () => import("./install-commands.ts") },
   { commands: ["support-bundle"], load: () => import("./support-command.ts") },
+  { commands: ["status"], load: () => import("./status-command.ts") },
   { commands: ["evidence"], load: () => import("./evidence-commands.ts") },
   { commands: ["release"], load: () => import("./release-commands.ts") },
   { commands: ["upgrade", "rollback"], load: () => import("./upgrade-commands.ts") },

@@ -79,6 +79,7 @@ export function askedOf(method: string, route: string, body: unknown): Asked {
   if (route === "/releases/import") return { doing: "importing a release", lookAt: `\`plumctl release list\` shows whether it was imported; ${START}` };
   if (route === "/config/reload") return { doing: "reloading plum.yaml", lookAt: `${START}; \`plumctl config check\` checks plum.yaml` };
   if (route === "/jobs") return { doing: "listing its jobs", lookAt: START };
+  if (route === "/status") return { doing: "telling its status", lookAt: START };
   return { doing: `answering ${method} ${route}`, lookAt: START };
 }
 

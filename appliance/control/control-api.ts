@@ -12,6 +12,8 @@ import type { ReleaseStore } from "../releases/release-store.ts";
 import type { ReloadOutcome } from "../config-reload.ts";
 import { configControl } from "./config-control.ts";
 import { releaseControl } from "./release-control.ts";
+import type { StatusReport } from "../status/status-report.ts";
+import { controlRoute } from "./control-route.ts";
 
 /** The actor `plumctl` acts as through the control API (whoever holds the host's control token). */
 export const CONTROL_ACTOR = "cli";
@@ -35,6 +37,8 @@ export function controlApi(deps: {
   audit: AuditLog;
   upgrades?: ConsoleUpgrades & { releases: ReleaseStore };
   reload?: () => Promise<ReloadOutcome>;
+  /** `plumctl status`: read-only. */
+  status?: () => Promise<StatusReport>;
 }): Router {
   const router = express.Router();
   router.use(express.json({ limit: "16kb" }));
@@ -64,6 +68,12 @@ export function controlApi(deps: {
   if (deps.upgrades) router.use(upgradeControl(deps.upgrades, CONTROL_ACTOR));
   if (deps.upgrades) router.use(releaseControl({ upgrades: deps.upgrades, audit: deps.audit }, CONTROL_ACTOR));
   if (deps.reload) router.use(configControl(deps.reload));
+  const status = deps.status;
+  if (status)
+    router.get(
+      "/status",
+      controlRoute(() => status()),
+    );
   return router;
 }
 

@@ -1,25 +1,14 @@
 import { hostname } from "node:os";
 import type { ChainAnchor } from "../../lib/chain-anchors.ts";
-import type { PlumConfig } from "../../lib/config.ts";
 import { APP_VERSION } from "../../lib/version.ts";
 import type { BackupSet } from "../backup-catalogue.ts";
-import type { BackupContext } from "../backup-context.ts";
-import {
-  controlLookbackHours,
-  evaluateControls,
-  repositoryStorage,
-  type BackupPolicy,
-  type ControlResult,
-  type EvidenceFact,
-  type RepositoryEncryption,
-  type SetFact,
-} from "./controls.ts";
+import { controlJudgement, factOf, policyOf, type EvidenceSource } from "./control-judgement.ts";
+import { controlLookbackHours, type BackupPolicy, type ControlResult, type RepositoryEncryption } from "./controls.ts";
 import type { EvidenceRow } from "./evidence-log.ts";
 import { publicKeyFingerprint, type EmbeddedSignature } from "./evidence-signature.ts";
-import { repositoryEncryption } from "./repository-encryption.ts";
 
 /** What an export reads: the policy, the repositories, the catalogue and the evidence log. */
-export type EvidenceSource = Pick<BackupContext, "config" | "repos" | "sets" | "evidence">;
+export type { EvidenceSource };
 
 export interface ExportedRecord {
   id: number;
@@ -99,27 +88,6 @@ export interface EvidenceReport {
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 const num = (v: string | number | null | undefined) => (v === null || v === undefined ? null : Number(v));
 
-export function policyOf(config: PlumConfig): BackupPolicy {
-  const { schedule, checkSchedule, drillSchedule, retention, rpoHours, rtoMinutes, offsiteMaxAgeHours, drillMaxAgeDays } = config.backup;
-  return { schedule, checkSchedule, drillSchedule, retention: { ...retention }, rpoHours, rtoMinutes, offsiteMaxAgeHours, drillMaxAgeDays };
-}
-
-function factOf(row: EvidenceRow): EvidenceFact {
-  return { id: row.id, at: row.at, kind: row.kind, outcome: row.outcome, setId: row.set_id, repository: row.repository, detail: row.detail ?? {} };
-}
-
-/** When each set was first listed by a forget record (`detail.forgotten`: set ids). */
-function forgottenTimes(forgets: EvidenceRow[]): Map<string, Date> {
-  const at = new Map<string, Date>();
-  for (const f of forgets) {
-    for (const id of Array.isArray(f.detail?.forgotten) ? (f.detail.forgotten as unknown[]) : []) {
-      const prev = at.get(String(id));
-      if (!prev || f.at < prev) at.set(String(id), f.at);
-    }
-  }
-  return at;
-}
-
 function runOf(set: BackupSet, records: ExportedRecord[]): RunView {
   return {
     setId: set.id,
@@ -185,24 +153,8 @@ export async function evidenceReportBuilder(props: {
     hash: row.hash,
     hashedRecord: source.evidence.chain.hashedRecord(row),
   }));
-  const forgotten = forgottenTimes(await source.evidence.list({ kind: "forget", limit: 100_000 }));
   const allSets = await source.sets.findAll({ order: [["startedAt", "ASC"]] });
-  const setFacts: SetFact[] = allSets
-    .filter((s) => s.startedAt < to)
-    .map((s) => ({ id: s.id, status: s.status, startedAt: s.startedAt, finishedAt: s.finishedAt, forgottenAt: forgotten.get(s.id) ?? null }));
-
-  const facts = rows.map(factOf);
-  const repos = [source.repos.primary, ...(source.repos.secondary ? [source.repos.secondary] : [])];
-  const repositories = repos.map((repo) => repositoryEncryption(repo, facts));
-  const controls = evaluateControls({
-    asOf,
-    policy,
-    secondaryConfigured: !!source.repos.secondary,
-    records: facts,
-    sets: setFacts,
-    encryption: repositories,
-    storage: repos.map(repositoryStorage),
-  });
+  const { repositories, controls } = await controlJudgement({ source, asOf, rows, sets: allSets, setsBefore: to });
   const inPeriod = records.filter((r) => r.at >= from.toISOString());
 
   return {

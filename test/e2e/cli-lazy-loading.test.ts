@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -27,6 +27,11 @@ const EVERY_COMMAND = [
   "restore",
   "drill",
   "doctor",
+  "install",
+  "uninstall",
+  "wait-ready",
+  "support-bundle",
+  "status",
   "evidence",
   "release",
   "upgrade",
@@ -97,6 +102,23 @@ describe("plumctl loads command groups lazily", function () {
     expect(inTree).to.include("cli/serve-command.ts");
     expect(inTree.filter((p) => /^(appliance|backup|installer)\//.test(p))).to.deep.equal([]);
     expect(ours.filter((u) => u.includes("/node_modules/pdfkit/"))).to.deep.equal([]);
+  });
+
+  it("`plumctl status` with no agent answers having loaded no database driver, web server or agent module", async () => {
+    const log = path.join(dir, "status-modules.log");
+    const res = spawnSync(
+      process.execPath,
+      ["--import", path.join(APP_ROOT, "test", "support", "module-recorder.mjs"), path.join(APP_ROOT, "bin", "plumctl.js"), "status", "--json"],
+      { cwd: APP_ROOT, env: { ...process.env, PLUM_HOME: dir, PLUM_TEST_MODULE_LOG: log }, encoding: "utf8", timeout: 60_000 },
+    );
+    expect(res.status, res.stderr).to.equal(1);
+    expect((JSON.parse(res.stdout) as { reasons: string[] }).reasons).to.deep.equal(["the agent is not running"]);
+    const loaded = [...new Set(readFileSync(log, "utf8").split("\n").filter(Boolean))];
+    const root = new URL(`file://${APP_ROOT}/`).href;
+    expect(loaded.filter((u) => /\/node_modules\/(sequelize|pg|express|dockerode|pdfkit)\//.test(u))).to.deep.equal([]);
+    const inTree = loaded.filter((u) => u.startsWith(root) && !u.includes("/node_modules/")).map((u) => u.slice(root.length));
+    expect(inTree).to.include("cli/status-command.ts");
+    expect(inTree.filter((p) => /^appliance\/(agent|production|console\/app|status\/status-gatherer)\.ts$/.test(p))).to.deep.equal([]);
   });
 
   it("`plumctl --help` still lists every command", async () => {
