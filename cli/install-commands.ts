@@ -6,24 +6,14 @@ import { createInterface } from "node:readline/promises";
 import { describeError, PlumError } from "../lib/errors.ts";
 import { APP_ROOT, CODE_ROOT, resolveHome } from "../lib/paths.ts";
 import { APP_VERSION } from "../lib/version.ts";
-import { passwordResetter } from "../appliance/console/commands/user-commands.ts";
-import { withOpsDatabase } from "../appliance/ops-database.ts";
-import {
-  bundleSource,
-  InstallChecksFailed,
-  installChecks,
-  installedConfig,
-  installTasks,
-  readInstallRecord,
-  type InstallOutcome,
-  type InstallSource,
-} from "../installer/install.ts";
-import { INSTALL_PATHS, releaseDirOf } from "../installer/install-layout.ts";
-import { waitUntilServing } from "../installer/serving.ts";
-import { runTasks, taskLog, type TaskEvent } from "../installer/tasks.ts";
-import { purgeTargets, uninstallTasks, type UninstallOutcome } from "../installer/uninstall.ts";
 import type { DoctorResult } from "../appliance/support/support-bundle.ts";
+import type { InstallOutcome, InstallSource } from "../installer/install.ts";
+import { INSTALL_PATHS, releaseDirOf } from "../installer/install-layout.ts";
+import type { TaskEvent } from "../installer/tasks.ts";
+import type { UninstallOutcome } from "../installer/uninstall.ts";
 
+// The service's ExecStartPost runs `wait-ready` at every start: this module loads only what that needs;
+// install and uninstall load the checks, the task lists and the ops database when they run.
 const HOST_ADMIN = { id: 0, username: "cli", role: "admin" as const };
 
 function requireRoot(what: string): void {
@@ -46,7 +36,8 @@ function printEvent(e: TaskEvent): void {
 }
 
 /** The log of one run, in /var/log/plum (made 0750 now if it is not there: the failure that needs it may come first). */
-function runLog(kind: string) {
+async function runLog(kind: string) {
+  const { taskLog } = await import("../installer/tasks.ts");
   mkdirSync(INSTALL_PATHS.logDir, { recursive: true, mode: 0o750 });
   return taskLog(path.join(INSTALL_PATHS.logDir, `${kind}-${new Date().toISOString().replace(/[:.]/g, "-")}.log`));
 }
@@ -63,6 +54,11 @@ function installedSource(): InstallSource {
 
 /** The admin's one-time password while it has not been changed (a new one: the first one went nowhere). */
 async function firstSignIn(): Promise<{ username: string; oneTimePassword: string } | undefined> {
+  const [{ installedConfig }, { withOpsDatabase }, { passwordResetter }] = await Promise.all([
+    import("../installer/install.ts"),
+    import("../appliance/ops-database.ts"),
+    import("../appliance/console/commands/user-commands.ts"),
+  ]);
   const config = installedConfig(INSTALL_PATHS);
   return withOpsDatabase(config, async (db) => {
     const admin = await db.models.User.findOne({ where: { username: "admin" } });
@@ -74,6 +70,7 @@ async function firstSignIn(): Promise<{ username: string; oneTimePassword: strin
 }
 
 async function confirmPurge(yes: boolean): Promise<void> {
+  const { purgeTargets } = await import("../installer/uninstall.ts");
   const host = hostname();
   if (yes) return;
   if (!process.stdin.isTTY)
@@ -102,6 +99,10 @@ export function register(program: Command): void {
     .option("--no-start", "write and enable everything, do not start the service")
     .action(async (opts: { from?: string; start: boolean }) => {
       requireRoot("install");
+      const [{ bundleSource, InstallChecksFailed, installChecks, installTasks, readInstallRecord }, { runTasks }] = await Promise.all([
+        import("../installer/install.ts"),
+        import("../installer/tasks.ts"),
+      ]);
       const source = opts.from ? bundleSource(path.resolve(opts.from)) : installedSource();
       process.stdout.write(`Installing the Plum appliance ${source.version}\n\nChecks:\n`);
       try {
@@ -110,7 +111,7 @@ export function register(program: Command): void {
         if (err instanceof InstallChecksFailed) printChecks(err.results);
         throw err;
       }
-      const log = runLog("install");
+      const log = await runLog("install");
       const before = readInstallRecord(INSTALL_PATHS);
       const outcome: InstallOutcome = { fresh: before.versions.length === 0, record: before };
       process.stdout.write(`\nSteps (details in ${log.file}):\n`);
@@ -150,7 +151,8 @@ export function register(program: Command): void {
       if (opts.yesDestroyData && !opts.purge) throw new PlumError("--yes-destroy-data confirms --purge: give both, or neither");
       if (opts.purge) await confirmPurge(opts.yesDestroyData ?? false);
       await printRecoveryKit(opts.purge ?? false);
-      const log = runLog("uninstall");
+      const log = await runLog("uninstall");
+      const [{ uninstallTasks }, { runTasks }] = await Promise.all([import("../installer/uninstall.ts"), import("../installer/tasks.ts")]);
       const out: UninstallOutcome = { removed: [], kept: [], packagesLeft: [] };
       process.stdout.write(`\nSteps (details in ${log.file}):\n`);
       await runTasks(uninstallTasks(INSTALL_PATHS, { purge: opts.purge ?? false }, out), log, printEvent);
@@ -169,6 +171,7 @@ export function register(program: Command): void {
       const seconds = Number(opts.timeout);
       if (!Number.isInteger(seconds) || seconds <= 0)
         throw new PlumError(`--timeout ${opts.timeout} is not a number of seconds`, { hint: "e.g. --timeout 600" });
+      const { waitUntilServing } = await import("../installer/serving.ts");
       const serving = await waitUntilServing(resolveHome(), seconds * 1000);
       process.stdout.write(`serving: ${serving.proxyUrl} (console ${serving.consoleUrl})\n`);
     });
@@ -180,10 +183,11 @@ export function register(program: Command): void {
  */
 async function printRecoveryKit(purge: boolean): Promise<void> {
   try {
-    const [{ recoveryKit }, { withBackupContext }, { readFileSync }] = await Promise.all([
+    const [{ recoveryKit }, { withBackupContext }, { readFileSync }, { installedConfig }] = await Promise.all([
       import("../backup/recovery-kit.ts"),
       import("./with-backup-context.ts"),
       import("node:fs"),
+      import("../installer/install.ts"),
     ]);
     const doc = readFileSync(path.join(CODE_ROOT, "backup", "restore", "plain-restore.md"), "utf8");
     const kit = await withBackupContext(installedConfig(INSTALL_PATHS), async (ctx, db) => {

@@ -121,6 +121,19 @@ describe("plumctl loads command groups lazily", function () {
     expect(inTree.filter((p) => /^appliance\/(agent|production|console\/app|status\/status-gatherer)\.ts$/.test(p))).to.deep.equal([]);
   });
 
+  it("`plumctl wait-ready` (the service's start check) loads no database driver, web server or agent module", async () => {
+    const log = path.join(dir, "wait-ready-modules.log");
+    const res = spawnSync(
+      process.execPath,
+      ["--import", path.join(APP_ROOT, "test", "support", "module-recorder.mjs"), path.join(APP_ROOT, "bin", "plumctl.js"), "wait-ready", "--timeout", "1"],
+      { cwd: APP_ROOT, env: { ...process.env, PLUM_HOME: dir, PLUM_TEST_MODULE_LOG: log }, encoding: "utf8", timeout: 60_000 },
+    );
+    expect(res.status, res.stderr).to.equal(1);
+    expect(res.stderr).to.contain("waiting for the agent to serve").and.to.contain("agent.json");
+    const loaded = [...new Set(readFileSync(log, "utf8").split("\n").filter(Boolean))];
+    expect(loaded.filter((u) => /\/node_modules\/(sequelize|pg|express|dockerode|pdfkit|argon2|zod)\//.test(u))).to.deep.equal([]);
+  });
+
   it("`plumctl --help` still lists every command", async () => {
     const res = await plumctl(["--help"], {});
     expect(res.code, res.stderr).to.equal(0);
