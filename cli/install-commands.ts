@@ -35,11 +35,11 @@ function printEvent(e: TaskEvent): void {
   else process.stdout.write(`  ! could not undo: ${e.title}: ${e.error instanceof Error ? e.error.message : String(e.error)}\n`);
 }
 
-/** The log of one run, in /var/log/plum (made 0750 now if it is not there: the failure that needs it may come first). */
-async function runLog(kind: string) {
+/** The log of one run, in /var/log/plum by default (made 0750 now if it is not there: the failure that needs it may come first). */
+async function runLog(kind: string, dir: string = INSTALL_PATHS.logDir) {
   const { taskLog } = await import("../installer/tasks.ts");
-  mkdirSync(INSTALL_PATHS.logDir, { recursive: true, mode: 0o750 });
-  return taskLog(path.join(INSTALL_PATHS.logDir, `${kind}-${new Date().toISOString().replace(/[:.]/g, "-")}.log`));
+  mkdirSync(dir, { recursive: true, mode: 0o750 });
+  return taskLog(path.join(dir, `plum-${kind}-${new Date().toISOString().replace(/[:.]/g, "-")}.log`));
 }
 
 /** A repair from the release this plumctl runs from (/opt/plum/<version>/app). */
@@ -151,7 +151,8 @@ export function register(program: Command): void {
       if (opts.yesDestroyData && !opts.purge) throw new PlumError("--yes-destroy-data confirms --purge: give both, or neither");
       if (opts.purge) await confirmPurge(opts.yesDestroyData ?? false);
       await printRecoveryKit(opts.purge ?? false);
-      const log = await runLog("uninstall");
+      // A purge removes /var/log/plum: its own log goes where it stays.
+      const log = await runLog("uninstall", opts.purge ? "/var/tmp" : INSTALL_PATHS.logDir);
       const [{ uninstallTasks }, { runTasks }] = await Promise.all([import("../installer/uninstall.ts"), import("../installer/tasks.ts")]);
       const out: UninstallOutcome = { removed: [], kept: [], packagesLeft: [] };
       process.stdout.write(`\nSteps (details in ${log.file}):\n`);
@@ -172,7 +173,9 @@ export function register(program: Command): void {
       if (!Number.isInteger(seconds) || seconds <= 0)
         throw new PlumError(`--timeout ${opts.timeout} is not a number of seconds`, { hint: "e.g. --timeout 600" });
       const { waitUntilServing } = await import("../installer/serving.ts");
-      const serving = await waitUntilServing(resolveHome(), seconds * 1000);
+      // systemd gives ExecStartPost= the service's main pid as MAINPID: an agent that exits ends the wait at once.
+      const agentPid = process.env.MAINPID ? Number(process.env.MAINPID) : undefined;
+      const serving = await waitUntilServing(resolveHome(), seconds * 1000, { agentPid });
       process.stdout.write(`serving: ${serving.proxyUrl} (console ${serving.consoleUrl})\n`);
     });
 }

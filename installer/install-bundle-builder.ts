@@ -80,8 +80,10 @@ export async function buildInstallBundle(opts: InstallBundleOptions): Promise<Bu
     mkdirSync(bundleDir);
     writeFileSync(path.join(stage, "package.json"), JSON.stringify({ ...pkg, version: opts.version }, null, 2) + "\n");
     let distParent = stage;
-    if (opts.compiledDist) distParent = path.dirname(path.resolve(opts.compiledDist));
-    else await compileDist(sourceDir, path.join(stage, "dist"));
+    if (opts.compiledDist) {
+      if (path.basename(opts.compiledDist) !== "dist") throw new PlumError(`compiledDist must be a folder named dist, not ${opts.compiledDist}`);
+      distParent = path.dirname(path.resolve(opts.compiledDist));
+    } else await compileDist(sourceDir, path.join(stage, "dist"));
     const compiled = Date.now();
 
     const closure = await packageClosure(HOST_PACKAGES);

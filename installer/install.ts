@@ -200,7 +200,7 @@ export function installTasks(p: InstallPaths, source: InstallSource, opts: { sta
           throw new PlumError(`${releaseDir} is missing or incomplete, and this install has no bundle to take it from`, {
             hint: `run install.sh from plum-install-${source.version}.tar to repair it`,
           });
-        folder(p.optDir, 0o755);
+        const opt = folder(p.optDir, 0o755);
         const partial = `${releaseDir}.partial-${process.pid}`;
         rmSync(partial, { recursive: true, force: true });
         rmSync(releaseDir, { recursive: true, force: true });
@@ -209,7 +209,7 @@ export function installTasks(p: InstallPaths, source: InstallSource, opts: { sta
         chmodSync(partial, 0o755);
         writeFileSync(path.join(partial, ".installed"), `${new Date().toISOString()}\n`, { mode: 0o644 });
         renameSync(partial, releaseDir);
-        return { said: "installed", undo: async () => rmSync(releaseDir, { recursive: true, force: true }) };
+        return { said: "installed", undo: async () => rmSync(opt.created ? p.optDir : releaseDir, { recursive: true, force: true }) };
       },
     },
     {
@@ -297,7 +297,7 @@ export function installTasks(p: InstallPaths, source: InstallSource, opts: { sta
     },
     {
       title: "start the service and wait until it serves",
-      async run() {
+      async run(log: TaskLog) {
         if (!opts.start) {
           outcome.notStarted = "--no-start: start it with `systemctl start plum`";
           return { said: "skipped (--no-start)" };
@@ -307,8 +307,17 @@ export function installTasks(p: InstallPaths, source: InstallSource, opts: { sta
           return { said: "skipped: systemd is not running here" };
         }
         // restart, not start: a repair applies a new unit or release to a running service.
-        await systemctl(["restart", p.unitName], 12 * 60_000);
-        const serving = await waitUntilServing(p.home, 60_000);
+        let serving;
+        try {
+          await systemctl(["restart", p.unitName], 12 * 60_000);
+          serving = await waitUntilServing(p.home, 60_000);
+        } catch (err) {
+          // A unit that failed to start keeps restarting (Restart=on-failure): stop it before the steps are undone.
+          await systemctl(["stop", p.unitName], 5 * 60_000).catch(() => undefined);
+          const journal = await runChild(["journalctl", "-u", p.unitName, "-n", "40", "--no-pager"], { timeoutMs: 15_000 }).catch(() => undefined);
+          if (journal) log.write(`journalctl -u ${p.unitName}:\n${journal.stdout}`);
+          throw err;
+        }
         outcome.serving = { proxyUrl: serving.proxyUrl, consoleUrl: serving.consoleUrl };
         return { said: `serving on ${serving.proxyUrl}`, undo: async () => void (await systemctl(["stop", p.unitName], 5 * 60_000)) };
       },

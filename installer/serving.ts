@@ -1,5 +1,7 @@
 import { runningAgent, type AgentEndpoint } from "../appliance/control/control-client.ts";
+import { PlumError } from "../lib/errors.ts";
 import { homeLayout } from "../lib/paths.ts";
+import { isAlive } from "../lib/processes.ts";
 import { waitFor } from "../lib/wait.ts";
 
 async function answers(url: string, ok: (status: number) => boolean): Promise<boolean> {
@@ -17,11 +19,16 @@ async function answers(url: string, ok: (status: number) => boolean): Promise<bo
  * production instance, and the console answers. Resolves with where they listen; a timeout names what was
  * last missing.
  */
-export async function waitUntilServing(home: string, timeoutMs: number): Promise<AgentEndpoint & { proxyUrl: string }> {
+export async function waitUntilServing(home: string, timeoutMs: number, opts: { agentPid?: number } = {}): Promise<AgentEndpoint & { proxyUrl: string }> {
   const runDir = homeLayout(home).runDir;
+  let gone: PlumError | undefined;
   return waitFor(
     "the agent to serve (edge proxy /readyz and the ops console)",
     async () => {
+      if (opts.agentPid !== undefined && !isAlive(opts.agentPid)) {
+        gone = new PlumError(`the agent (pid ${opts.agentPid}) exited before it served`, { hint: "journalctl -u plum -n 50 says why" });
+        throw gone;
+      }
       const agent = runningAgent(runDir);
       if (!agent) throw new Error(`no running agent has written ${runDir}/agent.json yet`);
       if (!agent.proxyUrl) throw new Error("the agent names no edge proxy");
@@ -29,6 +36,6 @@ export async function waitUntilServing(home: string, timeoutMs: number): Promise
       if (!(await answers(agent.consoleUrl, (s) => s < 500))) throw new Error(`the ops console ${agent.consoleUrl} does not answer yet`);
       return { ...agent, proxyUrl: agent.proxyUrl };
     },
-    { timeoutMs, firstDelayMs: 200, maxDelayMs: 2000 },
+    { timeoutMs, firstDelayMs: 200, maxDelayMs: 2000, fatal: (err) => err === gone },
   );
 }

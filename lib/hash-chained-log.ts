@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
+import { QueryTypes, Transaction, type Sequelize } from "sequelize";
 import { ChainVerifier, chainHash, GENESIS_HASH, type ChainVerdict } from "./hash-chain.ts";
 
 /** A row as stored: the entry's columns plus id, time and the chain's two hashes. */
@@ -118,10 +118,11 @@ export class HashChainedLog<E extends Record<string, unknown>> {
   }
 
   /** The committed head of the chain; undefined before its first row. */
-  async head(): Promise<ChainHead | undefined> {
+  async head(transaction?: Transaction): Promise<ChainHead | undefined> {
     const [head] = await this.sequelize.query<{ last_id: string; last_hash: string }>("select last_id, last_hash from hash_chain_heads where chain = :chain", {
       replacements: { chain: this.opts.chain },
       type: QueryTypes.SELECT,
+      transaction,
     });
     return head ? { lastId: Number(head.last_id), lastHash: head.last_hash } : undefined;
   }
@@ -170,18 +171,23 @@ export class HashChainedLog<E extends Record<string, unknown>> {
 
   /** Walk the whole chain in id order; the verdict names the first bad row. */
   async verify(pageSize = 2000): Promise<ChainVerdict> {
-    const verifier = new ChainVerifier();
-    let after = 0;
-    for (;;) {
-      const page = await this.sequelize.query<Record<string, unknown>>(`select * from ${this.opts.table} where id > :after order by id limit :limit`, {
-        replacements: { after, limit: pageSize },
-        type: QueryTypes.SELECT,
-      });
-      if (page.length === 0) break;
-      const rows = page.map((r) => this.fromDb(r));
-      if (!verifier.feed(rows.map((r) => ({ id: r.id, prevHash: r.prevHash, hash: r.hash, record: this.hashedRecord(r) })))) break;
-      after = rows[rows.length - 1].id;
-    }
-    return verifier.finish(await this.head());
+    // One snapshot for the rows and the head: a row appended while the pages are read is in neither (read
+    // apart, it would be in the head and not in the rows read, which looks like a row gone missing).
+    return this.sequelize.transaction({ isolationLevel: Transaction.ISOLATION_LEVELS.REPEATABLE_READ }, async (transaction) => {
+      const verifier = new ChainVerifier();
+      let after = 0;
+      for (;;) {
+        const page = await this.sequelize.query<Record<string, unknown>>(`select * from ${this.opts.table} where id > :after order by id limit :limit`, {
+          replacements: { after, limit: pageSize },
+          type: QueryTypes.SELECT,
+          transaction,
+        });
+        if (page.length === 0) break;
+        const rows = page.map((r) => this.fromDb(r));
+        if (!verifier.feed(rows.map((r) => ({ id: r.id, prevHash: r.prevHash, hash: r.hash, record: this.hashedRecord(r) })))) break;
+        after = rows[rows.length - 1].id;
+      }
+      return verifier.finish(await this.head(transaction));
+    });
   }
 }

@@ -10,7 +10,13 @@ export { sleep };
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined>,
-  opts: { timeoutMs: number; firstDelayMs?: number; maxDelayMs?: number },
+  opts: {
+    timeoutMs: number;
+    firstDelayMs?: number;
+    maxDelayMs?: number;
+    /** What `probe` may throw that no retry mends (the server it waits for has exited): thrown at once. */
+    fatal?: (err: unknown) => boolean;
+  },
 ): Promise<T> {
   const deadline = Date.now() + opts.timeoutMs;
   let delay = opts.firstDelayMs ?? 50;
@@ -21,6 +27,7 @@ export async function waitFor<T>(
       if (value !== undefined) return value;
       lastStatus = "not ready";
     } catch (err) {
+      if (opts.fatal?.(err)) throw err;
       lastStatus = err instanceof Error ? err.message : String(err);
     }
     const left = deadline - Date.now();

@@ -197,15 +197,17 @@ export class EmbeddedPostgres {
     this.child = child;
     let exited: string | undefined;
     child.once("exit", (code, signal) => (exited = `exited with ${signal ?? code}`));
+    let exitError: PlumError | undefined;
     await waitFor(
       `the embedded PostgreSQL to accept connections on 127.0.0.1:${this.opts.port}`,
       async () => {
         if (exited) {
           const tail = readFileSync(this.opts.logFile, "utf8").split("\n").slice(-12).join("\n");
-          throw new PlumError(`the embedded PostgreSQL server ${exited}`, {
+          exitError = new PlumError(`the embedded PostgreSQL server ${exited}`, {
             detail: tail,
             hint: `see ${this.opts.logFile}; if the port is taken, set database.embedded.port or PLUM_PG_PORT`,
           });
+          throw exitError;
         }
         const client = new pg.Client({
           host: "127.0.0.1",
@@ -223,9 +225,10 @@ export class EmbeddedPostgres {
           await client.end().catch(() => undefined);
         }
       },
-      { timeoutMs: 60_000 },
+      // A server that exited does not come back by waiting: say why at once, not after the deadline.
+      { timeoutMs: 60_000, fatal: (err) => err === exitError },
     ).catch((err) => {
-      if (err instanceof PlumError && err.message.includes("exited")) throw err;
+      if (err === exitError) throw err;
       child.kill("SIGKILL");
       throw err;
     });
