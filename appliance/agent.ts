@@ -45,9 +45,16 @@ import type { RuntimeDriver } from "./runtimes/runtime.ts";
 import { StartList } from "./start-list.ts";
 import { statusGatherer } from "./status/status-gatherer.ts";
 import type { ReleaseCatalogue } from "./upgrade/upgrade-host.ts";
+import type { DoctorChecks } from "./support/support-bundle.ts";
 import { agentUpgradeHost } from "./upgrade/upgrade-host-adapter.ts";
 import { UpgradeJournal } from "./upgrade/upgrade-journal.ts";
 import { UpgradeManager } from "./upgrade/upgrade-manager.ts";
+
+/** What the command that starts the agent brings from the layers above it. */
+export interface AgentOptions {
+  /** The `doctor` preflight checks (installer/), for the support bundle of an unsuccessful upgrade. */
+  doctor?: DoctorChecks;
+}
 
 /** What a started agent is made of; every part exists once the start list has run. */
 interface AgentParts {
@@ -123,7 +130,7 @@ export class Agent {
    * recovery, the product database (created if missing, migrated), audit, backup agent, proxy, production,
    * upgrade manager, console and control listener, backup schedule, watch.
    */
-  static async start(config: PlumConfig, secrets: Secrets, log: Logger): Promise<Agent> {
+  static async start(config: PlumConfig, secrets: Secrets, log: Logger, options: AgentOptions = {}): Promise<Agent> {
     const startedAt = new Date();
     const layout = homeLayout(config.home);
     const steps = new StartList(log);
@@ -296,7 +303,10 @@ export class Agent {
       if (job.status !== "succeeded") throw new Error(`${job.label} failed: ${job.error ?? "see the Backups page"}`);
       return job.result;
     };
-    const upgrades = new UpgradeManager(agentUpgradeHost({ config, log, audit, pg, roles, runtime, production, releases: catalogue, runJob }), journal);
+    const upgrades = new UpgradeManager(
+      agentUpgradeHost({ config, log, audit, pg, roles, runtime, production, releases: catalogue, runJob, doctor: options.doctor }),
+      journal,
+    );
 
     await steps.run(
       "production",

@@ -7,6 +7,7 @@ import { createLogger } from "../lib/logger.ts";
 import { APP_VERSION } from "../lib/version.ts";
 import { Agent } from "../appliance/agent.ts";
 import { controlAddressText } from "../appliance/control/control-client.ts";
+import { runChecks } from "../installer/checks/run-checks.ts";
 import { describeReload } from "./config-reload-format.ts";
 
 function banner(agent: Agent): string {
@@ -43,7 +44,8 @@ export function register(program: Command): void {
       const { secrets } = prepareHome();
       const config = loadConfig();
       const log = createLogger("agent", { level: config.log.level, logDir: homeLayout(config.home).logsDir });
-      const agent = await Agent.start(config, secrets, log);
+      // The checks are installer/'s, above the agent's layer: a failed upgrade's support bundle gets them this way.
+      const agent = await Agent.start(config, secrets, log, { doctor: () => runChecks("doctor", { config }) });
       process.stdout.write(banner(agent) + "\n");
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {

@@ -23,6 +23,7 @@ import { evidenceRoutes, type EvidenceSigningKey } from "./routes/evidence-route
 import { releaseRoutes } from "./routes/release-routes.ts";
 import { upgradeHistoryRoutes } from "./routes/upgrade-history-routes.ts";
 import { upgradeRoutes } from "./routes/upgrade-routes.ts";
+import { supportBundleRoutes } from "./routes/support-bundle-routes.ts";
 import { bundleUpload } from "./uploads/bundle-upload.ts";
 import { userRoutes } from "./routes/user-routes.ts";
 import type { StatusProvider } from "./status.ts";
@@ -106,6 +107,7 @@ export function createConsoleApp(deps: ConsoleAppDeps): Express {
     releaseRoutes(guarded, deps.ctx, deps.upgrades);
     upgradeRoutes(guarded, deps.upgrades);
     upgradeHistoryRoutes(guarded, deps.upgrades.manager);
+    supportBundleRoutes(guarded, deps.ctx, deps.upgrades.manager.supportDir);
   }
   app.use(guarded);
 

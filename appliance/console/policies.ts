@@ -1,10 +1,24 @@
 import { definePolicies } from "../../lib/http/policies.ts";
 
 export type Action = "read" | "export" | "create" | "update" | "delete" | "operate" | "approve";
-export type Subject = "Dashboard" | "AuditLog" | "User" | "Instance" | "Config" | "Backup" | "Restore" | "Drill" | "Evidence" | "Release" | "Upgrade";
+export type Subject =
+  "Dashboard" | "AuditLog" | "User" | "Instance" | "Config" | "Backup" | "Restore" | "Drill" | "Evidence" | "Release" | "Upgrade" | "SupportBundle";
 
 const EVERY_ACTION: Action[] = ["read", "export", "create", "update", "delete", "operate", "approve"];
-const EVERY_SUBJECT: Subject[] = ["Dashboard", "AuditLog", "User", "Instance", "Config", "Backup", "Restore", "Drill", "Evidence", "Release", "Upgrade"];
+const EVERY_SUBJECT: Subject[] = [
+  "Dashboard",
+  "AuditLog",
+  "User",
+  "Instance",
+  "Config",
+  "Backup",
+  "Restore",
+  "Drill",
+  "Evidence",
+  "Release",
+  "Upgrade",
+  "SupportBundle",
+];
 
 const policies = definePolicies<Action, Subject>({
   verbs: { read: "view", export: "export", create: "create", update: "change", delete: "delete", operate: "operate", approve: "approve" },
@@ -20,6 +34,7 @@ const policies = definePolicies<Action, Subject>({
     Evidence: "backup evidence",
     Release: "releases",
     Upgrade: "upgrades",
+    SupportBundle: "support bundles",
   },
   whoToAsk: "Ask an admin if you need this.",
 });
@@ -42,5 +57,9 @@ policies.allow("auditor", ["read", "export"], ["Evidence"]);
 // and confirming a restore that loses the write window ("approve") stay with admins, who have every action.
 policies.allow("operator", ["read", "operate"], ["Release", "Upgrade"]);
 policies.allow("auditor", ["read"], ["Release", "Upgrade"]);
+// Support bundles (a failed upgrade's, for the vendor): admins only, by granting nobody else. Their known secrets
+// are masked, but a bundle is still a map of the whole installation (configuration, hosts, repository locations,
+// log tails, audit rows with names and addresses) and the masking only catches the secrets it knows or
+// recognises; handing that to a vendor is an admin's decision. Auditors have the signed evidence for their part.
 
 export const { can, authorize } = policies;

@@ -24,17 +24,22 @@ export interface DoctorResult {
   hint?: string;
 }
 
+/** The `doctor` category of the preflight checks, run when a bundle is made (they live in installer/, above appliance/). */
+export type DoctorChecks = () => Promise<DoctorResult[]>;
+
 export interface SupportBundleOptions {
   config: PlumConfig;
   /** The file to write; default plum-support-<hostname>-<UTC time>.tar.gz in `dir`. */
   out?: string;
   /** Where the default file name goes; default the current directory. */
   dir?: string;
+  /** What the bundle is for, in the default file name ("upgrade-12-aborted"). */
+  label?: string;
   now?: Date;
   env?: NodeJS.ProcessEnv;
   logTailKib?: number;
   /** The `doctor` category of the preflight checks: they live in installer/, above this layer, so the caller runs them. */
-  doctor?: () => Promise<DoctorResult[]>;
+  doctor?: DoctorChecks;
   /** STATUS: `plumctl status --json` (issue 13, item 3) goes into status.json through this; until a caller passes it, collection.json says so. */
   status?: () => Promise<unknown>;
 }
@@ -53,8 +58,10 @@ const stamp = (at: Date) =>
     .replace(/[-:]/g, "")
     .replace(/\.\d+Z$/, "Z");
 
-export function defaultBundleName(at: Date, host = os.hostname()): string {
-  return `plum-support-${host.replace(/[^A-Za-z0-9.-]/g, "_")}-${stamp(at)}.tar.gz`;
+/** plum-support-<host>[-<label>]-<UTC time>.tar.gz: what it is for in the name, where one second may see two. */
+export function defaultBundleName(at: Date, host = os.hostname(), label?: string): string {
+  const safe = (text: string) => text.replace(/[^A-Za-z0-9.-]/g, "_");
+  return `plum-support-${safe(host)}${label ? `-${safe(label)}` : ""}-${stamp(at)}.tar.gz`;
 }
 
 function doctorText(results: DoctorResult[]): string {
@@ -154,7 +161,7 @@ export async function supportBundleWriter(opts: SupportBundleOptions): Promise<S
       content: Buffer.from(JSON.stringify({ note: "what was masked where: the kind of secret and how often, never its value", redactions }, null, 2) + "\n"),
     });
 
-    const file = path.resolve(opts.out ?? path.join(opts.dir ?? process.cwd(), defaultBundleName(now)));
+    const file = path.resolve(opts.out ?? path.join(opts.dir ?? process.cwd(), defaultBundleName(now, undefined, opts.label)));
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     // "wx": never overwrite a file that is there (a bundle is handed out; another one may be on its way).
     writeFileSync(file, tarGz(members, now), { mode: 0o600, flag: "wx" });

@@ -5,7 +5,7 @@ import { connectAdmin, connectionUrl, type PgServer } from "../../lib/db/databas
 import { applyProductPrivileges, roleServer, type ProductRoles } from "../../lib/db/product-roles.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { homeLayout } from "../../lib/paths.ts";
-import { supportBundleWriter } from "../support/support-bundle.ts";
+import { supportBundleWriter, type DoctorChecks } from "../support/support-bundle.ts";
 import type { AgentJobRequest } from "../../backup/jobs/backup-requests.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { Production } from "../production.ts";
@@ -32,6 +32,15 @@ export function supportDirOf(config: PlumConfig): string {
 }
 
 /**
+ * How the agent writes the bundle of an unsuccessful upgrade: in PLUM_HOME/support (0700), beside nothing the
+ * product reads, named for the upgrade (two may end in one second), with the doctor checks its caller passed
+ * down (installer/ is above this layer). Returns the file.
+ */
+export function upgradeSupportBundle(config: PlumConfig, doctor?: DoctorChecks): (upgradeId: number, status: string) => Promise<string> {
+  return async (upgradeId, status) => (await supportBundleWriter({ config, dir: supportDirOf(config), label: `upgrade-${upgradeId}-${status}`, doctor })).file;
+}
+
+/**
  * The agent's UpgradeHost: production through `Production`, staging on the same server beside it, the releases'
  * own commands through the runtime, snapshots and restores through the backup job queue.
  */
@@ -47,6 +56,8 @@ export function agentUpgradeHost(deps: {
   releases: ReleaseCatalogue;
   /** Run a job on the backup queue to its end; throws when it failed; resolves with its result. */
   runJob(request: AgentJobRequest, actor: string): Promise<unknown>;
+  /** The doctor checks for the support bundles of unsuccessful upgrades; without them a bundle says it has none. */
+  doctor?: DoctorChecks;
 }): UpgradeHost {
   const { config, pg, runtime, production, releases } = deps;
   const staging = stagingDatabaseOf(config);
@@ -116,9 +127,7 @@ export function agentUpgradeHost(deps: {
     async restoreProduction(setId, actor) {
       await deps.runJob({ kind: "restore", setId, db: true, files: false, from: "primary" }, actor);
     },
-    // In PLUM_HOME/support (0700), beside nothing the product reads; the doctor checks live above this layer.
-    async supportBundle() {
-      return (await supportBundleWriter({ config, dir: supportDirOf(config) })).file;
-    },
+    supportBundle: upgradeSupportBundle(config, deps.doctor),
+    supportDir: supportDirOf(config),
   };
 }

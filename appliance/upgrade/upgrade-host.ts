@@ -106,4 +106,6 @@ export interface UpgradeHost {
   restoreProduction(setId: string, actor: string): Promise<void>;
   /** Write a support bundle (appliance/support) for an upgrade that failed or rolled back; the file's path. */
   supportBundle(upgradeId: number, status: string): Promise<string>;
+  /** The folder `supportBundle` writes into (PLUM_HOME/support): the console serves the bundles from there only. */
+  readonly supportDir: string;
 }

@@ -31,6 +31,7 @@ const UNSUCCESSFUL: Upgrade["status"][] = ["failed", "aborted", "rolled-back"];
 
 export class UpgradeManager {
   private driving?: Promise<void>;
+  private drivingId?: number;
   private queued?: number;
   private abortRequested = false;
   private stopped = false;
@@ -44,6 +45,11 @@ export class UpgradeManager {
   /** The least promotion plum.yaml allows (the console offers only the choices it accepts). */
   get configuredPromotion(): Promotion {
     return this.host.settings.promotion;
+  }
+
+  /** Where the bundles of unsuccessful upgrades are (the console's download serves this folder only). */
+  get supportDir(): string {
+    return this.host.supportDir;
   }
 
   /** The version production runs: the pointer in plum_ops, or the installed release on an appliance never upgraded. */
@@ -116,8 +122,12 @@ export class UpgradeManager {
       });
     this.abortRequested = true;
     await this.host.audit.append({ actor, action: "upgrade.abort", target: `upgrade:${u.id}` });
-    // A running step finishes first (the driver then undoes it); a waiting upgrade is undone now.
-    if (!this.driving) await this.finishAborted(u, `aborted by ${actor}`);
+    // A running step finishes first (the driver then undoes it); an upgrade not being driven is undone now (the
+    // driver may be busy with another's support bundle meanwhile).
+    if (this.drivingId !== u.id) {
+      await this.finishAborted(u, `aborted by ${actor}`);
+      this.drive(u.id); // nothing left to run: the driver only writes its support bundle
+    }
     return (await this.journal.get(u.id))!;
   }
 
@@ -145,6 +155,8 @@ export class UpgradeManager {
     if (!u) return undefined;
     if (u.status === "running" && BEFORE_PROMOTE.includes(u.step)) {
       await this.finishAborted(u, `interrupted by an agent restart during ${u.step}: undone, production untouched; start it again when ready`);
+      // Its support bundle is written by the driver, in the background: the boot does not wait for it, stop() does.
+      this.drive(u.id);
       return `upgrade ${u.id} undone (it was at ${u.step})`;
     }
     if (u.status === "restore-pending") return `upgrade ${u.id} waits for a restore confirmation`;
@@ -200,8 +212,9 @@ export class UpgradeManager {
       this.queued = id; // the driver is winding down (or busy with it already): drive it next
       return;
     }
+    this.drivingId = id;
     this.driving = this.loop(id).finally(() => {
-      this.driving = undefined;
+      this.driving = this.drivingId = undefined;
       const next = this.queued;
       this.queued = undefined;
       if (next !== undefined && !this.stopped) this.drive(next);
@@ -389,7 +402,7 @@ export class UpgradeManager {
     // itself, or is in `this.soak` now. Stopping first left a window where a watch began and ran its full length.
     this.soak?.stop();
     await this.host.audit.append({ actor: by, action: "upgrade.rollback", target: `upgrade:${u.id}`, detail: { reason } });
-    if (!this.driving) this.drive(u.id);
+    if (this.drivingId !== u.id) this.drive(u.id);
   }
 
   async status(): Promise<{ active?: Upgrade; latest?: Upgrade; journal: Awaited<ReturnType<UpgradeJournal["entries"]>> }> {

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
@@ -341,6 +341,101 @@ describe("ops console: releases, upgrade and history pages", function () {
     const page = await operator.get("/upgrade?notice=aborted");
     expect(page.text).to.include("The upgrade was aborted: staging is torn down, production was not touched.");
     expect(page.text).to.include("Start an upgrade");
+  });
+
+  it("links an aborted upgrade's support bundle; only an admin downloads it (audited), and only from the support folder", async () => {
+    const { verify, snapshot, stage, validate } = rolledBackReport().steps;
+    const u = await buildUpgrade(journal(), {
+      promotion: "approval",
+      step: "promote",
+      status: "waiting",
+      report: { steps: { verify, snapshot, stage, validate } },
+    });
+    // Aborted from the page: the agent's own upgrade host writes the bundle, after the end, in the background.
+    expect((await operator.post("/upgrade/abort", {}, await operator.csrfFrom("/upgrade"))).headers.location).to.equal("/upgrade?notice=aborted");
+    const written = await waitFor(
+      "the support bundle in the report",
+      async () => {
+        const b = (await journal().get(u.id))!.report.supportBundle;
+        return b && "file" in b ? b : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    const supportDir = path.join(agent.config.home, "support");
+    expect(path.dirname(written.file)).to.equal(supportDir);
+    const name = path.basename(written.file);
+    expect(name).to.match(new RegExp(`^plum-support-.+-upgrade-${u.id}-aborted-\\d{8}T\\d{6}Z\\.tar\\.gz$`));
+
+    const link = `Support bundle: <a href="/support-bundles/${name}" download data-testid="support-bundle-link">${name}</a>`;
+    expect((await admin.get("/upgrade")).text).to.include(link);
+    expect((await admin.get(`/upgrades/${u.id}`)).text).to.include(link);
+    for (const [who, role] of [
+      [auditor, "auditor"],
+      [operator, "operator"],
+    ] as const) {
+      const page = await who.get(`/upgrades/${u.id}`);
+      expect(page.text, role).to.include(`Support bundle: <code>${name}</code>`).and.not.include("/support-bundles/");
+      const denied = await who.get(`/support-bundles/${name}`);
+      expect(denied.status, role).to.equal(403);
+      expect(denied.text).to.include(`Your role (${role}) may not export support bundles. Ask an admin if you need this.`);
+    }
+
+    const download = (client: WebClient, urlPath: string) =>
+      request(agent.consoleApp)
+        .get(urlPath)
+        .set("Cookie", client.cookieHeader())
+        .buffer(true)
+        .parse((res, done) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => done(null, Buffer.concat(chunks)));
+        });
+    const got = await download(admin, `/support-bundles/${name}`);
+    expect(got.status).to.equal(200);
+    expect(got.headers["content-type"]).to.equal("application/gzip");
+    expect(got.headers["content-disposition"]).to.equal(`attachment; filename=${name}`);
+    const bytes = readFileSync(written.file);
+    expect(Buffer.compare(got.body as Buffer, bytes)).to.equal(0);
+    expect(bytes.subarray(0, 2).toString("hex")).to.equal("1f8b");
+    // The agent was started with the doctor checks (as `plumctl agent` does): its bundle holds their results.
+    const saved = path.join(scratch, name);
+    writeFileSync(saved, got.body as Buffer);
+    const members = execFileSync("tar", ["-t", "-z", "-f", saved], { encoding: "utf8" }).split("\n");
+    expect(members).to.include.members(["doctor.json", "doctor.txt", "upgrades/upgrades.json", "redactions.json"]);
+
+    // Only a regular file directly in PLUM_HOME/support: not beside it, not through a link planted in it.
+    writeFileSync(path.join(agent.config.home, "planted.tar.gz"), "outside the support folder\n");
+    symlinkSync(path.join(agent.config.home, "planted.tar.gz"), path.join(supportDir, "linked.tar.gz"));
+    symlinkSync(path.join(agent.config.home, "plum.yaml"), path.join(supportDir, "config.tar.gz"));
+    mkdirSync(path.join(supportDir, "folder.tar.gz"));
+    for (const crafted of [
+      "..%2Fplanted.tar.gz",
+      "..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+      "..%2Fsecrets%2Fcontrol-token",
+      "%2E%2E",
+      ".hidden.tar.gz",
+      "linked.tar.gz",
+      "config.tar.gz",
+      "folder.tar.gz",
+      "absent.tar.gz",
+      encodeURIComponent(written.file),
+    ]) {
+      const res = await download(admin, `/support-bundles/${crafted}`);
+      expect(res.status, crafted).to.equal(404);
+      expect(res.body.toString(), crafted).not.to.include("outside the support folder");
+    }
+    // Not routed at all: the path leaves /support-bundles/ before the route sees a name.
+    expect((await download(admin, "/support-bundles/../planted.tar.gz")).status).to.equal(404);
+
+    const audited = await agent.audit.list({ action: "support-bundle.download", limit: 50 });
+    expect(audited.map((r) => `${r.actor} ${r.outcome} ${r.target}`)).to.include.members([
+      `user:admin success file:${name}`,
+      `user:audrey denied file:${name}`,
+      `user:opal denied file:${name}`,
+      "user:admin failure file:../planted.tar.gz",
+      "user:admin failure file:linked.tar.gz",
+    ]);
+    expect(audited.find((r) => r.outcome === "success")!.detail).to.deep.equal({ bytes: bytes.length });
   });
 
   it("offers the restore confirmation with its write window to admins only, and rollback while soaking", async () => {

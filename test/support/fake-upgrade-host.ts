@@ -69,6 +69,8 @@ export class FakeWorld {
   generation = 0;
   /** How the "agent" writes the support bundle of an unsuccessful upgrade; by default a path and no file. */
   writeSupportBundle: (upgradeId: number, status: string) => Promise<string> = async (id) => `/nonexistent/support-bundle-of-upgrade-${id}.tar.gz`;
+  /** Where `writeSupportBundle` puts them, as the host says (the console serves this folder). */
+  supportDir = "/nonexistent/support";
   /** The support bundles asked for, by upgrade id (not in `calls`: they follow the upgrade's end). */
   readonly supportBundles: number[] = [];
   private readonly faults: Array<{ prefix: string; fault: Fault }> = [];
@@ -289,6 +291,10 @@ export class FakeUpgradeHost implements UpgradeHost {
       this.world.snapshotData.set(setId, this.world.data.production);
       return { setId, takenAt: new Date() };
     });
+  }
+
+  get supportDir(): string {
+    return this.world.supportDir;
   }
 
   async supportBundle(upgradeId: number, status: string): Promise<string> {

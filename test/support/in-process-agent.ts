@@ -2,6 +2,7 @@ import { Agent } from "../../appliance/agent.ts";
 import { loadConfig, type PlumConfig } from "../../lib/config.ts";
 import { prepareHome } from "../../lib/home.ts";
 import { createLogger } from "../../lib/logger.ts";
+import { runChecks } from "../../installer/checks/run-checks.ts";
 import { removeHome, tempHome } from "./agent-process.ts";
 import { freshDatabases, type FreshDatabases } from "./databases.ts";
 
@@ -15,7 +16,9 @@ export async function startInProcessAgent(
   const { secrets } = prepareHome(env);
   const config = loadConfig(env);
   tune(config);
-  const agent = await Agent.start(config, secrets, createLogger("test-agent", { level: process.env.PLUM_TEST_LOG_LEVEL ?? "silent" }));
+  const log = createLogger("test-agent", { level: process.env.PLUM_TEST_LOG_LEVEL ?? "silent" });
+  // As `plumctl agent` starts it: the doctor checks go into the support bundle of an unsuccessful upgrade.
+  const agent = await Agent.start(config, secrets, log, { doctor: () => runChecks("doctor", { config }) });
   return {
     agent,
     dbs,

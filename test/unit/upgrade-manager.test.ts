@@ -4,6 +4,8 @@ import path from "node:path";
 import { expect } from "chai";
 import { AuditLog } from "../../appliance/audit/audit-log.ts";
 import { supportBundleWriter } from "../../appliance/support/support-bundle.ts";
+import { supportDirOf, upgradeSupportBundle } from "../../appliance/upgrade/upgrade-host-adapter.ts";
+import { runChecks } from "../../installer/checks/run-checks.ts";
 import { runChild } from "../../lib/child-process.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { waitFor } from "../../lib/wait.ts";
@@ -77,9 +79,49 @@ describe("upgrade manager (fake host, real journal)", function () {
       expect(after.error).to.include(`interrupted by an agent restart during ${step}`);
       expect((await second.journal.entries(u.id)).at(-1)).to.include({ step, phase: "undone" });
       expect(world.calls.filter((c) => c.startsWith("commands.migrate production"))).to.deep.equal([]);
+      // Undone at boot is an unsuccessful end like any other: the restarted agent writes its support bundle, in the
+      // background (stop waits for it; the chains are verified once nothing appends any more).
+      await second.manager.stop();
       await expectAtRest(world, bed.sequelize, { serves: V1.version, schema: V1.schemaVersion });
+      expect((await second.journal.get(u.id))!.report.supportBundle).to.include({ file: `/nonexistent/support-bundle-of-upgrade-${u.id}.tar.gz` });
+      expect(world.supportBundles).to.deep.equal([u.id]);
     });
   }
+
+  it("an upgrade undone at boot leaves a real support bundle, with the doctor checks the agent was given", async () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), "plum-upgrade-bundle-"));
+    try {
+      const config = loadConfig({ PLUM_HOME: home, ...bed.dbs.env });
+      // What the agent's host writes with (upgrade-host-adapter.ts), given the checks as `plumctl agent` gives them.
+      world.writeSupportBundle = upgradeSupportBundle(config, () => runChecks("doctor", { config }));
+      const first = await bootAgent(world, bed.sequelize, V1.version);
+      const crashed = world.crashAt("commands.migrate staging");
+      const u = await first.manager.start({ version: V2.version, actor: "cli", installed: V1.version });
+      await crashed;
+      expect(world.supportBundles, "the crashed agent wrote nothing").to.deep.equal([]);
+
+      const second = await bootAgent(world, bed.sequelize, V1.version);
+      expect(second.resumed).to.equal(`upgrade ${u.id} undone (it was at stage)`);
+      // The boot does not wait for the bundle; the agent's stop does.
+      await second.manager.stop();
+      const done = (await second.journal.get(u.id))!;
+      expect(done.status).to.equal("aborted");
+      const written = done.report.supportBundle as { file: string };
+      expect(path.dirname(written.file)).to.equal(supportDirOf(config));
+      expect(path.basename(written.file)).to.include(`-upgrade-${u.id}-aborted-`);
+      expect(statSync(written.file).mode & 0o777).to.equal(0o600);
+      const member = async (name: string) => (await runChild(["tar", "-x", "-z", "-O", "-f", written.file, name], { timeoutMs: 10_000 })).stdout;
+      const doctor = JSON.parse(await member("doctor.json")) as Array<{ id: string; ok: boolean }>;
+      expect(doctor.map((r) => r.id)).to.include.members(["node-version", "disk-space", "postgres-server"]);
+      expect(await member("doctor.txt")).to.match(/^(ok|FAIL) {2}/);
+      const collection = JSON.parse(await member("collection.json"));
+      expect(collection.collectors.find((c: { collector: string }) => c.collector === "doctor")).to.include({ outcome: "collected" });
+      const inBundle = JSON.parse(await member("upgrades/upgrades.json")).upgrades.find((x: { id: number }) => x.id === u.id);
+      expect([inBundle.status, inBundle.error]).to.deep.equal(["aborted", done.error]);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
 
   const fromPromote: Array<[string, string, boolean]> = [
     ["promote", "commands.migrate production", true], // production migrated, not switched yet

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { describeChange } from "../../../lib/db/data-changes.ts";
 import { describeUndeclared } from "../../upgrade/data-gate.ts";
 import { FINISHED, STEPS, type Step, type Upgrade, type UpgradeJournal } from "../../upgrade/upgrade-journal.ts";
@@ -118,6 +119,14 @@ function presentDataGate(u: Upgrade) {
   };
 }
 
+/** The support bundle of an unsuccessful upgrade: its file name and the console's download, or why none was written. */
+function presentSupportBundle(b: Upgrade["report"]["supportBundle"]) {
+  if (!b) return undefined;
+  if ("error" in b) return { error: b.error, writtenAt: asDate(b.writtenAt) };
+  const name = path.basename(b.file);
+  return { name, href: `/support-bundles/${encodeURIComponent(name)}`, writtenAt: asDate(b.writtenAt) };
+}
+
 /** An upgrade (or rollback) for the pages: the row, its step list and the decisions and figures of its report. */
 export function presentUpgrade(u: Upgrade) {
   const finished = FINISHED.includes(u.status);
@@ -155,6 +164,7 @@ export function presentUpgrade(u: Upgrade) {
       trafficBackAt: asDate(rollback.trafficBackAt),
       secondsToOldVersion: rollback.secondsToOldVersion === undefined ? undefined : seconds(rollback.secondsToOldVersion),
     },
+    supportBundle: presentSupportBundle(u.report.supportBundle),
     writeWindow: rollback?.writeWindow && { from: new Date(rollback.writeWindow.from), to: new Date(rollback.writeWindow.to) },
     reportJson: JSON.stringify(u.report, null, 2),
   };

@@ -2,7 +2,7 @@ import type { Router } from "express";
 import type { UpgradeManager } from "../../upgrade/upgrade-manager.ts";
 import { signedIn } from "../../../lib/http/auth/session-auth.ts";
 import { HttpError } from "../../../lib/http/http-errors.ts";
-import { authorize } from "../policies.ts";
+import { authorize, can } from "../policies.ts";
 import { presentJournal, presentUpgrade } from "../presenters/upgrade-presenter.ts";
 
 const HISTORY_LIMIT = 200;
@@ -31,6 +31,7 @@ export function upgradeHistoryRoutes(router: Router, manager: UpgradeManager) {
       upgrade: presentUpgrade(u),
       journal: presentJournal(entries),
       allChecks: true,
+      mayDownloadSupportBundle: can(signedIn(res)!.actor, "export", "SupportBundle"),
     });
   });
 }

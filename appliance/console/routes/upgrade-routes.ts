@@ -52,6 +52,7 @@ export function upgradeRoutes(router: Router, upgrades: ConsoleReleases) {
       live: !!state.active,
       actions: upgradeActions(state.active, may),
       mayApprove: may.approve,
+      mayDownloadSupportBundle: can(actor, "export", "SupportBundle"),
       startable: may.operate && idle ? all.filter((r) => semver.gt(r.version, production)).map((r) => r.version) : [],
       rollbackTargets: may.operate && idle ? all.filter((r) => semver.lt(r.version, production)).map((r) => r.version) : [],
       mayOperate: may.operate,
