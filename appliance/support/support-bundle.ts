@@ -40,7 +40,7 @@ export interface SupportBundleOptions {
   logTailKib?: number;
   /** The `doctor` category of the preflight checks: they live in installer/, above this layer, so the caller runs them. */
   doctor?: DoctorChecks;
-  /** STATUS: `plumctl status --json` (issue 13, item 3) goes into status.json through this; until a caller passes it, collection.json says so. */
+  /** `plumctl status --json`'s report, as status.json (plumctl support-bundle passes it; the agent's own bundles do not yet). */
   status?: () => Promise<unknown>;
 }
 
@@ -126,7 +126,7 @@ export async function supportBundleWriter(opts: SupportBundleOptions): Promise<S
         { member: "doctor.json", content: v },
         { member: "doctor.txt", content: doctorText(v as DoctorResult[]) },
       ]),
-      providedCollector("status", opts.status, "plumctl status is not part of this release yet", (v) => [{ member: "status.json", content: v }]),
+      providedCollector("status", opts.status, "not gathered by this writer (plumctl support-bundle adds it)", (v) => [{ member: "status.json", content: v }]),
       logsCollector(opts.logTailKib),
       upgradesCollector,
       backupCatalogueCollector,
