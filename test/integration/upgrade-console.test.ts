@@ -45,6 +45,11 @@ describe("ops console: releases, upgrade and history pages", function () {
   });
 
   const journal = () => agent.upgrades.journal;
+  /** An upgrade validated on staging, waiting for an admin's approval to promote. */
+  const waitingForApproval = () => {
+    const { verify, snapshot, stage, validate } = rolledBackReport().steps;
+    return buildUpgrade(journal(), { promotion: "approval", step: "promote", status: "waiting", report: { steps: { verify, snapshot, stage, validate } } });
+  };
 
   // One unfinished upgrade at a time: a test that fails half-way must not block the next one's rows.
   afterEach(async () => {
@@ -310,13 +315,7 @@ describe("ops console: releases, upgrade and history pages", function () {
   });
 
   it("lets an admin approve a waiting promotion and an operator abort it", async () => {
-    const { verify, snapshot, stage, validate } = rolledBackReport().steps;
-    const u = await buildUpgrade(journal(), {
-      promotion: "approval",
-      step: "promote",
-      status: "waiting",
-      report: { steps: { verify, snapshot, stage, validate } },
-    });
+    const u = await waitingForApproval();
     const asOperator = await operator.get("/upgrade");
     expect(asOperator.text).to.include(`data-upgrade-live="/upgrade.json" data-upgrade-id="${u.id}"`);
     expect(asOperator.text).to.include("waiting for an admin&#x27;s approval");
@@ -344,13 +343,7 @@ describe("ops console: releases, upgrade and history pages", function () {
   });
 
   it("links an aborted upgrade's support bundle; only an admin downloads it (audited), and only from the support folder", async () => {
-    const { verify, snapshot, stage, validate } = rolledBackReport().steps;
-    const u = await buildUpgrade(journal(), {
-      promotion: "approval",
-      step: "promote",
-      status: "waiting",
-      report: { steps: { verify, snapshot, stage, validate } },
-    });
+    const u = await waitingForApproval();
     // Aborted from the page: the agent's own upgrade host writes the bundle, after the end, in the background.
     expect((await operator.post("/upgrade/abort", {}, await operator.csrfFrom("/upgrade"))).headers.location).to.equal("/upgrade?notice=aborted");
     const written = await waitFor(

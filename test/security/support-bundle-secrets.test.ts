@@ -11,15 +11,13 @@ import { runChild } from "../../lib/child-process.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { clientConfig } from "../../lib/db/database.ts";
 import { openSequelize } from "../../lib/db/sequelize.ts";
-import { createLogger } from "../../lib/logger.ts";
 import { homeLayout } from "../../lib/paths.ts";
-import { createProductApp } from "../../product/app.ts";
 import { itemRedeemer } from "../../product/commands/item-redeemer.ts";
 import { signInFirstAdmin } from "../support/console-users.ts";
 import type { FreshDatabases } from "../support/databases.ts";
 import { award, buildItem, buildMerchant, buildParticipant } from "../support/factories.ts";
 import { startInProcessAgent } from "../support/in-process-agent.ts";
-import { TEST_SECURITY } from "../support/product-app.ts";
+import { productContextOn } from "../support/restore-fixtures.ts";
 
 /** The spellings a leak could take, computed here independently of the redactor. */
 function spellings(value: string): string[] {
@@ -80,15 +78,7 @@ describe("support bundle: no secret the appliance holds leaves in it", function 
     // The product's own secrets, made by its commands: a merchant's API key, a voucher's share token and code.
     const sequelize = openSequelize(clientConfig(dbs.server, dbs.product), { poolMax: 5 });
     try {
-      const ctx = createProductApp({
-        sequelize,
-        logger: createLogger("test-product", { level: "silent" }),
-        slot: "production",
-        sessionKey: Buffer.alloc(32, 7),
-        secureCookies: true,
-        security: TEST_SECURITY,
-        sessionHours: 12,
-      }).productContext;
+      const ctx = productContextOn(sequelize);
       const { merchant, apiKey } = await buildMerchant(ctx);
       planted["merchant-api-key"] = apiKey;
       const participant = await buildParticipant(ctx);
