@@ -164,6 +164,14 @@ describe("install from the offline bundle on Debian 12 with systemd (no network)
     expect((await sh("systemctl is-active plum")).stdout.trim()).to.equal("active");
     expect(await secretsDigest()).to.equal(secrets);
     expect(await setIds()).to.deep.equal(sets);
+    // The installed plumctl repairs from its own release, without the bundle: a configuration others could read is put right.
+    await sh("chmod 0644 /etc/plum/plum.yaml");
+    const own = await sh("plumctl install");
+    expect(own.stdout).to.contain(`Plum appliance ${APP_VERSION} is repaired.`);
+    expect(own.stdout).to.match(/Debian packages .* — none carried: a repair installs nothing/);
+    expect((await sh("stat -c %a /etc/plum/plum.yaml")).stdout.trim()).to.equal("640");
+    expect((await sh("systemctl is-active plum")).stdout.trim()).to.equal("active");
+    expect(await setIds()).to.deep.equal(sets);
   });
 
   it("uninstall removes the service and /opt/plum, keeps data, secrets and configuration; a reinstall finds them", async () => {
