@@ -165,6 +165,28 @@ export function register(program: Command): void {
     });
 
   program
+    .command("liveness-check")
+    .description("check that the agent answers its control API; with --restart, restart the service after --misses misses in a row (plum-liveness.timer)")
+    .option("--misses <n>", "misses in a row that restart the service", "3")
+    .option("--timeout <seconds>", "how long the agent has to answer", "10")
+    .option("--restart", "restart plum.service after that many misses (else only report)")
+    .action(async (opts: { misses: string; timeout: string; restart?: boolean }) => {
+      const misses = Number(opts.misses);
+      const seconds = Number(opts.timeout);
+      if (!Number.isInteger(misses) || misses < 1) throw new PlumError(`--misses ${opts.misses} is not a positive number`, { hint: "e.g. --misses 3" });
+      if (!Number.isInteger(seconds) || seconds <= 0)
+        throw new PlumError(`--timeout ${opts.timeout} is not a number of seconds`, { hint: "e.g. --timeout 10" });
+      const { livenessCheck } = await import("../installer/liveness.ts");
+      const verdict = await livenessCheck(resolveHome(), { timeoutMs: seconds * 1000, misses });
+      process.stdout.write(`${verdict.alive ? "alive" : `no answer (${verdict.misses} of ${misses})`}: ${verdict.said}\n`);
+      if (verdict.restart && opts.restart) {
+        const { systemctl } = await import("../installer/service-manager.ts");
+        process.stdout.write(`the agent did not answer ${misses} times in a row: restarting plum.service\n`);
+        await systemctl(["restart", "--no-block", INSTALL_PATHS.unitName]);
+      }
+    });
+
+  program
     .command("wait-ready")
     .description("wait until the agent serves (edge proxy /readyz and the console); the service unit's start waits on it")
     .option("--timeout <seconds>", "give up after this long", "600")

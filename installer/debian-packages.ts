@@ -117,6 +117,9 @@ function localAptOptions(work: string): string[] {
     `Dir::Cache=${path.join(work, "cache")}`,
     "-o",
     "APT::Sandbox::User=root",
+    // The host's own apt (unattended-upgrades) may hold dpkg's lock a while: wait for it rather than fail.
+    "-o",
+    "DPkg::Lock::Timeout=300",
   ];
 }
 

@@ -29,6 +29,7 @@ const EVERY_COMMAND = [
   "doctor",
   "install",
   "uninstall",
+  "liveness-check",
   "wait-ready",
   "support-bundle",
   "status",
