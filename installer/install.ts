@@ -10,6 +10,7 @@ import { installFromBundle, removePackages } from "./debian-packages.ts";
 import type { InstallManifest } from "./install-bundle-builder.ts";
 import { configFileOf, currentLinkOf, installedEnvironment, plumctlWrapper, releaseDirOf, type InstallPaths } from "./install-layout.ts";
 import { readInstallRecord, writeInstallRecord, type InstallRecord } from "./install-record.ts";
+import { LIVENESS_SERVICE, LIVENESS_TIMER, livenessServiceUnit, livenessTimerUnit } from "./liveness.ts";
 import { serviceUnit } from "./service-unit.ts";
 import { initName, systemctl, systemdBooted } from "./service-manager.ts";
 import { waitUntilServing } from "./serving.ts";
@@ -290,6 +291,42 @@ export function installTasks(p: InstallPaths, source: InstallSource, opts: { sta
               rmSync(p.wantsLink, { force: true });
             }
             await undoUnit?.();
+            if (systemdBooted()) await systemctl(["daemon-reload"]);
+          },
+        };
+      },
+    },
+    {
+      title: `liveness check ${LIVENESS_TIMER} (restarts an agent that stops answering)`,
+      async run(log: TaskLog) {
+        const dir = path.dirname(p.unitFile);
+        const units = [
+          { file: path.join(dir, LIVENESS_SERVICE), text: livenessServiceUnit(p) },
+          { file: path.join(dir, LIVENESS_TIMER), text: livenessTimerUnit() },
+        ];
+        const undos: Array<() => Promise<void>> = [];
+        for (const u of units) {
+          if (!existsSync(u.file) || readFileSync(u.file, "utf8") !== u.text)
+            undos.push(replaceFile(u.file, (tmp) => writeFileSync(tmp, u.text, { mode: 0o644 })));
+        }
+        const wants = path.join(dir, "timers.target.wants", LIVENESS_TIMER);
+        const wasEnabled = isLink(wants);
+        if (systemdBooted()) {
+          await systemctl(["daemon-reload"]);
+          await systemctl(["enable", "--now", LIVENESS_TIMER]);
+        } else if (!wasEnabled) {
+          mkdirSync(path.dirname(wants), { recursive: true });
+          symlinkSync(path.join(dir, LIVENESS_TIMER), wants);
+          log.write(`systemd is not running here: enabled ${LIVENESS_TIMER} by linking ${wants}`);
+        }
+        return {
+          said: `${undos.length > 0 ? "written" : "kept"}, enabled`,
+          undo: async () => {
+            if (!wasEnabled) {
+              if (systemdBooted()) await systemctl(["disable", "--now", LIVENESS_TIMER]);
+              rmSync(wants, { force: true });
+            }
+            for (const undo of undos.reverse()) await undo();
             if (systemdBooted()) await systemctl(["daemon-reload"]);
           },
         };

@@ -7,6 +7,7 @@ import { isAlive } from "../lib/processes.ts";
 import { waitFor } from "../lib/wait.ts";
 import { configFileOf, type InstallPaths } from "./install-layout.ts";
 import { readInstallRecord } from "./install-record.ts";
+import { LIVENESS_SERVICE, LIVENESS_TIMER } from "./liveness.ts";
 import { systemctl, systemdBooted, unitActive } from "./service-manager.ts";
 import type { Task } from "./tasks.ts";
 
@@ -52,6 +53,20 @@ export function uninstallTasks(p: InstallPaths, opts: { purge: boolean }, out: U
       async run() {
         if (systemdBooted() && existsSync(p.unitFile)) await systemctl(["disable", p.unitName]);
         const any = [remove(p.wantsLink, out), remove(p.unitFile, out)].some(Boolean);
+        if (systemdBooted()) await systemctl(["daemon-reload"]);
+        return { said: any ? "removed" : "not there" };
+      },
+    },
+    {
+      title: `remove the liveness check ${LIVENESS_TIMER}`,
+      async run() {
+        const dir = path.dirname(p.unitFile);
+        if (systemdBooted() && existsSync(path.join(dir, LIVENESS_TIMER))) await systemctl(["disable", "--now", LIVENESS_TIMER]);
+        const any = [
+          remove(path.join(dir, "timers.target.wants", LIVENESS_TIMER), out),
+          remove(path.join(dir, LIVENESS_TIMER), out),
+          remove(path.join(dir, LIVENESS_SERVICE), out),
+        ].some(Boolean);
         if (systemdBooted()) await systemctl(["daemon-reload"]);
         return { said: any ? "removed" : "not there" };
       },

@@ -152,6 +152,31 @@ describe("install from the offline bundle on Debian 12 with systemd (no network)
     expect(await setIds()).to.have.length(1);
   });
 
+  it("the liveness check restarts an agent that stops answering", async () => {
+    expect((await sh("systemctl is-active plum-liveness.timer")).stdout.trim()).to.equal("active");
+    // The timer's check, made quick for the test (a drop-in, as an admin would tune it): 1 s to answer, 2 misses.
+    const node = "/opt/plum/current/node/bin/node /opt/plum/current/app/bin/plumctl.js";
+    await sh(
+      `mkdir -p /etc/systemd/system/plum-liveness.service.d && printf '[Service]\\nExecStart=\\nExecStart=${node} liveness-check --misses 2 --timeout 1 --restart\\n' > /etc/systemd/system/plum-liveness.service.d/test.conf && systemctl daemon-reload`,
+    );
+    const hung = (await sh("systemctl show -p MainPID --value plum")).stdout.trim();
+    await sh(`kill -STOP ${hung}`);
+    try {
+      await sh("systemctl start plum-liveness.service");
+      expect((await sh("systemctl show -p MainPID --value plum")).stdout.trim(), "one miss is not enough").to.equal(hung);
+      await sh("systemctl start plum-liveness.service");
+      expect((await sh("journalctl -u plum-liveness --no-pager")).stdout).to.contain("did not answer 2 times in a row: restarting plum.service");
+      await sh(
+        'for i in $(seq 1 120); do p=$(systemctl show -p MainPID --value plum); [ "$p" != 0 ] && [ "$p" != ' +
+          hung +
+          " ] && systemctl is-active --quiet plum && exit 0; sleep 0.5; done; exit 1",
+      );
+      expect(await get("http://127.0.0.1:8080/readyz")).to.equal(200);
+    } finally {
+      await sh(`kill -CONT ${hung} 2>/dev/null; rm -r /etc/systemd/system/plum-liveness.service.d && systemctl daemon-reload`);
+    }
+  });
+
   it("a second install repairs what is missing and keeps the data and secrets", async () => {
     const secrets = await secretsDigest();
     const sets = await setIds();
