@@ -9,6 +9,7 @@ import type { PlumConfig } from "../lib/config.ts";
 import { connectionUrl, type PgServer } from "../lib/db/database.ts";
 import type { ProductSettings } from "../lib/instance-protocol.ts";
 import { APP_VERSION } from "../lib/version.ts";
+import { listenOn } from "../lib/systemd-sockets.ts";
 import { withDeadline } from "../lib/wait.ts";
 import type { BackupJobs } from "../backup/jobs/backup-jobs.ts";
 import type { BackupOperations } from "../backup/jobs/backup-operations.ts";
@@ -97,7 +98,10 @@ export async function listenConsole(config: PlumConfig, app: Express): Promise<{
   server.requestTimeout = 30 * 60_000;
   const url = await new Promise<string>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(config.console.port, config.console.host, () => resolve(`http://${config.console.host}:${(server.address() as AddressInfo).port}`));
+    // A socket systemd passed (plum-console.socket) survives an agent restart; else bind the address.
+    server.listen(listenOn("console", config.console.port, config.console.host), () =>
+      resolve(`http://${config.console.host}:${(server.address() as AddressInfo).port}`),
+    );
   });
   return { server, url };
 }

@@ -8,6 +8,7 @@ import type { PlumConfig } from "../lib/config.ts";
 import type { Logger } from "../lib/logger.ts";
 import { homeLayout } from "../lib/paths.ts";
 import type { Secrets } from "../lib/secrets.ts";
+import { listenOn } from "../lib/systemd-sockets.ts";
 import { APP_VERSION, OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR } from "../lib/version.ts";
 import { clientConfig, pgServerFor, prepareServer, type PgServer } from "../lib/db/database.ts";
 import { EmbeddedPostgres } from "../lib/db/embedded-postgres.ts";
@@ -260,7 +261,7 @@ export class Agent {
     const proxy = new EdgeProxy({ log, registry });
     const proxyPort = await steps.run(
       "proxy",
-      () => proxy.listen(config.http.port, config.http.host),
+      () => proxy.listen(listenOn("proxy", config.http.port, config.http.host)),
       () => proxy.close(),
     );
     const proxyHost = config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host;
