@@ -15,6 +15,7 @@ import type { BackupJobs } from "../backup/jobs/backup-jobs.ts";
 import type { BackupOperations } from "../backup/jobs/backup-operations.ts";
 import type { AuditLog } from "./audit/audit-log.ts";
 import type { ApplianceStatus } from "./console/status.ts";
+import type { RestartOutcome } from "./agent-restart.ts";
 import type { ReloadOutcome } from "./config-reload.ts";
 import { CONTROL_ACTOR, controlApi } from "./control/control-api.ts";
 import type { ControlAddress } from "./control/control-client.ts";
@@ -87,6 +88,7 @@ export function controlRouter(deps: {
   manager: UpgradeManager;
   releases: ReleaseStore;
   reload: (actor: string) => Promise<ReloadOutcome>;
+  restart: (opts: { stopOnly?: boolean }) => Promise<RestartOutcome>;
 }) {
   const { manager, releases, reload, ...rest } = deps;
   return controlApi({ ...rest, upgrades: { manager, releases, installed: APP_VERSION }, reload: () => reload(CONTROL_ACTOR) });

@@ -10,7 +10,8 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import { upgradeControl, type ConsoleUpgrades } from "./upgrade-control.ts";
 import type { ReleaseStore } from "../releases/release-store.ts";
 import type { ReloadOutcome } from "../config-reload.ts";
-import { configControl } from "./config-control.ts";
+import type { RestartOutcome } from "../agent-restart.ts";
+import { agentControl, configControl } from "./config-control.ts";
 import { releaseControl } from "./release-control.ts";
 
 /** The actor `plumctl` acts as through the control API (whoever holds the host's control token). */
@@ -35,6 +36,7 @@ export function controlApi(deps: {
   audit: AuditLog;
   upgrades?: ConsoleUpgrades & { releases: ReleaseStore };
   reload?: () => Promise<ReloadOutcome>;
+  restart?: (opts: { stopOnly?: boolean }) => Promise<RestartOutcome>;
 }): Router {
   const router = express.Router();
   router.use(express.json({ limit: "16kb" }));
@@ -64,6 +66,7 @@ export function controlApi(deps: {
   if (deps.upgrades) router.use(upgradeControl(deps.upgrades, CONTROL_ACTOR));
   if (deps.upgrades) router.use(releaseControl({ upgrades: deps.upgrades, audit: deps.audit }, CONTROL_ACTOR));
   if (deps.reload) router.use(configControl(deps.reload));
+  if (deps.restart) router.use(agentControl(deps.restart));
   return router;
 }
 
