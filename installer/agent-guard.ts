@@ -1,11 +1,5 @@
-import path from "node:path";
-import { homeLayout } from "../lib/paths.ts";
+import { agentRollbackFile, agentTrialFile } from "../appliance/agent-upgrade/agent-trial.ts";
 import { currentLinkOf, type InstallPaths } from "./install-layout.ts";
-
-/** PLUM_HOME/run/agent-trial: an agent upgrade on trial (from, to, started, starts); sh reads it, so key=value lines. */
-export const agentTrialFile = (home: string) => path.join(homeLayout(home).runDir, "agent-trial");
-/** PLUM_HOME/run/agent-rollback: written by the guard when it switched back; the previous agent records it and removes it. */
-export const agentRollbackFile = (home: string) => path.join(homeLayout(home).runDir, "agent-rollback");
 
 /**
  * agent-guard.sh: run by plum.service before every agent start (ExecStartPre), and once at the deadline of an
@@ -18,7 +12,8 @@ export const agentRollbackFile = (home: string) => path.join(homeLayout(home).ru
  *   or at the deadline                → /opt/plum/current back to the previous release, agent-rollback
  *                                       written for the previous agent to record, and (at the deadline) a restart
  *
- * The new agent ends its trial by removing the file once it serves (appliance/agent-upgrade/agent-trial.ts).
+ * The new agent ends its trial by removing the file once it serves; the files' format is in
+ * appliance/agent-upgrade/agent-trial.ts.
  */
 export function agentGuardScript(p: InstallPaths): string {
   const trial = agentTrialFile(p.home);
@@ -31,7 +26,7 @@ mode="\${1:-start}"
 trial='${trial}'
 [ -f "$trial" ] || exit 0
 field() { sed -n "s/^$1=//p" "$trial" | head -n 1; }
-from=$(field from); to=$(field to); starts=$(field starts)
+from=$(field from); to=$(field to); starts=$(field starts); upgrade=$(field upgrade)
 serving=$(readlink '${current}' || true)
 # Switched by hand meanwhile, or a trial of nothing: not ours to judge.
 if [ -z "$from" ] || [ -z "$to" ] || [ "$serving" != "$to" ]; then rm -f "$trial"; exit 0; fi
@@ -51,7 +46,7 @@ if [ ! -d '${p.optDir}'/"$from" ]; then
 fi
 ln -sfn "$from" '${current}.guard' && mv -T '${current}.guard' '${current}'
 umask 077
-printf 'from=%s\\nto=%s\\nreason=%s\\nat=%s\\n' "$to" "$from" "$reason" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > '${rollback}'
+printf 'from=%s\\nto=%s\\nupgrade=%s\\nreason=%s\\nat=%s\\n' "$to" "$from" "$upgrade" "$reason" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > '${rollback}'
 rm -f "$trial"
 echo "plum agent guard: $reason: ${current} is back on $from"
 if [ "$mode" = deadline ]; then systemctl restart --no-block '${p.unitName}'; fi

@@ -24,7 +24,9 @@ export const INSTALL_PATHS = {
   plumctl: "/usr/local/bin/plumctl",
 } as const;
 
-export type InstallPaths = typeof INSTALL_PATHS;
+type Widen<T> = { readonly [K in keyof T]: T[K] extends string ? string : Widen<T[K]> };
+/** The layout as its users take it: tests lay it out under a temp folder. */
+export type InstallPaths = Widen<typeof INSTALL_PATHS>;
 
 export const configFileOf = (p: InstallPaths) => path.join(p.etcDir, "plum.yaml");
 export const currentLinkOf = (p: InstallPaths) => path.join(p.optDir, "current");
