@@ -16,6 +16,7 @@ import type { BackupOperations } from "../backup/jobs/backup-operations.ts";
 import type { AuditLog } from "./audit/audit-log.ts";
 import type { ApplianceStatus } from "./console/status.ts";
 import type { RestartOutcome } from "./agent-restart.ts";
+import type { AgentUpgrader } from "./agent-upgrade/agent-upgrader.ts";
 import type { ReloadOutcome } from "./config-reload.ts";
 import { CONTROL_ACTOR, controlApi } from "./control/control-api.ts";
 import type { ControlAddress } from "./control/control-client.ts";
@@ -86,12 +87,13 @@ export function controlRouter(deps: {
   operations: BackupOperations;
   audit: AuditLog;
   manager: UpgradeManager;
+  agentUpgrades: AgentUpgrader;
   releases: ReleaseStore;
   reload: (actor: string) => Promise<ReloadOutcome>;
   restart: (opts: { stopOnly?: boolean }) => Promise<RestartOutcome>;
 }) {
-  const { manager, releases, reload, ...rest } = deps;
-  return controlApi({ ...rest, upgrades: { manager, releases, installed: APP_VERSION }, reload: () => reload(CONTROL_ACTOR) });
+  const { manager, agentUpgrades, releases, reload, ...rest } = deps;
+  return controlApi({ ...rest, upgrades: { manager, releases, installed: APP_VERSION, agent: agentUpgrades }, reload: () => reload(CONTROL_ACTOR) });
 }
 
 export async function listenConsole(config: PlumConfig, app: Express): Promise<{ server: http.Server; url: string }> {

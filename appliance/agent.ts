@@ -6,7 +6,7 @@ import { anchorSettingsOf } from "../lib/chain-anchors.ts";
 import { ChainCheckpoints } from "../lib/chain-checkpoints.ts";
 import type { PlumConfig } from "../lib/config.ts";
 import type { Logger } from "../lib/logger.ts";
-import { homeLayout } from "../lib/paths.ts";
+import { APP_ROOT, homeLayout } from "../lib/paths.ts";
 import type { Secrets } from "../lib/secrets.ts";
 import { listenOn } from "../lib/systemd-sockets.ts";
 import { APP_VERSION, OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR } from "../lib/version.ts";
@@ -31,6 +31,7 @@ import { CONTROL_ACTOR, createControlApp } from "./control/control-api.ts";
 import { writeAgentEndpoint, type ControlAddress } from "./control/control-client.ts";
 import { acquireAgentLock } from "./agent-lock.ts";
 import { restartWithHandover } from "./agent-restart.ts";
+import { AgentUpgrader, installedAgentOf } from "./agent-upgrade/agent-upgrader.ts";
 import { clearHandover, HANDOVER_GRACE_MS, readHandover, writeHandover } from "./handover.ts";
 import { applianceStatus, closeConsole, closeControl, controlRouter, instanceEnv, listenConsole, listenControl, stopInstances, watch } from "./agent-parts.ts";
 import { auditForwarding } from "./audit/audit-forwarding.ts";
@@ -334,7 +335,20 @@ export class Agent {
       if (job.status !== "succeeded") throw new Error(`${job.label} failed: ${job.error ?? "see the Backups page"}`);
       return job.result;
     };
-    const upgrades = new UpgradeManager(agentUpgradeHost({ config, log, audit, pg, roles, runtime, production, releases: catalogue, runJob }), journal);
+    const upgradeHost = agentUpgradeHost({ config, log, audit, pg, roles, runtime, production, releases: catalogue, runJob });
+    const upgrades = new UpgradeManager(upgradeHost, journal);
+    const agentUpgrades = new AgentUpgrader({
+      home: config.home,
+      version: APP_VERSION,
+      installed: installedAgentOf(APP_ROOT, APP_VERSION),
+      journal,
+      audit,
+      log,
+      releases,
+      recheck: (version, current) => catalogue.recheck(version, current),
+      snapshot: (tag) => upgradeHost.snapshot(tag),
+      restart: () => restartWithHandover(() => (handover.requested = true)),
+    });
 
     await steps.run(
       "production",
@@ -367,7 +381,7 @@ export class Agent {
       status: () => applianceStatus({ config, pg, runtime, production, urls: { proxy: proxyUrl }, startedAt }),
       metrics: registry,
       backup: { ctx: backupCtx, jobs: backupJobs, operations, scheduler, signingKey: secrets },
-      upgrades: { manager: upgrades, releases, installed: APP_VERSION },
+      upgrades: { manager: upgrades, releases, installed: APP_VERSION, agent: agentUpgrades },
     });
     const controlApp = createControlApp(
       controlRouter({
@@ -376,6 +390,7 @@ export class Agent {
         operations,
         audit,
         manager: upgrades,
+        agentUpgrades,
         releases,
         reload: (actor) => reloadAgentConfig({ config, audit, log }, actor),
         restart: async (opts) => {
@@ -417,6 +432,9 @@ export class Agent {
 
     // What the previous agent handed over is adopted, or was stopped: its record is done with.
     if (handedOver) clearHandover(layout.runDir);
+    // Serving: an agent upgrade to this agent ends its trial here (or the rollback to it is recorded).
+    const trial = await agentUpgrades.atStart().catch((err) => log.error({ err }, "recording the agent upgrade's outcome failed"));
+    if (trial) log.info({ trial }, "agent upgrade");
 
     return new Agent(
       {
