@@ -137,13 +137,16 @@ export class AgentUpgrader {
         if (!installedBefore) {
           const from = deps.releases.ref(to).dir;
           rmSync(partial, { recursive: true, force: true });
-          await runChild(["mkdir", "-p", partial], { timeoutMs: 10_000 });
+          // 0755, whatever the service's umask: the instances' and PostgreSQL's users run from this release.
+          await runChild(["mkdir", "-m", "0755", "-p", partial], { timeoutMs: 10_000 });
           await runChild(["cp", "-a", from, path.join(partial, "app")], { timeoutMs: 10 * 60_000, what: `cp (${to} into ${agent.optDir})` });
           await runChild(["tar", "-x", "-z", "-f", path.join(from, NODE_MEMBER), "-C", partial, "--no-same-owner", "node"], {
             timeoutMs: 5 * 60_000,
             what: `tar (the Node runtime of ${to})`,
           });
           rmSync(path.join(partial, "app", NODE_MEMBER), { force: true });
+          // Readable by all, as install lays a release out: the service's umask (0027) made the imported tree private.
+          await runChild(["chmod", "-R", "u+rwX,go+rX,go-w", partial], { timeoutMs: 5 * 60_000, what: `chmod (${partial})` });
           writeFileSync(path.join(partial, ".installed"), `${new Date().toISOString()} agent upgrade ${u.id}\n`, { mode: 0o644 });
           rmSync(target, { recursive: true, force: true });
           renameSync(partial, target);

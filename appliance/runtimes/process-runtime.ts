@@ -3,7 +3,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import path from "node:path";
 import { childFailure, startChild } from "../../lib/child-process.ts";
 import { PlumError } from "../../lib/errors.ts";
-import { environOf, isAlive } from "../../lib/processes.ts";
+import { commandLineOf, environOf, isAlive, startTimeOf } from "../../lib/processes.ts";
 import type { Logger } from "../../lib/logger.ts";
 import type { RunAs } from "../../lib/system-user.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
@@ -46,6 +46,8 @@ interface PidRecord {
   version?: string;
   startedAt?: string;
   envDigest?: string;
+  /** When the process started (startTimeOf): the proof of identity an agent without CAP_SYS_PTRACE can read. */
+  startTime?: string;
 }
 
 /** How often an agent that adopted instances claims them again (each takes a handover's grace, minutes). */
@@ -116,7 +118,7 @@ export class ProcessRuntime implements RuntimeDriver {
         rmSync(file, { force: true });
         continue;
       }
-      if (!(isAlive(record.pid) && environOf(record.pid).includes(record.marker))) {
+      if (!this.stillOurs(record)) {
         rmSync(file, { force: true });
         continue;
       }
@@ -135,6 +137,17 @@ export class ProcessRuntime implements RuntimeDriver {
     }
     if (this.running.size > 0) this.claimTimer ??= setInterval(() => this.claimAdopted(), CLAIM_EVERY_MS).unref();
     return done;
+  }
+
+  /**
+   * Whether the recorded process is still the instance we started: its marker in its environment, or, where the
+   * agent may not read another user's environment (the installed service has no CAP_SYS_PTRACE), the same start
+   * time and a `serve` command line.
+   */
+  private stillOurs(record: PidRecord): boolean {
+    if (!isAlive(record.pid)) return false;
+    if (environOf(record.pid).includes(record.marker)) return true;
+    return record.startTime !== undefined && startTimeOf(record.pid) === record.startTime && commandLineOf(record.pid).includes(" serve");
   }
 
   /** Take over a handed-over instance that is still ours (pid + marker, checked by the caller) and healthy. */
@@ -273,6 +286,11 @@ export class ProcessRuntime implements RuntimeDriver {
         exitHow = signal ? `killed by ${signal}` : `exited with code ${code}`;
         resolve();
       });
+      // A release whose node cannot be run (EACCES, ENOENT) never starts: an answer, not a crash of the agent.
+      child.once("error", (err) => {
+        exitHow ??= `could not be started (${err.message})`;
+        resolve();
+      });
     });
     let port: number | undefined;
     child.on("message", (msg: InstanceMessage) => {
@@ -303,6 +321,7 @@ export class ProcessRuntime implements RuntimeDriver {
       version: spec.release.version,
       startedAt: startedAt.toISOString(),
       envDigest: envDigest(env),
+      startTime: startTimeOf(child.pid!),
     };
     writeFileSync(this.pidFile(id), JSON.stringify(record), { mode: 0o600 });
     this.watchExit(id, running, () => exitHow ?? "exited");

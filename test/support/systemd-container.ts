@@ -19,7 +19,8 @@ import { waitFor, withDeadline } from "../../lib/wait.ts";
  * the host's cgroup tmpfs read-only. nspawn runs every hardening directive a unit of ours uses.
  */
 export const SYSTEMD_SUITE = "bookworm";
-const PACKAGES = ["systemd", "systemd-sysv", "dbus", "procps", "iproute2"];
+// openssl: install.sh checks an install bundle's signature with it.
+const PACKAGES = ["systemd", "systemd-sysv", "dbus", "procps", "iproute2", "openssl"];
 const DEFAULT_MIRROR = "http://deb.debian.org/debian";
 const BUILD_TIMEOUT_MS = 15 * 60_000;
 const BOOT_TIMEOUT_MS = 60_000;
