@@ -133,7 +133,9 @@ describe("agent upgrade under systemd (nspawn machine): handover restart, adopti
   it("upgrades the agent under load: no failed request, the new agent serves, the instance and PostgreSQL were adopted", async () => {
     const pgBefore = (await sh("head -n 1 /var/lib/plum/pgdata/postmaster.pid")).stdout.trim();
     const { load } = await underLoad(async () => {
-      await sh(`plumctl upgrade start ${V2} --no-follow`);
+      // Followed as an admin would: through the restart, until the new agent has ended the trial.
+      const followed = await sh(`plumctl upgrade start ${V2} --timeout 240`, 300_000);
+      expect(followed.stdout).to.include(`0.9.0 → ${V2}`);
       await waitFor(
         "the agent upgrade to complete",
         async () => {
@@ -180,5 +182,13 @@ describe("agent upgrade under systemd (nspawn machine): handover restart, adopti
       { timeoutMs: 60_000 },
     );
     expect((await sh("journalctl -u plum --no-pager -n 200", 30_000)).stdout).to.include("plum agent guard: the new agent 0.9.2 did not come up");
+  });
+
+  it("a plain stop (KillMode=process) still stops the instances and PostgreSQL: the agent does it itself", async () => {
+    await sh("systemctl stop plum.service plum-proxy.socket plum-console.socket", 180_000);
+    // The brackets keep the pattern from matching this shell's own command line.
+    const left = await host.exec(["sh", "-c", "ps -eo pid,args | grep -E '[p]lumctl.js serve|[b]in/postgres' || true"], { timeoutMs: 15_000 });
+    expect(left.stdout.trim()).to.equal("");
+    expect((await host.exec(["systemctl", "show", "plum", "-p", "Result", "--value"])).stdout.trim()).to.equal("success");
   });
 });
