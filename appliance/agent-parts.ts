@@ -9,12 +9,15 @@ import type { PlumConfig } from "../lib/config.ts";
 import { connectionUrl, type PgServer } from "../lib/db/database.ts";
 import type { ProductSettings } from "../lib/instance-protocol.ts";
 import { APP_VERSION } from "../lib/version.ts";
+import { listenOn } from "../lib/systemd-sockets.ts";
 import { withDeadline } from "../lib/wait.ts";
 import type { BackupJobs } from "../backup/jobs/backup-jobs.ts";
 import type { BackupOperations } from "../backup/jobs/backup-operations.ts";
 import type { AuditLog } from "./audit/audit-log.ts";
 import type { ApplianceStatus } from "./console/status.ts";
 import type { StatusReport } from "./status/status-report.ts";
+import type { RestartOutcome } from "./agent-restart.ts";
+import type { AgentUpgrader } from "./agent-upgrade/agent-upgrader.ts";
 import type { ReloadOutcome } from "./config-reload.ts";
 import { CONTROL_ACTOR, controlApi } from "./control/control-api.ts";
 import type { ControlAddress } from "./control/control-client.ts";
@@ -85,12 +88,14 @@ export function controlRouter(deps: {
   operations: BackupOperations;
   audit: AuditLog;
   manager: UpgradeManager;
+  agentUpgrades: AgentUpgrader;
   releases: ReleaseStore;
   reload: (actor: string) => Promise<ReloadOutcome>;
   status: () => Promise<StatusReport>;
+  restart: (opts: { stopOnly?: boolean }) => Promise<RestartOutcome>;
 }) {
-  const { manager, releases, reload, ...rest } = deps;
-  return controlApi({ ...rest, upgrades: { manager, releases, installed: APP_VERSION }, reload: () => reload(CONTROL_ACTOR) });
+  const { manager, agentUpgrades, releases, reload, ...rest } = deps;
+  return controlApi({ ...rest, upgrades: { manager, releases, installed: APP_VERSION, agent: agentUpgrades }, reload: () => reload(CONTROL_ACTOR) });
 }
 
 export async function listenConsole(config: PlumConfig, app: Express): Promise<{ server: http.Server; url: string }> {
@@ -99,7 +104,10 @@ export async function listenConsole(config: PlumConfig, app: Express): Promise<{
   server.requestTimeout = 30 * 60_000;
   const url = await new Promise<string>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(config.console.port, config.console.host, () => resolve(`http://${config.console.host}:${(server.address() as AddressInfo).port}`));
+    // A socket systemd passed (plum-console.socket) survives an agent restart; else bind the address.
+    server.listen(listenOn("console", config.console.port, config.console.host), () =>
+      resolve(`http://${config.console.host}:${(server.address() as AddressInfo).port}`),
+    );
   });
   return { server, url };
 }

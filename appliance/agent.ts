@@ -6,8 +6,9 @@ import { anchorSettingsOf } from "../lib/chain-anchors.ts";
 import { ChainCheckpoints } from "../lib/chain-checkpoints.ts";
 import type { PlumConfig } from "../lib/config.ts";
 import type { Logger } from "../lib/logger.ts";
-import { homeLayout } from "../lib/paths.ts";
+import { APP_ROOT, homeLayout } from "../lib/paths.ts";
 import type { Secrets } from "../lib/secrets.ts";
+import { listenOn } from "../lib/systemd-sockets.ts";
 import { APP_VERSION, OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR } from "../lib/version.ts";
 import { clientConfig, pgServerFor, prepareServer, type PgServer } from "../lib/db/database.ts";
 import { EmbeddedPostgres } from "../lib/db/embedded-postgres.ts";
@@ -26,9 +27,12 @@ import { createConsoleApp } from "./console/app.ts";
 import { firstAdminCreator } from "./console/commands/user-commands.ts";
 import { defineOpsModels } from "./console/models/ops-models.ts";
 import type { ApplianceStatus } from "./console/status.ts";
-import { createControlApp } from "./control/control-api.ts";
+import { CONTROL_ACTOR, createControlApp } from "./control/control-api.ts";
 import { writeAgentEndpoint, type ControlAddress } from "./control/control-client.ts";
 import { acquireAgentLock } from "./agent-lock.ts";
+import { restartWithHandover } from "./agent-restart.ts";
+import { AgentUpgrader, installedAgentOf } from "./agent-upgrade/agent-upgrader.ts";
+import { clearHandover, HANDOVER_GRACE_MS, readHandover, writeHandover } from "./handover.ts";
 import { applianceStatus, closeConsole, closeControl, controlRouter, instanceEnv, listenConsole, listenControl, stopInstances, watch } from "./agent-parts.ts";
 import { auditForwarding } from "./audit/audit-forwarding.ts";
 import { AuditLog } from "./audit/audit-log.ts";
@@ -54,6 +58,13 @@ import { UpgradeManager } from "./upgrade/upgrade-manager.ts";
 export interface AgentOptions {
   /** The `doctor` preflight checks (installer/), for the support bundle of an unsuccessful upgrade. */
   doctor?: DoctorChecks;
+}
+
+/** Whether the stop is a handover, and what it left running (the lock's stop writes them to run/handover.json). */
+interface HandoverState {
+  requested: boolean;
+  instances: string[];
+  postgres?: number;
 }
 
 /** What a started agent is made of; every part exists once the start list has run. */
@@ -105,6 +116,7 @@ export class Agent {
     parts: AgentParts,
     private readonly steps: StartList,
     private readonly stopReason: { reason: string },
+    private readonly handover: HandoverState,
     startedAt: Date,
   ) {
     this.startedAt = startedAt;
@@ -135,12 +147,27 @@ export class Agent {
     const layout = homeLayout(config.home);
     const steps = new StartList(log);
     const stopReason = { reason: "the start failed" };
+    // What the previous agent handed over (an agent restart or upgrade): adopted below instead of stopped.
+    const handedOver = readHandover(layout.runDir);
+    const handover: HandoverState = { requested: false, instances: [] };
     const server = pgServerFor(config, secrets.postgresPassword);
+    const adopted: string[] = [];
 
     await steps.run(
       "lock",
       () => acquireAgentLock(layout.runDir),
-      (lock) => lock.release(),
+      (lock) => {
+        // Last, under the lock: the next agent reads it once this one is gone.
+        if (handover.requested)
+          writeHandover(layout.runDir, {
+            at: new Date().toISOString(),
+            fromPid: process.pid,
+            fromVersion: APP_VERSION,
+            instances: handover.instances,
+            postgres: handover.postgres,
+          });
+        lock.release();
+      },
     );
     // Before PostgreSQL: product containers reach it on their network, where it must listen too.
     const { runtime, containerNetwork } = await steps.run(
@@ -163,10 +190,14 @@ export class Agent {
           log,
           containerNetwork,
         });
-        await embedded.start();
+        const how = await embedded.start({ adopt: handedOver?.postgres !== undefined });
+        if (how === "adopted") adopted.push("adopted the embedded PostgreSQL handed over by the previous agent");
         return embedded;
       },
-      (embedded) => embedded?.stop(),
+      async (embedded) => {
+        if (handover.requested) handover.postgres = embedded?.handOver();
+        else await embedded?.stop();
+      },
     );
     // plum_ops first, alone: the restore journal in it decides what the product database may be.
     const { version: serverVersion } = await steps.run("ops database", async () => {
@@ -211,9 +242,13 @@ export class Agent {
       async () => {
         // Orphaned instances go first (docker: running containers are adopted, they kept serving): one still
         // connected to the product database would hold up a swap back.
-        return { runtime, recovered: await runtime.recover() };
+        return { runtime, recovered: [...adopted, ...(await runtime.recover(handedOver?.instances))] };
       },
-      ({ runtime }) => stopInstances(runtime, audit),
+      async ({ runtime }) => {
+        // A handover leaves the instances serving (the proxy drained before): the next agent adopts them.
+        if (handover.requested && runtime.handOver) handover.instances = await runtime.handOver(HANDOVER_GRACE_MS);
+        await stopInstances(runtime, audit);
+      },
     );
     // Every restic command of this agent goes through these servers (backup.appendOnly); each starts on first use.
     const appendOnly = await steps.run(
@@ -266,11 +301,16 @@ export class Agent {
     const journal = new UpgradeJournal(sequelize);
 
     const proxy = new EdgeProxy({ log, registry });
-    const proxyPort = await steps.run(
-      "proxy",
-      () => proxy.listen(config.http.port, config.http.host),
-      () => proxy.close(),
-    );
+    // A socket systemd passed keeps queueing connections while this agent starts: it is listened on only once
+    // production serves (below), so clients of a handover see a pause, not a 503. A bound port listens now.
+    const proxyOn = listenOn("proxy", config.http.port, config.http.host);
+    const listenProxy = () =>
+      steps.run(
+        "proxy",
+        () => proxy.listen(proxyOn),
+        () => proxy.close(),
+      );
+    const proxyPort = "fd" in proxyOn ? config.http.port : await listenProxy();
     const proxyHost = config.http.host === "0.0.0.0" || config.http.host === "::" ? "127.0.0.1" : config.http.host;
     const proxyUrl = `http://${proxyHost}:${proxyPort}`;
     const production = new Production({
@@ -303,10 +343,20 @@ export class Agent {
       if (job.status !== "succeeded") throw new Error(`${job.label} failed: ${job.error ?? "see the Backups page"}`);
       return job.result;
     };
-    const upgrades = new UpgradeManager(
-      agentUpgradeHost({ config, log, audit, pg, roles, runtime, production, releases: catalogue, runJob, doctor: options.doctor }),
+    const upgradeHost = agentUpgradeHost({ config, log, audit, pg, roles, runtime, production, releases: catalogue, runJob, doctor: options.doctor });
+    const upgrades = new UpgradeManager(upgradeHost, journal);
+    const agentUpgrades = new AgentUpgrader({
+      home: config.home,
+      version: APP_VERSION,
+      installed: installedAgentOf(APP_ROOT, APP_VERSION),
       journal,
-    );
+      audit,
+      log,
+      releases,
+      recheck: (version, current) => catalogue.recheck(version, current),
+      snapshot: (tag) => upgradeHost.snapshot(tag),
+      restart: () => restartWithHandover(() => (handover.requested = true)),
+    });
 
     await steps.run(
       "production",
@@ -316,6 +366,7 @@ export class Agent {
       },
       () => production.close(),
     );
+    if ("fd" in proxyOn) await listenProxy();
     await steps.run(
       "upgrade manager",
       async () => {
@@ -339,7 +390,7 @@ export class Agent {
       status: appliance,
       metrics: registry,
       backup: { ctx: backupCtx, jobs: backupJobs, operations, scheduler, signingKey: secrets },
-      upgrades: { manager: upgrades, releases, installed: APP_VERSION },
+      upgrades: { manager: upgrades, releases, installed: APP_VERSION, agent: agentUpgrades },
     });
     const controlApp = createControlApp(
       controlRouter({
@@ -348,9 +399,15 @@ export class Agent {
         operations,
         audit,
         manager: upgrades,
+        agentUpgrades,
         releases,
         reload: (actor) => reloadAgentConfig({ config, audit, log }, actor),
         status: statusGatherer({ config, appliance, opsSequelize: sequelize, backup: backupCtx, journal }),
+        restart: async (opts) => {
+          const outcome = await restartWithHandover(() => (handover.requested = true), opts);
+          await audit.append({ actor: CONTROL_ACTOR, action: "agent.restart", detail: { handover: true, ...outcome } });
+          return outcome;
+        },
       }),
       log,
     );
@@ -383,6 +440,12 @@ export class Agent {
       (timer) => clearInterval(timer),
     );
 
+    // What the previous agent handed over is adopted, or was stopped: its record is done with.
+    if (handedOver) clearHandover(layout.runDir);
+    // Serving: an agent upgrade to this agent ends its trial here (or the rollback to it is recorded).
+    const trial = await agentUpgrades.atStart().catch((err) => log.error({ err }, "recording the agent upgrade's outcome failed"));
+    if (trial) log.info({ trial }, "agent upgrade");
+
     return new Agent(
       {
         config,
@@ -403,6 +466,7 @@ export class Agent {
       },
       steps,
       stopReason,
+      handover,
       startedAt,
     );
   }
@@ -416,14 +480,28 @@ export class Agent {
     return applianceStatus(this);
   }
 
-  /** Stop: the start list backwards (schedule, console, upgrade manager, production, proxy, instances, audit, PostgreSQL, lock). */
+  /**
+   * Stop: the start list backwards (schedule, console, upgrade manager, production, proxy, instances, audit,
+   * PostgreSQL, lock). A stop for a handover (asked for before, by `handOverAtStop`) drains the proxy as
+   * always, but leaves the instances and PostgreSQL running and records them for the next agent to adopt.
+   */
   stop(reason = "stop requested"): Promise<void> {
     this.stopping ??= (async () => {
-      this.log.info({ reason }, "agent stopping");
-      this.stopReason.reason = reason;
+      const handover = this.handover.requested;
+      this.log.info({ reason, handover }, "agent stopping");
+      this.stopReason.reason = handover ? `${reason} (handover to the next agent)` : reason;
       await this.steps.stop();
-      this.log.info("agent stopped");
+      this.log.info({ handover, instances: this.handover.instances, postgres: this.handover.postgres }, "agent stopped");
     })();
     return this.stopping;
+  }
+
+  /**
+   * The next stop, whoever asks for it (SIGTERM from `systemctl restart`), is a handover. The upgrade of the agent
+   * asks for it just before it asks systemd for the restart: the flag lives in this process, so no marker file can
+   * outlive it and turn a later `systemctl stop` into a handover.
+   */
+  handOverAtStop(): void {
+    this.handover.requested = true;
   }
 }

@@ -2,12 +2,13 @@ import type { Command } from "commander";
 import { loadConfig } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
 import { prepareHome } from "../lib/home.ts";
-import { homeLayout } from "../lib/paths.ts";
 import { createLogger } from "../lib/logger.ts";
 import { APP_VERSION } from "../lib/version.ts";
 import { Agent } from "../appliance/agent.ts";
-import { controlAddressText } from "../appliance/control/control-client.ts";
 import { runChecks } from "../installer/checks/run-checks.ts";
+import type { RestartOutcome } from "../appliance/agent-restart.ts";
+import { callAgent, controlAddressText, requiredAgentLink } from "../appliance/control/control-client.ts";
+import { homeLayout, resolveHome } from "../lib/paths.ts";
 import { describeReload } from "./config-reload-format.ts";
 
 function banner(agent: Agent): string {
@@ -70,5 +71,20 @@ export function register(program: Command): void {
           (err) => process.stderr.write(`SIGHUP: ${describeError(err)}\n`),
         );
       });
+    });
+  program
+    .command("agent-restart")
+    .description(
+      "restart the running agent with a handover: product instances and PostgreSQL keep serving and the next agent adopts them (needs the systemd service; --stop-only: stop so, for another supervisor to start the next)",
+    )
+    .option("--stop-only", "stop the agent for a handover instead of asking systemd for the restart")
+    .action(async (opts: { stopOnly?: boolean }) => {
+      const link = requiredAgentLink(resolveHome());
+      const outcome = await callAgent<RestartOutcome>(link, "POST", "/agent/restart", { stopOnly: opts.stopOnly === true });
+      process.stdout.write(
+        outcome.how === "systemd"
+          ? `${outcome.unit} restarts: the next agent adopts the running instances (\`plumctl wait-ready\` waits for it)\n`
+          : "the agent stops for a handover: start the next one within 3 minutes, or the instances stop on their own\n",
+      );
     });
 }

@@ -1,4 +1,4 @@
-// `npm run bundle -- --version X.Y.Z [--out DIR] [--minimum-version A.B.C] [--key FILE] [--images [--docker-socket PATH]] [--install]`: build and sign a release bundle (or the offline install bundle).
+// `npm run bundle -- --version X.Y.Z [--out DIR] [--minimum-version A.B.C] [--key FILE] [--images [--docker-socket PATH]] [--agent] [--install]`: build and sign a release bundle (or the offline install bundle).
 import { createPublicKey } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
@@ -21,6 +21,8 @@ const USAGE = `usage: npm run bundle -- --version X.Y.Z [--out DIR] [--minimum-v
   --docker-socket    the engine's socket for --images (default: DOCKER_HOST=unix://…, else /var/run/docker.sock)
                      with --images, the agent's image plum-appliance:X.Y.Z is also saved as
                      plum-appliance-X.Y.Z.images.tar next to the bundle (docker load -i it on the Docker host)
+  --agent            carry a new agent too: the embedded PostgreSQL binaries in app.tgz and the Node runtime this
+                     build runs on as node.tgz; \`plumctl upgrade start\` of it replaces the installed agent
   --install          build plum-install-X.Y.Z.tar instead: the offline installer for a Debian 12 host (the appliance,
                      its Node runtime and the Debian packages it needs, fetched now with apt-get download; signed)`;
 
@@ -43,6 +45,7 @@ async function main(): Promise<void> {
       images: { type: "boolean" },
       "docker-socket": { type: "string" },
       install: { type: "boolean" },
+      agent: { type: "boolean" },
       help: { type: "boolean" },
     },
   });
@@ -83,6 +86,7 @@ async function main(): Promise<void> {
     signingKey,
     images: values.images,
     dockerSocket: values["docker-socket"],
+    agent: values.agent,
   });
   const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
   const s = (ms: number) => (ms / 1000).toFixed(1);
@@ -93,6 +97,7 @@ async function main(): Promise<void> {
       (built.manifest.image
         ? `  image.tar ${mib(built.imageBytes ?? 0)} MiB, sha256 ${built.manifest.artefacts.find((a) => a.name === "image.tar")?.sha256}: ${built.manifest.image.tag} ${built.manifest.image.id}\n`
         : "") +
+      (built.manifest.agent ? `  node.tgz: a new agent, on Node ${built.manifest.agent.nodeVersion}\n` : "") +
       `  built in ${s(built.timings.totalMs)} s (compile ${s(built.timings.compileMs)} s, pack ${s(built.timings.packMs)} s${built.timings.imageMs !== undefined ? `, image ${s(built.timings.imageMs)} s` : ""})\n`,
   );
   if (values.images) {

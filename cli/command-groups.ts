@@ -11,7 +11,7 @@ export interface CommandGroup {
  * of its commands, so `plumctl serve` (a product instance) loads the product and lib/, never the agent.
  */
 export const COMMAND_GROUPS: CommandGroup[] = [
-  { commands: ["agent"], load: () => import("./agent-command.ts") },
+  { commands: ["agent", "agent-restart"], load: () => import("./agent-command.ts") },
   { commands: ["config"], load: () => import("./config-commands.ts") },
   { commands: ["database"], load: () => import("./database-commands.ts") },
   { commands: ["audit"], load: () => import("./audit-commands.ts") },

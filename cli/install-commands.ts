@@ -190,14 +190,14 @@ export function register(program: Command): void {
     .command("wait-ready")
     .description("wait until the agent serves (edge proxy /readyz and the console); the service unit's start waits on it")
     .option("--timeout <seconds>", "give up after this long", "600")
-    .action(async (opts: { timeout: string }) => {
+    .option("--pid <pid>", "give up at once when this process exits (default: $MAINPID, which systemd sets for ExecStartPost)")
+    .action(async (opts: { timeout: string; pid?: string }) => {
       const seconds = Number(opts.timeout);
       if (!Number.isInteger(seconds) || seconds <= 0)
         throw new PlumError(`--timeout ${opts.timeout} is not a number of seconds`, { hint: "e.g. --timeout 600" });
+      const pid = Number(opts.pid ?? process.env.MAINPID);
       const { waitUntilServing } = await import("../installer/serving.ts");
-      // systemd gives ExecStartPost= the service's main pid as MAINPID: an agent that exits ends the wait at once.
-      const agentPid = process.env.MAINPID ? Number(process.env.MAINPID) : undefined;
-      const serving = await waitUntilServing(resolveHome(), seconds * 1000, { agentPid });
+      const serving = await waitUntilServing(resolveHome(), seconds * 1000, { pid: Number.isInteger(pid) && pid > 0 ? pid : undefined });
       process.stdout.write(`serving: ${serving.proxyUrl} (console ${serving.consoleUrl})\n`);
     });
 }

@@ -63,8 +63,12 @@ async function follow(id: number, timeoutMs: number): Promise<Status> {
   const deadline = Date.now() + timeoutMs;
   let printed = 0;
   for (;;) {
-    const s = await agentCall<Status>("GET", "/upgrades");
-    if (s.latest?.id === id) {
+    // An agent upgrade restarts the agent: its control socket is away for a moment, then the new agent answers.
+    const s = await (async () => agentCall<Status>("GET", "/upgrades"))().catch((err: unknown) => {
+      if (Date.now() > deadline) throw err;
+      return undefined;
+    });
+    if (s?.latest?.id === id) {
       for (const e of s.journal.slice(printed)) process.stderr.write(`  ${e.at.slice(11, 19)} ${e.step} ${e.phase}\n`);
       printed = s.journal.length;
       if (SETTLED.includes(s.latest.status)) return s;

@@ -16,13 +16,22 @@ export const INSTALL_PATHS = {
   unitName: "plum.service",
   unitFile: "/etc/systemd/system/plum.service",
   wantsLink: "/etc/systemd/system/multi-user.target.wants/plum.service",
+  /** The listening sockets systemd keeps open across agent restarts (service-unit.ts), by their fd names. */
+  socketUnits: { proxy: "plum-proxy.socket", console: "plum-console.socket" },
+  systemdDir: "/etc/systemd/system",
+  /** Run by the unit before every agent start, from outside any release: it rolls back a failed agent upgrade. */
+  agentGuard: "/opt/plum/agent-guard.sh",
   plumctl: "/usr/local/bin/plumctl",
 } as const;
 
-export type InstallPaths = typeof INSTALL_PATHS;
+type Widen<T> = { readonly [K in keyof T]: T[K] extends string ? string : Widen<T[K]> };
+/** The layout as its users take it: tests lay it out under a temp folder. */
+export type InstallPaths = Widen<typeof INSTALL_PATHS>;
 
 export const configFileOf = (p: InstallPaths) => path.join(p.etcDir, "plum.yaml");
 export const currentLinkOf = (p: InstallPaths) => path.join(p.optDir, "current");
+/** Where `systemctl enable` links a socket unit (its WantedBy=sockets.target). */
+export const socketWantsLink = (p: InstallPaths, unit: string) => path.join(p.systemdDir, "sockets.target.wants", unit);
 export const releaseDirOf = (p: InstallPaths, version: string) => path.join(p.optDir, version);
 /** The Node runtime and the appliance of a release dir, or of `current`. */
 export const nodeOf = (releaseDir: string) => path.join(releaseDir, "node", "bin", "node");

@@ -8,11 +8,12 @@ import type { DoctorResult } from "../appliance/support/support-bundle.ts";
 import { runChecks } from "./checks/run-checks.ts";
 import { installFromBundle, removePackages } from "./debian-packages.ts";
 import type { InstallManifest } from "./install-bundle-builder.ts";
-import { configFileOf, currentLinkOf, installedEnvironment, plumctlWrapper, releaseDirOf, type InstallPaths } from "./install-layout.ts";
+import { configFileOf, currentLinkOf, socketWantsLink, installedEnvironment, plumctlWrapper, releaseDirOf, type InstallPaths } from "./install-layout.ts";
 import { readInstallRecord, writeInstallRecord, type InstallRecord } from "./install-record.ts";
 import { LIVENESS_SERVICE, LIVENESS_TIMER, livenessServiceUnit, livenessTimerUnit } from "./liveness.ts";
-import { serviceUnit } from "./service-unit.ts";
-import { initName, systemctl, systemdBooted } from "./service-manager.ts";
+import { agentGuardScript } from "./agent-guard.ts";
+import { serviceUnit, socketUnits } from "./service-unit.ts";
+import { initName, systemctl, systemdBooted, unitActive } from "./service-manager.ts";
 import { waitUntilServing } from "./serving.ts";
 import type { Task, TaskLog } from "./tasks.ts";
 
@@ -267,6 +268,43 @@ export function installTasks(p: InstallPaths, source: InstallSource, opts: { sta
       },
     },
     {
+      title: `agent guard ${p.agentGuard}`,
+      async run() {
+        folder(p.optDir, 0o755);
+        const text = agentGuardScript(p);
+        if (existsSync(p.agentGuard) && readFileSync(p.agentGuard, "utf8") === text) return { said: "kept" };
+        const undo = replaceFile(p.agentGuard, (tmp) => writeFileSync(tmp, text, { mode: 0o755 }));
+        return { said: "written", undo };
+      },
+    },
+    {
+      title: `listening sockets ${Object.values(p.socketUnits).join(", ")}`,
+      async run() {
+        mkdirSync(p.systemdDir, { recursive: true });
+        const undos: Array<() => Promise<void>> = [];
+        const changed: string[] = [];
+        for (const s of socketUnits(p, installedConfig(p))) {
+          if (existsSync(s.file) && readFileSync(s.file, "utf8") === s.text) continue;
+          undos.push(replaceFile(s.file, (tmp) => writeFileSync(tmp, s.text, { mode: 0o644 })));
+          changed.push(s.unit);
+        }
+        if (changed.length === 0) return { said: "kept" };
+        // A socket listens where it was first told until it is restarted, which the service holding it prevents.
+        if (systemdBooted() && (await unitActive(p.unitName))) await systemctl(["stop", p.unitName], 5 * 60_000);
+        if (systemdBooted()) {
+          await systemctl(["daemon-reload"]);
+          for (const unit of changed) if (await unitActive(unit)) await systemctl(["restart", unit]);
+        }
+        return {
+          said: `written ${changed.join(", ")}`,
+          undo: async () => {
+            for (const undo of undos.reverse()) await undo();
+            if (systemdBooted()) await systemctl(["daemon-reload"]);
+          },
+        };
+      },
+    },
+    {
       title: `systemd unit ${p.unitFile}`,
       async run(log: TaskLog) {
         mkdirSync(path.dirname(p.unitFile), { recursive: true });
@@ -276,19 +314,25 @@ export function installTasks(p: InstallPaths, source: InstallSource, opts: { sta
         const wasEnabled = isLink(p.wantsLink);
         if (systemdBooted()) {
           await systemctl(["daemon-reload"]);
-          await systemctl(["enable", p.unitName]);
+          await systemctl(["enable", p.unitName, ...Object.values(p.socketUnits)]);
         } else if (!wasEnabled) {
           // What `systemctl enable` does, for a host (or an image) that boots systemd later.
           mkdirSync(path.dirname(p.wantsLink), { recursive: true });
           symlinkSync(p.unitFile, p.wantsLink);
+          for (const unit of Object.values(p.socketUnits)) {
+            const link = socketWantsLink(p, unit);
+            mkdirSync(path.dirname(link), { recursive: true });
+            if (!isLink(link)) symlinkSync(path.join(p.systemdDir, unit), link);
+          }
           log.write(`systemd is not running here (PID 1 is ${initName()}): enabled by linking ${p.wantsLink}`);
         }
         return {
           said: `${same ? "kept" : "written"}, enabled${systemdBooted() ? "" : " for the next boot (systemd is not running here)"}`,
           undo: async () => {
             if (!wasEnabled) {
-              if (systemdBooted()) await systemctl(["disable", p.unitName]);
+              if (systemdBooted()) await systemctl(["disable", p.unitName, ...Object.values(p.socketUnits)]);
               rmSync(p.wantsLink, { force: true });
+              for (const unit of Object.values(p.socketUnits)) rmSync(socketWantsLink(p, unit), { force: true });
             }
             await undoUnit?.();
             if (systemdBooted()) await systemctl(["daemon-reload"]);

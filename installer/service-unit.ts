@@ -1,5 +1,6 @@
 import path from "node:path";
 import type { PlumConfig } from "../lib/config.ts";
+import { listenStreamOf, type ListenerName } from "../lib/systemd-sockets.ts";
 import { currentLinkOf, installedEnvironment, nodeOf, plumctlOf, type InstallPaths } from "./install-layout.ts";
 
 /**
@@ -22,11 +23,55 @@ function localRepositoryFolders(config: PlumConfig, home: string): string[] {
     .filter((r) => r !== home && !r.startsWith(home + path.sep));
 }
 
+/** The socket units of the agent's two public listeners, with what each listens on. */
+export function socketUnits(p: InstallPaths, config: PlumConfig): Array<{ name: ListenerName; unit: string; file: string; text: string }> {
+  const listeners: Array<[ListenerName, string, number, string]> = [
+    ["proxy", config.http.host, config.http.port, "edge proxy (product traffic)"],
+    ["console", config.console.host, config.console.port, "ops console"],
+  ];
+  return listeners.map(([name, host, port, what]) => {
+    const unit = p.socketUnits[name];
+    return { name, unit, file: path.join(p.systemdDir, unit), text: socketUnit(p, what, name, listenStreamOf(host, port)) };
+  });
+}
+
+/**
+ * A listening socket of the agent, opened by systemd rather than by the agent: it stays open while plum.service
+ * restarts (an agent upgrade), so the kernel queues new connections in its backlog instead of refusing them, and
+ * the next agent accepts them. One unit per listener: FileDescriptorName= names every socket of a unit alike.
+ */
+function socketUnit(p: InstallPaths, what: string, name: ListenerName, listen: string): string {
+  return [
+    "# Written by plumctl install from /etc/plum/plum.yaml (http.host/http.port, console.host/console.port); plumctl install rewrites it.",
+    "[Unit]",
+    `Description=Plum appliance: the ${what} listening socket, kept open across agent restarts`,
+    "",
+    "[Socket]",
+    `ListenStream=${listen}`,
+    `FileDescriptorName=${name}`,
+    `Service=${p.unitName}`,
+    "Backlog=4096",
+    "NoDelay=yes",
+    "",
+    "[Install]",
+    "WantedBy=sockets.target",
+    "",
+  ].join("\n");
+}
+
 /**
  * plum.service: the agent as a hardened systemd service. `systemctl start` returns once the agent is up and
  * its proxy and console answer (ExecStartPost waits on them, within TimeoutStartSec); a crash or a failed
- * start restarts it (Restart=on-failure). Stopping sends SIGTERM to the agent only (KillMode=mixed): it
- * drains the proxy, stops the instances and PostgreSQL in order, and what is left at TimeoutStopSec is killed.
+ * start restarts it (Restart=on-failure). It listens on the sockets of plum-proxy.socket and
+ * plum-console.socket, which outlive its restarts.
+ *
+ * Stopping sends SIGTERM to the agent only, and only the agent is killed at TimeoutStopSec (KillMode=process):
+ * on a stop the agent drains the proxy and stops the instances and PostgreSQL itself, in order; on a handover
+ * (an agent upgrade asked for the restart) it leaves them running for the next agent to adopt. Whatever a
+ * killed agent leaves behind, the next one adopts or stops (its runtime's recover()).
+ *
+ * ExecStartPre runs the agent guard (agent-guard.sh, outside every release): after an agent upgrade whose new
+ * agent did not come up, it switches /opt/plum/current back before the next start.
  */
 export function serviceUnit(p: InstallPaths, config: PlumConfig): string {
   const current = currentLinkOf(p);
@@ -35,13 +80,15 @@ export function serviceUnit(p: InstallPaths, config: PlumConfig): string {
   // PLUM_SERVICE: the agent's output is the journal (no one-time password printed there).
   const env = Object.entries({ ...installedEnvironment(p), PLUM_SERVICE: "1" }).map(([k, v]) => `Environment=${k}=${v}`);
   // A repository folder that is not mounted yet must not stop the service from starting: "-" makes it optional.
+  const sockets = Object.values(p.socketUnits).join(" ");
   const writable = [p.home, p.logDir, p.optDir, ...localRepositoryFolders(config, p.home).map((f) => `-${f}`)];
   return [
     "# Written by plumctl install; plumctl install rewrites it (edit /etc/plum/plum.yaml, or add a drop-in with systemctl edit plum).",
     "[Unit]",
     "Description=Plum appliance (agent: edge proxy, ops console, backups, upgrades)",
     "Wants=network-online.target",
-    "After=network-online.target",
+    `Requires=${sockets}`,
+    `After=network-online.target ${sockets}`,
     "StartLimitIntervalSec=600",
     "StartLimitBurst=5",
     "",
@@ -51,10 +98,13 @@ export function serviceUnit(p: InstallPaths, config: PlumConfig): string {
     "Group=root",
     ...env,
     `WorkingDirectory=${p.home}`,
+    `Sockets=${sockets}`,
+    // "-": a guard that cannot run (removed by hand) must not keep the agent from starting.
+    `ExecStartPre=-/bin/sh ${p.agentGuard} start`,
     `ExecStart=${nodeOf(current)} ${plumctlOf(current)} agent`,
     `ExecStartPost=${nodeOf(current)} ${plumctlOf(current)} wait-ready --timeout 600`,
     "TimeoutStartSec=660",
-    "KillMode=mixed",
+    "KillMode=process",
     "TimeoutStopSec=150",
     "Restart=on-failure",
     "RestartSec=5",

@@ -19,16 +19,14 @@ async function answers(url: string, ok: (status: number) => boolean): Promise<bo
  * production instance, and the console answers. Resolves with where they listen; a timeout names what was
  * last missing.
  */
-export async function waitUntilServing(home: string, timeoutMs: number, opts: { agentPid?: number } = {}): Promise<AgentEndpoint & { proxyUrl: string }> {
+export async function waitUntilServing(home: string, timeoutMs: number, opts: { pid?: number } = {}): Promise<AgentEndpoint & { proxyUrl: string }> {
   const runDir = homeLayout(home).runDir;
-  let gone: PlumError | undefined;
-  return waitFor(
+  // The agent being waited for has exited: no point in waiting out the deadline (systemd restarts it sooner).
+  const gone = () => opts.pid !== undefined && !isAlive(opts.pid);
+  const serving = await waitFor(
     "the agent to serve (edge proxy /readyz and the ops console)",
     async () => {
-      if (opts.agentPid !== undefined && !isAlive(opts.agentPid)) {
-        gone = new PlumError(`the agent (pid ${opts.agentPid}) exited before it served`, { hint: "journalctl -u plum -n 50 says why" });
-        throw gone;
-      }
+      if (gone()) return "gone" as const;
       const agent = runningAgent(runDir);
       if (!agent) throw new Error(`no running agent has written ${runDir}/agent.json yet`);
       if (!agent.proxyUrl) throw new Error("the agent names no edge proxy");
@@ -38,4 +36,6 @@ export async function waitUntilServing(home: string, timeoutMs: number, opts: { 
     },
     { timeoutMs, firstDelayMs: 200, maxDelayMs: 2000, fatal: (err) => err === gone },
   );
+  if (serving === "gone") throw new PlumError(`the agent (pid ${opts.pid}) exited before it served`, { hint: "journalctl -u plum -n 50 says why" });
+  return serving;
 }

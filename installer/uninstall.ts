@@ -5,7 +5,7 @@ import { runChild } from "../lib/child-process.ts";
 import { homeLayout } from "../lib/paths.ts";
 import { isAlive } from "../lib/processes.ts";
 import { waitFor } from "../lib/wait.ts";
-import { configFileOf, type InstallPaths } from "./install-layout.ts";
+import { configFileOf, socketWantsLink, type InstallPaths } from "./install-layout.ts";
 import { readInstallRecord } from "./install-record.ts";
 import { LIVENESS_SERVICE, LIVENESS_TIMER } from "./liveness.ts";
 import { systemctl, systemdBooted, unitActive } from "./service-manager.ts";
@@ -21,8 +21,11 @@ export interface UninstallOutcome {
 /** Stop the installed agent: through systemd where it runs, else the agent of /var/lib/plum by its pid (SIGTERM, then a deadline). */
 async function stopService(p: InstallPaths): Promise<string> {
   if (systemdBooted()) {
-    if (!(await unitActive(p.unitName))) return "not running";
-    await systemctl(["stop", p.unitName], 5 * 60_000);
+    // The sockets too: a connection to one would start the service again.
+    const sockets = Object.values(p.socketUnits);
+    const active = [(await unitActive(p.unitName)) ? p.unitName : "", ...(await Promise.all(sockets.map(async (u) => ((await unitActive(u)) ? u : ""))))];
+    if (!active.some(Boolean)) return "not running";
+    await systemctl(["stop", p.unitName, ...sockets], 5 * 60_000);
     return "stopped";
   }
   const agent = runningAgent(homeLayout(p.home).runDir);
@@ -51,8 +54,10 @@ export function uninstallTasks(p: InstallPaths, opts: { purge: boolean }, out: U
     {
       title: `remove the systemd unit ${p.unitFile}`,
       async run() {
-        if (systemdBooted() && existsSync(p.unitFile)) await systemctl(["disable", p.unitName]);
-        const any = [remove(p.wantsLink, out), remove(p.unitFile, out)].some(Boolean);
+        const sockets = Object.values(p.socketUnits);
+        if (systemdBooted() && existsSync(p.unitFile)) await systemctl(["disable", p.unitName, ...sockets]);
+        const socketFiles = sockets.flatMap((unit) => [socketWantsLink(p, unit), path.join(p.systemdDir, unit)]);
+        const any = [p.wantsLink, p.unitFile, ...socketFiles].map((f) => remove(f, out)).some(Boolean);
         if (systemdBooted()) await systemctl(["daemon-reload"]);
         return { said: any ? "removed" : "not there" };
       },

@@ -1,8 +1,21 @@
 import { z } from "zod";
 import { PlumError } from "./errors.ts";
 
-/** What a product instance tells the agent over the IPC channel once it listens (the port it got). */
-export type InstanceMessage = { type: "ready"; port: number };
+/**
+ * What a product instance tells the agent over the IPC channel: the port it got once it listens, and that it
+ * took a handover (it will outlive this agent and wait to be claimed by the next).
+ */
+export type InstanceMessage = { type: "ready"; port: number } | { type: "handover-taken" };
+
+/**
+ * What the agent tells an instance: it is about to exit for a handover (an agent restart or upgrade). The instance
+ * then keeps serving when the IPC channel closes, and stops unless the next agent claims it (CLAIM_SIGNAL) within
+ * `graceMs`, and again within every `graceMs` after.
+ */
+export type AgentMessage = { type: "handover"; graceMs: number };
+
+/** The signal an agent that adopted an instance sends it, every few seconds: "you are still claimed". */
+export const CLAIM_SIGNAL = "SIGUSR2" as const;
 
 /** What the agent tells a product instance besides its database URL (PLUM_PRODUCT_SETTINGS, JSON). */
 export const productSettingsSchema = z.object({

@@ -32,3 +32,13 @@ export function commandLineOf(pid: number): string {
 export function environOf(pid: number): string {
   return procFile(pid, "environ");
 }
+
+/**
+ * When a process started, in clock ticks since boot (/proc/PID/stat, field 22; world-readable, unlike its
+ * environment): with its pid, it names one process for good, as a pid alone does not once it is reused.
+ */
+export function startTimeOf(pid: number): string {
+  const stat = procFile(pid, "stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return fields[19] ?? "";
+}

@@ -6,9 +6,8 @@ import { withDeadline } from "../lib/wait.ts";
 import { clientConfigFromUrl } from "../lib/db/connection-url.ts";
 import { openSequelize } from "../lib/db/sequelize.ts";
 import { createProductApp } from "./app.ts";
-import { productSettingsFromEnv, type InstanceMessage } from "../lib/instance-protocol.ts";
+import { CLAIM_SIGNAL, productSettingsFromEnv, type AgentMessage, type InstanceMessage } from "../lib/instance-protocol.ts";
 
-/** Messages an instance sends to the agent that started it (over the IPC channel). */
 /**
  * Run one product instance. Started by the agent's runtime driver, configured by environment only
  * (the database URL carries a password, so never argv). Listens on PLUM_INSTANCE_PORT (0 = any free port)
@@ -59,6 +58,26 @@ export async function serveProduct(env: NodeJS.ProcessEnv = process.env): Promis
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
-  // The agent that started us is gone (killed): an orphan instance must not keep serving on its own.
-  process.on("disconnect", () => void stop("agent disconnected"));
+  // The agent that started us is gone (killed): an orphan instance must not keep serving on its own. Unless it
+  // handed us over (an agent restart): then we serve on while the next agent claims us, within the grace each time.
+  let claimGraceMs: number | undefined;
+  let claimTimer: NodeJS.Timeout | undefined;
+  const awaitClaim = () => {
+    clearTimeout(claimTimer);
+    claimTimer = setTimeout(() => void stop(`no agent claimed this instance within ${claimGraceMs} ms of a handover`), claimGraceMs);
+  };
+  process.on("message", (msg: AgentMessage) => {
+    if (msg?.type !== "handover") return;
+    claimGraceMs = msg.graceMs;
+    logger.info({ graceMs: msg.graceMs }, "handed over: serving on until the next agent claims this instance");
+    process.send?.({ type: "handover-taken" } satisfies InstanceMessage);
+  });
+  process.on(CLAIM_SIGNAL, () => {
+    if (claimGraceMs !== undefined) awaitClaim();
+  });
+  process.on("disconnect", () => {
+    if (claimGraceMs === undefined) return void stop("agent disconnected");
+    logger.info("the agent that handed this instance over has gone; waiting to be claimed");
+    awaitClaim();
+  });
 }

@@ -1,4 +1,6 @@
 import express, { type Router } from "express";
+import { z } from "zod";
+import type { RestartOutcome } from "../agent-restart.ts";
 import type { ReloadOutcome } from "../config-reload.ts";
 import { controlRoute } from "./control-route.ts";
 
@@ -8,6 +10,18 @@ export function configControl(reload: () => Promise<ReloadOutcome>): Router {
   router.post(
     "/config/reload",
     controlRoute(() => reload()),
+  );
+  return router;
+}
+
+const restartSchema = z.strictObject({ stopOnly: z.boolean().optional() });
+
+/** `plumctl agent restart`: the agent restarts with a handover (instances and PostgreSQL keep serving). */
+export function agentControl(restart: (opts: { stopOnly?: boolean }) => Promise<RestartOutcome>): Router {
+  const router = express.Router();
+  router.post(
+    "/agent/restart",
+    controlRoute((body) => restart(restartSchema.parse(body)), 202),
   );
   return router;
 }

@@ -10,7 +10,8 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import { upgradeControl, type ConsoleUpgrades } from "./upgrade-control.ts";
 import type { ReleaseStore } from "../releases/release-store.ts";
 import type { ReloadOutcome } from "../config-reload.ts";
-import { configControl } from "./config-control.ts";
+import type { RestartOutcome } from "../agent-restart.ts";
+import { agentControl, configControl } from "./config-control.ts";
 import { releaseControl } from "./release-control.ts";
 import type { StatusReport } from "../status/status-report.ts";
 import { controlRoute } from "./control-route.ts";
@@ -39,6 +40,7 @@ export function controlApi(deps: {
   reload?: () => Promise<ReloadOutcome>;
   /** `plumctl status`: read-only. */
   status?: () => Promise<StatusReport>;
+  restart?: (opts: { stopOnly?: boolean }) => Promise<RestartOutcome>;
 }): Router {
   const router = express.Router();
   router.use(express.json({ limit: "16kb" }));
@@ -74,6 +76,7 @@ export function controlApi(deps: {
       "/status",
       controlRoute(() => status()),
     );
+  if (deps.restart) router.use(agentControl(deps.restart));
   return router;
 }
 

@@ -1,5 +1,6 @@
 import express, { type Router } from "express";
 import { z } from "zod";
+import type { AgentUpgrader } from "../agent-upgrade/agent-upgrader.ts";
 import type { UpgradeManager } from "../upgrade/upgrade-manager.ts";
 import { controlRoute } from "./control-route.ts";
 
@@ -8,6 +9,8 @@ export interface ConsoleUpgrades {
   manager: UpgradeManager;
   /** The release the agent was installed from (production before any upgrade). */
   installed: string;
+  /** The upgrade of the agent itself, for a release that carries one. */
+  agent?: AgentUpgrader;
 }
 
 const startSchema = z.strictObject({
@@ -35,6 +38,8 @@ export function upgradeControl(upgrades: ConsoleUpgrades, actor: string): Router
     "/upgrades",
     controlRoute(async (body) => {
       const input = startSchema.parse(body);
+      // A bundle that carries a new agent replaces the agent (which then serves its product as the installed release).
+      if (upgrades.agent?.carriesAgent(input.version)) return upgrades.agent.start({ version: input.version, actor });
       return upgrades.manager.start({ version: input.version, promotion: input.promotion, actor, installed: upgrades.installed });
     }, 202),
   );

@@ -1,9 +1,10 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo, type Socket } from "node:net";
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { Logger } from "../../lib/logger.ts";
 import { waitFor } from "../../lib/wait.ts";
 import { requestIdOf } from "../../lib/http/request-logging.ts";
+import type { ListenOn } from "../../lib/systemd-sockets.ts";
 
 /** Told of every answer the proxy gives: which version answered, the status, and the latency. */
 export type AnswerListener = (answer: { version: string; status: number; seconds: number }) => void;
@@ -23,6 +24,8 @@ interface Target extends Upstream {
 }
 
 const MAX_SOCKETS = 256;
+/** On close, how long an idle client connection may still bring a request (one just accepted brings it at once). */
+const CLOSE_IDLE_MS = 1_000;
 /** How long a peak of requests in flight counts when a warm-up sizes its connections (two such windows). */
 const PEAK_WINDOW_MS = 30_000;
 
@@ -63,6 +66,9 @@ function forwardable(headers: http.IncomingHttpHeaders | http.OutgoingHttpHeader
 export class EdgeProxy {
   private active?: Target;
   private server?: http.Server;
+  private closing = false;
+  /** Each client connection: requests in flight on it, and since when it has had none. */
+  private readonly connections = new Map<Socket, { busy: number; since: number }>();
   private readonly requests: Counter<"status" | "version">;
   private readonly latency: Histogram<"version">;
   private readonly answerListeners = new Set<AnswerListener>();
@@ -207,6 +213,17 @@ export class EdgeProxy {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    // Closing (a stop, or a handover to the next agent): the answer ends its connection, so the client's next
+    // request opens a new one, which the listening socket queues for whoever listens next.
+    if (this.closing) res.shouldKeepAlive = false;
+    const conn = this.connections.get(req.socket);
+    if (conn) {
+      conn.busy++;
+      res.once("close", () => {
+        conn.busy--;
+        conn.since = Date.now();
+      });
+    }
     const target = this.active;
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(req);
@@ -292,27 +309,50 @@ export class EdgeProxy {
     req.pipe(current);
   }
 
-  async listen(port: number, host: string): Promise<number> {
+  /** Listen on an address, or on a listening socket systemd passed (lib/systemd-sockets.ts); resolves with the port. */
+  async listen(on: ListenOn | number, host = "127.0.0.1"): Promise<number> {
+    const where = typeof on === "number" ? { port: on, host } : on;
     const server = http.createServer((req, res) => this.handle(req, res));
     server.keepAliveTimeout = 5_000;
     this.server = server;
+    this.closing = false;
+    server.on("connection", (socket: Socket) => {
+      this.connections.set(socket, { busy: 0, since: Date.now() });
+      socket.once("close", () => this.connections.delete(socket));
+    });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(port, host, () => resolve());
+      server.listen(where, () => resolve());
     });
     return (server.address() as AddressInfo).port;
   }
 
-  /** Stop accepting, let requests in flight finish (with a deadline), then close everything. */
+  /**
+   * Stop accepting, let requests in flight finish (with a deadline), then close everything. A connection that is
+   * idle is closed only once it has been idle for CLOSE_IDLE_MS: http.Server.close() would close at once every
+   * connection without a request yet, including one the kernel handed over a moment ago whose request is on its
+   * way (a refused request, on the handover to the next agent). Each answer meanwhile ends its connection.
+   */
   async close(timeoutMs = 10_000): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
-    const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    this.closing = true;
+    // net.Server's close: stop listening (a passed socket stays open in systemd), the connections stay.
+    const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
+    const deadline = Date.now() + timeoutMs;
+    const idleMs = Math.min(CLOSE_IDLE_MS, timeoutMs / 4);
+    const sweep = setInterval(() => {
+      const now = Date.now();
+      for (const [socket, c] of this.connections)
+        if (now >= deadline || (c.busy === 0 && now - c.since >= idleMs)) {
+          this.connections.delete(socket);
+          socket.destroy();
+        }
+    }, 50);
     await closed;
-    clearTimeout(timer);
+    clearInterval(sweep);
+    server.closeAllConnections();
     this.active?.agent.destroy();
     for (const t of this.retired.values()) t.agent.destroy();
   }

@@ -9,7 +9,7 @@ import { sha256OfFile } from "../../lib/file-hashes.ts";
 import { APP_ROOT } from "../../lib/paths.ts";
 import { expectedSchemaVersion, migrationNames } from "../../lib/version.ts";
 import { SUITES } from "../../product/validation/suites.ts";
-import { bundleFileName, bundleMembers, IMAGE_MEMBER, manifestBytes, type BundleManifest } from "./bundle-manifest.ts";
+import { bundleFileName, bundleMembers, IMAGE_MEMBER, manifestBytes, NODE_MEMBER, type BundleManifest } from "./bundle-manifest.ts";
 import { sign } from "./bundle-signing.ts";
 import { releaseDataChanges } from "./migration-data-changes.ts";
 import { productionModules } from "./production-modules.ts";
@@ -52,6 +52,11 @@ export interface BundleBuildOptions {
    * id, built now or earlier for the same tree and version.
    */
   imageCache?: (build: (file: string) => Promise<string>) => Promise<{ file: string; id: string }>;
+  /**
+   * Carry a new agent (`--agent`): app.tgz ships the embedded PostgreSQL binaries as the install bundle's does,
+   * node.tgz the Node runtime this build runs on, and the manifest says so (agent.nodeVersion).
+   */
+  agent?: boolean;
 }
 
 export interface BuiltBundle {
@@ -101,8 +106,16 @@ export function gzipArgs(level: number): string[] {
 }
 
 /** The outer bundle tar, its members in bundle order as listed (not sorted by name): image.tar last, when there is one. */
-export function bundleTarArgs(file: string, bundleDir: string, withImage = false): string[] {
-  return ["tar", "-c", "-f", file, ...TAR_NORMALISE.filter((o) => o !== "--sort=name"), "-C", bundleDir, ...bundleMembers(withImage)];
+export function bundleTarArgs(file: string, bundleDir: string, withImage = false, withNode = false): string[] {
+  return ["tar", "-c", "-f", file, ...TAR_NORMALISE.filter((o) => o !== "--sort=name"), "-C", bundleDir, ...bundleMembers(withImage, withNode)];
+}
+
+/** node.tgz: node/bin/node, the binary this build runs on (an official build needs only libc and libstdc++), laid out in `work`. */
+function nodeRuntimeTarArgs(work: string): string[] {
+  const tree = path.join(work, "node-runtime");
+  mkdirSync(path.join(tree, "node", "bin"), { recursive: true });
+  copyFileSync(process.execPath, path.join(tree, "node", "bin", "node"));
+  return ["tar", "-c", "-f", "-", "--owner=0", "--group=0", "--numeric-owner", "-C", tree, "node"];
 }
 
 /** app.tgz unpacked as it is, modes included (not masked by the builder's umask): the tree the image carries. */
@@ -217,12 +230,14 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
     }
     const compiled = Date.now();
 
-    const modules = productionModules(sourceDir);
+    const modules = productionModules(sourceDir, { embeddedPostgres: opts.agent === true });
     const bundleDir = path.join(work, "bundle");
     mkdirSync(bundleDir);
     const app = path.join(bundleDir, "app.tgz");
     await tarGzip(appTarArgs({ stage, distParent, sourceDir, modules }), app, { level: opts.compressionLevel ?? 6, timeoutMs: 10 * 60_000 });
     const appBytes = statSync(app).size;
+    const node = opts.agent ? path.join(bundleDir, NODE_MEMBER) : undefined;
+    if (node) await tarGzip(nodeRuntimeTarArgs(work), node, { level: opts.compressionLevel ?? 6, timeoutMs: 10 * 60_000 });
     const schemaVersion = expectedSchemaVersion(migrationsDir);
     const packed = Date.now();
 
@@ -266,6 +281,7 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
       createdAt: new Date().toISOString(),
       artefacts: [
         { name: "app.tgz", sha256: await sha256OfFile(app), bytes: appBytes },
+        ...(node ? [{ name: NODE_MEMBER, sha256: await sha256OfFile(node), bytes: statSync(node).size }] : []),
         ...(image ? [{ name: IMAGE_MEMBER, sha256: image.sha256, bytes: image.bytes }] : []),
       ],
       suites,
@@ -273,6 +289,7 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
       ...(changes && { changes }),
       dataChanges,
       ...(image && { image: { file: IMAGE_MEMBER, tag: image.tag, id: image.id, labels: image.labels } }),
+      ...(node && { agent: { file: NODE_MEMBER, nodeVersion: process.version } }),
     };
     const bytes = manifestBytes(manifest);
     writeFileSync(path.join(bundleDir, "manifest.json"), bytes);
@@ -283,7 +300,7 @@ export async function buildBundle(opts: BundleBuildOptions): Promise<BuiltBundle
     // Written aside and renamed: a half-written bundle never carries the final name.
     const partial = `${file}.partial-${randomBytes(4).toString("hex")}`;
     try {
-      await runChild(bundleTarArgs(partial, bundleDir, image !== undefined), { what: "tar (writing the bundle)", timeoutMs: 5 * 60_000 });
+      await runChild(bundleTarArgs(partial, bundleDir, image !== undefined, node !== undefined), { what: "tar (writing the bundle)", timeoutMs: 5 * 60_000 });
       renameSync(partial, file);
     } finally {
       rmSync(partial, { force: true });

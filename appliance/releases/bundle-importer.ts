@@ -4,7 +4,7 @@ import semver from "semver";
 import { runChild } from "../../lib/child-process.ts";
 import { PlumError } from "../../lib/errors.ts";
 import { sha256OfFile } from "../../lib/file-hashes.ts";
-import { BUNDLE_MEMBERS, IMAGE_MEMBER, parseManifest, type BundleManifest } from "./bundle-manifest.ts";
+import { bundleMembers, BUNDLE_MEMBERS, IMAGE_MEMBER, NODE_MEMBER, parseManifest, type BundleManifest } from "./bundle-manifest.ts";
 import { parseVendorPublicKey, verifySignature } from "./bundle-signing.ts";
 import { LOADED_IMAGE_FILE } from "./release-images.ts";
 import { parseTarListing, unsafeMembers, type TarMember } from "./tar-listing.ts";
@@ -76,7 +76,7 @@ async function listTar(file: string, gzip: boolean, what: string): Promise<TarMe
 
 function checkOuterMembers(file: string, members: TarMember[]): void {
   const names = members.map((m) => m.name);
-  const expected: string[] = names.includes(IMAGE_MEMBER) ? [...BUNDLE_MEMBERS, IMAGE_MEMBER] : [...BUNDLE_MEMBERS];
+  const expected = bundleMembers(names.includes(IMAGE_MEMBER), names.includes(NODE_MEMBER));
   const exact = names.length === expected.length && expected.every((n) => names.includes(n));
   if (!exact) {
     throw new BundleRejected(
@@ -109,7 +109,7 @@ function checkAppMembers(members: TarMember[]): void {
   const missing = REQUIRED_IN_APP.filter((n) => !names.has(n));
   if (missing.length > 0) throw new BundleRejected("format", `app.tgz lacks ${missing.join(", ")}: it is not a Plum release`, ASK_VENDOR);
   // image-loaded.json is the appliance's record of the image it loaded: pruning acts on it, so a bundle never brings one.
-  for (const own of [...BUNDLE_MEMBERS, IMAGE_MEMBER, LOADED_IMAGE_FILE])
+  for (const own of [...BUNDLE_MEMBERS, IMAGE_MEMBER, NODE_MEMBER, LOADED_IMAGE_FILE])
     if (names.has(own)) throw new BundleRejected("format", `app.tgz holds its own ${own}, which would hide the verified one`, ASK_VENDOR);
 }
 
@@ -133,6 +133,9 @@ function checkImageMembers(manifest: BundleManifest, outer: TarMember[]): void {
   if (manifest.image && !held)
     throw new BundleRejected("format", `the manifest names the image ${manifest.image.tag}, but the bundle holds no ${IMAGE_MEMBER}`, ASK_VENDOR);
   if (!manifest.image && held) throw new BundleRejected("format", `the bundle holds ${IMAGE_MEMBER}, which its signed manifest does not list`, ASK_VENDOR);
+  const node = outer.some((m) => m.name === NODE_MEMBER);
+  if (manifest.agent && !node) throw new BundleRejected("format", `the manifest names a new agent, but the bundle holds no ${NODE_MEMBER}`, ASK_VENDOR);
+  if (!manifest.agent && node) throw new BundleRejected("format", `the bundle holds ${NODE_MEMBER}, which its signed manifest does not list`, ASK_VENDOR);
 }
 
 /** Extract one artefact of the bundle into `dir` and check its size and sha256 against the signed manifest. */
@@ -223,6 +226,8 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
     checkPlacement(manifest, statSync(app).size, manifest.image ? listed(IMAGE_MEMBER).size : 0, ctx);
     const image = manifest.image ? await verifyArtefact(file, work, manifest, IMAGE_MEMBER, listed(IMAGE_MEMBER)) : undefined;
     checkAppMembers(await listTar(app, true, "app.tgz"));
+    // Kept in the release's folder, verified: an agent upgrade unpacks it into /opt/plum/<version>/node.
+    const nodeRuntime = manifest.agent ? await verifyArtefact(file, work, manifest, NODE_MEMBER, listed(NODE_MEMBER)) : undefined;
 
     // Its own folder: two imports of one version at once never unpack into each other.
     partial = mkdtempSync(path.join(ctx.releasesDir, `.partial-${manifest.version}-`));
@@ -245,6 +250,7 @@ export async function importBundle(file: string, ctx: ImportContext): Promise<Bu
     if (unpackedVersion !== manifest.version)
       throw new BundleRejected("format", `app.tgz holds version ${unpackedVersion}, the manifest says ${manifest.version}`, ASK_VENDOR);
     if (image) renameSync(image, path.join(partial, IMAGE_MEMBER));
+    if (nodeRuntime) renameSync(nodeRuntime, path.join(partial, NODE_MEMBER));
     if (image && ctx.images) {
       try {
         loaded = await ctx.images.load(path.join(partial, IMAGE_MEMBER), manifest);

@@ -12,6 +12,12 @@ const imageTag = z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*:[\w][\w.-]{0,12
 /** The bundle member that holds the release's container image (`docker save` format), when built with images. */
 export const IMAGE_MEMBER = "image.tar" as const;
 
+/**
+ * The bundle member that holds the Node runtime of a bundle that carries a new agent (node/bin/node), when built
+ * with `--agent`: an agent upgrade installs it beside the release's app in /opt/plum/<version>.
+ */
+export const NODE_MEMBER = "node.tgz" as const;
+
 /** At most this many characters of changelog ride in a manifest (which may be 1 MiB in all). */
 export const CHANGES_MAX_CHARS = 64 * 1024;
 
@@ -51,6 +57,15 @@ export const releaseImageSchema = z.strictObject({
 
 export type ReleaseImage = z.infer<typeof releaseImageSchema>;
 
+/**
+ * A bundle that carries a new agent (`npm run bundle -- --agent`): its app.tgz ships the embedded PostgreSQL
+ * binaries too, and node.tgz the Node runtime it was built on. `plumctl upgrade start` of it replaces the agent.
+ */
+export const releaseAgentSchema = z.strictObject({
+  file: z.literal(NODE_MEMBER),
+  nodeVersion: z.string().regex(/^v\d+\.\d+\.\d+$/, "is not a Node version (vX.Y.Z)"),
+});
+
 export const bundleManifestSchema = z
   .strictObject({
     format: z.literal(1),
@@ -61,7 +76,7 @@ export const bundleManifestSchema = z
     /** The oldest installed version this release upgrades from. */
     minimumVersion: version,
     createdAt: z.iso.datetime(),
-    artefacts: z.array(z.strictObject({ name: z.enum(["app.tgz", IMAGE_MEMBER]), sha256, bytes: z.number().int().nonnegative() })).min(1),
+    artefacts: z.array(z.strictObject({ name: z.enum(["app.tgz", NODE_MEMBER, IMAGE_MEMBER]), sha256, bytes: z.number().int().nonnegative() })).min(1),
     /** Validation suites the upgrade runs against staging. */
     suites: z.array(z.string().regex(/^[a-z][a-z0-9-]*$/)),
     /** Product migrations, oldest first. */
@@ -80,6 +95,8 @@ export const bundleManifestSchema = z
      * images (every bundle before them) carries none, holds no image.tar, and imports as before.
      */
     image: releaseImageSchema.optional(),
+    /** A new agent with its Node runtime (node.tgz). Optional: a bundle without one upgrades the product only. */
+    agent: releaseAgentSchema.optional(),
   })
   .superRefine((m, ctx) => {
     const names = m.artefacts.map((a) => a.name);
@@ -87,6 +104,8 @@ export const bundleManifestSchema = z
       if (names.filter((n) => n === name).length > 1) ctx.addIssue({ code: "custom", path: ["artefacts"], message: `lists ${name} more than once` });
     if (m.image && !names.includes(IMAGE_MEMBER)) ctx.addIssue({ code: "custom", path: ["artefacts"], message: `lists no ${IMAGE_MEMBER}, which image names` });
     if (!m.image && names.includes(IMAGE_MEMBER)) ctx.addIssue({ code: "custom", path: ["image"], message: `is missing, yet artefacts list ${IMAGE_MEMBER}` });
+    if (m.agent && !names.includes(NODE_MEMBER)) ctx.addIssue({ code: "custom", path: ["artefacts"], message: `lists no ${NODE_MEMBER}, which agent names` });
+    if (!m.agent && names.includes(NODE_MEMBER)) ctx.addIssue({ code: "custom", path: ["agent"], message: `is missing, yet artefacts list ${NODE_MEMBER}` });
   });
 
 export type BundleManifest = z.infer<typeof bundleManifestSchema>;
@@ -94,9 +113,9 @@ export type BundleManifest = z.infer<typeof bundleManifestSchema>;
 /** The bundle's members, in the order they are written: nothing else may be in the outer tar (but image.tar, last, when built with images). */
 export const BUNDLE_MEMBERS = ["manifest.json", "manifest.sig", "app.tgz"] as const;
 
-/** The members of a bundle with or without its image, in the order they are written. */
-export function bundleMembers(withImage: boolean): string[] {
-  return withImage ? [...BUNDLE_MEMBERS, IMAGE_MEMBER] : [...BUNDLE_MEMBERS];
+/** The members of a bundle with or without its image (and its agent's Node runtime), in the order they are written. */
+export function bundleMembers(withImage: boolean, withNode = false): string[] {
+  return [...BUNDLE_MEMBERS, ...(withNode ? [NODE_MEMBER] : []), ...(withImage ? [IMAGE_MEMBER] : [])];
 }
 
 /** The bytes written as manifest.json (and signed). */

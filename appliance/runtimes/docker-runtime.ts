@@ -21,6 +21,8 @@ import {
   type RuntimeDriver,
   type Slot,
 } from "./runtime.ts";
+import { envDigest } from "./runtime.ts";
+export { envDigest };
 
 /** Labels every container of this runtime carries; recover and the event watch touch only containers with ours. */
 export const LABEL = {
@@ -88,13 +90,6 @@ export function applianceTag(applianceId: string): string {
 
 export function containerName(tag: string, slot: Slot | "command", version: string, suffix = ""): string {
   return `plum-${tag}-${slot}-${version.replace(/[^A-Za-z0-9_.-]/g, "_")}${suffix}`;
-}
-
-export function envDigest(env: Record<string, string>): string {
-  const sorted = Object.keys(env)
-    .sort()
-    .map((k) => [k, env[k]]);
-  return createHash("sha256").update(JSON.stringify(sorted)).digest("hex");
 }
 
 /** Docker's healthcheck: the instance's own /healthz, asked by its own node (the image has no curl). */

@@ -3,12 +3,13 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import path from "node:path";
 import { childFailure, startChild } from "../../lib/child-process.ts";
 import { PlumError } from "../../lib/errors.ts";
-import { environOf, isAlive } from "../../lib/processes.ts";
+import { commandLineOf, environOf, isAlive, startTimeOf } from "../../lib/processes.ts";
 import type { Logger } from "../../lib/logger.ts";
 import type { RunAs } from "../../lib/system-user.ts";
 import { waitFor, withDeadline } from "../../lib/wait.ts";
-import type { InstanceMessage } from "../../lib/instance-protocol.ts";
+import { CLAIM_SIGNAL, type AgentMessage, type InstanceMessage } from "../../lib/instance-protocol.ts";
 import {
+  envDigest,
   instanceId,
   probeHealth,
   type ExecResult,
@@ -22,18 +23,36 @@ import {
 
 interface Running {
   info: InstanceInfo;
-  child: ChildProcess;
+  /** Our child; undefined for an instance adopted from the agent that handed it over (no IPC channel to it). */
+  child?: ChildProcess;
+  pid: number;
   logFile: string;
   stopping: boolean;
   exited: Promise<void>;
+  /** An adopted instance's exit, as seen by polling (it is not our child). */
+  stopWatching?: () => void;
 }
 
-/** What a pid file under run/instances records, so a restarted agent can find instances it lost. */
+/**
+ * What a pid file under run/instances records, so a restarted agent can find instances it lost, and adopt the
+ * ones handed over to it (url, slot, version, when it started, a digest of its environment).
+ */
 interface PidRecord {
   id: string;
   pid: number;
   marker: string;
+  url?: string;
+  slot?: InstanceInfo["slot"];
+  version?: string;
+  startedAt?: string;
+  envDigest?: string;
+  /** When the process started (startTimeOf): the proof of identity an agent without CAP_SYS_PTRACE can read. */
+  startTime?: string;
 }
+
+/** How often an agent that adopted instances claims them again (each takes a handover's grace, minutes). */
+const CLAIM_EVERY_MS = 5_000;
+const HANDOVER_ACK_MS = 3_000;
 
 const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "NODE_ENV", "NODE_EXTRA_CA_CERTS", "PLUM_LOG_LEVEL"];
 
@@ -47,6 +66,9 @@ export class ProcessRuntime implements RuntimeDriver {
   readonly kind = "process";
   private readonly running = new Map<string, Running>();
   private readonly exitListeners: ExitListener[] = [];
+  /** The environment digests of adopted instances (our own children run with the environment we gave them). */
+  private readonly adoptedEnv = new Map<string, string>();
+  private claimTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly opts: {
@@ -85,7 +107,7 @@ export class ProcessRuntime implements RuntimeDriver {
     return `PLUM_INSTANCE_MARKER=${this.opts.applianceId}/${id}`;
   }
 
-  async recover(): Promise<string[]> {
+  async recover(adopt: string[] = []): Promise<string[]> {
     const done: string[] = [];
     for (const name of readdirSync(this.pidDir)) {
       const file = path.join(this.pidDir, name);
@@ -96,18 +118,146 @@ export class ProcessRuntime implements RuntimeDriver {
         rmSync(file, { force: true });
         continue;
       }
-      if (isAlive(record.pid) && environOf(record.pid).includes(record.marker)) {
-        process.kill(record.pid, "SIGTERM");
-        await waitFor(`orphaned instance ${record.id} (pid ${record.pid}) to exit`, async () => (isAlive(record.pid) ? undefined : true), {
-          timeoutMs: this.opts.stopTimeoutMs,
-        }).catch(() => {
-          if (isAlive(record.pid)) process.kill(record.pid, "SIGKILL");
-        });
-        done.push(`stopped orphaned instance ${record.id} (pid ${record.pid})`);
+      if (!this.stillOurs(record)) {
+        rmSync(file, { force: true });
+        continue;
       }
+      if (adopt.includes(record.id) && (await this.adopt(record))) {
+        done.push(`adopted instance ${record.id} (pid ${record.pid}), handed over by the previous agent`);
+        continue;
+      }
+      process.kill(record.pid, "SIGTERM");
+      await waitFor(`orphaned instance ${record.id} (pid ${record.pid}) to exit`, async () => (isAlive(record.pid) ? undefined : true), {
+        timeoutMs: this.opts.stopTimeoutMs,
+      }).catch(() => {
+        if (isAlive(record.pid)) process.kill(record.pid, "SIGKILL");
+      });
+      done.push(`stopped orphaned instance ${record.id} (pid ${record.pid})`);
       rmSync(file, { force: true });
     }
+    if (this.running.size > 0) this.claimTimer ??= setInterval(() => this.claimAdopted(), CLAIM_EVERY_MS).unref();
     return done;
+  }
+
+  /**
+   * Whether the recorded process is still the instance we started: its marker in its environment, or, where the
+   * agent may not read another user's environment (the installed service has no CAP_SYS_PTRACE), the same start
+   * time and a `serve` command line.
+   */
+  private stillOurs(record: PidRecord): boolean {
+    if (!isAlive(record.pid)) return false;
+    if (environOf(record.pid).includes(record.marker)) return true;
+    return record.startTime !== undefined && startTimeOf(record.pid) === record.startTime && commandLineOf(record.pid).includes(" serve");
+  }
+
+  /** Take over a handed-over instance that is still ours (pid + marker, checked by the caller) and healthy. */
+  private async adopt(record: PidRecord): Promise<boolean> {
+    if (!record.url || !record.slot || !record.version) return false;
+    const health = await probeHealth(record.url);
+    if (!health.live) return false;
+    const pid = record.pid;
+    try {
+      process.kill(pid, CLAIM_SIGNAL); // claimed at once: its grace is no longer counting down
+    } catch {
+      return false;
+    }
+    const info: InstanceInfo = {
+      id: record.id,
+      slot: record.slot,
+      version: record.version,
+      url: record.url,
+      pid,
+      startedAt: new Date(record.startedAt ?? Date.now()),
+    };
+    let stopWatching = () => {};
+    const exited = new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        if (!isAlive(pid)) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 200);
+      stopWatching = () => clearInterval(timer);
+    });
+    const running: Running = { info, pid, logFile: path.join(this.opts.logDir, `${record.slot}-${record.version}.log`), stopping: false, exited, stopWatching };
+    this.running.set(record.id, running);
+    this.adoptedEnv.set(record.id, record.envDigest ?? "");
+    this.watchExit(record.id, running, () => "exited");
+    this.opts.log.info({ instance: record.id, pid, url: record.url }, "instance adopted");
+    return true;
+  }
+
+  /** Renew the claim on every adopted instance (an adopted instance has no IPC channel to notice this agent's death). */
+  private claimAdopted(): void {
+    for (const r of this.running.values())
+      if (!r.child)
+        try {
+          process.kill(r.pid, CLAIM_SIGNAL);
+        } catch {
+          // gone: its exit watch reports it
+        }
+  }
+
+  /** Whether an adopted instance was started with exactly `env` (it may predate a configuration change); our own are. */
+  sameEnv(id: string, env: Record<string, string>): boolean {
+    const adopted = this.adoptedEnv.get(id);
+    return adopted === undefined || adopted === envDigest(this.instanceEnv(id, env));
+  }
+
+  async handOver(graceMs: number): Promise<string[]> {
+    const taken: string[] = [];
+    for (const [id, running] of [...this.running]) {
+      const child = running.child;
+      let ok = false;
+      if (child?.connected) {
+        const ack = new Promise<void>((resolve) => {
+          const onMessage = (msg: InstanceMessage) => {
+            if (msg?.type === "handover-taken") {
+              child.off("message", onMessage);
+              resolve();
+            }
+          };
+          child.on("message", onMessage);
+        });
+        child.send({ type: "handover", graceMs } satisfies AgentMessage);
+        // A release older than the handover does not answer: it would stop with this agent, so it is stopped in order.
+        ok = await withDeadline(`instance ${id} to take the handover`, HANDOVER_ACK_MS, ack).then(
+          () => true,
+          () => false,
+        );
+      } else if (!child) {
+        ok = isAlive(running.pid); // adopted before: it waits for a claim already
+      }
+      if (!ok) {
+        await this.stop(id);
+        continue;
+      }
+      running.stopping = true; // its exit is the next agent's business now
+      running.stopWatching?.();
+      if (child) {
+        child.disconnect();
+        child.unref();
+      }
+      this.running.delete(id);
+      taken.push(id);
+      this.opts.log.info({ instance: id, pid: running.pid, graceMs }, "instance handed over");
+    }
+    clearInterval(this.claimTimer);
+    return taken;
+  }
+
+  /** The whole environment of instance `id` given the agent's `env` for it (what sameEnv compares). */
+  private instanceEnv(id: string, specEnv: Record<string, string>): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const key of INHERITED_ENV) if (process.env[key]) env[key] = process.env[key]!;
+    const [slot, version] = id.split("@");
+    return Object.assign(env, specEnv, {
+      PLUM_INSTANCE_SLOT: slot,
+      PLUM_INSTANCE_VERSION: version,
+      PLUM_INSTANCE_HOST: "127.0.0.1",
+      PLUM_INSTANCE_PORT: "0",
+      PLUM_INSTANCE_MARKER: this.marker(id).split("=")[1],
+    });
   }
 
   async start(spec: InstanceSpec): Promise<InstanceInfo> {
@@ -115,16 +265,8 @@ export class ProcessRuntime implements RuntimeDriver {
     if (this.running.has(id)) throw new PlumError(`instance ${id} is already running`);
     const logFile = path.join(this.opts.logDir, `${spec.slot}-${spec.release.version}.log`);
     const logFd = openSync(logFile, "a", 0o640);
-    const env: Record<string, string> = {};
-    for (const key of INHERITED_ENV) if (process.env[key]) env[key] = process.env[key]!;
+    const env = this.instanceEnv(id, spec.env);
     const marker = this.marker(id);
-    Object.assign(env, spec.env, {
-      PLUM_INSTANCE_SLOT: spec.slot,
-      PLUM_INSTANCE_VERSION: spec.release.version,
-      PLUM_INSTANCE_HOST: "127.0.0.1",
-      PLUM_INSTANCE_PORT: "0",
-      PLUM_INSTANCE_MARKER: marker.split("=")[1],
-    });
     const [cmd, ...args] = spec.release.command;
     // Own process group: a Ctrl-C at the agent's terminal reaches the agent only, which stops instances in order.
     // The log is opened here, by the agent: the instance's user needs no right on logs/.
@@ -142,6 +284,11 @@ export class ProcessRuntime implements RuntimeDriver {
     const exited = new Promise<void>((resolve) => {
       child.once("exit", (code, signal) => {
         exitHow = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        resolve();
+      });
+      // A release whose node cannot be run (EACCES, ENOENT) never starts: an answer, not a crash of the agent.
+      child.once("error", (err) => {
+        exitHow ??= `could not be started (${err.message})`;
         resolve();
       });
     });
@@ -163,30 +310,57 @@ export class ProcessRuntime implements RuntimeDriver {
       throw new PlumError(`instance ${id} did not start: ${(err as Error).message}`, { detail: tail(logFile, 20).join("\n"), hint: `its log is ${logFile}` });
     }
     const info: InstanceInfo = { id, slot: spec.slot, version: spec.release.version, url: `http://127.0.0.1:${port}`, pid: child.pid, startedAt };
-    const running: Running = { info, child, logFile, stopping: false, exited };
+    const running: Running = { info, child, pid: child.pid!, logFile, stopping: false, exited };
     this.running.set(id, running);
-    writeFileSync(this.pidFile(id), JSON.stringify({ id, pid: child.pid!, marker } satisfies PidRecord), { mode: 0o600 });
-    void exited.then(() => {
+    const record: PidRecord = {
+      id,
+      pid: child.pid!,
+      marker,
+      url: info.url,
+      slot: spec.slot,
+      version: spec.release.version,
+      startedAt: startedAt.toISOString(),
+      envDigest: envDigest(env),
+      startTime: startTimeOf(child.pid!),
+    };
+    writeFileSync(this.pidFile(id), JSON.stringify(record), { mode: 0o600 });
+    this.watchExit(id, running, () => exitHow ?? "exited");
+    this.opts.log.info({ instance: id, pid: child.pid, url: info.url }, "instance started");
+    return info;
+  }
+
+  /** Report an exit nobody asked for to the listeners (the production supervisor restarts it). */
+  private watchExit(id: string, running: Running, how: () => string): void {
+    void running.exited.then(() => {
       if (this.running.get(id) !== running) return;
       this.running.delete(id);
       rmSync(this.pidFile(id), { force: true });
-      if (!running.stopping) for (const listener of this.exitListeners) listener(info, exitHow ?? "exited");
+      if (!running.stopping) for (const listener of this.exitListeners) listener(running.info, how());
     });
-    this.opts.log.info({ instance: id, pid: child.pid, url: info.url }, "instance started");
-    return info;
+  }
+
+  private signal(running: Running, signal: NodeJS.Signals): void {
+    try {
+      if (running.child) running.child.kill(signal);
+      else process.kill(running.pid, signal);
+    } catch {
+      // gone already
+    }
   }
 
   async stop(id: string): Promise<void> {
     const running = this.running.get(id);
     if (!running) return;
     running.stopping = true;
-    running.child.kill("SIGTERM");
+    this.signal(running, "SIGTERM");
     await withDeadline(`instance ${id} to stop`, this.opts.stopTimeoutMs, running.exited).catch(async () => {
       this.opts.log.warn({ instance: id }, "instance did not stop in time; killing it");
-      running.child.kill("SIGKILL");
+      this.signal(running, "SIGKILL");
       await withDeadline(`instance ${id} to die`, 5000, running.exited);
     });
-    if (running.child.connected) running.child.disconnect();
+    running.stopWatching?.();
+    this.adoptedEnv.delete(id);
+    if (running.child?.connected) running.child.disconnect();
     this.running.delete(id);
     rmSync(this.pidFile(id), { force: true });
     this.opts.log.info({ instance: id }, "instance stopped");

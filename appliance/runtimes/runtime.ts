@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 /**
  * How the agent runs product instances. Production and the upgrade host adapter speak only this interface;
  * `process` (child processes from unpacked releases) and `docker` (containers through dockerode) implement it.
@@ -53,8 +54,17 @@ export type ExitListener = (instance: InstanceInfo, how: string) => void;
 
 export interface RuntimeDriver {
   readonly kind: string;
-  /** After an agent crash: stop instances left running by the previous agent. Returns what it did. */
-  recover(): Promise<string[]>;
+  /**
+   * At the agent's start: stop instances left running by the previous agent, but adopt the ones it handed over
+   * (`adopt`, from its handover record) that are still ours and healthy. Returns what it did.
+   */
+  recover(adopt?: string[]): Promise<string[]>;
+  /**
+   * The agent exits for a handover (a restart, an agent upgrade): tell each instance to outlive it and wait for
+   * the next agent's claim within `graceMs`. Resolves with the ids that took the handover; the others were stopped.
+   * Absent: a runtime whose instances outlive the agent anyway (docker) or never do.
+   */
+  handOver?(graceMs: number): Promise<string[]>;
   /** Start an instance and resolve once it listens (health is checked separately, with its own deadline). */
   start(spec: InstanceSpec): Promise<InstanceInfo>;
   /** Stop gracefully (in-flight requests finish), killing after the deadline. */
@@ -103,4 +113,12 @@ export async function probeHealth(url: string, timeoutMs = 2000): Promise<Health
   } catch (err) {
     return { live: false, ready: false, detail: (err as Error).message, checkedAt };
   }
+}
+
+/** What tells one instance environment from another, without keeping the environment (it holds a database password). */
+export function envDigest(env: Record<string, string>): string {
+  const sorted = Object.keys(env)
+    .sort()
+    .map((k) => [k, env[k]]);
+  return createHash("sha256").update(JSON.stringify(sorted)).digest("hex");
 }

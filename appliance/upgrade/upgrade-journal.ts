@@ -59,7 +59,7 @@ export interface DataGateReport {
 
 export interface Upgrade {
   id: number;
-  kind: "upgrade" | "rollback";
+  kind: "upgrade" | "rollback" | "agent";
   fromVersion: string;
   toVersion: string;
   status: UpgradeStatus;

@@ -152,7 +152,8 @@ export class UpgradeManager {
   /** After an agent restart: undo what was before promotion, resume the rest. Production already serves the pointer's release. */
   async resume(): Promise<string | undefined> {
     const u = await this.journal.active();
-    if (!u) return undefined;
+    // An agent upgrade is the agent's own (appliance/agent-upgrade): its trial ends at the new agent's start.
+    if (!u || u.kind === "agent") return undefined;
     if (u.status === "running" && BEFORE_PROMOTE.includes(u.step)) {
       await this.finishAborted(u, `interrupted by an agent restart during ${u.step}: undone, production untouched; start it again when ready`);
       // Its support bundle is written by the driver, in the background: the boot does not wait for it, stop() does.

@@ -80,6 +80,8 @@ function allowSubnet(hbaFile: string, subnet: string): void {
 /** One embedded PostgreSQL cluster: a data directory under PLUM_HOME, listening on loopback only. */
 export class EmbeddedPostgres {
   private child?: ChildProcess;
+  /** A server a previous agent started and handed over: not our child, stopped by its pid. */
+  private adoptedPid?: number;
   constructor(
     private readonly opts: {
       dataDir: string;
@@ -162,7 +164,60 @@ export class EmbeddedPostgres {
     await waitFor(`PostgreSQL (pid ${pid}) to exit after ${signal}`, async () => (isAlive(pid) ? undefined : true), { timeoutMs });
   }
 
-  async start(): Promise<void> {
+  /** The server's pid from its data directory's postmaster.pid, when that process still runs and is a postgres. */
+  runningPid(): number | undefined {
+    const pidFile = path.join(this.opts.dataDir, "postmaster.pid");
+    if (!existsSync(pidFile)) return undefined;
+    const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+    return pid > 0 && isAlive(pid) && commandLineOf(pid).includes("postgres") ? pid : undefined;
+  }
+
+  /**
+   * Start the server; with `adopt` (the previous agent handed it over, alive), take the server of this data
+   * directory that still runs and answers instead of stopping it as a stale one. Resolves with what it did.
+   */
+  async start(opts: { adopt?: boolean } = {}): Promise<"started" | "adopted"> {
+    const running = opts.adopt ? this.runningPid() : undefined;
+    if (running !== undefined) {
+      try {
+        await this.ping();
+        this.adoptedPid = running;
+        this.opts.log.info({ port: this.opts.port, pid: running }, "embedded PostgreSQL adopted from the previous agent");
+        return "adopted";
+      } catch (err) {
+        this.opts.log.warn({ pid: running, err: (err as Error).message }, "the handed-over PostgreSQL does not answer; restarting it");
+      }
+    }
+    await this.startServer();
+    return "started";
+  }
+
+  private async ping(): Promise<void> {
+    const client = new pg.Client({
+      host: "127.0.0.1",
+      port: this.opts.port,
+      user: "postgres",
+      password: this.opts.password,
+      database: "postgres",
+      connectionTimeoutMillis: 2000,
+    });
+    try {
+      await client.connect();
+      await client.query("select 1");
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  /** A handover: this agent exits and the server runs on for the next one (stop() does nothing from now). */
+  handOver(): number | undefined {
+    const pid = this.child?.pid ?? this.adoptedPid;
+    this.child = undefined;
+    this.adoptedPid = undefined;
+    return pid;
+  }
+
+  private async startServer(): Promise<void> {
     const bin = await binaries();
     const as = await this.runAs();
     if (as.uid !== undefined) {
@@ -209,21 +264,8 @@ export class EmbeddedPostgres {
           });
           throw exitError;
         }
-        const client = new pg.Client({
-          host: "127.0.0.1",
-          port: this.opts.port,
-          user: "postgres",
-          password: this.opts.password,
-          database: "postgres",
-          connectionTimeoutMillis: 2000,
-        });
-        try {
-          await client.connect();
-          await client.query("select 1");
-          return true;
-        } finally {
-          await client.end().catch(() => undefined);
-        }
+        await this.ping();
+        return true;
       },
       // A server that exited does not come back by waiting: say why at once, not after the deadline.
       { timeoutMs: 60_000, fatal: (err) => err === exitError },
@@ -237,13 +279,14 @@ export class EmbeddedPostgres {
 
   /** Fast shutdown (SIGINT), escalating if the server does not exit in time. */
   async stop(): Promise<void> {
-    const pid = this.child?.pid;
+    const pid = this.child?.pid ?? this.adoptedPid;
     if (!pid || !isAlive(pid)) return;
     await this.signalAndWait(pid, "SIGINT", 30_000)
       .catch(() => this.signalAndWait(pid, "SIGQUIT", 10_000))
       .catch(() => this.signalAndWait(pid, "SIGKILL", 5_000));
     await sleep(10);
     this.child = undefined;
+    this.adoptedPid = undefined;
     this.opts.log.info("embedded PostgreSQL stopped");
   }
 }

@@ -15,6 +15,7 @@ import { freePort } from "../support/ports.ts";
 
 const EVERY_COMMAND = [
   "agent",
+  "agent-restart",
   "config",
   "database",
   "audit",

@@ -235,6 +235,8 @@ export async function buildTestBundle(opts: {
   outDir: string;
   /** Also ship the release's image as image.tar (built with the run's engine, testDocker(); cached per tree and version). */
   images?: boolean;
+  /** Carry a new agent (`--agent`): embedded PostgreSQL in app.tgz, this node as node.tgz. */
+  agent?: boolean;
 }): Promise<string> {
   const tree = tempDir("plum-test-tree-");
   try {
@@ -249,6 +251,7 @@ export async function buildTestBundle(opts: {
       sourceDir: tree,
       compiledDist: await cachedDist(tree),
       compressionLevel: 1,
+      agent: opts.agent,
       ...(opts.images && { images: true, dockerSocket: testDocker().socketPath, imageCache: imageCacheFor(tree, opts.version) }),
     });
     return built.file;
