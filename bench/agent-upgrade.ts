@@ -6,7 +6,11 @@
 // baseline (goal: 0 failed; the pause a client sees is the longest wait). Asserts nothing.
 // Its own file beside bench/upgrade.ts (product upgrades, on agents started by hand): this one needs root, the
 // nspawn machine and the install bundle. Run: sudo npx tsx bench/agent-upgrade.ts   (BENCH_BASELINE_SECONDS, default 20)
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { installedHost, type LoadFigures } from "../test/support/installed-host.ts";
+import { RUN_DIR_ENV } from "../test/support/run-dir.ts";
 
 const BASELINE_SECONDS = Number(process.env.BENCH_BASELINE_SECONDS ?? 20);
 
@@ -19,8 +23,17 @@ function line(name: string, f: LoadFigures, base?: LoadFigures): string {
   );
 }
 
+// The test support keeps its keys and trees in a run folder, which mocha's global setup makes for tests.
+const ownRunDir = !process.env[RUN_DIR_ENV];
+if (ownRunDir) {
+  process.env[RUN_DIR_ENV] = mkdtempSync(path.join(tmpdir(), "plum-bench-run-"));
+  chmodSync(process.env[RUN_DIR_ENV], 0o755);
+}
 const started = Date.now();
-const installed = await installedHost([{ version: "0.9.1" }]);
+const installed = await installedHost([{ version: "0.9.1" }]).catch((err) => {
+  if (ownRunDir) rmSync(process.env[RUN_DIR_ENV]!, { recursive: true, force: true });
+  throw err;
+});
 try {
   process.stderr.write(`installed in ${((Date.now() - started) / 1000).toFixed(0)} s; baseline ${BASELINE_SECONDS} s of load\n`);
   const baseline = await installed.underLoad(() => new Promise((r) => setTimeout(r, BASELINE_SECONDS * 1000)));
@@ -41,4 +54,5 @@ try {
   );
 } finally {
   await installed.stop();
+  if (ownRunDir) rmSync(process.env[RUN_DIR_ENV]!, { recursive: true, force: true });
 }
