@@ -9,7 +9,7 @@ import type { Logger } from "../lib/logger.ts";
 import { APP_ROOT, homeLayout } from "../lib/paths.ts";
 import type { Secrets } from "../lib/secrets.ts";
 import { listenOn } from "../lib/systemd-sockets.ts";
-import { APP_VERSION, OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR } from "../lib/version.ts";
+import { APP_VERSION, expectedSchemaVersion, OPS_MIGRATIONS_DIR, PRODUCT_MIGRATIONS_DIR } from "../lib/version.ts";
 import { clientConfig, pgServerFor, prepareServer, type PgServer } from "../lib/db/database.ts";
 import { EmbeddedPostgres } from "../lib/db/embedded-postgres.ts";
 import { migrate } from "../lib/db/migrate.ts";
@@ -355,6 +355,10 @@ export class Agent {
       releases,
       recheck: (version, current) => catalogue.recheck(version, current),
       snapshot: (tag) => upgradeHost.snapshot(tag),
+      production: async () => {
+        const version = (await journal.productionVersion()) ?? APP_VERSION;
+        return { version, schemaVersion: version === APP_VERSION ? expectedSchemaVersion(PRODUCT_MIGRATIONS_DIR) : catalogue.facts(version).schemaVersion };
+      },
       restart: () => restartWithHandover(() => (handover.requested = true)),
     });
 

@@ -94,12 +94,13 @@ export function register(program: Command): void {
     .option("--now", "promote as soon as validation passes")
     .option("--window", "promote in the next maintenance window (upgrades.window)")
     .option("--approve", "promote after an admin approves (`plumctl upgrade approve` or the console)")
+    .option("--product", "of a release that carries a new agent: upgrade the product only (staged), not the agent")
     .option("--no-follow", "return at once instead of following it until it settles")
     .option("--timeout <seconds>", "how long to follow it", "3600")
-    .action(async (version: string, opts: { now?: boolean; window?: boolean; approve?: boolean; follow: boolean; timeout: string }) => {
+    .action(async (version: string, opts: { now?: boolean; window?: boolean; approve?: boolean; product?: boolean; follow: boolean; timeout: string }) => {
       const asked = [opts.now && "now", opts.window && "window", opts.approve && "approval"].filter(Boolean) as string[];
       if (asked.length > 1) throw new PlumError("choose one of --now, --window, --approve");
-      const u = await agentCall<Upgrade>("POST", "/upgrades", { version, promotion: asked[0] });
+      const u = await agentCall<Upgrade>("POST", "/upgrades", { version, promotion: asked[0], ...(opts.product && { product: true }) });
       process.stdout.write(`upgrade ${u.id} started: ${u.fromVersion} → ${u.toVersion}\n`);
       if (!opts.follow) return;
       const s = await follow(u.id, Number(opts.timeout) * 1000);

@@ -68,6 +68,11 @@ export interface AgentUpgraderDeps {
   restart(): Promise<RestartOutcome>;
   /** The service this agent runs as (default: from its cgroup). */
   service?: () => string | undefined;
+  /**
+   * What production serves and its schema. An agent upgrade replaces the agent, not the product's data: a
+   * release whose product schema differs goes first through the staged product upgrade (`--product`).
+   */
+  production?: () => Promise<{ version: string; schemaVersion: string }>;
   trialDeadlineMs?: number;
 }
 
@@ -104,6 +109,14 @@ export class AgentUpgrader {
       throw new PlumError("an agent upgrade needs the installed layout (/opt/plum/<version>/app, /opt/plum/current, /opt/plum/agent-guard.sh)", {
         hint: "install the appliance with `plumctl install` from the install bundle, or run `plumctl install` again to repair it",
       });
+    const production = await deps.production?.();
+    if (production && production.schemaVersion !== manifest.schemaVersion)
+      throw new PlumError(
+        `${to} carries a new agent and a product schema (${manifest.schemaVersion}) that production (${production.version}, schema ${production.schemaVersion}) does not have yet: its migrations would run on production without staging`,
+        {
+          hint: `upgrade the product first, staged and validated: plumctl upgrade start ${to} --product (then, once it completes, plumctl upgrade start ${to} replaces the agent)`,
+        },
+      );
     const u = await deps.journal.create({ kind: "agent", fromVersion: deps.version, toVersion: to, promotion: "now", requestedBy: input.actor });
     await deps.audit.append({ actor: input.actor, action: "agent.upgrade.start", target: `upgrade:${u.id}`, detail: { from: deps.version, to } });
     void this.run(u).catch((err) => deps.log.error({ err, upgrade: u.id }, "the agent upgrade failed"));

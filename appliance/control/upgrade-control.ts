@@ -16,6 +16,8 @@ export interface ConsoleUpgrades {
 const startSchema = z.strictObject({
   version: z.string().regex(/^\d+\.\d+\.\d+$/, "must be X.Y.Z"),
   promotion: z.enum(["now", "window", "approval"]).optional(),
+  /** Upgrade the product with a release that also carries an agent (staged), not the agent. */
+  product: z.boolean().optional(),
 });
 const rollbackSchema = z.strictObject({
   to: z
@@ -39,7 +41,7 @@ export function upgradeControl(upgrades: ConsoleUpgrades, actor: string): Router
     controlRoute(async (body) => {
       const input = startSchema.parse(body);
       // A bundle that carries a new agent replaces the agent (which then serves its product as the installed release).
-      if (upgrades.agent?.carriesAgent(input.version)) return upgrades.agent.start({ version: input.version, actor });
+      if (!input.product && upgrades.agent?.carriesAgent(input.version)) return upgrades.agent.start({ version: input.version, actor });
       return upgrades.manager.start({ version: input.version, promotion: input.promotion, actor, installed: upgrades.installed });
     }, 202),
   );

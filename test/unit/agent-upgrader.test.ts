@@ -84,6 +84,17 @@ describe("agent upgrade (real journal, installed layout in a temp folder)", func
   const auditActions = async (id: number) =>
     (await new AuditLog(bed.sequelize).list({ limit: 50 })).filter((r) => r.target === `upgrade:${id}`).map((r) => r.action);
 
+  it("refuses a release whose product schema production does not have yet: the product goes first, staged", async () => {
+    const before = (await new UpgradeJournal(bed.sequelize).history(50)).length;
+    const up = upgrader("1.0.0", { production: async () => ({ version: "1.0.0", schemaVersion: "1000_before" }) });
+    const err = (await up.start({ version: "1.1.0", actor: "cli" }).catch((e: unknown) => e)) as Error & { hint?: string };
+    expect(err.message).to.contain("its migrations would run on production without staging");
+    expect(err.hint).to.contain("plumctl upgrade start 1.1.0 --product");
+    expect((await new UpgradeJournal(bed.sequelize).history(50)).length, "nothing journaled").to.equal(before);
+    expect(readlinkSync(path.join(opt, "current"))).to.equal("1.0.0");
+    expect(calls).to.deep.equal([]);
+  });
+
   it("refuses, before anything is written, without the service, without the installed layout, an older release or one without an agent", async () => {
     await expectRejected(
       upgrader("1.0.0", { service: () => undefined }).start({ version: "1.1.0", actor: "cli" }),
