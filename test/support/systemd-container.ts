@@ -1,5 +1,5 @@
 import { randomBytes, createHash } from "node:crypto";
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { runChild, startChild, type ChildExit, type RunningChild } from "../../lib/child-process.ts";
@@ -103,6 +103,36 @@ export async function systemdRootfs(cacheDir: string): Promise<string> {
   const rootfs = path.join(cacheDir, `systemd-rootfs-${SYSTEMD_SUITE}-${key}`);
   if (existsSync(rootfs)) return rootfs;
   mkdirSync(cacheDir, { recursive: true });
+  // One builder at a time (the slow group's files boot machines in parallel): the others wait for its rename.
+  // A lock older than a build can take is a killed builder's.
+  const lock = `${rootfs}.lock`;
+  const held = await waitFor(
+    "the systemd test rootfs another test file is building",
+    async () => {
+      if (existsSync(rootfs)) return "built" as const;
+      try {
+        mkdirSync(lock);
+        return "ours" as const;
+      } catch {
+        try {
+          if (Date.now() - statSync(lock).mtimeMs > BUILD_TIMEOUT_MS) rmSync(lock, { recursive: true, force: true });
+        } catch {
+          // removed meanwhile: the next round takes it
+        }
+        return undefined;
+      }
+    },
+    { timeoutMs: BUILD_TIMEOUT_MS + 60_000, firstDelayMs: 500, maxDelayMs: 2000 },
+  );
+  if (held === "built") return rootfs;
+  try {
+    return await buildRootfs(rootfs);
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+async function buildRootfs(rootfs: string): Promise<string> {
   const partial = `${rootfs}.partial-${randomBytes(4).toString("hex")}`;
   try {
     await runChild(["debootstrap", "--variant=minbase", `--include=${PACKAGES.join(",")}`, SYSTEMD_SUITE, partial, aptDebianMirror()], {
