@@ -24,7 +24,7 @@ export function notAServiceError(what: string): PlumError {
  * open, so no connection is refused meanwhile); with `stopOnly`, the agent just stops so (the next is started by
  * whoever supervises it). Either way the stop comes as SIGTERM, through the one stop path of `plumctl agent`.
  */
-export async function restartWithHandover(handOverAtStop: () => void, opts: { stopOnly?: boolean } = {}): Promise<RestartOutcome> {
+export async function restartWithHandover(handOverAtStop: () => void, opts: { stopOnly?: boolean; cancelHandover?: () => void } = {}): Promise<RestartOutcome> {
   const unit = serviceOfThisProcess();
   if (opts.stopOnly) {
     handOverAtStop();
@@ -34,7 +34,13 @@ export async function restartWithHandover(handOverAtStop: () => void, opts: { st
   }
   if (!unit) throw notAServiceError("a restart with a handover");
   handOverAtStop();
-  // --no-block: systemd queues the restart and answers; its SIGTERM to this agent follows.
-  await runChild(["systemctl", "restart", "--no-block", unit], { timeoutMs: 30_000, what: `systemctl restart --no-block ${unit}` });
+  try {
+    // --no-block: systemd queues the restart and answers; its SIGTERM to this agent follows.
+    await runChild(["systemctl", "restart", "--no-block", unit], { timeoutMs: 30_000, what: `systemctl restart --no-block ${unit}` });
+  } catch (err) {
+    // No restart is coming: a later plain stop must stop everything, not hand over to nobody.
+    opts.cancelHandover?.();
+    throw err;
+  }
   return { how: "systemd", unit };
 }

@@ -359,7 +359,7 @@ export class Agent {
         const version = (await journal.productionVersion()) ?? APP_VERSION;
         return { version, schemaVersion: version === APP_VERSION ? expectedSchemaVersion(PRODUCT_MIGRATIONS_DIR) : catalogue.facts(version).schemaVersion };
       },
-      restart: () => restartWithHandover(() => (handover.requested = true)),
+      restart: () => restartWithHandover(() => (handover.requested = true), { cancelHandover: () => (handover.requested = false) }),
     });
 
     await steps.run(
@@ -408,7 +408,7 @@ export class Agent {
         reload: (actor) => reloadAgentConfig({ config, audit, log }, actor),
         status: statusGatherer({ config, appliance, opsSequelize: sequelize, backup: backupCtx, journal }),
         restart: async (opts) => {
-          const outcome = await restartWithHandover(() => (handover.requested = true), opts);
+          const outcome = await restartWithHandover(() => (handover.requested = true), { ...opts, cancelHandover: () => (handover.requested = false) });
           await audit.append({ actor: CONTROL_ACTOR, action: "agent.restart", detail: { handover: true, ...outcome } });
           return outcome;
         },
@@ -498,14 +498,5 @@ export class Agent {
       this.log.info({ handover, instances: this.handover.instances, postgres: this.handover.postgres }, "agent stopped");
     })();
     return this.stopping;
-  }
-
-  /**
-   * The next stop, whoever asks for it (SIGTERM from `systemctl restart`), is a handover. The upgrade of the agent
-   * asks for it just before it asks systemd for the restart: the flag lives in this process, so no marker file can
-   * outlive it and turn a later `systemctl stop` into a handover.
-   */
-  handOverAtStop(): void {
-    this.handover.requested = true;
   }
 }

@@ -46,25 +46,29 @@ work=$(mktemp -d /var/tmp/plum-install.XXXXXXXX)
 trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 chmod 700 "$work"
+# Every check and the unpacking read one private copy: a file others can write could change between them.
+given=$bundle
+cp "$given" "$work/bundle.tar" || die "cannot copy $given into $work" "free some space in /var/tmp"
+bundle="$work/bundle.tar"
 
 # 1. Only regular files with plain relative names: no links, devices, folders, absolute or ../ paths.
-tar -tvf "$bundle" >"$work/listing" 2>"$work/tar.err" || die "$bundle is not a readable tar file: $(tail -n 1 "$work/tar.err")" "copy it again; its checksum is in the release notes"
+tar -tvf "$bundle" >"$work/listing" 2>"$work/tar.err" || die "$given is not a readable tar file: $(tail -n 1 "$work/tar.err")" "copy it again; its checksum is in the release notes"
 if awk 'substr($1, 1, 1) != "-" { bad = 1 } END { exit bad ? 0 : 1 }' "$work/listing"; then
-  die "$bundle holds something other than plain files: nothing was installed" "this is not a bundle the vendor built; get it again from the vendor"
+  die "$given holds something other than plain files: nothing was installed" "this is not a bundle the vendor built; get it again from the vendor"
 fi
 tar -tf "$bundle" | LC_ALL=C sort >"$work/members"
 if grep -Eq '^/|(^|/)\.\.(/|$)' "$work/members"; then
-  die "$bundle names files outside its own folder: nothing was installed" "this is not a bundle the vendor built"
+  die "$given names files outside its own folder: nothing was installed" "this is not a bundle the vendor built"
 fi
 
 # 2. The vendor key inside must be the one the admin names.
-tar -xOf "$bundle" vendor-public-key.pem >"$work/vendor-public-key.pem" 2>/dev/null || die "$bundle has no vendor-public-key.pem: nothing was installed"
+tar -xOf "$bundle" vendor-public-key.pem >"$work/vendor-public-key.pem" 2>/dev/null || die "$given has no vendor-public-key.pem: nothing was installed"
 found="SHA256:$(openssl pkey -pubin -in "$work/vendor-public-key.pem" -outform DER 2>/dev/null | openssl dgst -sha256 -binary | openssl base64 -A | tr -d '=')"
 [ "$found" = "$fingerprint" ] || die "the bundle is signed with the key $found, not $fingerprint: nothing was installed" "check the fingerprint in the vendor's release notes; a bundle signed by another key is not the vendor's"
 
 # 3. Its signature over SHA256SUMS.
-tar -xOf "$bundle" SHA256SUMS >"$work/SHA256SUMS" 2>/dev/null || die "$bundle has no SHA256SUMS: nothing was installed"
-tar -xOf "$bundle" SHA256SUMS.sig >"$work/SHA256SUMS.sig" 2>/dev/null || die "$bundle has no SHA256SUMS.sig: nothing was installed"
+tar -xOf "$bundle" SHA256SUMS >"$work/SHA256SUMS" 2>/dev/null || die "$given has no SHA256SUMS: nothing was installed"
+tar -xOf "$bundle" SHA256SUMS.sig >"$work/SHA256SUMS.sig" 2>/dev/null || die "$given has no SHA256SUMS.sig: nothing was installed"
 openssl pkeyutl -verify -pubin -inkey "$work/vendor-public-key.pem" -rawin -in "$work/SHA256SUMS" -sigfile "$work/SHA256SUMS.sig" >/dev/null 2>&1 ||
   die "the signature of SHA256SUMS does not verify: nothing was installed" "the bundle was changed after the vendor signed it; get it again"
 

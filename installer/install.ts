@@ -2,6 +2,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import path from "node:path";
 import { parseDocument } from "yaml";
 import { runChild } from "../lib/child-process.ts";
+import { ensureSystemUser } from "../lib/system-user.ts";
 import { DEFAULT_CONFIG_YAML, loadConfig, type PlumConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
 import type { DoctorResult } from "../appliance/support/support-bundle.ts";
@@ -79,6 +80,16 @@ export class InstallChecksFailed extends PlumError {
 
 /** The install category of checks, before anything changes; throws InstallChecksFailed listing every failure. */
 export async function installChecks(p: InstallPaths, source: InstallSource): Promise<DoctorResult[]> {
+  // install repairs the version a host runs; moving to another goes through the upgrade (snapshot, staging, rollback).
+  const current = currentLinkOf(p);
+  const running = isLink(current) ? readlinkSync(current) : undefined;
+  if (running && running !== source.version)
+    throw new PlumError(
+      `this host runs the Plum appliance ${running}; installing ${source.version} over it would skip the snapshot, the staging and the way back`,
+      {
+        hint: `upgrade instead: plumctl release import plum-${source.version}.tar, then plumctl upgrade start ${source.version} (to repair ${running}: sudo plumctl install)`,
+      },
+    );
   const results = await runChecks("install", {
     config: installedConfig(p),
     install: { packages: source.packages, releaseBytes: source.releaseBytes, builtAt: source.builtAt, optDir: p.optDir },
@@ -97,9 +108,11 @@ function folder(dir: string, mode: number): { created: boolean } {
 
 /** Replace `file` (or the link at it) atomically; the undo puts back what was there. */
 function replaceFile(file: string, write: (tmp: string) => void): () => Promise<void> {
-  const before =
+  const before: { link: string } | { bytes: Buffer; mode: number } | undefined =
     existsSync(file) || isLink(file)
-      ? { link: isLink(file) ? readlinkSync(file) : undefined, bytes: isLink(file) ? undefined : readFileSync(file) }
+      ? isLink(file)
+        ? { link: readlinkSync(file) }
+        : { bytes: readFileSync(file), mode: lstatSync(file).mode & 0o7777 }
       : undefined;
   const tmp = `${file}.plum-install-${process.pid}`;
   rmSync(tmp, { force: true });
@@ -107,23 +120,17 @@ function replaceFile(file: string, write: (tmp: string) => void): () => Promise<
   renameSync(tmp, file);
   return async () => {
     rmSync(file, { force: true });
-    if (before?.link !== undefined) symlinkSync(before.link, file);
-    else if (before?.bytes) writeFileSync(file, before.bytes);
+    if (before && "link" in before) symlinkSync(before.link, file);
+    else if (before) {
+      writeFileSync(file, before.bytes, { mode: before.mode });
+      chmodSync(file, before.mode); // the mode the file had, whatever the umask
+    }
   };
 }
 
 function isLink(file: string): boolean {
   try {
     return lstatSync(file).isSymbolicLink();
-  } catch {
-    return false;
-  }
-}
-
-async function userExists(name: string): Promise<boolean> {
-  try {
-    await runChild(["id", "-u", name], { timeoutMs: 5000 });
-    return true;
   } catch {
     return false;
   }
@@ -175,11 +182,7 @@ export function installTasks(p: InstallPaths, source: InstallSource, opts: { sta
       async run(log: TaskLog) {
         const created: string[] = [];
         for (const name of serviceUsers(installedConfig(p))) {
-          if (await userExists(name)) continue;
-          await runChild(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name], {
-            timeoutMs: 15_000,
-            what: `useradd ${name}`,
-          });
+          if (!(await ensureSystemUser(name)).created) continue;
           log.write(`created the system user ${name}`);
           created.push(name);
         }

@@ -1,5 +1,6 @@
 import path from "node:path";
 import type { PlumConfig } from "../lib/config.ts";
+import { localFolderOf } from "../backup/repository-location.ts";
 import { listenStreamOf, type ListenerName } from "../lib/systemd-sockets.ts";
 import { currentLinkOf, installedEnvironment, nodeOf, plumctlOf, type InstallPaths } from "./install-layout.ts";
 
@@ -16,10 +17,11 @@ import { currentLinkOf, installedEnvironment, nodeOf, plumctlOf, type InstallPat
  */
 export const AGENT_CAPABILITIES = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETUID", "CAP_SETGID", "CAP_KILL"];
 
-/** A backup repository given as a local folder (not an sftp:, rest:, s3: … URL) outside PLUM_HOME: the agent writes there too. */
+/** The backup repositories that are local folders (a path or local:PATH, not sftp:, rest:, s3: …) outside PLUM_HOME: the agent writes there too. */
 function localRepositoryFolders(config: PlumConfig, home: string): string[] {
   return [config.backup.primary, config.backup.secondary]
-    .filter((r): r is string => typeof r === "string" && path.isAbsolute(r))
+    .map((r) => (r ? localFolderOf(r) : undefined))
+    .filter((r): r is string => r !== undefined && path.isAbsolute(r))
     .filter((r) => r !== home && !r.startsWith(home + path.sep));
 }
 

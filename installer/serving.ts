@@ -34,7 +34,7 @@ export async function waitUntilServing(home: string, timeoutMs: number, opts: { 
       if (!(await answers(agent.consoleUrl, (s) => s < 500))) throw new Error(`the ops console ${agent.consoleUrl} does not answer yet`);
       return { ...agent, proxyUrl: agent.proxyUrl };
     },
-    { timeoutMs, firstDelayMs: 200, maxDelayMs: 2000, fatal: (err) => err === gone },
+    { timeoutMs, firstDelayMs: 200, maxDelayMs: 2000 },
   );
   if (serving === "gone") throw new PlumError(`the agent (pid ${opts.pid}) exited before it served`, { hint: "journalctl -u plum -n 50 says why" });
   return serving;

@@ -1,4 +1,5 @@
-import { statfsSync } from "node:fs";
+import { existsSync, statfsSync } from "node:fs";
+import path from "node:path";
 
 /** Free and total space of the filesystem holding a path, as an unprivileged process may use it (statfs bavail). */
 export interface DiskSpace {
@@ -13,3 +14,10 @@ export function diskSpaceOf(dir: string): DiskSpace {
 }
 
 export const gib = (bytes: number) => bytes / 2 ** 30;
+
+/** `dir`, or its nearest ancestor that exists: where a folder still to be made (a repository, PLUM_HOME) takes its space from. */
+export function nearestExisting(dir: string): string {
+  let at = path.resolve(dir);
+  while (!existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
+  return at;
+}

@@ -42,6 +42,11 @@ function isLink(file: string): boolean {
   }
 }
 
+/** The trial's deadline timer (systemd-run), stopped; none there is fine. */
+async function stopDeadline(upgradeId: number): Promise<void> {
+  await runChild(["systemctl", "stop", `plum-agent-trial-${upgradeId}.timer`], { timeoutMs: 15_000 }).catch(() => undefined);
+}
+
 /** Point `current` at `version`, atomically (a rename over the link). */
 function switchCurrent(agent: InstalledAgent, version: string): void {
   const tmp = `${agent.current}.switch-${process.pid}`;
@@ -181,6 +186,7 @@ export class AgentUpgrader {
         switchCurrent(agent, deps.version);
         removeTrial(deps.home);
       }
+      await stopDeadline(u.id); // else it would fire on the next upgrade's trial
       rmSync(partial, { recursive: true, force: true });
       await deps.journal.update(u.id, { status: "failed", error: (err as Error).message });
       await deps.audit.append({
@@ -216,6 +222,9 @@ export class AgentUpgrader {
     const active = await deps.journal.active();
     if (outcome?.kind === "done") {
       const { trial } = outcome;
+      // The trial ends first: a record that fails to be written must not let the guard roll a serving agent back.
+      clearTrialOutcome(deps.home, "done");
+      await stopDeadline(trial.upgrade);
       if (active?.kind === "agent" && active.id === trial.upgrade) await deps.journal.update(active.id, { status: "completed", step: "complete" });
       await deps.audit.append({
         actor: "agent",
@@ -223,8 +232,6 @@ export class AgentUpgrader {
         target: `upgrade:${trial.upgrade}`,
         detail: { from: trial.from, to: trial.to },
       });
-      clearTrialOutcome(deps.home, "done");
-      await runChild(["systemctl", "stop", `plum-agent-trial-${trial.upgrade}.timer`], { timeoutMs: 15_000 }).catch(() => undefined);
       return `agent upgrade ${trial.from} → ${trial.to} completed`;
     }
     if (outcome?.kind === "rolled-back") {
@@ -246,6 +253,7 @@ export class AgentUpgrader {
       const why = "interrupted before the new agent took over: the running agent is unchanged; start it again when ready";
       await deps.journal.update(active.id, { status: "failed", error: why });
       removeTrial(deps.home);
+      await stopDeadline(active.id);
       return `agent upgrade ${active.id} ${why}`;
     }
     return undefined;

@@ -1,16 +1,7 @@
-import { existsSync } from "node:fs";
-import path from "node:path";
 import type { PlumConfig } from "../../lib/config.ts";
-import { diskSpaceOf } from "../../lib/disk-space.ts";
+import { diskSpaceOf, nearestExisting } from "../../lib/disk-space.ts";
 import { localFolderOf, primaryRepositoryLocation } from "../../backup/repository-location.ts";
 import type { DiskFact } from "./status-report.ts";
-
-/** The nearest folder that exists at or above `dir` (a repository not yet initialised still has a filesystem). */
-function existing(dir: string): string {
-  let at = path.resolve(dir);
-  while (!existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
-  return at;
-}
 
 /**
  * Disk left where the appliance writes: PLUM_HOME (databases, releases, staging copies) and, when it is a
@@ -19,6 +10,6 @@ function existing(dir: string): string {
 export function diskFacts(config: PlumConfig): DiskFact[] {
   const facts: DiskFact[] = [{ what: "home", ...diskSpaceOf(config.home) }];
   const folder = localFolderOf(primaryRepositoryLocation(config));
-  if (folder) facts.push({ what: "primary repository", ...diskSpaceOf(existing(folder)), path: folder });
+  if (folder) facts.push({ what: "primary repository", ...diskSpaceOf(nearestExisting(folder)), path: folder });
   return facts;
 }

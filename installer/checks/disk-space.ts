@@ -1,7 +1,6 @@
-import { diskSpaceOf, gib } from "../../lib/disk-space.ts";
+import { diskSpaceOf, gib, nearestExisting } from "../../lib/disk-space.ts";
 import { PlumError } from "../../lib/errors.ts";
 import type { PreflightCheck } from "./check.ts";
-import { nearestExisting } from "./existing-folder.ts";
 
 /** PLUM_HOME: the databases, a staging copy of them during an upgrade, local backups, two unpacked releases. */
 const HOME_NEEDED_GIB = 2;

@@ -200,6 +200,8 @@ export class EmbeddedPostgres {
       password: this.opts.password,
       database: "postgres",
       connectionTimeoutMillis: 2000,
+      // A server that takes the connection and never answers must not outlast the wait around it.
+      query_timeout: 2000,
     });
     try {
       await client.connect();
