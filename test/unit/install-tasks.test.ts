@@ -1,12 +1,12 @@
 import { expect } from "chai";
 import { generateKeyPairSync } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "../../lib/config.ts";
 import { osRelease } from "../../installer/checks/operating-system.ts";
 import { sha256sums } from "../../installer/install-bundle-builder.ts";
 import { INSTALL_PATHS } from "../../installer/install-layout.ts";
-import { newConfigYaml } from "../../installer/install.ts";
+import { installChecks, newConfigYaml } from "../../installer/install.ts";
 import { serviceUnit } from "../../installer/service-unit.ts";
 import { runTasks, taskLog, TaskListError, type Task, type TaskEvent } from "../../installer/tasks.ts";
 import { runTempDir } from "../support/run-dir.ts";
@@ -112,5 +112,22 @@ describe("install bundle and unit pieces", () => {
     expect(plain).to.match(/^ReadWritePaths=\/var\/lib\/plum \/var\/log\/plum \/opt\/plum$/m);
     for (const d of ["NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "Restart=on-failure", "Environment=PLUM_SERVICE=1"])
       expect(plain.split("\n"), d).to.include(d);
+  });
+
+  it("install refuses another version over an installed one, before any check or change: that is an upgrade", async () => {
+    const root = runTempDir("plum-installed-");
+    const p = {
+      ...INSTALL_PATHS,
+      optDir: path.join(root, "opt"),
+      etcDir: path.join(root, "etc"),
+      home: path.join(root, "home"),
+      logDir: path.join(root, "log"),
+    };
+    mkdirSync(path.join(p.optDir, "0.9.0"), { recursive: true });
+    symlinkSync("0.9.0", path.join(p.optDir, "current"));
+    const source = { version: "1.0.0", packages: [], builtAt: new Date(0).toISOString(), releaseBytes: 0 };
+    const err = (await installChecks(p, source).catch((e: unknown) => e)) as Error & { hint?: string };
+    expect(err.message).to.equal("this host runs the Plum appliance 0.9.0; installing 1.0.0 over it would skip the snapshot, the staging and the way back");
+    expect(err.hint).to.contain("plumctl upgrade start 1.0.0");
   });
 });
