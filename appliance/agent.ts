@@ -190,7 +190,7 @@ export class Agent {
           log,
           containerNetwork,
         });
-        const how = await embedded.start({ adopt: handedOver?.postgres !== undefined });
+        const how = await embedded.start({ adopt: handedOver?.postgres });
         if (how === "adopted") adopted.push("adopted the embedded PostgreSQL handed over by the previous agent");
         return embedded;
       },

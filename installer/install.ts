@@ -2,6 +2,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import path from "node:path";
 import { parseDocument } from "yaml";
 import { runChild } from "../lib/child-process.ts";
+import { isSymlink } from "../lib/symlinks.ts";
 import { ensureSystemUser } from "../lib/system-user.ts";
 import { DEFAULT_CONFIG_YAML, loadConfig, type PlumConfig } from "../lib/config.ts";
 import { PlumError } from "../lib/errors.ts";
@@ -82,7 +83,7 @@ export class InstallChecksFailed extends PlumError {
 export async function installChecks(p: InstallPaths, source: InstallSource): Promise<DoctorResult[]> {
   // install repairs the version a host runs; moving to another goes through the upgrade (snapshot, staging, rollback).
   const current = currentLinkOf(p);
-  const running = isLink(current) ? readlinkSync(current) : undefined;
+  const running = isSymlink(current) ? readlinkSync(current) : undefined;
   if (running && running !== source.version)
     throw new PlumError(
       `this host runs the Plum appliance ${running}; installing ${source.version} over it would skip the snapshot, the staging and the way back`,
@@ -109,8 +110,8 @@ function folder(dir: string, mode: number): { created: boolean } {
 /** Replace `file` (or the link at it) atomically; the undo puts back what was there. */
 function replaceFile(file: string, write: (tmp: string) => void): () => Promise<void> {
   const before: { link: string } | { bytes: Buffer; mode: number } | undefined =
-    existsSync(file) || isLink(file)
-      ? isLink(file)
+    existsSync(file) || isSymlink(file)
+      ? isSymlink(file)
         ? { link: readlinkSync(file) }
         : { bytes: readFileSync(file), mode: lstatSync(file).mode & 0o7777 }
       : undefined;
@@ -126,14 +127,6 @@ function replaceFile(file: string, write: (tmp: string) => void): () => Promise<
       chmodSync(file, before.mode); // the mode the file had, whatever the umask
     }
   };
-}
-
-function isLink(file: string): boolean {
-  try {
-    return lstatSync(file).isSymbolicLink();
-  } catch {
-    return false;
-  }
 }
 
 /** The system users the parts run as: the embedded PostgreSQL's, the instances', the release commands'. */
@@ -221,7 +214,7 @@ export function installTasks(p: InstallPaths, source: InstallSource, opts: { sta
       title: `${currentLinkOf(p)} → ${source.version}`,
       async run() {
         const link = currentLinkOf(p);
-        if (isLink(link) && readlinkSync(link) === source.version) return { said: "kept" };
+        if (isSymlink(link) && readlinkSync(link) === source.version) return { said: "kept" };
         const undo = replaceFile(link, (tmp) => symlinkSync(source.version, tmp));
         return { said: "switched", undo };
       },
@@ -314,7 +307,7 @@ export function installTasks(p: InstallPaths, source: InstallSource, opts: { sta
         const text = serviceUnit(p, installedConfig(p));
         const same = existsSync(p.unitFile) && readFileSync(p.unitFile, "utf8") === text;
         const undoUnit = same ? undefined : replaceFile(p.unitFile, (tmp) => writeFileSync(tmp, text, { mode: 0o644 }));
-        const wasEnabled = isLink(p.wantsLink);
+        const wasEnabled = isSymlink(p.wantsLink);
         if (systemdBooted()) {
           await systemctl(["daemon-reload"]);
           await systemctl(["enable", p.unitName, ...Object.values(p.socketUnits)]);
@@ -325,7 +318,7 @@ export function installTasks(p: InstallPaths, source: InstallSource, opts: { sta
           for (const unit of Object.values(p.socketUnits)) {
             const link = socketWantsLink(p, unit);
             mkdirSync(path.dirname(link), { recursive: true });
-            if (!isLink(link)) symlinkSync(path.join(p.systemdDir, unit), link);
+            if (!isSymlink(link)) symlinkSync(path.join(p.systemdDir, unit), link);
           }
           log.write(`systemd is not running here (PID 1 is ${initName()}): enabled by linking ${p.wantsLink}`);
         }
@@ -357,7 +350,7 @@ export function installTasks(p: InstallPaths, source: InstallSource, opts: { sta
             undos.push(replaceFile(u.file, (tmp) => writeFileSync(tmp, u.text, { mode: 0o644 })));
         }
         const wants = path.join(dir, "timers.target.wants", LIVENESS_TIMER);
-        const wasEnabled = isLink(wants);
+        const wasEnabled = isSymlink(wants);
         if (systemdBooted()) {
           await systemctl(["daemon-reload"]);
           await systemctl(["enable", "--now", LIVENESS_TIMER]);

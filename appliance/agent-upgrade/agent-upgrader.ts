@@ -1,7 +1,8 @@
-import { existsSync, lstatSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readlinkSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import semver from "semver";
 import { runChild } from "../../lib/child-process.ts";
+import { isSymlink, pointLinkAt } from "../../lib/symlinks.ts";
 import { PlumError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { serviceOfThisProcess } from "../../lib/systemd-service.ts";
@@ -30,16 +31,8 @@ export function installedAgentOf(appRoot: string, version: string): InstalledAge
   const optDir = path.dirname(releaseDir);
   const current = path.join(optDir, "current");
   if (path.basename(appRoot) !== "app" || path.basename(releaseDir) !== version) return undefined;
-  if (!isLink(current) || !existsSync(path.join(optDir, "agent-guard.sh"))) return undefined;
+  if (!isSymlink(current) || !existsSync(path.join(optDir, "agent-guard.sh"))) return undefined;
   return { optDir, current, guard: path.join(optDir, "agent-guard.sh"), releaseDir: (v) => path.join(optDir, v) };
-}
-
-function isLink(file: string): boolean {
-  try {
-    return lstatSync(file).isSymbolicLink();
-  } catch {
-    return false;
-  }
 }
 
 /** The trial's deadline timer (systemd-run), stopped; none there is fine. */
@@ -49,10 +42,7 @@ async function stopDeadline(upgradeId: number): Promise<void> {
 
 /** Point `current` at `version`, atomically (a rename over the link). */
 function switchCurrent(agent: InstalledAgent, version: string): void {
-  const tmp = `${agent.current}.switch-${process.pid}`;
-  rmSync(tmp, { force: true });
-  symlinkSync(version, tmp);
-  renameSync(tmp, agent.current);
+  pointLinkAt(agent.current, version);
 }
 
 export interface AgentUpgraderDeps {

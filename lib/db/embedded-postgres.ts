@@ -173,12 +173,15 @@ export class EmbeddedPostgres {
   }
 
   /**
-   * Start the server; with `adopt` (the previous agent handed it over, alive), take the server of this data
-   * directory that still runs and answers instead of stopping it as a stale one. Resolves with what it did.
+   * Start the server; with `adopt` (the pid the previous agent handed over), take the server of this data
+   * directory when it is that very process, still running and answering, instead of stopping it as a stale one.
+   * Resolves with what it did.
    */
-  async start(opts: { adopt?: boolean } = {}): Promise<"started" | "adopted"> {
-    const running = opts.adopt ? this.runningPid() : undefined;
-    if (running !== undefined) {
+  async start(opts: { adopt?: number } = {}): Promise<"started" | "adopted"> {
+    const running = opts.adopt !== undefined ? this.runningPid() : undefined;
+    if (running !== undefined && running !== opts.adopt)
+      this.opts.log.warn({ recorded: opts.adopt, running }, "postmaster.pid names another process than the one handed over; restarting it");
+    else if (running !== undefined) {
       try {
         await this.ping();
         this.adoptedPid = running;
